@@ -1,0 +1,7 @@
+"""The SEI Administration Django project."""
+
+from __future__ import annotations
+
+from .celery import app as celery_app
+
+__all__ = ("celery_app",)

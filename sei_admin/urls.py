@@ -1,0 +1,21 @@
+"""URL map: sign-in, the console home, and the Administration section."""
+
+from __future__ import annotations
+
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from smtp_settings import views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path(
+        "login/",
+        auth_views.LoginView.as_view(redirect_authenticated_user=True),
+        name="login",
+    ),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("administration/", include("smtp_settings.urls")),
+]
+
+handler403 = "smtp_settings.views.permission_denied"

@@ -1,0 +1,9 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class SmtpSettingsConfig(AppConfig):
+    name = "smtp_settings"
+    verbose_name = "Manage SMTP"
+    default_auto_field = "django.db.models.BigAutoField"

@@ -1,0 +1,248 @@
+"""The Manage SMTP form: field rules only; it never talks to the network."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from django import forms
+from django.utils import timezone
+
+from smtp_settings import validators
+from smtp_settings.models import AuthType, SmtpSettings
+
+OFFICE365_HOST = "smtp.office365.com"
+
+# Which fields each authentication type uses; the others are hidden and left as stored.
+OAUTH_FIELDS = (
+    "client_id",
+    "client_secret",
+    "secret_expiration_alert",
+    "secret_expiration_date",
+    "tenant_id",
+    "token_endpoint",
+    "scopes",
+)
+BASIC_FIELDS = ("username", "password")
+FIELDS_BY_AUTH_TYPE = {
+    AuthType.OAUTH2: OAUTH_FIELDS,
+    AuthType.BASIC: BASIC_FIELDS,
+    AuthType.NONE: (),
+}
+SECRET_FIELDS = ("client_secret", "password")
+
+
+class StrictEmailField(forms.EmailField):
+    """An address checked for line breaks before Django strips the surrounding white space."""
+
+    def to_python(self, value: Any) -> str:
+        if isinstance(value, str):
+            validators.validate_no_control_characters(value)
+        return super().to_python(value)
+
+
+class SecretInput(forms.PasswordInput):
+    """Write-only: whatever is stored is never rendered back into the page."""
+
+    def __init__(self, attrs: dict[str, Any] | None = None) -> None:
+        super().__init__(
+            attrs={"autocomplete": "new-password", **(attrs or {})}, render_value=False
+        )
+
+
+class SmtpSettingsForm(forms.ModelForm):
+    smtp_server = forms.CharField(
+        label="SMTP Server",
+        max_length=253,
+        validators=[validators.validate_host],
+        help_text="The host name of the SMTP server, without scheme or port. "
+        "Exchange Online: smtp.office365.com.",
+    )
+    sender_email = StrictEmailField(
+        label="Sender Email",
+        max_length=254,
+        help_text="The mailbox the console sends as. With OAuth 2.0 it is also the mailbox the "
+        "token authenticates for, so the app's service principal needs FullAccess on it.",
+    )
+    port = forms.IntegerField(
+        label="Port",
+        min_value=1,
+        max_value=65535,
+        help_text="587 for Exchange Online (STARTTLS). 465 means TLS from the first byte, "
+        "which Exchange Online does not offer for sending.",
+    )
+    auth_type = forms.ChoiceField(
+        label="Authentication Type",
+        choices=AuthType.choices,
+        help_text="OAuth 2.0 uses an Entra ID app registration instead of a mailbox password.",
+    )
+    client_id = forms.CharField(
+        label="Client ID",
+        max_length=36,
+        required=False,
+        validators=[validators.validate_client_id],
+        help_text="The Application (client) ID on the app registration's Overview page in "
+        "Entra ID.",
+    )
+    client_secret = forms.CharField(
+        label="Client Secret",
+        max_length=1024,
+        required=False,
+        widget=SecretInput(),
+        help_text="The secret's Value (not its Secret ID) from Certificates & secrets. Entra "
+        "shows it only once. Leave blank to keep the stored secret.",
+    )
+    secret_expiration_alert = forms.BooleanField(
+        label="Secret Expiration Alert",
+        required=False,
+        help_text="E-mail the administrators before the client secret expires, so mail does "
+        "not stop without warning.",
+    )
+    secret_expiration_date = forms.DateField(
+        label="Secret Expiration Date",
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+        help_text='The "Expires" date shown next to the secret under Certificates & secrets.',
+    )
+    tenant_id = forms.CharField(
+        label="Directory (tenant) ID",
+        max_length=253,
+        required=False,
+        validators=[validators.validate_tenant],
+        help_text="Optional helper: entering the Directory (tenant) ID from the Overview page "
+        "fills the Token Endpoint for Microsoft's global cloud.",
+    )
+    token_endpoint = forms.URLField(
+        label="Token Endpoint",
+        max_length=500,
+        required=False,
+        assume_scheme="https",
+        validators=[validators.validate_token_endpoint],
+        help_text="https://login.microsoftonline.com/<TENANT_ID>/oauth2/v2.0/token with your "
+        "Directory (tenant) ID in place of <TENANT_ID>.",
+    )
+    scopes = forms.CharField(
+        label="Scopes",
+        max_length=1000,
+        required=False,
+        validators=[validators.validate_scopes],
+        help_text="Separated by spaces. Exchange Online SMTP: "
+        "https://outlook.office365.com/.default.",
+    )
+    username = forms.CharField(
+        label="Username",
+        max_length=254,
+        required=False,
+        validators=[validators.validate_no_control_characters],
+        help_text="The account the SMTP server authenticates.",
+    )
+    password = forms.CharField(
+        label="Password",
+        max_length=1024,
+        required=False,
+        widget=SecretInput(),
+        help_text="Leave blank to keep the stored password.",
+    )
+    use_ssl_tls = forms.BooleanField(
+        label="Use SSL/TLS",
+        required=False,
+        help_text="Encrypt the connection (STARTTLS, or TLS from the start on port 465) so the "
+        "token, password and messages are not readable on the network.",
+    )
+    use_sender_email = forms.BooleanField(
+        label="Use sender email",
+        required=False,
+        help_text="On: every message is sent from Sender Email, and only that mailbox needs "
+        "FullAccess for the app. Off: messages go out from each user's own address, and "
+        "every such mailbox needs FullAccess.",
+    )
+
+    class Meta:
+        model = SmtpSettings
+        fields: ClassVar[list[str]] = [
+            "smtp_server",
+            "sender_email",
+            "port",
+            "auth_type",
+            "client_id",
+            "secret_expiration_alert",
+            "secret_expiration_date",
+            "token_endpoint",
+            "scopes",
+            "username",
+            "use_ssl_tls",
+            "use_sender_email",
+        ]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.warnings: list[str] = []
+        if self.instance.token_endpoint:
+            tenant = validators.tenant_from_token_endpoint(self.instance.token_endpoint)
+            self.fields["tenant_id"].initial = tenant
+
+    # -- rules that span fields -------------------------------------------------
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        auth_type = cleaned.get("auth_type") or AuthType.OAUTH2
+        used = FIELDS_BY_AUTH_TYPE.get(auth_type, ())
+        for name in set(OAUTH_FIELDS + BASIC_FIELDS) - set(used):
+            # Hidden for this type: neither required nor changed.
+            self.errors.pop(name, None)
+            cleaned.pop(name, None)
+        if auth_type == AuthType.OAUTH2:
+            self._clean_oauth(cleaned)
+        elif auth_type == AuthType.BASIC:
+            self._clean_basic(cleaned)
+        self._collect_warnings(cleaned)
+        return cleaned
+
+    def _clean_oauth(self, cleaned: dict[str, Any]) -> None:
+        tenant = cleaned.get("tenant_id")
+        if tenant and not cleaned.get("token_endpoint") and "token_endpoint" not in self.errors:
+            cleaned["token_endpoint"] = validators.global_token_endpoint(tenant)
+        for name in ("client_id", "token_endpoint", "scopes"):
+            if not cleaned.get(name) and name not in self.errors:
+                self.add_error(name, f"{self.fields[name].label} is required for OAuth 2.0.")
+        stored = self.instance if self.instance.is_stored else None
+        if not cleaned.get("client_secret"):
+            if stored is None or not stored.client_secret:
+                self.add_error("client_secret", "Enter the client secret's Value.")
+            elif cleaned.get("client_id") and cleaned["client_id"] != stored.client_id:
+                self.add_error(
+                    "client_secret",
+                    "You changed the Client ID: enter the secret of that app registration too "
+                    "(a secret belongs to one app).",
+                )
+        if cleaned.get("secret_expiration_alert") and not cleaned.get("secret_expiration_date"):
+            self.add_error(
+                "secret_expiration_date",
+                "Enter the date the secret expires, or turn Secret Expiration Alert off.",
+            )
+
+    def _clean_basic(self, cleaned: dict[str, Any]) -> None:
+        if not cleaned.get("username") and "username" not in self.errors:
+            self.add_error("username", "Username is required for Basic authentication.")
+        stored = self.instance if self.instance.is_stored else None
+        if not cleaned.get("password") and (stored is None or not stored.password):
+            self.add_error("password", "Enter the password.")
+
+    def _collect_warnings(self, cleaned: dict[str, Any]) -> None:
+        expires = cleaned.get("secret_expiration_date")
+        if expires and expires < timezone.localdate():
+            self.warnings.append(
+                f"The client secret expired on {expires:%Y-%m-%d}: token requests will fail "
+                "until you create a new secret in Entra ID and enter it with its new date."
+            )
+        host = (cleaned.get("smtp_server") or "").lower()
+        if host == OFFICE365_HOST:
+            if cleaned.get("port") == 465:
+                self.warnings.append(
+                    "Exchange Online does not accept mail submission on port 465; use 587 "
+                    "with Use SSL/TLS on (STARTTLS)."
+                )
+            if cleaned.get("use_ssl_tls") is False:
+                self.warnings.append(
+                    "Use SSL/TLS is off: Exchange Online requires STARTTLS before it accepts "
+                    "authentication, and without it credentials would cross the network in clear."
+                )

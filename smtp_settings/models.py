@@ -1,0 +1,100 @@
+"""The stored SMTP settings and the history of their changes."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from smtp_settings.fields import EncryptedTextField
+
+EXCHANGE_ONLINE_SCOPE = "https://outlook.office365.com/.default"
+
+
+class AuthType(models.TextChoices):
+    OAUTH2 = "oauth2", "OAuth 2.0"
+    BASIC = "basic", "Basic (Username and Password)"
+    NONE = "none", "None"
+
+
+class SmtpSettings(models.Model):
+    """The one configuration the console sends its mail with (always primary key 1)."""
+
+    SINGLETON_PK: ClassVar[int] = 1
+
+    smtp_server = models.CharField("SMTP Server", max_length=253)
+    sender_email = models.EmailField("Sender Email", max_length=254)
+    port = models.PositiveIntegerField("Port", default=587)
+    auth_type = models.CharField(
+        "Authentication Type", max_length=10, choices=AuthType.choices, default=AuthType.OAUTH2
+    )
+    client_id = models.CharField("Client ID", max_length=36, blank=True)
+    client_secret = EncryptedTextField("Client Secret")
+    client_secret_replaced_at = models.DateTimeField(null=True, blank=True, editable=False)
+    secret_expiration_alert = models.BooleanField("Secret Expiration Alert", default=True)
+    secret_expiration_date = models.DateField("Secret Expiration Date", null=True, blank=True)
+    token_endpoint = models.URLField("Token Endpoint", max_length=500, blank=True)
+    scopes = models.CharField("Scopes", max_length=1000, blank=True, default=EXCHANGE_ONLINE_SCOPE)
+    username = models.CharField("Username", max_length=254, blank=True)
+    password = EncryptedTextField("Password")
+    password_replaced_at = models.DateTimeField(null=True, blank=True, editable=False)
+    use_ssl_tls = models.BooleanField("Use SSL/TLS", default=True)
+    use_sender_email = models.BooleanField("Use sender email", default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        verbose_name = "SMTP settings"
+        verbose_name_plural = "SMTP settings"
+
+    def __str__(self) -> str:
+        return f"{self.smtp_server}:{self.port}" if self.smtp_server else "SMTP settings (unset)"
+
+    @classmethod
+    def load(cls) -> SmtpSettings:
+        """The stored settings, or an unsaved instance holding the defaults for a new setup."""
+        return cls.objects.filter(pk=cls.SINGLETON_PK).first() or cls(pk=cls.SINGLETON_PK)
+
+    @property
+    def is_stored(self) -> bool:
+        return not self._state.adding
+
+    @property
+    def implicit_tls(self) -> bool:
+        """Port 465 with SSL/TLS means TLS from the first byte; every other port uses STARTTLS."""
+        return self.use_ssl_tls and self.port == 465
+
+    def secret_expired(self, today: object | None = None) -> bool:
+        today = today or timezone.localdate()
+        return bool(self.secret_expiration_date and self.secret_expiration_date < today)
+
+
+class SettingsChange(models.Model):
+    """One Save: who, when, and what changed. Secrets appear only as "replaced"."""
+
+    changed_at = models.DateTimeField(default=timezone.now, db_index=True)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # A list of {"field", "label", "old", "new"}; for secrets old/new are never stored.
+    changes = models.JSONField(default=list)
+
+    class Meta:
+        ordering: ClassVar[list[str]] = ["-changed_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"SMTP settings change at {self.changed_at:%Y-%m-%d %H:%M}"
+
+
+class WorkerHeartbeat(models.Model):
+    """When a Celery worker last ran the beat's heartbeat task: proof the background runs."""
+
+    worker = models.CharField(max_length=255, unique=True)
+    seen_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.worker} at {self.seen_at:%Y-%m-%d %H:%M:%S}"

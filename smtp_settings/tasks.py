@@ -1,0 +1,13 @@
+"""Thin Celery tasks: they receive ids, never settings values or secrets, and call a service."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from smtp_settings import services
+
+
+@shared_task(bind=True, ignore_result=True)
+def worker_heartbeat(self) -> None:  # type: ignore[no-untyped-def]
+    """Scheduled by beat: shows on the Administration page that the background processes run."""
+    services.worker_heartbeat_record(worker=self.request.hostname or "worker")

@@ -1,0 +1,169 @@
+"""Field rules for the Manage SMTP form, as plain validators (no network access)."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from urllib.parse import urlsplit
+
+from django.core.exceptions import ValidationError
+
+# Microsoft's login hosts for its public and sovereign clouds.
+MICROSOFT_LOGIN_HOSTS = frozenset(
+    {
+        "login.microsoftonline.com",
+        "login.microsoft.com",
+        "login.windows.net",
+        "login.microsoftonline.us",
+        "login.partner.microsoftonline.cn",
+        "login.chinacloudapi.cn",
+        "login.microsoftonline.de",
+    }
+)
+GLOBAL_LOGIN_HOST = "login.microsoftonline.com"
+
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+_SHARED_TENANTS = frozenset({"common", "organizations", "consumers"})
+_PLACEHOLDER = re.compile(r"[<>{}\[\]]|^(tenant|tenant_id|tenantid|directory_id)$", re.IGNORECASE)
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def is_guid(value: str) -> bool:
+    return bool(_GUID.match(value))
+
+
+def is_domain(value: str) -> bool:
+    labels = value.rstrip(".").split(".")
+    return (
+        len(value) <= 253
+        and len(labels) >= 2
+        and all(_HOST_LABEL.match(label) for label in labels)
+        and not labels[-1].isdigit()
+    )
+
+
+def validate_host(value: str) -> None:
+    """A bare host name or IP address: no scheme, port, path or spaces."""
+    if "://" in value:
+        raise ValidationError(
+            "Enter the host name only, without a scheme such as smtp://: for example "
+            "smtp.office365.com.",
+            code="scheme",
+        )
+    if any(ch.isspace() for ch in value):
+        raise ValidationError("A host name cannot contain spaces.", code="spaces")
+    if "/" in value:
+        raise ValidationError("Enter the host name only, without a path.", code="path")
+    candidate = value[1:-1] if value.startswith("[") and value.endswith("]") else value
+    try:
+        ipaddress.ip_address(candidate)
+    except ValueError:
+        pass
+    else:
+        return
+    if ":" in value:
+        raise ValidationError(
+            "Enter the port in the Port field, not after the host name.", code="port"
+        )
+    labels = value.rstrip(".").split(".")
+    if len(value) > 253 or not all(_HOST_LABEL.match(label) for label in labels):
+        raise ValidationError(
+            "This is not a valid host name. Use letters, digits, hyphens and dots, "
+            "for example smtp.office365.com.",
+            code="invalid_host",
+        )
+
+
+def validate_no_control_characters(value: str) -> None:
+    """Line breaks in an address would let it add headers to every message sent."""
+    if _CONTROL_CHARS.search(value):
+        raise ValidationError(
+            "An e-mail address cannot contain line breaks or other control characters.",
+            code="control_characters",
+        )
+
+
+def validate_client_id(value: str) -> None:
+    if not is_guid(value):
+        raise ValidationError(
+            "The Application (client) ID is a GUID such as 00000000-0000-0000-0000-000000000000; "
+            "copy it from the app registration's Overview page in Entra ID.",
+            code="not_guid",
+        )
+
+
+def validate_tenant(value: str) -> None:
+    """A Directory (tenant) ID: a GUID, or a verified domain of the tenant."""
+    if value.lower() in _SHARED_TENANTS:
+        raise ValidationError(
+            f'"{value}" is a shared endpoint, not your tenant. The client credentials flow '
+            "needs your own Directory (tenant) ID, from the app registration's Overview page.",
+            code="shared_tenant",
+        )
+    if _PLACEHOLDER.search(value):
+        raise ValidationError(
+            f'"{value}" is still a placeholder. Put your Directory (tenant) ID in its place, '
+            "from the app registration's Overview page.",
+            code="placeholder",
+        )
+    if not (is_guid(value) or is_domain(value)):
+        raise ValidationError(
+            "A Directory (tenant) ID is a GUID (or a domain of the tenant such as "
+            "contoso.onmicrosoft.com); copy it from the app registration's Overview page.",
+            code="invalid_tenant",
+        )
+
+
+def tenant_from_token_endpoint(url: str) -> str | None:
+    """The tenant segment of a Microsoft token endpoint URL, if the URL has that shape."""
+    parts = urlsplit(url)
+    segments = [segment for segment in parts.path.split("/") if segment]
+    if len(segments) == 4 and segments[1:] == ["oauth2", "v2.0", "token"]:
+        return segments[0]
+    return None
+
+
+def global_token_endpoint(tenant: str) -> str:
+    return f"https://{GLOBAL_LOGIN_HOST}/{tenant}/oauth2/v2.0/token"
+
+
+def validate_token_endpoint(value: str) -> None:
+    parts = urlsplit(value)
+    if parts.scheme != "https":
+        raise ValidationError(
+            "The token endpoint must be an https:// URL: the client secret is sent to it.",
+            code="not_https",
+        )
+    if not parts.hostname:
+        raise ValidationError("Enter a full URL, including the host.", code="no_host")
+    if parts.hostname.lower() not in MICROSOFT_LOGIN_HOSTS:
+        return
+    tenant = tenant_from_token_endpoint(value)
+    if tenant is None or parts.query or parts.fragment:
+        raise ValidationError(
+            f"A Microsoft token endpoint has the form https://{parts.hostname}/<TENANT_ID>"
+            "/oauth2/v2.0/token, with your Directory (tenant) ID in place of <TENANT_ID>.",
+            code="shape",
+        )
+    validate_tenant(tenant)
+
+
+def split_scopes(value: str) -> list[str]:
+    return value.split()
+
+
+def validate_scopes(value: str) -> None:
+    scopes = split_scopes(value)
+    if not scopes:
+        raise ValidationError("Enter at least one scope.", code="empty")
+    for scope in scopes:
+        if _CONTROL_CHARS.search(scope):
+            raise ValidationError("Scopes cannot contain control characters.", code="control")
+        if not scope.endswith("/.default"):
+            raise ValidationError(
+                f'"{scope}" does not end in /.default. With client credentials Entra ID only '
+                "accepts <resource>/.default (it answers AADSTS1002012 otherwise); for "
+                "Exchange Online use https://outlook.office365.com/.default.",
+                code="not_default",
+            )

@@ -1,0 +1,42 @@
+// Manage SMTP: show only the fields the chosen authentication type uses, and build the
+// Token Endpoint from a Directory (tenant) ID. The server applies the same rules; this only
+// spares the administrator fields that do not matter.
+(function () {
+  "use strict";
+  const form = document.getElementById("smtp-form");
+  if (!form) return;
+
+  const authType = form.querySelector("#id_auth_type");
+  function showFieldsFor(type) {
+    form.querySelectorAll("[data-auth]").forEach(function (row) {
+      const applies = row.dataset.auth === type;
+      row.hidden = !applies;
+      row.querySelectorAll("input, select, textarea").forEach(function (input) {
+        input.disabled = !applies;
+      });
+    });
+  }
+  if (authType) {
+    authType.addEventListener("change", function () { showFieldsFor(authType.value); });
+    showFieldsFor(authType.value);
+  }
+
+  const alert = form.querySelector("#id_secret_expiration_alert");
+  const dateRow = form.querySelector("#row_secret_expiration_date");
+  function markDateRequired() {
+    if (alert && dateRow) dateRow.classList.toggle("required", alert.checked);
+  }
+  if (alert) { alert.addEventListener("change", markDateRequired); markDateRequired(); }
+
+  const tenant = form.querySelector("#id_tenant_id");
+  const endpoint = form.querySelector("#id_token_endpoint");
+  const guidOrDomain = /^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[a-z0-9-]+(\.[a-z0-9-]+)+)$/i;
+  if (tenant && endpoint) {
+    tenant.addEventListener("input", function () {
+      const value = tenant.value.trim();
+      if (guidOrDomain.test(value)) {
+        endpoint.value = "https://login.microsoftonline.com/" + value + "/oauth2/v2.0/token";
+      }
+    });
+  }
+})();

@@ -1,0 +1,60 @@
+"""Shared fixtures: users of each kind and a valid Manage SMTP submission."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import Permission, User
+from django.test import Client
+
+TENANT_ID = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+CLIENT_ID = "3fa85f64-5717-4562-b3fc-2c963f66afa6"
+CLIENT_SECRET = "Xq8~Qm2.n7Tz_pL4rS9vWc1yB6dE3fG5hJ0kK-"
+
+
+@pytest.fixture
+def admin_user(db: Any) -> User:
+    return User.objects.create_superuser("root-admin", "admin@example.test", "correct horse 42")
+
+
+@pytest.fixture
+def admin_client(admin_user: User) -> Client:
+    client = Client()
+    client.force_login(admin_user)
+    return client
+
+
+@pytest.fixture
+def delegated_admin(db: Any) -> User:
+    """Not a superuser, but holds the app's change permission."""
+    user = User.objects.create_user("mail-admin", "mail-admin@example.test", "correct horse 42")
+    user.user_permissions.add(Permission.objects.get(codename="change_smtpsettings"))
+    return user
+
+
+@pytest.fixture
+def plain_user(db: Any) -> User:
+    return User.objects.create_user("someone", "someone@example.test", "correct horse 42")
+
+
+@pytest.fixture
+def oauth_form_data() -> dict[str, Any]:
+    """Everything an administrator types for Exchange Online with OAuth 2.0."""
+    return {
+        "smtp_server": "smtp.office365.com",
+        "sender_email": "notifications@contoso.example",
+        "port": "587",
+        "auth_type": "oauth2",
+        "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET,
+        "secret_expiration_alert": "on",
+        "secret_expiration_date": "2099-05-31",
+        "tenant_id": "",
+        "token_endpoint": f"https://login.microsoftonline.com/{TENANT_ID}/oauth2/v2.0/token",
+        "scopes": "https://outlook.office365.com/.default",
+        "username": "",
+        "password": "",
+        "use_ssl_tls": "on",
+        "use_sender_email": "on",
+    }
