@@ -58,3 +58,9 @@ def oauth_form_data() -> dict[str, Any]:
         "use_ssl_tls": "on",
         "use_sender_email": "on",
     }
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings: Any) -> None:
+    # The default hasher is deliberately slow; tests create many users.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -20,7 +20,13 @@ os.environ.setdefault("DJANGO_SECURE_SSL_REDIRECT", "false")
 os.environ.setdefault("DJANGO_SESSION_COOKIE_SECURE", "false")
 os.environ.setdefault("DJANGO_CSRF_COOKIE_SECURE", "false")
 os.environ.setdefault("DJANGO_WHITENOISE_USE_FINDERS", "true")
+os.environ.setdefault("DJANGO_STATIC_MANIFEST", "false")
 # The file-system broker and SQLite files of a test run live apart from a developer's var/.
-os.environ.setdefault("SEI_VAR_DIR", tempfile.mkdtemp(prefix="sei-test-var-"))
+_var = tempfile.mkdtemp(prefix="sei-test-var-")
+os.environ.setdefault("SEI_VAR_DIR", _var)
+os.environ.setdefault("DJANGO_STATIC_ROOT", os.path.join(_var, "static"))
+os.makedirs(os.environ["DJANGO_STATIC_ROOT"], exist_ok=True)
+# A queue of its own, so a console running beside the tests on the same Redis takes none of them.
+os.environ.setdefault("CELERY_TASK_DEFAULT_QUEUE", f"sei-admin-test-{secrets.token_hex(4)}")
 # Playwright's sync API runs an event loop in the test thread; Django's ORM is still safe there.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")

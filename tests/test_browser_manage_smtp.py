@@ -1,0 +1,108 @@
+"""An administrator in a real browser: gear icon, Manage SMTP, fill, save, reload."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+
+from smtp_settings.models import SmtpSettings
+
+from .browser import sign_in
+from .conftest import CLIENT_ID, CLIENT_SECRET, TENANT_ID
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def browser_admin(transactional_db: Any) -> User:
+    return User.objects.create_superuser("ops", "ops@contoso.example", "a long passphrase 7")
+
+
+def test_administrator_configures_oauth_smtp_in_the_browser(
+    live_server: Any,
+    page: Any,
+    browser_admin: User,
+) -> None:
+    sign_in(page, live_server.url, "ops", "a long passphrase 7")
+
+    page.get_by_role("link", name="Administration").click()
+    page.wait_for_url(f"{live_server.url}/administration/")
+    page.get_by_role("link", name="Manage SMTP").click()
+    page.wait_for_url(f"{live_server.url}/administration/smtp/")
+
+    # Defaults of a new configuration.
+    assert page.get_by_label("Port", exact=True).input_value() == "587"
+    assert page.get_by_label("Use SSL/TLS", exact=True).is_checked()
+    assert (
+        page.get_by_label("Scopes", exact=True).input_value()
+        == "https://outlook.office365.com/.default"
+    )
+    # Basic fields are hidden while OAuth 2.0 is chosen.
+    assert page.locator("#row_username").is_hidden()
+
+    page.get_by_label("SMTP Server", exact=True).fill("smtp.office365.com")
+    page.get_by_label("Sender Email", exact=True).fill("notifications@contoso.example")
+    page.get_by_label("Port", exact=True).fill("587")
+    page.get_by_label("Authentication Type", exact=True).select_option("oauth2")
+    page.get_by_label("Client ID", exact=True).fill(CLIENT_ID)
+    page.get_by_label("Client Secret", exact=True).fill(CLIENT_SECRET)
+    page.get_by_label("Secret Expiration Alert", exact=True).check()
+    page.get_by_label("Secret Expiration Date", exact=True).fill("2099-03-31")
+    page.get_by_label("Directory (tenant) ID", exact=True).fill(TENANT_ID)
+    expected_endpoint = f"https://login.microsoftonline.com/{TENANT_ID}/oauth2/v2.0/token"
+    assert page.get_by_label("Token Endpoint", exact=True).input_value() == expected_endpoint
+    page.get_by_label("Scopes", exact=True).fill("https://outlook.office365.com/.default")
+    page.get_by_label("Use SSL/TLS", exact=True).check()
+    page.get_by_label("Use sender email", exact=True).check()
+    page.get_by_role("button", name="Save").click()
+
+    page.get_by_text("SMTP settings saved.").wait_for()
+    page.reload()
+
+    assert page.get_by_label("SMTP Server", exact=True).input_value() == "smtp.office365.com"
+    assert (
+        page.get_by_label("Sender Email", exact=True).input_value()
+        == "notifications@contoso.example"
+    )
+    assert page.get_by_label("Port", exact=True).input_value() == "587"
+    assert page.get_by_label("Authentication Type", exact=True).input_value() == "oauth2"
+    assert page.get_by_label("Client ID", exact=True).input_value() == CLIENT_ID
+    assert page.get_by_label("Client Secret", exact=True).input_value() == ""
+    assert page.get_by_label("Secret Expiration Alert", exact=True).is_checked()
+    assert page.get_by_label("Secret Expiration Date", exact=True).input_value() == "2099-03-31"
+    assert page.get_by_label("Token Endpoint", exact=True).input_value() == expected_endpoint
+    assert page.get_by_label("Use sender email", exact=True).is_checked()
+    assert page.get_by_text("A client secret is stored").is_visible()
+    assert CLIENT_SECRET not in page.content()
+    assert SmtpSettings.load().client_secret == CLIENT_SECRET
+
+
+def test_switching_to_basic_shows_username_and_password_only(
+    live_server: Any,
+    page: Any,
+    browser_admin: User,
+) -> None:
+    sign_in(page, live_server.url, "ops", "a long passphrase 7")
+    page.goto(f"{live_server.url}/administration/smtp/")
+    page.get_by_label("Authentication Type", exact=True).select_option("basic")
+    assert page.get_by_label("Username", exact=True).is_visible()
+    assert page.locator("#row_client_id").is_hidden()
+    page.get_by_label("Authentication Type", exact=True).select_option("none")
+    assert page.locator("#row_username").is_hidden()
+
+
+def test_a_field_error_appears_next_to_the_field(
+    live_server: Any,
+    page: Any,
+    browser_admin: User,
+) -> None:
+    sign_in(page, live_server.url, "ops", "a long passphrase 7")
+    page.goto(f"{live_server.url}/administration/smtp/")
+    page.get_by_label("SMTP Server", exact=True).fill("smtp://smtp.office365.com:587")
+    page.get_by_role("button", name="Save").click()
+    error = page.locator("#row_smtp_server .error")
+    error.wait_for()
+    assert "without a scheme" in error.inner_text()
+    assert not SmtpSettings.objects.exists()

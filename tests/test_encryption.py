@@ -1,0 +1,82 @@
+"""Secrets at rest: ciphertext only in the column, rotation, and a clear error for a wrong key."""
+
+from __future__ import annotations
+
+import pytest
+from cryptography.fernet import Fernet
+from django.core.management import CommandError, call_command
+from django.db import connection
+
+from smtp_settings.crypto import SecretDecryptionError
+from smtp_settings.models import SmtpSettings
+
+pytestmark = pytest.mark.django_db
+
+SECRET = "Xq8~Qm2.n7Tz_pL4rS9vWc1yB6dE3fG5hJ0kK-"
+
+
+def raw_column(column: str) -> str | None:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {column} FROM smtp_settings_smtpsettings WHERE id = 1")  # noqa: S608
+        return cursor.fetchone()[0]
+
+
+def store(**secrets: str) -> SmtpSettings:
+    row = SmtpSettings(pk=1, smtp_server="smtp.office365.com", sender_email="a@contoso.example")
+    for name, value in secrets.items():
+        setattr(row, name, value)
+    row.save()
+    return row
+
+
+def test_database_holds_only_ciphertext() -> None:
+    store(client_secret=SECRET, password="hunter2-basic")
+    for column, plaintext in (("client_secret", SECRET), ("password", "hunter2-basic")):
+        raw = raw_column(column)
+        assert raw and plaintext not in raw
+        assert raw.startswith("gAAAA")  # a Fernet token
+
+
+def test_secret_round_trips() -> None:
+    store(client_secret=SECRET)
+    assert SmtpSettings.load().client_secret == SECRET
+
+
+def test_no_secret_is_stored_as_null() -> None:
+    store()
+    assert raw_column("client_secret") is None
+    assert SmtpSettings.load().client_secret is None
+
+
+def test_rotation_rewrites_every_secret_with_the_new_first_key(settings, capsys) -> None:  # type: ignore[no-untyped-def]
+    old_key = settings.SEI_ENCRYPTION_KEYS[0]
+    store(client_secret=SECRET, password="hunter2-basic")
+    before = raw_column("client_secret")
+    new_key = Fernet.generate_key().decode()
+    settings.SEI_ENCRYPTION_KEYS = [new_key, old_key]
+
+    call_command("rotate_encryption_keys")
+
+    assert "Re-encrypted 2 stored secret(s)" in capsys.readouterr().out
+    after = raw_column("client_secret")
+    assert after != before
+    assert Fernet(new_key.encode()).decrypt(after.encode()).decode() == SECRET
+    settings.SEI_ENCRYPTION_KEYS = [new_key]  # the old key can now be dropped
+    assert SmtpSettings.load().client_secret == SECRET
+    assert SmtpSettings.load().password == "hunter2-basic"
+
+
+def test_wrong_key_raises_a_clear_error_never_ciphertext(settings) -> None:  # type: ignore[no-untyped-def]
+    store(client_secret=SECRET)
+    settings.SEI_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
+    with pytest.raises(SecretDecryptionError, match="SEI_ENCRYPTION_KEYS"):
+        SmtpSettings.load()
+
+
+def test_rotation_with_an_unknown_key_changes_nothing(settings) -> None:  # type: ignore[no-untyped-def]
+    store(client_secret=SECRET)
+    before = raw_column("client_secret")
+    settings.SEI_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
+    with pytest.raises(CommandError, match="Nothing was changed"):
+        call_command("rotate_encryption_keys")
+    assert raw_column("client_secret") == before

@@ -1,0 +1,214 @@
+"""The Administration pages as a browser without JavaScript sees them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+from django.urls import reverse
+
+from smtp_settings.models import SettingsChange, SmtpSettings
+
+from .conftest import CLIENT_SECRET
+
+pytestmark = pytest.mark.django_db
+
+ADMIN_ROUTES = ["smtp_settings:index", "smtp_settings:manage"]
+
+
+@pytest.mark.parametrize("route", [*ADMIN_ROUTES, "home"])
+def test_anonymous_users_are_sent_to_the_login_page(client: Client, route: str) -> None:
+    response = client.get(reverse(route))
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))
+
+
+@pytest.mark.parametrize("route", ADMIN_ROUTES)
+def test_users_without_the_permission_get_403(client: Client, plain_user: User, route: str) -> None:
+    client.force_login(plain_user)
+    response = client.get(reverse(route))
+    assert response.status_code == 403
+    assert "Only administrators" in response.content.decode()
+
+
+def test_users_without_the_permission_cannot_post(
+    client: Client, plain_user: User, oauth_form_data: dict[str, Any]
+) -> None:
+    client.force_login(plain_user)
+    response = client.post(reverse("smtp_settings:manage"), oauth_form_data)
+    assert response.status_code == 403
+    assert not SmtpSettings.objects.exists()
+
+
+def test_holders_of_the_change_permission_may_administer(
+    client: Client, delegated_admin: User
+) -> None:
+    client.force_login(delegated_admin)
+    assert client.get(reverse("smtp_settings:manage")).status_code == 200
+
+
+def test_login_page_signs_in_and_returns_to_the_page_asked_for(
+    client: Client, admin_user: User
+) -> None:
+    target = reverse("smtp_settings:manage")
+    response = client.post(
+        reverse("login") + f"?next={target}",
+        {"username": "root-admin", "password": "correct horse 42", "next": target},
+    )
+    assert response.status_code == 302
+    assert response["Location"] == target
+
+
+def test_gear_icon_leads_to_administration_and_manage_smtp(admin_client: Client) -> None:
+    home = admin_client.get(reverse("home")).content.decode()
+    assert 'aria-label="Administration"' in home
+    assert f'href="{reverse("smtp_settings:index")}"' in home
+    index = admin_client.get(reverse("smtp_settings:index")).content.decode()
+    assert "Manage SMTP" in index and reverse("smtp_settings:manage") in index
+
+
+def test_post_without_csrf_token_is_rejected(
+    admin_user: User, oauth_form_data: dict[str, Any]
+) -> None:
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(admin_user)
+    response = client.post(reverse("smtp_settings:manage"), oauth_form_data)
+    assert response.status_code == 403
+    assert not SmtpSettings.objects.exists()
+
+
+def test_new_configuration_starts_with_the_documented_defaults(admin_client: Client) -> None:
+    form = admin_client.get(reverse("smtp_settings:manage")).context["form"]
+    assert form["port"].value() == 587
+    assert form["use_ssl_tls"].value() is True
+    assert form["auth_type"].value() == "oauth2"
+    assert form["scopes"].value() == "https://outlook.office365.com/.default"
+
+
+def test_page_shows_every_documented_label(admin_client: Client) -> None:
+    html = admin_client.get(reverse("smtp_settings:manage")).content.decode()
+    for label in (
+        "SMTP Server",
+        "Sender Email",
+        "Port",
+        "Authentication Type",
+        "Client ID",
+        "Client Secret",
+        "Secret Expiration Alert",
+        "Secret Expiration Date",
+        "Token Endpoint",
+        "Scopes",
+        "Use SSL/TLS",
+        "Use sender email",
+    ):
+        assert f">{label}</label>" in html
+
+
+def test_save_stores_the_settings_and_confirms(
+    admin_client: Client, oauth_form_data: dict[str, Any]
+) -> None:
+    response = admin_client.post(reverse("smtp_settings:manage"), oauth_form_data, follow=True)
+    assert "SMTP settings saved." in response.content.decode()
+    stored = SmtpSettings.load()
+    assert stored.smtp_server == "smtp.office365.com"
+    assert stored.client_secret == CLIENT_SECRET
+    assert stored.client_secret_replaced_at is not None
+
+
+def test_page_never_contains_the_stored_secret(
+    admin_client: Client, oauth_form_data: dict[str, Any]
+) -> None:
+    admin_client.post(reverse("smtp_settings:manage"), oauth_form_data)
+    html = admin_client.get(reverse("smtp_settings:manage")).content.decode()
+    assert CLIENT_SECRET not in html
+    assert "A client secret is stored" in html
+    # Nor is it echoed back after a failed submission.
+    failed = admin_client.post(
+        reverse("smtp_settings:manage"), {**oauth_form_data, "port": "0"}
+    ).content.decode()
+    assert CLIENT_SECRET not in failed
+
+
+def test_blank_secret_keeps_the_stored_one(
+    admin_client: Client, oauth_form_data: dict[str, Any]
+) -> None:
+    admin_client.post(reverse("smtp_settings:manage"), oauth_form_data)
+    admin_client.post(
+        reverse("smtp_settings:manage"),
+        {**oauth_form_data, "client_secret": "", "sender_email": "other@contoso.example"},
+    )
+    stored = SmtpSettings.load()
+    assert stored.sender_email == "other@contoso.example"
+    assert stored.client_secret == CLIENT_SECRET
+
+
+def test_new_secret_replaces_the_stored_one(
+    admin_client: Client, oauth_form_data: dict[str, Any]
+) -> None:
+    admin_client.post(reverse("smtp_settings:manage"), oauth_form_data)
+    admin_client.post(
+        reverse("smtp_settings:manage"), {**oauth_form_data, "client_secret": "new-value~123"}
+    )
+    assert SmtpSettings.load().client_secret == "new-value~123"
+
+
+def test_invalid_form_changes_nothing_and_shows_the_message_beside_the_field(
+    admin_client: Client, oauth_form_data: dict[str, Any]
+) -> None:
+    admin_client.post(reverse("smtp_settings:manage"), oauth_form_data)
+    before = SettingsChange.objects.count()
+    response = admin_client.post(
+        reverse("smtp_settings:manage"),
+        {**oauth_form_data, "smtp_server": "smtp://bad", "sender_email": "x@contoso.example"},
+    )
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert 'id="id_smtp_server_error"' in html and "without a scheme" in html
+    assert SmtpSettings.load().sender_email == "notifications@contoso.example"
+    assert SettingsChange.objects.count() == before
+
+
+def test_history_records_who_when_and_what_without_secret_values(
+    admin_client: Client, oauth_form_data: dict[str, Any]
+) -> None:
+    admin_client.post(reverse("smtp_settings:manage"), oauth_form_data)
+    admin_client.post(
+        reverse("smtp_settings:manage"),
+        {**oauth_form_data, "port": "25", "client_secret": "rotated-secret~9"},
+    )
+    latest = SettingsChange.objects.first()
+    assert latest.changed_by.username == "root-admin"
+    by_field = {entry["field"]: entry for entry in latest.changes}
+    assert by_field["port"]["old"] == "587" and by_field["port"]["new"] == "25"
+    assert by_field["client_secret"]["new"] == "replaced"
+    assert "rotated-secret~9" not in str(latest.changes)
+    assert CLIENT_SECRET not in str(SettingsChange.objects.last().changes)
+    html = admin_client.get(reverse("smtp_settings:manage")).content.decode()
+    assert "Recent changes" in html and "587 → 25" in html and "replaced" in html
+    assert "rotated-secret~9" not in html
+
+
+def test_saving_a_past_expiration_date_shows_an_expired_warning(
+    admin_client: Client, oauth_form_data: dict[str, Any]
+) -> None:
+    response = admin_client.post(
+        reverse("smtp_settings:manage"),
+        {**oauth_form_data, "secret_expiration_date": "2020-01-31"},
+        follow=True,
+    )
+    html = response.content.decode()
+    assert "SMTP settings saved." in html
+    assert "expired on 2020-01-31" in html
+
+
+def test_basic_password_is_write_only_too(
+    admin_client: Client, oauth_form_data: dict[str, Any]
+) -> None:
+    data = {**oauth_form_data, "auth_type": "basic", "username": "relay", "password": "b4sic-pw!"}
+    admin_client.post(reverse("smtp_settings:manage"), data)
+    html = admin_client.get(reverse("smtp_settings:manage")).content.decode()
+    assert "b4sic-pw!" not in html and "A password is stored" in html
+    admin_client.post(reverse("smtp_settings:manage"), {**data, "password": ""})
+    assert SmtpSettings.load().password == "b4sic-pw!"
