@@ -23,7 +23,7 @@ run: export DJANGO_DEBUG ?= true
 run: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py ensure_admin --url http://127.0.0.1:$(PORT)
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho --procfile Procfile --port $(PORT) start
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho --procfile Procfile start --port $(PORT)
 
 test: install
 	$(PY) -m ruff check .
