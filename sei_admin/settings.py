@@ -206,6 +206,20 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 # ------------------------------------------------------------------------------
+# Manage SMTP: Validate and sending
+# ------------------------------------------------------------------------------
+# Token endpoints may only be Microsoft's login hosts, plus these host[:port] entries
+# (a sovereign cloud's proxy, or a local stand-in): the client secret is sent there.
+SMTP_OAUTH_AUTHORITY_HOSTS = [
+    host.strip().lower() for host in env.list("SMTP_OAUTH_AUTHORITY_HOSTS", default=[]) if host
+]
+# Each network step (token request, connect, TLS, every SMTP answer) gives up after this.
+SMTP_NETWORK_TIMEOUT_SECONDS = env.float("SMTP_NETWORK_TIMEOUT_SECONDS", default=10.0)
+# Repeated failed sign-ins get an Exchange mailbox blocked, so Validate is rate-limited.
+SMTP_VALIDATION_MAX_RUNS = env.int("SMTP_VALIDATION_MAX_RUNS", default=10)
+SMTP_VALIDATION_WINDOW_SECONDS = env.int("SMTP_VALIDATION_WINDOW_SECONDS", default=600)
+
+# ------------------------------------------------------------------------------
 # Logging: to the console; no handler ever receives a secret (see DESIGN.md)
 # ------------------------------------------------------------------------------
 LOGGING = {

@@ -246,3 +246,15 @@ class SmtpSettingsForm(forms.ModelForm):
                     "Use SSL/TLS is off: Exchange Online requires STARTTLS before it accepts "
                     "authentication, and without it credentials would cross the network in clear."
                 )
+
+
+class TestRecipientForm(forms.Form):
+    """The optional address Validate ends by sending a real message to."""
+
+    test_recipient = StrictEmailField(
+        label="Send test email to",
+        max_length=254,
+        required=False,
+        help_text="Optional. Validate then ends by sending a real message from Sender Email "
+        "to this address.",
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import ClassVar
 
 from django.conf import settings
@@ -98,3 +99,81 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.worker} at {self.seen_at:%Y-%m-%d %H:%M:%S}"
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    PASSED = "passed", "Passed"
+    WARNING = "warning", "Passed with warnings"
+    FAILED = "failed", "Failed"
+    ERROR = "error", "Could not finish"
+
+
+class StepStatus(models.TextChoices):
+    PENDING = "pending", "Waiting"
+    RUNNING = "running", "Running"
+    PASSED = "passed", "Passed"
+    WARNING = "warning", "Warning"
+    FAILED = "failed", "Failed"
+    SKIPPED = "skipped", "Skipped"
+
+
+class ValidationRun(models.Model):
+    """One click on Validate: the unsaved settings it tested and how each step went.
+
+    The candidate secret is kept encrypted only while the run lasts.
+    """
+
+    FINISHED: ClassVar[frozenset[str]] = frozenset(
+        {RunStatus.PASSED, RunStatus.WARNING, RunStatus.FAILED, RunStatus.ERROR}
+    )
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    # The form's values, secrets excepted: what was tested, shown with the run.
+    candidate = models.JSONField(default=dict)
+    candidate_secret = EncryptedTextField("Secret under test")
+    test_recipient = models.EmailField(blank=True)
+    summary = models.TextField(blank=True)
+
+    class Meta:
+        ordering: ClassVar[list[str]] = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Validation {self.id} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in self.FINISHED
+
+
+class ValidationStep(models.Model):
+    run = models.ForeignKey(ValidationRun, on_delete=models.CASCADE, related_name="steps")
+    position = models.PositiveSmallIntegerField()
+    key = models.CharField(max_length=30)
+    name = models.CharField(max_length=60)
+    status = models.CharField(max_length=10, choices=StepStatus.choices, default=StepStatus.PENDING)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    detail = models.TextField(blank=True)
+    server_answer = models.TextField(blank=True)
+    facts = models.JSONField(default=list)
+    cause = models.TextField(blank=True)
+    fix = models.TextField(blank=True)
+    commands = models.JSONField(default=list)
+    diagnosis = models.CharField(max_length=40, blank=True)
+
+    class Meta:
+        ordering: ClassVar[list[str]] = ["position"]
+        constraints: ClassVar[list[models.BaseConstraint]] = [
+            models.UniqueConstraint(fields=["run", "position"], name="unique_step_position")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.status}"

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from smtp_settings import services
+from smtp_settings import services, validation
 
 
 @shared_task(bind=True, ignore_result=True)
 def worker_heartbeat(self) -> None:  # type: ignore[no-untyped-def]
     """Scheduled by beat: shows on the Administration page that the background processes run."""
     services.worker_heartbeat_record(worker=self.request.hostname or "worker")
+
+
+@shared_task(ignore_result=True)
+def validate_smtp_settings(run_id: str) -> None:
+    """Run a Validate request; the run row holds everything, the secret encrypted."""
+    validation.validation_run_execute(run_id=run_id)

@@ -9,4 +9,7 @@ app_name = "smtp_settings"
 urlpatterns = [
     path("", views.administration_index, name="index"),
     path("smtp/", views.manage_smtp, name="manage"),
+    path("smtp/validate/", views.validate, name="validate"),
+    path("smtp/runs/<uuid:run_id>/", views.run_detail, name="run_detail"),
+    path("smtp/runs/<uuid:run_id>/status.json", views.run_status, name="run_status"),
 ]

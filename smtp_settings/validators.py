@@ -6,6 +6,7 @@ import ipaddress
 import re
 from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 
 # Microsoft's login hosts for its public and sovereign clouds.
@@ -138,6 +139,12 @@ def validate_token_endpoint(value: str) -> None:
     if not parts.hostname:
         raise ValidationError("Enter a full URL, including the host.", code="no_host")
     if parts.hostname.lower() not in MICROSOFT_LOGIN_HOSTS:
+        if not _extra_authority_allowed(parts.hostname.lower(), parts.port):
+            raise ValidationError(
+                f"{parts.netloc} is not a Microsoft login host, and the client secret would be "
+                "sent there. An operator can allow it with SMTP_OAUTH_AUTHORITY_HOSTS.",
+                code="host_not_allowed",
+            )
         return
     tenant = tenant_from_token_endpoint(value)
     if tenant is None or parts.query or parts.fragment:
@@ -147,6 +154,11 @@ def validate_token_endpoint(value: str) -> None:
             code="shape",
         )
     validate_tenant(tenant)
+
+
+def _extra_authority_allowed(host: str, port: int | None) -> bool:
+    allowed = settings.SMTP_OAUTH_AUTHORITY_HOSTS
+    return host in allowed or (port is not None and f"{host}:{port}" in allowed)
 
 
 def split_scopes(value: str) -> list[str]:

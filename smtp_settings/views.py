@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from smtp_settings import services
-from smtp_settings.forms import SmtpSettingsForm
-from smtp_settings.models import SmtpSettings
+from smtp_settings import services, validation
+from smtp_settings.forms import SmtpSettingsForm, TestRecipientForm
+from smtp_settings.models import SmtpSettings, ValidationRun
 from smtp_settings.permissions import ADMINISTER_PERMISSION, administrator_required
 
 
@@ -35,34 +38,105 @@ def administration_index(request: HttpRequest) -> HttpResponse:
     )
 
 
-@administrator_required
-@require_http_methods(["GET", "POST"])
-def manage_smtp(request: HttpRequest) -> HttpResponse:
-    current = SmtpSettings.load()
-    if request.method == "POST":
-        form = SmtpSettingsForm(request.POST, instance=current)
-        if form.is_valid():
-            result = services.smtp_settings_save(form=form, user=request.user)
-            messages.success(request, "SMTP settings saved.")
-            for warning in result.warnings:
-                messages.warning(request, warning)
-            return redirect("smtp_settings:manage")
-        status = 400
-    else:
-        form = SmtpSettingsForm(instance=current)
-        status = 200
-    # Rebuild from the database: a failed POST must not show an unsaved secret's status.
+def _manage_page(
+    request: HttpRequest,
+    form: SmtpSettingsForm,
+    recipient_form: TestRecipientForm,
+    *,
+    status: int = 200,
+) -> HttpResponse:
+    # Rebuilt from the database: a failed POST must not show an unsaved secret's status.
     stored = SmtpSettings.load()
     return render(
         request,
         "smtp_settings/manage.html",
         {
             "form": form,
+            "recipient_form": recipient_form,
             "stored": stored,
             "secret_status": services.smtp_settings_secret_status(settings_row=stored),
             "changes": services.smtp_settings_recent_changes(),
+            "runs": validation.validation_recent_runs(),
         },
         status=status,
+    )
+
+
+def _recipient_form(request: HttpRequest, data: object = None) -> TestRecipientForm:
+    return TestRecipientForm(data, initial={"test_recipient": request.user.email})  # type: ignore[arg-type]
+
+
+@administrator_required
+@require_http_methods(["GET", "POST"])
+def manage_smtp(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        form = SmtpSettingsForm(request.POST, instance=SmtpSettings.load())
+        if form.is_valid():
+            result = services.smtp_settings_save(form=form, user=request.user)
+            messages.success(request, "SMTP settings saved.")
+            for warning in result.warnings:
+                messages.warning(request, warning)
+            return redirect("smtp_settings:manage")
+        return _manage_page(request, form, _recipient_form(request, request.POST), status=400)
+    return _manage_page(
+        request, SmtpSettingsForm(instance=SmtpSettings.load()), _recipient_form(request)
+    )
+
+
+def _wants_json(request: HttpRequest) -> bool:
+    return "application/json" in request.headers.get("Accept", "")
+
+
+@administrator_required
+@require_POST
+def validate(request: HttpRequest) -> HttpResponse:
+    """Start a validation run of the form's current, unsaved values."""
+    form = SmtpSettingsForm(request.POST, instance=SmtpSettings.load())
+    recipient_form = _recipient_form(request, request.POST)
+    forms_valid = form.is_valid() & recipient_form.is_valid()  # both, for every message
+    if not forms_valid:
+        if _wants_json(request):
+            errors = {**form.errors.get_json_data(), **recipient_form.errors.get_json_data()}
+            return JsonResponse({"errors": errors}, status=400)
+        return _manage_page(request, form, recipient_form, status=400)
+    try:
+        run = validation.validation_run_start(
+            form=form,
+            user=request.user,
+            test_recipient=recipient_form.cleaned_data["test_recipient"] or "",
+        )
+    except validation.ValidationNotStarted as refusal:
+        if _wants_json(request):
+            return JsonResponse({"refused": str(refusal)}, status=429)
+        messages.error(request, str(refusal))
+        return _manage_page(request, form, recipient_form, status=429)
+    if _wants_json(request):
+        return JsonResponse(
+            {
+                "run": str(run.id),
+                "status_url": reverse("smtp_settings:run_status", args=[run.id]),
+                "run_url": reverse("smtp_settings:run_detail", args=[run.id]),
+            },
+            status=202,
+        )
+    return redirect("smtp_settings:run_detail", run_id=run.id)
+
+
+@administrator_required
+@require_GET
+def run_status(request: HttpRequest, run_id: uuid.UUID) -> JsonResponse:
+    run = get_object_or_404(ValidationRun.objects.select_related("requested_by"), pk=run_id)
+    return JsonResponse(validation.validation_run_as_dict(run=run))
+
+
+@administrator_required
+@require_GET
+def run_detail(request: HttpRequest, run_id: uuid.UUID) -> HttpResponse:
+    run = get_object_or_404(ValidationRun.objects.select_related("requested_by"), pk=run_id)
+    return render(
+        request,
+        "smtp_settings/run_detail.html",
+        {"run": validation.validation_run_as_dict(run=run)},
     )
 
 

@@ -64,3 +64,21 @@ def oauth_form_data() -> dict[str, Any]:
 def _fast_password_hashing(settings: Any) -> None:
     # The default hasher is deliberately slow; tests create many users.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def sandbox(settings: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The Entra and Exchange stand-ins with a ready tenant, trusted and allowed by the console."""
+    from smtp_settings import oauth
+
+    from .sandbox.world import Sandbox
+
+    world = Sandbox().start()
+    monkeypatch.setenv("SSL_CERT_FILE", str(world.ca_bundle))
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(world.ca_bundle))
+    settings.SMTP_OAUTH_AUTHORITY_HOSTS = [world.authority_host]
+    settings.SMTP_NETWORK_TIMEOUT_SECONDS = 5.0
+    oauth.forget_applications()
+    yield world
+    oauth.forget_applications()
+    world.stop()

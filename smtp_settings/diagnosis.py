@@ -1,0 +1,502 @@
+"""Known failures as data: what an answer or error means, and the fix in the administrator's terms.
+
+A row matches on the step where the failure happened and one discriminator: a
+failure kind named by the transport or the token client, an AADSTS code, or a
+pattern on the server's answer. Fixes are filled with the values the form holds;
+what the console cannot know stays a <PLACEHOLDER>.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+CONNECT_EXCHANGE = "Connect-ExchangeOnline -Organization {tenant_id}"
+NEW_SERVICE_PRINCIPAL = "New-ServicePrincipal -AppId {client_id} -ObjectId {sp_object_id}"
+ADD_MAILBOX_PERMISSION = " ".join(
+    (
+        'Add-MailboxPermission -Identity "{sender}"',
+        "-User <SERVICE_PRINCIPAL_ID> -AccessRights FullAccess",
+    )
+)
+GET_SERVICE_PRINCIPAL = "Get-ServicePrincipal | fl"
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    key: str
+    steps: frozenset[str]
+    cause: str
+    fix: str
+    commands: tuple[str, ...] = ()
+    kinds: frozenset[str] = frozenset()
+    aadsts: frozenset[int] = frozenset()
+    answer: re.Pattern[str] | None = None
+    # Authentication types the row speaks of; empty for all.
+    auth_types: frozenset[str] = frozenset()
+
+    def matches(self, step: str, kind: str, codes: set[int], answer: str, auth_type: str) -> bool:
+        if self.steps and step not in self.steps:
+            return False
+        if self.auth_types and auth_type not in self.auth_types:
+            return False
+        return bool(
+            (kind and kind in self.kinds)
+            or (codes & self.aadsts)
+            or (self.answer is not None and answer and self.answer.search(answer))
+        )
+
+
+@dataclass(frozen=True)
+class Finding:
+    key: str
+    cause: str
+    fix: str
+    commands: list[str] = field(default_factory=list)
+
+
+def _row(
+    key: str,
+    steps: str,
+    cause: str,
+    fix: str,
+    *,
+    commands: tuple[str, ...] = (),
+    kinds: str = "",
+    aadsts: tuple[int, ...] = (),
+    answer: str | None = None,
+    auth_types: str = "",
+) -> Diagnosis:
+    return Diagnosis(
+        key=key,
+        steps=frozenset(steps.split()),
+        cause=cause,
+        fix=fix,
+        commands=commands,
+        kinds=frozenset(kinds.split()),
+        aadsts=frozenset(aadsts),
+        answer=re.compile(answer, re.IGNORECASE) if answer else None,
+        auth_types=frozenset(auth_types.split()),
+    )
+
+
+SMTP_STEPS = "connect tls authenticate sender send"
+
+TABLE: tuple[Diagnosis, ...] = (
+    # -- Entra ID: the token request (reference section 5) ---------------------------
+    _row(
+        "aadsts_wrong_secret",
+        "token",
+        "Entra ID rejected the client secret (AADSTS7000215). Often the secret's ID was "
+        "pasted instead of its Value.",
+        "In Entra ID > App registrations > your app > Certificates & secrets, copy the "
+        "secret's Value (shown only when it is created; if it is gone, create a new secret) "
+        "and enter it in Client Secret.",
+        aadsts=(7000215,),
+    ),
+    _row(
+        "aadsts_secret_expired",
+        "token",
+        "The client secret has expired (AADSTS7000222).",
+        "Create a new client secret under Certificates & secrets, enter its Value in Client "
+        "Secret and its expiry in Secret Expiration Date.",
+        aadsts=(7000222,),
+    ),
+    _row(
+        "aadsts_no_secret",
+        "token",
+        "No client secret reached Entra ID (AADSTS7000218).",
+        "Enter the client secret's Value in Client Secret.",
+        aadsts=(7000218,),
+    ),
+    _row(
+        "aadsts_unknown_app",
+        "token",
+        "No application with this Client ID exists in the tenant of the token endpoint "
+        "(AADSTS700016).",
+        "Compare Client ID with the Application (client) ID on the app registration's "
+        "Overview page, and the tenant in Token Endpoint with its Directory (tenant) ID.",
+        aadsts=(700016,),
+    ),
+    _row(
+        "aadsts_unknown_tenant",
+        "token",
+        "Entra ID does not know the tenant in the token endpoint (AADSTS90002).",
+        "Put the Directory (tenant) ID from the app registration's Overview page into the "
+        "Token Endpoint; for a government or China tenant use that cloud's login host.",
+        aadsts=(90002,),
+    ),
+    _row(
+        "aadsts_malformed_tenant",
+        "token",
+        "The tenant part of the token endpoint is malformed (AADSTS900023), for example a "
+        "placeholder left in the URL.",
+        "Use https://login.microsoftonline.com/{tenant_hint}/oauth2/v2.0/token with your "
+        "Directory (tenant) ID.",
+        aadsts=(900023,),
+    ),
+    _row(
+        "aadsts_bad_scope",
+        "token",
+        "Entra ID rejected the scope (AADSTS70011 or AADSTS1002012): the client credentials "
+        "flow needs <resource>/.default.",
+        "Set Scopes to https://outlook.office365.com/.default.",
+        aadsts=(70011, 1002012),
+    ),
+    _row(
+        "aadsts_unknown_resource",
+        "token",
+        "The resource named in Scopes does not exist in the tenant (AADSTS500011): a typo "
+        "in the scope, or Exchange Online is not part of this tenant.",
+        "Set Scopes to https://outlook.office365.com/.default and check that the tenant has "
+        "Exchange Online.",
+        aadsts=(500011,),
+    ),
+    _row(
+        "aadsts_app_disabled",
+        "token",
+        "The application is disabled in the tenant (AADSTS7000112).",
+        "In Entra ID > Enterprise applications > your app > Properties, set Enabled for "
+        "users to sign-in to Yes.",
+        aadsts=(7000112,),
+    ),
+    _row(
+        "aadsts_conditional_access",
+        "token",
+        "A Conditional Access policy or the security defaults blocked the sign-in "
+        "(AADSTS53003 / AADSTS530035).",
+        "Ask the Entra ID administrator to exclude this workload identity from the policy "
+        "(Entra ID > Sign-in logs show which policy applied; quote the correlation ID).",
+        aadsts=(53003, 530035),
+    ),
+    _row(
+        "aadsts_shared_tenant",
+        "token",
+        "A shared endpoint (/common or /organizations) was used where a tenant is needed "
+        "(AADSTS50194 / AADSTS90130).",
+        "Use https://login.microsoftonline.com/{tenant_hint}/oauth2/v2.0/token with your "
+        "Directory (tenant) ID.",
+        aadsts=(50194, 90130),
+    ),
+    _row(
+        "token_endpoint_unreachable",
+        "token",
+        "The token endpoint could not be reached.",
+        "Check the host in Token Endpoint and that this server may open HTTPS connections "
+        "to it (proxy, firewall).",
+        kinds="unreachable",
+    ),
+    _row(
+        "token_endpoint_timeout",
+        "token",
+        "The token endpoint did not answer in time.",
+        "Check the network path to the token endpoint; try again in a minute.",
+        kinds="timeout",
+    ),
+    _row(
+        "token_endpoint_tls",
+        "token",
+        "The token endpoint's TLS certificate was not trusted.",
+        "If a proxy inspects TLS, add its CA to the system trust store or point "
+        "REQUESTS_CA_BUNDLE / SSL_CERT_FILE at it.",
+        kinds="tls",
+    ),
+    _row(
+        "token_endpoint_server_error",
+        "token",
+        "Entra ID answered with a server error.",
+        "This is on Microsoft's side; try again later. Quote the correlation ID to support.",
+        kinds="service",
+    ),
+    # -- The token's contents --------------------------------------------------------
+    _row(
+        "token_without_role",
+        "token_contents",
+        "The token does not carry the SMTP.SendAsApp role, so Exchange will answer 535 5.7.3. "
+        "The permission is missing, admin consent was not granted, or Microsoft Graph "
+        "Mail.Send was added instead.",
+        "In Entra ID > App registrations > your app > API permissions: Add a permission > "
+        "APIs my organization uses > Office 365 Exchange Online > Application permissions > "
+        "SMTP.SendAsApp, then Grant admin consent for your tenant.",
+        kinds="no_role",
+    ),
+    _row(
+        "token_wrong_audience",
+        "token_contents",
+        "The token is meant for another resource than Exchange Online.",
+        "Set Scopes to https://outlook.office365.com/.default.",
+        kinds="wrong_audience",
+    ),
+    _row(
+        "token_wrong_tenant",
+        "token_contents",
+        "The token was issued by another tenant than the one in the token endpoint.",
+        "Check the Directory (tenant) ID in Token Endpoint.",
+        kinds="wrong_tenant",
+    ),
+    _row(
+        "token_wrong_app",
+        "token_contents",
+        "The token was issued to another application than Client ID.",
+        "Check Client ID against the app registration's Overview page.",
+        kinds="wrong_app",
+    ),
+    # -- Reaching the SMTP server ----------------------------------------------------
+    _row(
+        "dns",
+        "connect",
+        "The SMTP server's name does not resolve.",
+        "Check SMTP Server (Exchange Online: smtp.office365.com) and this server's DNS.",
+        kinds="dns",
+    ),
+    _row(
+        "refused",
+        "connect",
+        "Nothing accepts connections on that port.",
+        "Check Port (Exchange Online: 587) and that no firewall rejects outgoing SMTP.",
+        kinds="refused",
+    ),
+    _row(
+        "timeout",
+        SMTP_STEPS,
+        "The SMTP server did not answer in time.",
+        "Check SMTP Server and Port, and that outgoing connections to that port are allowed "
+        "(many networks block 25 and 587 unless asked).",
+        kinds="timeout",
+    ),
+    _row(
+        "unreachable",
+        "connect",
+        "The SMTP server is unreachable from this server.",
+        "Check the network route and firewall to SMTP Server.",
+        kinds="unreachable",
+    ),
+    _row(
+        "concurrent_connections",
+        SMTP_STEPS,
+        "Exchange allows at most 3 simultaneous connections per mailbox (432 4.3.2).",
+        "Wait for other connections to finish; nothing to change in the settings.",
+        answer=r"\b4\.3\.2\b",
+    ),
+    _row(
+        "old_tls",
+        SMTP_STEPS,
+        "The server refused the TLS version (421 4.7.66): Exchange Online needs TLS 1.2 or newer.",
+        "Update the TLS libraries of this server's operating system; the console itself "
+        "never offers less than TLS 1.2.",
+        answer=r"\b4\.7\.66\b",
+    ),
+    _row(
+        "ip_blocked",
+        SMTP_STEPS,
+        "Exchange Online does not accept traffic from this server's IP address "
+        "(550 5.7.708), common for new or trial tenants.",
+        "Open a support request with Microsoft to have the address delisted.",
+        answer=r"\b5\.7\.708\b",
+    ),
+    # -- TLS -------------------------------------------------------------------------
+    _row(
+        "starttls_missing",
+        "tls",
+        "The server does not offer STARTTLS on this port.",
+        "Use port 587 for Exchange Online; for a server that speaks TLS from the first byte "
+        "use port 465.",
+        kinds="starttls_missing",
+    ),
+    _row(
+        "tls_untrusted",
+        "tls",
+        "The server's certificate is not signed by an authority this server trusts.",
+        "If the server uses an internal CA, add it to the system trust store or point "
+        "SSL_CERT_FILE at it. Certificate checks cannot be turned off.",
+        kinds="tls_untrusted",
+    ),
+    _row(
+        "tls_name_mismatch",
+        "tls",
+        "The server's certificate is for another name than SMTP Server.",
+        "Enter the host name the certificate names (Exchange Online: smtp.office365.com), "
+        "not an IP address or alias.",
+        kinds="tls_name_mismatch",
+    ),
+    _row(
+        "tls_expired",
+        "tls",
+        "The server's certificate has expired.",
+        "The SMTP server's administrator must renew its certificate.",
+        kinds="tls_expired",
+    ),
+    _row(
+        "tls_failed",
+        "tls",
+        "The TLS handshake failed.",
+        "Check that Port matches Use SSL/TLS: 587 with STARTTLS, 465 with TLS from the start.",
+        kinds="tls_failed",
+    ),
+    _row(
+        "plaintext",
+        "tls",
+        "Use SSL/TLS is off: the token or password and every message cross the network "
+        "unencrypted.",
+        "Turn Use SSL/TLS on (Exchange Online requires it before authentication).",
+        kinds="plaintext",
+    ),
+    # -- Authentication (reference section 4) ----------------------------------------
+    _row(
+        "auth_disabled",
+        "authenticate",
+        "SMTP AUTH is switched off for the tenant or for the mailbox (535 5.7.139); the "
+        "mailbox setting overrides the tenant's.",
+        "In Exchange Online PowerShell, allow SMTP AUTH for the mailbox (or the tenant):",
+        commands=(
+            CONNECT_EXCHANGE,
+            'Set-CASMailbox -Identity "{sender}" -SmtpClientAuthenticationDisabled $false',
+            "Set-TransportConfig -SmtpClientAuthenticationDisabled $false",
+        ),
+        answer=r"\b5\.7\.139\b",
+    ),
+    _row(
+        "auth_token_rejected",
+        "authenticate",
+        "Exchange Online rejected the token for {sender} (535 5.7.3). The usual causes: the "
+        "app's service principal is not registered in Exchange (or was registered with the "
+        "App registration's object ID instead of the Enterprise application's), it has no "
+        "FullAccess on the mailbox, or the token lacks SMTP.SendAsApp.",
+        "Grant admin consent for SMTP.SendAsApp in Entra ID, then in Exchange Online "
+        "PowerShell register the service principal with the Enterprise application's Object ID "
+        "and give it FullAccess on the mailbox (<SERVICE_PRINCIPAL_ID> is the ID field "
+        "printed by Get-ServicePrincipal):",
+        commands=(
+            CONNECT_EXCHANGE,
+            NEW_SERVICE_PRINCIPAL,
+            GET_SERVICE_PRINCIPAL,
+            ADD_MAILBOX_PERMISSION,
+        ),
+        answer=r"\b5\.7\.3\b",
+        auth_types="oauth2",
+    ),
+    _row(
+        "basic_retired",
+        "authenticate",
+        "Exchange Online no longer accepts Basic authentication for mail submission (550 5.7.30).",
+        "Choose OAuth 2.0 as Authentication Type and register an app in Entra ID.",
+        answer=r"\b5\.7\.30\b",
+    ),
+    _row(
+        "auth_before_tls",
+        "authenticate",
+        "The server does not accept this authentication here (504 5.7.4): usually AUTH "
+        "before STARTTLS, or a mechanism it does not offer.",
+        "Use port 587 with Use SSL/TLS on.",
+        answer=r"\b5\.7\.4\b",
+    ),
+    _row(
+        "mechanism_missing",
+        "authenticate",
+        "The server does not offer the authentication mechanism this type needs.",
+        "For OAuth 2.0 the server must offer AUTH XOAUTH2 (Exchange Online does after "
+        "STARTTLS on port 587); otherwise choose the type the server supports.",
+        kinds="mechanism_missing",
+    ),
+    _row(
+        "credentials_rejected",
+        "authenticate",
+        "The server rejected the credentials.",
+        "With Basic, check Username and Password. With OAuth 2.0, check that the server "
+        "accepts app-only tokens for Sender Email.",
+        answer=r"^535\b",
+    ),
+    # -- Sender and sending ----------------------------------------------------------
+    _row(
+        "not_authenticated",
+        "sender send",
+        "The server wants authentication before accepting mail (530 5.7.57).",
+        "Choose OAuth 2.0 (or Basic) as Authentication Type.",
+        answer=r"\b5\.7\.57\b",
+    ),
+    _row(
+        "send_as_envelope",
+        "sender send",
+        "The authenticated mailbox may not send as this sender (550 5.7.60).",
+        "Send from the mailbox the token authenticates (Sender Email), or grant it Send As "
+        "on the other address.",
+        answer=r"\b5\.7\.60\b",
+    ),
+    _row(
+        "send_as_header",
+        "send",
+        "The message's From address is not one the mailbox may send as (554 5.2.252 SendAsDenied).",
+        "Turn Use sender email on so every message is from {sender}, or grant Send As on the "
+        "other address:",
+        commands=(
+            'Add-RecipientPermission -Identity "<FROM_ADDRESS>" -Trustee "{sender}" '
+            "-AccessRights SendAs",
+        ),
+        answer=r"SendAsDenied",
+    ),
+    _row(
+        "throttled",
+        SMTP_STEPS,
+        "Exchange has blocked this mailbox for a while after repeated failures "
+        "(550 5.2.251-5.2.255).",
+        "Fix the failure that repeated, then wait before trying again (often an hour).",
+        answer=r"\b5\.2\.25[1-5]\b.*throttl",
+    ),
+    _row(
+        "quota",
+        "send",
+        "The mailbox has sent to more than 10,000 recipients in 24 hours (554 5.2.0 "
+        "SubmissionQuotaExceeded).",
+        "Wait until the 24-hour window moves on.",
+        answer=r"SubmissionQuotaExceeded",
+    ),
+    _row(
+        "mailbox_full",
+        "send",
+        "The sender's mailbox is full, usually from Sent Items (554 5.2.2).",
+        "Empty Sent Items or apply a retention policy to the mailbox.",
+        answer=r"\b5\.2\.2\b",
+    ),
+)
+
+
+def diagnose(
+    step: str,
+    *,
+    kind: str = "",
+    codes: list[int] | None = None,
+    answer: str = "",
+    auth_type: str = "",
+    values: Mapping[str, str] | None = None,
+) -> Finding | None:
+    """The first row that explains a failure at ``step``, with its fix filled in."""
+    code_set = set(codes or [])
+    for row in TABLE:
+        if row.matches(step, kind, code_set, answer, auth_type):
+            fill = _Filler(values or {})
+            return Finding(
+                key=row.key,
+                cause=row.cause.format_map(fill),
+                fix=row.fix.format_map(fill),
+                commands=[command.format_map(fill) for command in row.commands],
+            )
+    return None
+
+
+class _Filler(dict):  # type: ignore[type-arg]
+    """Form values for the fix; what the console cannot know stays a placeholder."""
+
+    PLACEHOLDERS: Mapping[str, str] = {
+        "tenant_id": "<TENANT_ID>",
+        "tenant_hint": "<TENANT_ID>",
+        "client_id": "<APPLICATION_ID>",
+        "sender": "<MAILBOX>",
+        "sp_object_id": "<ENTERPRISE_APP_OBJECT_ID>",
+    }
+
+    def __init__(self, values: Mapping[str, str]) -> None:
+        super().__init__({key: value for key, value in values.items() if value})
+
+    def __missing__(self, key: str) -> str:
+        return self.PLACEHOLDERS.get(key, f"<{key.upper()}>")

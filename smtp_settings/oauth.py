@@ -1,0 +1,165 @@
+"""OAuth 2.0 client credentials with MSAL: one application object per secret, its token cache.
+
+MSAL contacts the authority when the application object is built, so that
+happens lazily, is bounded by the timeout, and a failed build is not kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import msal
+import requests
+from msal.authority import WELL_KNOWN_AUTHORITY_HOSTS
+
+from smtp_settings import tls
+
+_TOKEN_PATH_SUFFIX = "/oauth2/v2.0/token"  # noqa: S105  (a URL path, not a secret)
+
+
+@dataclass(frozen=True)
+class Token:
+    access_token: str = field(repr=False)
+    expires_in: int
+    from_cache: bool
+
+
+class TokenError(Exception):
+    """Entra ID (or the way to it) refused a token. Carries what diagnosis needs, no secret."""
+
+    def __init__(
+        self,
+        kind: str,
+        message: str,
+        *,
+        error: str = "",
+        error_codes: list[int] | None = None,
+        correlation_id: str = "",
+        trace_id: str = "",
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.error = error
+        self.error_codes = error_codes or []
+        self.correlation_id = correlation_id
+        self.trace_id = trace_id
+
+
+def authority_from_token_endpoint(token_endpoint: str) -> str:
+    """``https://host/<tenant>/oauth2/v2.0/token`` -> ``https://host/<tenant>``."""
+    if not token_endpoint.endswith(_TOKEN_PATH_SUFFIX):
+        raise TokenError(
+            "endpoint_shape",
+            f"The token endpoint does not end in {_TOKEN_PATH_SUFFIX}.",
+        )
+    return token_endpoint[: -len(_TOKEN_PATH_SUFFIX)]
+
+
+_AADSTS_CODE = re.compile(r"AADSTS(\d+)")
+_AADSTS_TEXT = re.compile(r"AADSTS\d+:[^\"\\]*")
+
+_apps: dict[tuple[str, str, str], msal.ConfidentialClientApplication] = {}
+_apps_lock = threading.Lock()
+
+
+def _app_key(authority: str, client_id: str, client_secret: str) -> tuple[str, str, str]:
+    # A hash of the secret: a replaced secret takes effect at once, and the key holds
+    # nothing that could be read back.
+    return (authority, client_id, hashlib.sha256(client_secret.encode()).hexdigest())
+
+
+def _application(
+    *, authority: str, client_id: str, client_secret: str, timeout: float
+) -> msal.ConfidentialClientApplication:
+    key = _app_key(authority, client_id, client_secret)
+    with _apps_lock:
+        app = _apps.get(key)
+    if app is not None:
+        return app
+    host = (urlsplit(authority).hostname or "").lower()
+    app = msal.ConfidentialClientApplication(
+        client_id,
+        client_credential=client_secret,
+        authority=authority,
+        timeout=timeout,
+        verify=tls.requests_verify(),
+        azure_region=False,
+        # Elsewhere than Microsoft's own hosts MSAL would ask login.microsoftonline.com.
+        instance_discovery=host in WELL_KNOWN_AUTHORITY_HOSTS,
+    )
+    with _apps_lock:
+        _apps[key] = app
+    return app
+
+
+def _forget(authority: str, client_id: str, client_secret: str) -> None:
+    with _apps_lock:
+        _apps.pop(_app_key(authority, client_id, client_secret), None)
+
+
+def forget_applications() -> None:
+    with _apps_lock:
+        _apps.clear()
+
+
+def acquire_token(
+    *, token_endpoint: str, client_id: str, client_secret: str, scopes: list[str], timeout: float
+) -> Token:
+    """A token for ``scopes`` (from MSAL's cache while it has over five minutes left)."""
+    authority = authority_from_token_endpoint(token_endpoint)
+    try:
+        app = _application(
+            authority=authority, client_id=client_id, client_secret=client_secret, timeout=timeout
+        )
+        result: dict[str, Any] = app.acquire_token_for_client(scopes=scopes)
+    except requests.exceptions.SSLError as exc:
+        raise TokenError("tls", f"TLS with the token endpoint failed: {_root(exc)}") from None
+    except requests.exceptions.Timeout:
+        raise TokenError(
+            "timeout", f"The token endpoint did not answer within {timeout:g} s."
+        ) from None
+    except requests.exceptions.ConnectionError as exc:
+        raise TokenError(
+            "unreachable", f"Could not reach the token endpoint: {_root(exc)}"
+        ) from None
+    except msal.exceptions.MsalServiceError as exc:
+        raise TokenError("service", f"Entra ID answered with a server error: {exc}") from None
+    except ValueError as exc:
+        # Raised while reading the authority's metadata; Entra's own text is in __context__.
+        context = str(exc.__context__ or "")
+        entra_text = _AADSTS_TEXT.search(context)
+        raise TokenError(
+            "authority",
+            entra_text.group(0) if entra_text else f"The authority {authority} was refused: {exc}",
+            error_codes=[int(code) for code in _AADSTS_CODE.findall(context)],
+        ) from None
+    if "access_token" not in result:
+        # MSAL replays an identical error for a minute; after a fix in Entra ID the next
+        # attempt must ask again, so this application object (and its replay cache) goes.
+        _forget(authority, client_id, client_secret)
+    if "access_token" in result:
+        return Token(
+            access_token=result["access_token"],
+            expires_in=int(result.get("expires_in", 0)),
+            from_cache=result.get("token_source") == "cache",
+        )
+    raise TokenError(
+        "refused",
+        str(result.get("error_description") or result.get("error") or "No token was issued."),
+        error=str(result.get("error", "")),
+        error_codes=[int(code) for code in result.get("error_codes") or []],
+        correlation_id=str(result.get("correlation_id", "")),
+        trace_id=str(result.get("trace_id", "")),
+    )
+
+
+def _root(exc: BaseException) -> str:
+    while exc.__cause__ or exc.__context__:
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return str(exc)

@@ -1,0 +1,343 @@
+"""The one SMTP code path: connect, TLS, authenticate, send. Validate and real sending use it.
+
+Each stage is its own method so that Validate can time and report it; every
+failure becomes one :class:`SmtpFailure` naming the stage, the kind of failure
+and the server's own answer. ``smtplib``'s debug output is never switched on:
+it would print the access token.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import socket
+import ssl
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.policy import SMTP as SMTP_POLICY
+from typing import Literal
+
+from smtp_settings import tls
+
+Stage = Literal["connect", "tls", "authenticate", "sender", "send"]
+
+# OpenSSL verification codes worth naming on their own.
+_X509_EXPIRED = 10
+_X509_HOSTNAME_MISMATCH = 62
+
+
+class SmtpFailure(Exception):
+    """A delivery failure: which stage, what kind, and what the server said (if anything)."""
+
+    def __init__(self, stage: Stage, kind: str, message: str, *, answer: str = "") -> None:
+        super().__init__(message)
+        self.stage = stage
+        self.kind = kind
+        self.message = message
+        self.answer = answer
+
+
+@dataclass(frozen=True)
+class SmtpEndpoint:
+    host: str
+    port: int
+    use_tls: bool
+    timeout: float
+
+    @property
+    def implicit_tls(self) -> bool:
+        return self.use_tls and self.port == 465
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """How to authenticate: ``oauth2`` (token), ``basic`` (password) or ``none``."""
+
+    kind: str
+    username: str = ""
+    secret: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True)
+class TlsInfo:
+    mode: str
+    version: str
+    cipher: str
+    subject: str
+    issuer: str
+    not_after: str
+
+
+class XOAuth2:
+    """SASL XOAUTH2 for ``smtplib.SMTP.auth``: the token on the first challenge, then empty.
+
+    A second 334 carries an error (Gmail's style); answering it with an empty line
+    lets the server send its final 535.
+    """
+
+    def __init__(self, user: str, token: str) -> None:
+        self._initial = f"user={user}\x01auth=Bearer {token}\x01\x01"
+        self._calls = 0
+
+    def __repr__(self) -> str:
+        return "XOAuth2(...)"
+
+    def __call__(self, challenge: bytes | None = None) -> str:
+        self._calls += 1
+        return self._initial if self._calls == 1 else ""
+
+
+def _answer(code: int, text: bytes | str) -> str:
+    text = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
+    return f"{code} {text}".strip()
+
+
+def _name(attributes: tuple[tuple[tuple[str, str], ...], ...] | None) -> str:
+    parts = [f"{key}={value}" for rdn in attributes or () for key, value in rdn]
+    return ", ".join(parts)
+
+
+class SmtpConnection:
+    """One SMTP session, driven stage by stage.
+
+    ``connect()`` then ``secure()`` then ``authenticate()``; then ``check_sender()``
+    and ``send()`` as often as needed; ``close()`` always.
+    """
+
+    def __init__(self, endpoint: SmtpEndpoint) -> None:
+        self.endpoint = endpoint
+        self._smtp = smtplib.SMTP(timeout=endpoint.timeout)
+        self._stage: Stage = "connect"
+        self.address = ""
+        self.greeting = ""
+
+    # -- stages -------------------------------------------------------------------
+
+    def connect(self) -> str:
+        """Resolve and open TCP; unless TLS comes first, read the greeting and say EHLO."""
+        self._stage = "connect"
+        host, port, timeout = self.endpoint.host, self.endpoint.port, self.endpoint.timeout
+        try:
+            socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            raise SmtpFailure(
+                "connect", "dns", f"The name {host} could not be resolved ({exc.strerror})."
+            ) from None
+        try:
+            sock = socket.create_connection((host, port), timeout=timeout)
+        except ConnectionRefusedError:
+            raise SmtpFailure(
+                "connect", "refused", f"{host} refused the connection on port {port}."
+            ) from None
+        except TimeoutError:
+            raise SmtpFailure(
+                "connect",
+                "timeout",
+                f"No TCP connection to {host}:{port} within {timeout:g} s.",
+            ) from None
+        except OSError as exc:
+            raise SmtpFailure(
+                "connect", "unreachable", f"{host}:{port} is unreachable ({exc.strerror or exc})."
+            ) from None
+        self._smtp.sock = sock
+        self._smtp.file = None
+        self._smtp._host = host  # type: ignore[attr-defined]  # starttls() names the server by it
+        peer = sock.getpeername()
+        self.address = f"{peer[0]}:{peer[1]}"
+        if not self.endpoint.implicit_tls:
+            self._greet()
+        return self.address
+
+    def secure(self) -> TlsInfo | None:
+        """STARTTLS, or TLS from the first byte on port 465; ``None`` when TLS is off."""
+        self._stage = "tls"
+        if not self.endpoint.use_tls:
+            return None
+        context = tls.client_context()
+        with self._failures():
+            if self.endpoint.implicit_tls:
+                self._smtp.sock = context.wrap_socket(
+                    self._smtp.sock, server_hostname=self.endpoint.host
+                )
+                self._smtp.file = None
+                self._greet()
+                mode = "TLS from the first byte (port 465)"
+            else:
+                if not self._smtp.has_extn("starttls"):
+                    raise SmtpFailure(
+                        "tls",
+                        "starttls_missing",
+                        "The server does not offer STARTTLS.",
+                        answer=self._ehlo_answer(),
+                    )
+                code, text = self._smtp.starttls(context=context)
+                self._require(code == 220, "tls", "starttls_refused", code, text)
+                code, text = self._smtp.ehlo()
+                self._require(code == 250, "tls", "ehlo_refused", code, text)
+                mode = "STARTTLS"
+        sock = self._smtp.sock
+        assert isinstance(sock, ssl.SSLSocket)
+        cert = sock.getpeercert() or {}
+        return TlsInfo(
+            mode=mode,
+            version=sock.version() or "",
+            cipher=(sock.cipher() or ("",))[0],
+            subject=_name(cert.get("subject")),
+            issuer=_name(cert.get("issuer")),
+            not_after=str(cert.get("notAfter", "")),
+        )
+
+    @property
+    def mechanisms(self) -> list[str]:
+        return self._smtp.esmtp_features.get("auth", "").upper().split()
+
+    def authenticate(self, credentials: Credentials) -> str:
+        """Authenticate as configured; returns the server's answer."""
+        self._stage = "authenticate"
+        if credentials.kind == "none":
+            return "No authentication configured."
+        offered = self.mechanisms
+        with self._failures():
+            if credentials.kind == "oauth2":
+                if "XOAUTH2" not in offered:
+                    raise SmtpFailure(
+                        "authenticate",
+                        "mechanism_missing",
+                        "The server does not offer AUTH XOAUTH2 (it offers: "
+                        f"{' '.join(offered) or 'no AUTH at all'}).",
+                        answer=self._ehlo_answer(),
+                    )
+                # The two-step dialogue: a token makes the one-line form about 2 KB,
+                # longer than some servers accept on the AUTH line.
+                code, text = self._smtp.auth(
+                    "XOAUTH2",
+                    XOAuth2(credentials.username, credentials.secret),
+                    initial_response_ok=False,
+                )
+            else:
+                if not {"LOGIN", "PLAIN"} & set(offered):
+                    raise SmtpFailure(
+                        "authenticate",
+                        "mechanism_missing",
+                        "The server offers neither AUTH LOGIN nor AUTH PLAIN (it offers: "
+                        f"{' '.join(offered) or 'no AUTH at all'}).",
+                        answer=self._ehlo_answer(),
+                    )
+                code, text = self._smtp.login(credentials.username, credentials.secret)
+        return _answer(code, text)
+
+    def check_sender(self, sender: str, recipient: str) -> tuple[str, str]:
+        """MAIL FROM and RCPT TO, then RSET: send-as refusals show without sending."""
+        self._stage = "sender"
+        with self._failures():
+            code, text = self._smtp.mail(sender)
+            self._require(code == 250, "sender", "mail_refused", code, text)
+            mail_answer = _answer(code, text)
+            code, text = self._smtp.rcpt(recipient)
+            self._require(code in (250, 251), "sender", "rcpt_refused", code, text)
+            rcpt_answer = _answer(code, text)
+            self._smtp.rset()
+        return mail_answer, rcpt_answer
+
+    def send(self, *, sender: str, recipients: list[str], message: EmailMessage) -> str:
+        """Send ``message`` to ``recipients``; returns the server's queue answer.
+
+        Recipients travel in the envelope only, so Bcc addresses never reach a header.
+        """
+        self._stage = "send"
+        del message["Bcc"]
+        payload = message.as_bytes(policy=SMTP_POLICY)
+        with self._failures():
+            code, text = self._smtp.mail(sender)
+            self._require(code == 250, "send", "mail_refused", code, text)
+            refused = []
+            for recipient in recipients:
+                code, text = self._smtp.rcpt(recipient)
+                if code not in (250, 251):
+                    refused.append(_answer(code, text))
+            if len(refused) == len(recipients):
+                self._smtp.rset()
+                raise SmtpFailure(
+                    "send", "rcpt_refused", "Every recipient was refused.", answer=refused[0]
+                )
+            code, text = self._smtp.data(payload)
+            self._require(code == 250, "send", "data_refused", code, text)
+        return _answer(code, text)
+
+    def is_alive(self) -> bool:
+        """NOOP before reusing a connection: servers drop idle sessions."""
+        try:
+            return self._smtp.noop()[0] == 250
+        except (smtplib.SMTPException, OSError):
+            return False
+
+    def close(self) -> None:
+        try:
+            self._smtp.quit()
+        except (smtplib.SMTPException, OSError):
+            self._smtp.close()
+
+    # -- helpers ------------------------------------------------------------------
+
+    def _greet(self) -> None:
+        with self._failures():
+            code, text = self._smtp.getreply()
+            self.greeting = _answer(code, text)
+            self._require(code == 220, self._stage, "greeting_refused", code, text)
+            code, text = self._smtp.ehlo()
+            self._require(code == 250, self._stage, "ehlo_refused", code, text)
+
+    def _ehlo_answer(self) -> str:
+        response = self._smtp.ehlo_resp
+        return _answer(250, response) if response else ""
+
+    @staticmethod
+    def _require(ok: bool, stage: Stage, kind: str, code: int, text: bytes | str) -> None:
+        if not ok:
+            answer = _answer(code, text)
+            raise SmtpFailure(stage, kind, f"The server answered: {answer}", answer=answer)
+
+    def _failures(self) -> _FailureTranslator:
+        return _FailureTranslator(self)
+
+
+class _FailureTranslator:
+    """Turns what smtplib, ssl and sockets raise into one SmtpFailure for the current stage."""
+
+    def __init__(self, connection: SmtpConnection) -> None:
+        self._connection = connection
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: object) -> bool:
+        if exc is None or isinstance(exc, SmtpFailure):
+            return False
+        stage = self._connection._stage
+        timeout = self._connection.endpoint.timeout
+        host = self._connection.endpoint.host
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            kind = {
+                _X509_HOSTNAME_MISMATCH: "tls_name_mismatch",
+                _X509_EXPIRED: "tls_expired",
+            }.get(exc.verify_code, "tls_untrusted")
+            raise SmtpFailure(
+                "tls", kind, f"The certificate of {host} was not accepted: {exc.verify_message}."
+            ) from None
+        if isinstance(exc, ssl.SSLError):
+            raise SmtpFailure("tls", "tls_failed", f"TLS failed: {exc.reason or exc}.") from None
+        if isinstance(exc, smtplib.SMTPAuthenticationError | smtplib.SMTPResponseException):
+            answer = _answer(exc.smtp_code, exc.smtp_error)
+            raise SmtpFailure(
+                stage, "refused", f"The server answered: {answer}", answer=answer
+            ) from None
+        if isinstance(exc, smtplib.SMTPServerDisconnected):
+            raise SmtpFailure(
+                stage, "disconnected", "The server closed the connection without an answer."
+            ) from None
+        if isinstance(exc, TimeoutError):
+            raise SmtpFailure(
+                stage, "timeout", f"The server did not answer within {timeout:g} s."
+            ) from None
+        if isinstance(exc, smtplib.SMTPException | OSError):
+            raise SmtpFailure(stage, "protocol", f"The SMTP session failed: {exc}.") from None
+        return False

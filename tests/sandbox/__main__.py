@@ -1,0 +1,65 @@
+"""``python -m tests.sandbox``: run the Entra and Exchange stand-ins until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from pathlib import Path
+
+from .world import Sandbox
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--entra-port", type=int, default=8443)
+    parser.add_argument("--smtp-port", type=int, default=8587)
+    parser.add_argument("--folder", type=Path, default=Path("var/sandbox"))
+    options = parser.parse_args()
+    options.folder.mkdir(parents=True, exist_ok=True)
+    sandbox = Sandbox(options.entra_port, options.smtp_port, options.folder.resolve()).start()
+    values = sandbox.form_values()
+    print(
+        "Sandbox running: Entra ID stand-in on",
+        sandbox.entra.base_url,
+        f"and Exchange stand-in on 127.0.0.1:{sandbox.exchange.port}",
+        flush=True,
+    )
+    print("\nStart the console so that it trusts the sandbox (another terminal):")
+    print(
+        f"  SMTP_OAUTH_AUTHORITY_HOSTS={sandbox.authority_host} "
+        f"SSL_CERT_FILE={sandbox.ca_bundle} REQUESTS_CA_BUNDLE={sandbox.ca_bundle} make run"
+    )
+    print("\nThen enter in Administration > Manage SMTP:")
+    labels = {
+        "smtp_server": "SMTP Server",
+        "sender_email": "Sender Email",
+        "port": "Port",
+        "client_id": "Client ID",
+        "client_secret": "Client Secret",
+        "token_endpoint": "Token Endpoint",
+        "scopes": "Scopes",
+    }
+    for name, label in labels.items():
+        print(f"  {label:15} {values[name]}")
+    print("  Authentication Type OAuth 2.0, Use SSL/TLS on, Use sender email on")
+    print("\nDelivered test messages are printed here and saved under", options.folder / "mail")
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    seen = 0
+    while not stop.wait(0.5):
+        for envelope, content in sandbox.exchange.delivered[seen:]:
+            seen += 1
+            path = options.folder / "mail" / f"{seen:04d}.eml"
+            path.parent.mkdir(exist_ok=True)
+            path.write_bytes(content)
+            print(
+                f"Delivered: from {envelope.mail_from} to {', '.join(envelope.rcpt_tos)} -> {path}",
+                flush=True,
+            )
+    sandbox.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,242 @@
+"""An Entra ID stand-in over HTTPS: OIDC discovery and the client-credentials token endpoint.
+
+Issues RS256 JWTs with the claims Exchange checks (aud, roles, tid, appid, oid)
+and answers each failure with Entra's error JSON (AADSTS codes included).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import ssl
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from .directory import EXCHANGE_RESOURCE, GRAPH_RESOURCE, Directory
+
+KNOWN_RESOURCES = (EXCHANGE_RESOURCE, GRAPH_RESOURCE)
+_SHARED = {"common", "organizations", "consumers"}
+_TENANT_SEGMENT = re.compile(r"^[A-Za-z0-9.-]+$")
+
+MESSAGES = {
+    7000215: "Invalid client secret provided. Ensure the secret being sent in the request is "
+    "the client secret value, not the client secret ID, for a secret added to app '{app}'.",
+    7000222: "The provided client secret keys for app '{app}' are expired.",
+    7000218: "The request body must contain the following parameter: 'client_assertion' or "
+    "'client_secret'.",
+    700016: "Application with identifier '{app}' was not found in the directory '{tenant}'.",
+    90002: "Tenant '{tenant}' not found.",
+    900023: "Specified tenant identifier '{tenant}' is neither a valid DNS name, nor a valid "
+    "external domain.",
+    70011: "The provided request must include a 'scope' input parameter. The provided value "
+    "for the input parameter 'scope' is not valid.",
+    1002012: "The provided value for scope {scope} is not valid. Client credential flows must "
+    "have a scope value with /.default suffixed to the resource identifier.",
+    500011: "The resource principal named {scope} was not found in the tenant named {tenant}.",
+    7000112: "Application '{app}' is disabled.",
+    53003: "Access has been blocked by Conditional Access policies.",
+    90033: "A transient error has occurred. Please try again.",
+    50194: "Application '{app}' is not configured as a multi-tenant application. Usage of the "
+    "/common endpoint is not supported for such applications.",
+}
+
+
+class EntraError(Exception):
+    def __init__(self, status: int, error: str, code: int, **fill: str) -> None:
+        super().__init__(error)
+        self.status, self.error, self.code, self.fill = status, error, code, fill
+
+
+class EntraStandIn:
+    """Start with ``start()``; ``token_endpoint(tenant)`` gives the URL to configure."""
+
+    def __init__(self, directory: Directory, context: ssl.SSLContext, port: int = 0) -> None:
+        self.directory = directory
+        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.public_key = self.key.public_key()
+        self.issued_tokens: list[str] = []
+        self.token_requests = 0
+        self.delay_seconds = 0.0
+        # Knobs for failures of Entra itself: a 5xx, or claims a real tenant would not issue.
+        self.server_error = False
+        self.claims_override: dict[str, Any] = {}
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(self))
+        self._server.daemon_threads = True
+        self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return self._server.server_address[1]
+
+    @property
+    def base_url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    def token_endpoint(self, tenant: str) -> str:
+        return f"{self.base_url}/{tenant}/oauth2/v2.0/token"
+
+    def start(self) -> EntraStandIn:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    # -- the two endpoints ----------------------------------------------------------
+
+    def discovery(self, segment: str) -> dict[str, Any]:
+        tenant = self._tenant(segment, allow_shared=True)
+        issuer_tenant = tenant.tenant_id if tenant else "{tenantid}"
+        return {
+            "issuer": f"{self.base_url}/{issuer_tenant}/v2.0",
+            "authorization_endpoint": f"{self.base_url}/{segment}/oauth2/v2.0/authorize",
+            "token_endpoint": self.token_endpoint(segment),
+            "jwks_uri": f"{self.base_url}/{segment}/discovery/v2.0/keys",
+            "token_endpoint_auth_methods_supported": ["client_secret_post"],
+            "response_types_supported": ["code", "id_token", "token"],
+        }
+
+    def issue(self, segment: str, form: dict[str, str]) -> dict[str, Any]:
+        self.token_requests += 1
+        if self.delay_seconds:
+            time.sleep(self.delay_seconds)
+        client_id = form.get("client_id", "")
+        if self.server_error:
+            raise EntraError(503, "temporarily_unavailable", 90033)
+        if segment.lower() in _SHARED:
+            raise EntraError(400, "invalid_request", 50194, app=client_id)
+        tenant = self._tenant(segment, allow_shared=False)
+        assert tenant is not None
+        if form.get("grant_type") != "client_credentials":
+            raise EntraError(400, "unsupported_grant_type", 70003)
+        app = tenant.apps.get(client_id)
+        if app is None:
+            raise EntraError(400, "unauthorized_client", 700016, app=client_id, tenant=segment)
+        secret = form.get("client_secret", "")
+        if not secret:
+            raise EntraError(401, "invalid_client", 7000218)
+        if secret not in app.secrets:
+            raise EntraError(401, "invalid_client", 7000215, app=client_id)
+        if app.secrets[secret]:
+            raise EntraError(401, "invalid_client", 7000222, app=client_id)
+        if not app.enabled:
+            raise EntraError(400, "unauthorized_client", 7000112, app=client_id)
+        resource = self._resource(form.get("scope", ""), tenant.tenant_id)
+        if app.blocked_by_conditional_access:
+            raise EntraError(400, "invalid_grant", 53003)
+        now = int(time.time())
+        claims = {
+            "aud": resource,
+            "iss": f"https://sts.windows.net/{tenant.tenant_id}/",
+            "iat": now,
+            "nbf": now,
+            "exp": now + 3599,
+            "appid": app.client_id,
+            "appidacr": "1",
+            "idp": f"https://sts.windows.net/{tenant.tenant_id}/",
+            "oid": app.service_principal_id,
+            "sub": app.service_principal_id,
+            "tid": tenant.tenant_id,
+            "roles": list(app.roles.get(resource, [])),
+            "ver": "1.0",
+            **self.claims_override,
+        }
+        token = jwt.encode(claims, self.key, algorithm="RS256", headers={"kid": "sandbox"})
+        self.issued_tokens.append(token)
+        return {
+            "token_type": "Bearer",
+            "expires_in": 3599,
+            "ext_expires_in": 3599,
+            "access_token": token,
+        }
+
+    def _tenant(self, segment: str, *, allow_shared: bool):  # type: ignore[no-untyped-def]
+        if segment.lower() in _SHARED and allow_shared:
+            return None
+        if not _TENANT_SEGMENT.match(segment):
+            raise EntraError(400, "invalid_request", 900023, tenant=segment)
+        tenant = self.directory.find(segment)
+        if tenant is None:
+            raise EntraError(400, "invalid_tenant", 90002, tenant=segment)
+        return tenant
+
+    @staticmethod
+    def _resource(scope_text: str, tenant_id: str) -> str:
+        scopes = scope_text.split()
+        if not scopes or any(not re.match(r"^[\w:/.\-]+$", scope) for scope in scopes):
+            raise EntraError(400, "invalid_scope", 70011)
+        for scope in scopes:
+            if not scope.endswith("/.default"):
+                raise EntraError(400, "invalid_scope", 1002012, scope=scope)
+        resource = scopes[0].removesuffix("/.default").rstrip("/")
+        if resource not in KNOWN_RESOURCES:
+            raise EntraError(400, "invalid_resource", 500011, scope=resource, tenant=tenant_id)
+        return resource
+
+
+def error_body(error: EntraError) -> dict[str, Any]:
+    trace_id, correlation_id = str(uuid.uuid4()), str(uuid.uuid4())
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    text = MESSAGES.get(error.code, "The request was refused.")
+    text = text.format_map({"app": "", "tenant": "", "scope": "", **error.fill})
+    return {
+        "error": error.error,
+        "error_description": f"AADSTS{error.code}: {text} Trace ID: {trace_id} "
+        f"Correlation ID: {correlation_id} Timestamp: {stamp}",
+        "error_codes": [error.code],
+        "timestamp": stamp,
+        "trace_id": trace_id,
+        "correlation_id": correlation_id,
+        "error_uri": "https://login.microsoftonline.com/error?code=" + str(error.code),
+    }
+
+
+def _handler_for(stand_in: EntraStandIn) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "EntraStandIn/1.0"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return  # requests carry secrets in their bodies; nothing is logged
+
+        def _send(self, status: int, body: dict[str, Any]) -> None:
+            payload = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(payload)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def do_GET(self) -> None:
+            parts = [part for part in self.path.split("?")[0].split("/") if part]
+            if len(parts) == 4 and parts[1:] == ["v2.0", ".well-known", "openid-configuration"]:
+                try:
+                    self._send(200, stand_in.discovery(parts[0]))
+                except EntraError as error:
+                    self._send(error.status, error_body(error))
+                return
+            self._send(404, {"error": "not_found"})
+
+        def do_POST(self) -> None:
+            parts = [part for part in self.path.split("?")[0].split("/") if part]
+            length = int(self.headers.get("Content-Length") or 0)
+            form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
+            if len(parts) == 4 and parts[1:] == ["oauth2", "v2.0", "token"]:
+                try:
+                    self._send(200, stand_in.issue(parts[0], form))
+                except EntraError as error:
+                    self._send(error.status, error_body(error))
+                return
+            self._send(404, {"error": "not_found"})
+
+    return Handler

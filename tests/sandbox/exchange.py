@@ -1,0 +1,266 @@
+"""An Exchange Online stand-in on aiosmtpd: STARTTLS, then AUTH XOAUTH2 checked like Exchange.
+
+It verifies the token's signature (the Entra stand-in's key), audience, role and
+expiry, that Exchange knows the service principal and that it has FullAccess on
+the ``user=`` mailbox, and answers every failure with Exchange's own reply.
+"""
+
+from __future__ import annotations
+
+import base64
+import email
+import email.policy
+import socket
+import ssl
+import threading
+import uuid
+from collections import Counter
+from email.utils import parseaddr
+from typing import Any
+
+import jwt
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
+
+from .directory import EXCHANGE_RESOURCE, SEND_AS_APP, Directory, Mailbox
+
+EXCHANGE_APP_ID = "00000002-0000-0ff1-ce00-000000000000"
+MAX_CONNECTIONS_PER_MAILBOX = 3
+
+AUTH_OK = "235 2.7.0 Authentication successful"
+AUTH_FAILED = "535 5.7.3 Authentication unsuccessful [SandboxTenant]"
+AUTH_DISABLED = (
+    "535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the {scope}."
+)
+BASIC_RETIRED = "550 5.7.30 Basic authentication is not supported for Client Submission."
+CONCURRENCY = (
+    "432 4.3.2 Concurrent connections limit exceeded. Visit https://aka.ms/concurrent_sending"
+)
+THROTTLED = "550 5.2.251 Mailbox {address} is throttled due to continuous invalid logon errors."
+NOT_AUTHENTICATED = "530 5.7.57 Client not authenticated to send mail."
+SEND_AS_ENVELOPE = "550 5.7.60 SMTP; Client does not have permissions to send as this sender"
+IP_BLOCKED = "550 5.7.708 Service unavailable. Access denied, traffic not accepted from this IP."
+SEND_AS_HEADER = (
+    "554 5.2.252 SendAsDenied; {mailbox} not allowed to send as {sender}; "
+    "STOREDRV.Submission.Exception:SendAsDeniedException.MapiExceptionSendAsDenied"
+)
+QUOTA = (
+    "554 5.2.0 STOREDRV.Submission.Exception:SubmissionQuotaExceededException; "
+    "Failed to process message due to a permanent exception"
+)
+MAILBOX_FULL = "554 5.2.2 mailbox full; STOREDRV.Submission.Exception:QuotaExceededException"
+
+
+class ExchangeSMTP(SMTP):
+    """aiosmtpd's server, with Exchange's answers where Exchange differs from the RFC defaults."""
+
+    # A token makes the XOAUTH2 response line about 2 KB.
+    line_length_limit = 16384
+
+    async def smtp_AUTH(self, arg: str) -> None:
+        if not self._tls_protocol:
+            await self.push("504 5.7.4 Unrecognized authentication type")
+            return
+        await super().smtp_AUTH(arg)
+
+    async def smtp_EHLO(self, hostname: str) -> None:
+        scripted = self.event_handler.after_starttls_answer
+        if self._tls_protocol and scripted:
+            await self.push(scripted)
+            self.transport.close()
+            return
+        await super().smtp_EHLO(hostname)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        self.event_handler.release(self.session)
+        super().connection_lost(error)
+
+
+class ExchangeHandler:
+    def __init__(self, directory: Directory, public_key: Any) -> None:
+        self.directory = directory
+        self.public_key = public_key
+        self.basic_users: dict[str, str] = {}
+        self.ip_blocked = False
+        # An answer to give after STARTTLS, for failures a modern client cannot cause
+        # (Exchange's 421 4.7.66 to TLS 1.0/1.1 clients).
+        self.after_starttls_answer = ""
+        self.delivered: list[tuple[Envelope, bytes]] = []
+                self._sessions: dict[int, str] = {}
+        self._lock = threading.Lock()
+
+    # -- XOAUTH2, the way Exchange checks it ----------------------------------------
+
+    async def auth_XOAUTH2(self, server: SMTP, args: list[str]) -> AuthResult:
+        if len(args) == 3:
+            raw = base64.b64decode(args[2])
+        else:
+            raw = await server.challenge_auth("")
+            if not isinstance(raw, bytes):
+                return AuthResult(success=False, handled=True)
+        fields = dict(
+            part.split("=", 1) for part in raw.decode(errors="replace").split("\x01") if "=" in part
+        )
+        user = fields.get("user", "").lower()
+        token = fields.get("auth", "").removeprefix("Bearer ")
+        answer, mailbox = self._check(user, token)
+        if mailbox is None:
+            await server.push(answer)
+            return AuthResult(success=False, handled=True)
+        with self._lock:
+            if Counter(self._sessions.values())[mailbox.address] >= MAX_CONNECTIONS_PER_MAILBOX:
+                await server.push(CONCURRENCY)
+                return AuthResult(success=False, handled=True)
+            self._sessions[id(server.session)] = mailbox.address
+        return AuthResult(success=True, auth_data=mailbox.address, message=AUTH_OK)
+
+    def _check(self, user: str, token: str) -> tuple[str, Mailbox | None]:
+        try:
+            claims = jwt.decode(
+                token,
+                self.public_key,
+                algorithms=["RS256"],
+                audience=[EXCHANGE_RESOURCE, EXCHANGE_APP_ID],
+                options={"require": ["exp", "aud", "tid"]},
+            )
+        except jwt.PyJWTError:
+            return AUTH_FAILED, None
+        found = self.directory.mailbox(user)
+        if found is None:
+            return AUTH_FAILED, None
+        tenant, mailbox = found
+        if mailbox.throttled:
+            return THROTTLED.format(address=mailbox.address), None
+        if claims.get("tid") != tenant.tenant_id or SEND_AS_APP not in claims.get("roles", []):
+            return AUTH_FAILED, None
+        principal = claims.get("oid", "")
+        if principal not in tenant.exchange_service_principals:
+            return AUTH_FAILED, None
+        if principal not in mailbox.full_access:
+            return AUTH_FAILED, None
+        if mailbox.smtp_auth_disabled:
+            return AUTH_DISABLED.format(scope="Mailbox"), None
+        if tenant.smtp_auth_disabled:
+            return AUTH_DISABLED.format(scope="Tenant"), None
+        return AUTH_OK, mailbox
+
+    # -- Basic: retired in Exchange Online, unless a user is configured here -------
+
+    def authenticate_basic(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
+    ) -> AuthResult:
+        login = data.login.decode(errors="replace")
+        password = data.password.decode(errors="replace")
+        if not self.basic_users:
+            return AuthResult(success=False, handled=False, message=BASIC_RETIRED)
+        if self.basic_users.get(login) == password:
+            return AuthResult(success=True, auth_data=login.lower())
+        return AuthResult(
+            success=False, handled=False, message="535 5.7.3 Authentication unsuccessful"
+        )
+
+    # -- the envelope and the message --------------------------------------------
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if self.ip_blocked:
+            return IP_BLOCKED
+        if not session.authenticated:
+            return NOT_AUTHENTICATED
+        mailbox = self._mailbox_of(session)
+        if mailbox is not None:
+            if mailbox.throttled:
+                return THROTTLED.format(address=mailbox.address)
+            allowed = {mailbox.address, *mailbox.send_as}
+            if address.lower() not in allowed:
+                return SEND_AS_ENVELOPE
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 2.1.0 Sender OK"
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 Recipient OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        mailbox = self._mailbox_of(session)
+        content = envelope.original_content or b""
+        if mailbox is not None:
+            message = email.message_from_bytes(content, policy=email.policy.default)
+            sender = parseaddr(str(message.get("From", "")))[1].lower()
+            if mailbox.header_send_as_denied or sender not in {mailbox.address, *mailbox.send_as}:
+                return SEND_AS_HEADER.format(mailbox=mailbox.address, sender=sender)
+            if mailbox.quota_exceeded:
+                return QUOTA
+            if mailbox.full:
+                return MAILBOX_FULL
+        self.delivered.append((envelope, content))
+        return f"250 2.0.0 OK <{uuid.uuid4()}@sandbox> [Hostname=SANDBOX] Queued Mail for delivery"
+
+    # -- bookkeeping -------------------------------------------------------------
+
+    def _mailbox_of(self, session: Session) -> Mailbox | None:
+        address = self._sessions.get(id(session))
+        found = self.directory.mailbox(address) if address else None
+        return found[1] if found else None
+
+    def release(self, session: Session | None) -> None:
+        with self._lock:
+            self._sessions.pop(id(session), None)
+
+
+class _Controller(Controller):
+    def factory(self) -> SMTP:
+        return ExchangeSMTP(self.handler, **self.SMTP_kwargs)
+
+
+class ExchangeStandIn:
+    """SMTP on 127.0.0.1 with STARTTLS required before AUTH, as on smtp.office365.com:587."""
+
+    def __init__(
+        self,
+        directory: Directory,
+        public_key: Any,
+        tls_context: ssl.SSLContext,
+        port: int = 0,
+        *,
+        hostname: str = "sandbox.outlook.example",
+        advertise_auth_before_tls: bool = False,
+        excluded_mechanisms: tuple[str, ...] = (),
+    ) -> None:
+        self.handler = ExchangeHandler(directory, public_key)
+        self.port = port or free_port()
+        self._controller = _Controller(
+            self.handler,
+            hostname="127.0.0.1",
+            port=self.port,
+            server_hostname=hostname,
+            ident="Microsoft ESMTP MAIL Service (sandbox)",
+            tls_context=tls_context,
+            require_starttls=True,
+            # Exchange offers AUTH only after STARTTLS; some front ends offer it before and
+            # then refuse it (504 5.7.4).
+            auth_require_tls=not advertise_auth_before_tls,
+            auth_exclude_mechanism=["PLAIN", *excluded_mechanisms],
+            authenticator=self.handler.authenticate_basic,
+        )
+
+    def start(self) -> ExchangeStandIn:
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        self._controller.stop()
+
+    @property
+    def delivered(self) -> list[tuple[Envelope, bytes]]:
+        return self.handler.delivered
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
