@@ -86,7 +86,7 @@ class ExchangeHandler:
         # (Exchange's 421 4.7.66 to TLS 1.0/1.1 clients).
         self.after_starttls_answer = ""
         self.delivered: list[tuple[Envelope, bytes]] = []
-                self._sessions: dict[int, str] = {}
+        self._sessions: dict[int, str] = {}
         self._lock = threading.Lock()
 
     # -- XOAUTH2, the way Exchange checks it ----------------------------------------
