@@ -407,6 +407,13 @@ TABLE: tuple[Diagnosis, ...] = (
         "accepts app-only tokens for Sender Email.",
         answer=r"^535\b",
     ),
+    _row(
+        "starttls_required",
+        "authenticate sender send",
+        "The server accepts this command only after STARTTLS.",
+        "Turn Use SSL/TLS on.",
+        answer=r"STARTTLS",
+    ),
     # -- Sender and sending ----------------------------------------------------------
     _row(
         "not_authenticated",

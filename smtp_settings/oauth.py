@@ -6,6 +6,7 @@ happens lazily, is bounded by the timeout, and a failed build is not kept.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import threading
@@ -83,12 +84,15 @@ def _application(
     if app is not None:
         return app
     host = (urlsplit(authority).hostname or "").lower()
+    # Our own session: MSAL's default retries every request once, doubling each timeout.
+    session = requests.Session()
+    session.verify = tls.requests_verify()
+    session.request = functools.partial(session.request, timeout=timeout)  # type: ignore[method-assign]
     app = msal.ConfidentialClientApplication(
         client_id,
         client_credential=client_secret,
         authority=authority,
-        timeout=timeout,
-        verify=tls.requests_verify(),
+        http_client=session,
         azure_region=False,
         # Elsewhere than Microsoft's own hosts MSAL would ask login.microsoftonline.com.
         instance_discovery=host in WELL_KNOWN_AUTHORITY_HOSTS,

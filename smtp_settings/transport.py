@@ -23,6 +23,7 @@ Stage = Literal["connect", "tls", "authenticate", "sender", "send"]
 # OpenSSL verification codes worth naming on their own.
 _X509_EXPIRED = 10
 _X509_HOSTNAME_MISMATCH = 62
+_X509_IP_ADDRESS_MISMATCH = 64
 
 
 class SmtpFailure(Exception):
@@ -318,6 +319,7 @@ class _FailureTranslator:
         if isinstance(exc, ssl.SSLCertVerificationError):
             kind = {
                 _X509_HOSTNAME_MISMATCH: "tls_name_mismatch",
+                _X509_IP_ADDRESS_MISMATCH: "tls_name_mismatch",
                 _X509_EXPIRED: "tls_expired",
             }.get(exc.verify_code, "tls_untrusted")
             raise SmtpFailure(
@@ -330,13 +332,14 @@ class _FailureTranslator:
             raise SmtpFailure(
                 stage, "refused", f"The server answered: {answer}", answer=answer
             ) from None
+        # smtplib reports a read that timed out as a disconnection.
+        if isinstance(exc, TimeoutError) or isinstance(exc.__context__, TimeoutError):
+            raise SmtpFailure(
+                stage, "timeout", f"The server did not answer within {timeout:g} s."
+            ) from None
         if isinstance(exc, smtplib.SMTPServerDisconnected):
             raise SmtpFailure(
                 stage, "disconnected", "The server closed the connection without an answer."
-            ) from None
-        if isinstance(exc, TimeoutError):
-            raise SmtpFailure(
-                stage, "timeout", f"The server did not answer within {timeout:g} s."
             ) from None
         if isinstance(exc, smtplib.SMTPException | OSError):
             raise SmtpFailure(stage, "protocol", f"The SMTP session failed: {exc}.") from None

@@ -45,6 +45,7 @@ STEPS: tuple[tuple[str, str], ...] = (
 )
 STEP_NAMES = dict(STEPS)
 SEND_AS_APP_ROLE = "SMTP.SendAsApp"
+EXCHANGE_RESOURCE = "https://outlook.office365.com"
 # Exchange Online's application id: tokens may name it instead of its URL as audience.
 EXCHANGE_APP_ID = "00000002-0000-0ff1-ce00-000000000000"
 CANDIDATE_FIELDS = (
@@ -375,6 +376,12 @@ class _Runner:
 
     def _claim_problems(self, claims: dict[str, Any], roles: list[str]) -> list[tuple[str, str]]:
         problems: list[tuple[str, str]] = []
+        # Exchange accepts only tokens issued for itself, whatever the scope asked for.
+        audience = str(claims.get("aud", "")).rstrip("/")
+        if audience and audience not in (EXCHANGE_RESOURCE, EXCHANGE_APP_ID):
+            problems.append(
+                ("wrong_audience", f"The token is for {audience}, not for {EXCHANGE_RESOURCE}.")
+            )
         if SEND_AS_APP_ROLE not in roles:
             extra = (
                 " It has Mail.Send, a Microsoft Graph permission SMTP does not use."
@@ -382,13 +389,6 @@ class _Runner:
                 else ""
             )
             problems.append(("no_role", f"The token has no {SEND_AS_APP_ROLE} role.{extra}"))
-        resources = {
-            scope.removesuffix("/.default").rstrip("/")
-            for scope in validators.split_scopes(self.values["scopes"])
-        }
-        audience = str(claims.get("aud", "")).rstrip("/")
-        if audience and audience not in resources and audience != EXCHANGE_APP_ID:
-            problems.append(("wrong_audience", f"The token is for {audience}."))
         tenant = self.fill["tenant_id"]
         if validators.is_guid(tenant) and claims.get("tid") and claims["tid"] != tenant:
             problems.append(("wrong_tenant", f"The token comes from tenant {claims['tid']}."))

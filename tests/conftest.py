@@ -82,3 +82,29 @@ def sandbox(settings: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     yield world
     oauth.forget_applications()
     world.stop()
+
+
+@pytest.fixture
+def run_validation(admin_user: User) -> Any:
+    """Validate form values in this process (the worker's code, without a broker).
+
+    Returns the run as the page's JSON shows it, with its steps keyed by name.
+    """
+    from smtp_settings import validation
+    from smtp_settings.forms import SmtpSettingsForm
+    from smtp_settings.models import SmtpSettings, ValidationRun
+
+    def run(values: dict[str, Any], *, recipient: str = "", before: Any = None) -> dict[str, Any]:
+        form = SmtpSettingsForm(values, instance=SmtpSettings.load())
+        assert form.is_valid(), form.errors
+        started = validation.validation_run_start(
+            form=form, user=admin_user, test_recipient=recipient
+        )
+        if before is not None:
+            before(started)
+        validation.validation_run_execute(run_id=str(started.id))
+        result = validation.validation_run_as_dict(run=ValidationRun.objects.get(pk=started.pk))
+        result["by_step"] = {step["key"]: step for step in result["steps"]}
+        return result
+
+    return run

@@ -154,10 +154,10 @@ class ExchangeHandler:
         if not self.basic_users:
             return AuthResult(success=False, handled=False, message=BASIC_RETIRED)
         if self.basic_users.get(login) == password:
+            with self._lock:
+                self._sessions[id(session)] = login.lower()
             return AuthResult(success=True, auth_data=login.lower())
-        return AuthResult(
-            success=False, handled=False, message="535 5.7.3 Authentication unsuccessful"
-        )
+        return AuthResult(success=False, handled=False, message="535 5.7.8 Authentication failed")
 
     # -- the envelope and the message --------------------------------------------
 
@@ -240,7 +240,7 @@ class ExchangeStandIn:
             server_hostname=hostname,
             ident="Microsoft ESMTP MAIL Service (sandbox)",
             tls_context=tls_context,
-            require_starttls=True,
+            require_starttls=not advertise_auth_before_tls,
             # Exchange offers AUTH only after STARTTLS; some front ends offer it before and
             # then refuse it (504 5.7.4).
             auth_require_tls=not advertise_auth_before_tls,

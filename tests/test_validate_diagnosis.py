@@ -1,0 +1,560 @@
+"""Every diagnosis row, provoked against the sandbox over real sockets.
+
+Each test breaks one thing in a ready tenant and checks that Validate names the
+step that failed, the cause and the fix (PowerShell filled in where one applies).
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from smtp_settings import transport
+
+from .sandbox.exchange import ExchangeStandIn, free_port
+from .sandbox.pki import SandboxPKI
+from .sandbox.world import CLIENT_ID, SENDER, TENANT_ID
+
+pytestmark = pytest.mark.django_db
+
+ORDER = ["token", "token_contents", "connect", "tls", "authenticate", "sender", "send"]
+
+
+def failed_at(result: dict[str, Any], step: str, row: str) -> dict[str, Any]:
+    """Assert ``step`` failed with diagnosis ``row`` and every later step was skipped."""
+    found = result["by_step"][step]
+    assert found["status"] == "failed", found
+    assert found["diagnosis"] == row, found
+    assert found["cause"] and found["fix"]
+    for later in ORDER[ORDER.index(step) + 1 :]:
+        assert result["by_step"][later]["status"] == "skipped"
+    assert result["status"] == "failed"
+    return found
+
+
+# -- the happy path ----------------------------------------------------------------------
+
+
+def test_ready_tenant_passes_every_step_and_delivers(sandbox: Any, run_validation: Any) -> None:
+    result = run_validation(sandbox.form_values(), recipient="it@elsewhere.example")
+    assert [step["status"] for step in result["steps"]] == ["passed"] * 7
+    assert result["status"] == "passed"
+    envelope, content = sandbox.exchange.delivered[-1]
+    assert envelope.mail_from == SENDER and envelope.rcpt_tos == ["it@elsewhere.example"]
+    assert b"Subject: SEI Administration test message (validation" in content
+    assert "Queued" in result["by_step"]["send"]["server_answer"]
+
+
+def test_without_a_test_address_the_send_step_is_skipped(sandbox: Any, run_validation: Any) -> None:
+    result = run_validation(sandbox.form_values())
+    assert result["by_step"]["send"]["status"] == "skipped"
+    assert result["by_step"]["sender"]["status"] == "passed"
+    assert result["status"] == "passed"
+    assert sandbox.exchange.delivered == []
+
+
+# -- Entra ID (reference section 5) ------------------------------------------------------
+
+
+def test_wrong_secret(sandbox: Any, run_validation: Any) -> None:
+    step = failed_at(
+        run_validation({**sandbox.form_values(), "client_secret": "the-secret-id-by-mistake"}),
+        "token",
+        "aadsts_wrong_secret",
+    )
+    assert "AADSTS7000215" in step["server_answer"]
+    assert "Value" in step["fix"]
+    facts = dict(step["facts"])
+    assert facts["Correlation ID"] and facts["Trace ID"]
+
+
+def test_expired_secret(sandbox: Any, run_validation: Any) -> None:
+    sandbox.app.secrets = dict.fromkeys(sandbox.app.secrets, True)
+    step = failed_at(run_validation(sandbox.form_values()), "token", "aadsts_secret_expired")
+    assert "Secret Expiration Date" in step["fix"]
+
+
+def test_no_secret_sent(sandbox: Any, run_validation: Any) -> None:
+    def drop_secret(run: Any) -> None:
+        run.candidate_secret = None
+        run.save()
+
+    failed_at(
+        run_validation(sandbox.form_values(), before=drop_secret), "token", "aadsts_no_secret"
+    )
+
+
+def test_unknown_application(sandbox: Any, run_validation: Any) -> None:
+    values = {**sandbox.form_values(), "client_id": "0e9f7a3c-1111-4222-8333-944455556666"}
+    step = failed_at(run_validation(values), "token", "aadsts_unknown_app")
+    assert "AADSTS700016" in step["server_answer"]
+
+
+def test_unknown_tenant(sandbox: Any, run_validation: Any) -> None:
+    endpoint = sandbox.entra.token_endpoint("9d1c0b7a-0000-4000-8000-000000000999")
+    step = failed_at(
+        run_validation({**sandbox.form_values(), "token_endpoint": endpoint}),
+        "token",
+        "aadsts_unknown_tenant",
+    )
+    assert "AADSTS90002" in step["server_answer"]
+
+
+def test_malformed_tenant(sandbox: Any, run_validation: Any) -> None:
+    endpoint = sandbox.entra.token_endpoint("TENANT_ID_HERE")
+    sandbox_values = {**sandbox.form_values(), "token_endpoint": endpoint.replace("_", "%5F")}
+    step = failed_at(run_validation(sandbox_values), "token", "aadsts_malformed_tenant")
+    assert "AADSTS900023" in step["server_answer"]
+
+
+def test_shared_tenant(sandbox: Any, run_validation: Any) -> None:
+    values = {**sandbox.form_values(), "token_endpoint": sandbox.entra.token_endpoint("common")}
+    failed_at(run_validation(values), "token", "aadsts_shared_tenant")
+
+
+def test_malformed_scope(sandbox: Any, run_validation: Any) -> None:
+    values = {**sandbox.form_values(), "scopes": "https://outlook.office365.com/$/.default"}
+    step = failed_at(run_validation(values), "token", "aadsts_bad_scope")
+    assert "https://outlook.office365.com/.default" in step["fix"]
+
+
+def test_scope_without_default_reaching_entra(sandbox: Any, run_validation: Any) -> None:
+    # The form refuses such a scope; a run made before that rule existed still explains it.
+    def permission_scope(run: Any) -> None:
+        run.candidate["scopes"] = "https://outlook.office365.com/SMTP.SendAsApp"
+        run.save()
+
+    step = failed_at(
+        run_validation(sandbox.form_values(), before=permission_scope), "token", "aadsts_bad_scope"
+    )
+    assert "AADSTS1002012" in step["server_answer"]
+
+
+def test_unknown_resource(sandbox: Any, run_validation: Any) -> None:
+    values = {**sandbox.form_values(), "scopes": "https://outlook.office356.com/.default"}
+    failed_at(run_validation(values), "token", "aadsts_unknown_resource")
+
+
+def test_disabled_application(sandbox: Any, run_validation: Any) -> None:
+    sandbox.app.enabled = False
+    failed_at(run_validation(sandbox.form_values()), "token", "aadsts_app_disabled")
+
+
+def test_conditional_access(sandbox: Any, run_validation: Any) -> None:
+    sandbox.app.blocked_by_conditional_access = True
+    failed_at(run_validation(sandbox.form_values()), "token", "aadsts_conditional_access")
+
+
+def test_entra_server_error(sandbox: Any, run_validation: Any) -> None:
+    sandbox.entra.server_error = True
+    failed_at(run_validation(sandbox.form_values()), "token", "token_endpoint_server_error")
+
+
+def test_token_endpoint_refusing_connections(
+    sandbox: Any, run_validation: Any, settings: Any
+) -> None:
+    port = free_port()
+    settings.SMTP_OAUTH_AUTHORITY_HOSTS = [*settings.SMTP_OAUTH_AUTHORITY_HOSTS, "127.0.0.1"]
+    endpoint = f"https://127.0.0.1:{port}/{TENANT_ID}/oauth2/v2.0/token"
+    values = {**sandbox.form_values(), "token_endpoint": endpoint}
+    failed_at(run_validation(values), "token", "token_endpoint_unreachable")
+
+
+def test_token_endpoint_that_never_answers(
+    sandbox: Any, run_validation: Any, settings: Any, silent_server: int
+) -> None:
+    settings.SMTP_OAUTH_AUTHORITY_HOSTS = [*settings.SMTP_OAUTH_AUTHORITY_HOSTS, "127.0.0.1"]
+    settings.SMTP_NETWORK_TIMEOUT_SECONDS = 1.0
+    endpoint = f"https://127.0.0.1:{silent_server}/{TENANT_ID}/oauth2/v2.0/token"
+    values = {**sandbox.form_values(), "token_endpoint": endpoint}
+    failed_at(run_validation(values), "token", "token_endpoint_timeout")
+
+
+def test_untrusted_token_endpoint(sandbox: Any, run_validation: Any, settings: Any) -> None:
+    from .sandbox.entra import EntraStandIn
+
+    stranger = EntraStandIn(sandbox.directory, SandboxPKI().server_context()).start()
+    try:
+        settings.SMTP_OAUTH_AUTHORITY_HOSTS = [f"127.0.0.1:{stranger.port}"]
+        values = {**sandbox.form_values(), "token_endpoint": stranger.token_endpoint(TENANT_ID)}
+        failed_at(run_validation(values), "token", "token_endpoint_tls")
+    finally:
+        stranger.stop()
+
+
+# -- the token's contents ----------------------------------------------------------------
+
+
+def test_token_without_the_role_warns_then_exchange_refuses(
+    sandbox: Any, run_validation: Any
+) -> None:
+    sandbox.app.roles = {}
+    result = run_validation(sandbox.form_values())
+    contents = result["by_step"]["token_contents"]
+    assert contents["status"] == "warning"
+    assert contents["diagnosis"] == "token_without_role"
+    assert "Grant admin consent" in contents["fix"] and "Mail.Send" in contents["cause"]
+    step = failed_at(result, "authenticate", "auth_token_rejected")
+    assert step["server_answer"].startswith("535 5.7.3")
+
+
+def test_token_for_another_resource_warns(sandbox: Any, run_validation: Any) -> None:
+    values = {**sandbox.form_values(), "scopes": "https://graph.microsoft.com/.default"}
+    result = run_validation(values)
+    contents = result["by_step"]["token_contents"]
+    assert contents["status"] == "warning"
+    assert contents["diagnosis"] == "token_wrong_audience"
+    assert "graph.microsoft.com" in contents["detail"]
+    assert "https://outlook.office365.com/.default" in contents["fix"]
+
+
+def test_token_from_another_tenant_warns(sandbox: Any, run_validation: Any) -> None:
+    sandbox.entra.claims_override = {"tid": "0a0b0c0d-0000-4000-8000-000000000abc"}
+    result = run_validation(sandbox.form_values())
+    assert result["by_step"]["token_contents"]["diagnosis"] == "token_wrong_tenant"
+
+
+def test_token_for_another_app_warns(sandbox: Any, run_validation: Any) -> None:
+    sandbox.entra.claims_override = {"appid": "0a0b0c0d-0000-4000-8000-000000000def"}
+    result = run_validation(sandbox.form_values())
+    assert result["by_step"]["token_contents"]["diagnosis"] == "token_wrong_app"
+
+
+def test_token_contents_are_shown(sandbox: Any, run_validation: Any) -> None:
+    facts = dict(run_validation(sandbox.form_values())["by_step"]["token_contents"]["facts"])
+    assert facts["Audience"] == "https://outlook.office365.com"
+    assert facts["Roles"] == "SMTP.SendAsApp"
+    assert facts["Tenant"] == TENANT_ID and facts["Application"] == CLIENT_ID
+    assert facts["Service principal object ID"] == sandbox.app.service_principal_id
+    assert facts["Expires"]
+
+
+# -- reaching the SMTP server ------------------------------------------------------------
+
+
+@pytest.fixture
+def silent_server() -> Iterator[int]:
+    """A loopback server that accepts connections and never says a word."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                accepted.append(listener.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1]
+    stop.set()
+    thread.join()
+    for connection in accepted:
+        connection.close()
+    listener.close()
+
+
+def test_unresolvable_host(
+    sandbox: Any, run_validation: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Resolving a name would ask a DNS server off this machine; the resolver's own failure
+    # is raised instead, exactly as the C library reports an unknown name.
+    real_getaddrinfo = socket.getaddrinfo
+
+    def unknown_name(host: str, *args: Any, **kwargs: Any) -> Any:
+        if host == "smtp.office365.invalid":
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(transport.socket, "getaddrinfo", unknown_name)
+    values = {**sandbox.form_values(), "smtp_server": "smtp.office365.invalid"}
+    step = failed_at(run_validation(values), "connect", "dns")
+    assert "smtp.office365.invalid" in step["detail"]
+
+
+def test_connection_refused(sandbox: Any, run_validation: Any) -> None:
+    values = {**sandbox.form_values(), "port": str(free_port())}
+    failed_at(run_validation(values), "connect", "refused")
+
+
+def test_network_unreachable(
+    sandbox: Any, run_validation: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_create_connection = socket.create_connection
+
+    def no_route(address: tuple[str, int], *args: Any, **kwargs: Any) -> Any:
+        if address[1] == sandbox.exchange.port:
+            raise OSError(errno.ENETUNREACH, "Network is unreachable")
+        return real_create_connection(address, *args, **kwargs)
+
+    monkeypatch.setattr(transport.socket, "create_connection", no_route)
+    failed_at(run_validation(sandbox.form_values()), "connect", "unreachable")
+
+
+def test_dead_host_fails_within_its_timeout(
+    sandbox: Any, run_validation: Any, settings: Any, silent_server: int
+) -> None:
+    settings.SMTP_NETWORK_TIMEOUT_SECONDS = 1.0
+    values = {**sandbox.form_values(), "port": str(silent_server)}
+    step = failed_at(run_validation(values), "connect", "timeout")
+    # Bounded by the timeout: one second, plus the token request before it.
+    assert 900 <= step["duration_ms"] < 5000
+
+
+def test_concurrent_connection_limit(sandbox: Any, run_validation: Any) -> None:
+    from smtp_settings import oauth
+
+    token = oauth.acquire_token(
+        token_endpoint=sandbox.entra.token_endpoint(TENANT_ID),
+        client_id=CLIENT_ID,
+        client_secret=sandbox.app.secrets and next(iter(sandbox.app.secrets)),
+        scopes=["https://outlook.office365.com/.default"],
+        timeout=5,
+    )
+    held = []
+    for _ in range(3):
+        connection = transport.SmtpConnection(
+            transport.SmtpEndpoint("127.0.0.1", sandbox.exchange.port, True, 5)
+        )
+        connection.connect()
+        connection.secure()
+        connection.authenticate(transport.Credentials("oauth2", SENDER, token.access_token))
+        held.append(connection)
+    try:
+        step = failed_at(
+            run_validation(sandbox.form_values()), "authenticate", "concurrent_connections"
+        )
+        assert step["server_answer"].startswith("432 4.3.2")
+    finally:
+        for connection in held:
+            connection.close()
+
+
+def test_old_tls_refused(sandbox: Any, run_validation: Any) -> None:
+    sandbox.exchange.handler.after_starttls_answer = (
+        "421 4.7.66 TLS 1.0 and 1.1 are not supported. Please upgrade/update your client."
+    )
+    failed_at(run_validation(sandbox.form_values()), "tls", "old_tls")
+
+
+def test_ip_not_accepted(sandbox: Any, run_validation: Any) -> None:
+    sandbox.exchange.handler.ip_blocked = True
+    failed_at(run_validation(sandbox.form_values()), "sender", "ip_blocked")
+
+
+# -- TLS -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def other_exchange(sandbox: Any) -> Iterator[Any]:
+    """Start an Exchange stand-in of a different make; stopped after the test."""
+    started: list[ExchangeStandIn] = []
+
+    def start(context: Any = None, **kwargs: Any) -> ExchangeStandIn:
+        server = ExchangeStandIn(
+            sandbox.directory,
+            sandbox.entra.public_key,
+            context or sandbox.pki.server_context(),
+            **kwargs,
+        ).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+def test_starttls_not_offered(sandbox: Any, run_validation: Any) -> None:
+    class Quiet:
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            return "250 OK"
+
+    port = free_port()
+    plain = Controller(Quiet(), hostname="127.0.0.1", port=port)
+    plain.start()
+    try:
+        values = {**sandbox.form_values(), "port": str(port)}
+        failed_at(run_validation(values), "tls", "starttls_missing")
+    finally:
+        plain.stop()
+
+
+def test_untrusted_certificate(sandbox: Any, run_validation: Any, other_exchange: Any) -> None:
+    server = other_exchange(SandboxPKI().server_context())
+    values = {**sandbox.form_values(), "port": str(server.port)}
+    failed_at(run_validation(values), "tls", "tls_untrusted")
+
+
+def test_certificate_for_another_name(
+    sandbox: Any, run_validation: Any, other_exchange: Any
+) -> None:
+    server = other_exchange(sandbox.pki.server_context("mail.example.org"))
+    values = {**sandbox.form_values(), "port": str(server.port)}
+    failed_at(run_validation(values), "tls", "tls_name_mismatch")
+
+
+def test_expired_certificate(sandbox: Any, run_validation: Any, other_exchange: Any) -> None:
+    server = other_exchange(sandbox.pki.server_context(expired=True))
+    values = {**sandbox.form_values(), "port": str(server.port)}
+    failed_at(run_validation(values), "tls", "tls_expired")
+
+
+def test_tls_handshake_failure(sandbox: Any, run_validation: Any, monkeypatch: Any) -> None:
+    # Port 465 means TLS from the first byte; a STARTTLS server answers in plain text.
+    monkeypatch.setattr(transport.SmtpEndpoint, "implicit_tls", property(lambda self: True))
+    failed_at(run_validation(sandbox.form_values()), "tls", "tls_failed")
+
+
+def test_tls_off_warns_and_exchange_refuses_auth_before_starttls(
+    sandbox: Any, run_validation: Any, other_exchange: Any
+) -> None:
+    server = other_exchange(advertise_auth_before_tls=True)
+    values = {**sandbox.form_values(), "port": str(server.port)}
+    del values["use_ssl_tls"]
+    result = run_validation(values)
+    tls_step = result["by_step"]["tls"]
+    assert tls_step["status"] == "warning" and tls_step["diagnosis"] == "plaintext"
+    step = failed_at(result, "authenticate", "auth_before_tls")
+    assert step["server_answer"].startswith("504 5.7.4")
+
+
+# -- authentication ------------------------------------------------------------------------
+
+
+def test_service_principal_not_registered_in_exchange(sandbox: Any, run_validation: Any) -> None:
+    sandbox.tenant.exchange_service_principals.clear()
+    step = failed_at(run_validation(sandbox.form_values()), "authenticate", "auth_token_rejected")
+    commands = "\n".join(step["commands"])
+    assert f"Connect-ExchangeOnline -Organization {TENANT_ID}" in commands
+    assert (
+        f"New-ServicePrincipal -AppId {CLIENT_ID} -ObjectId {sandbox.app.service_principal_id}"
+        in commands
+    )
+    assert f'Add-MailboxPermission -Identity "{SENDER}" -User <SERVICE_PRINCIPAL_ID>' in commands
+
+
+def test_no_full_access_on_the_mailbox(sandbox: Any, run_validation: Any) -> None:
+    sandbox.mailbox.full_access.clear()
+    step = failed_at(run_validation(sandbox.form_values()), "authenticate", "auth_token_rejected")
+    assert SENDER in step["cause"]
+
+
+@pytest.mark.parametrize("scope", ["Mailbox", "Tenant"])
+def test_smtp_auth_disabled(sandbox: Any, run_validation: Any, scope: str) -> None:
+    if scope == "Mailbox":
+        sandbox.mailbox.smtp_auth_disabled = True
+    else:
+        sandbox.tenant.smtp_auth_disabled = True
+    step = failed_at(run_validation(sandbox.form_values()), "authenticate", "auth_disabled")
+    assert f"disabled for the {scope}" in step["server_answer"]
+    assert (
+        f'Set-CASMailbox -Identity "{SENDER}" -SmtpClientAuthenticationDisabled $false'
+        in (step["commands"])
+    )
+
+
+def test_basic_authentication_retired(sandbox: Any, run_validation: Any) -> None:
+    values = {**sandbox.form_values(), "auth_type": "basic", "username": SENDER, "password": "pw"}
+    step = failed_at(run_validation(values), "authenticate", "basic_retired")
+    assert result_skipped_token(run_validation, values)
+    assert "OAuth 2.0" in step["fix"]
+
+
+def result_skipped_token(run_validation: Any, values: dict[str, Any]) -> bool:
+    return run_validation(values)["by_step"]["token"]["status"] == "skipped"
+
+
+def test_basic_credentials_rejected(sandbox: Any, run_validation: Any) -> None:
+    sandbox.exchange.handler.basic_users = {"relay": "right-password"}
+    values = {**sandbox.form_values(), "auth_type": "basic", "username": "relay", "password": "x"}
+    failed_at(run_validation(values), "authenticate", "credentials_rejected")
+
+
+def test_xoauth2_not_offered(sandbox: Any, run_validation: Any, other_exchange: Any) -> None:
+    server = other_exchange(excluded_mechanisms=("XOAUTH2",))
+    values = {**sandbox.form_values(), "port": str(server.port)}
+    step = failed_at(run_validation(values), "authenticate", "mechanism_missing")
+    assert "it offers: LOGIN" in step["detail"]
+
+
+def test_mailbox_throttled(sandbox: Any, run_validation: Any) -> None:
+    sandbox.mailbox.throttled = True
+    failed_at(run_validation(sandbox.form_values()), "authenticate", "throttled")
+
+
+def test_commands_before_starttls_are_refused(sandbox: Any, run_validation: Any) -> None:
+    values = {**sandbox.form_values(), "auth_type": "none"}
+    del values["use_ssl_tls"]
+    result = run_validation(values)
+    assert result["by_step"]["tls"]["diagnosis"] == "plaintext"
+    failed_at(result, "sender", "starttls_required")
+
+
+# -- sender and sending ----------------------------------------------------------------------
+
+
+def test_no_authentication_is_refused_at_mail_from(sandbox: Any, run_validation: Any) -> None:
+    values = {**sandbox.form_values(), "auth_type": "none"}
+    step = failed_at(run_validation(values), "sender", "not_authenticated")
+    assert step["server_answer"].startswith("530 5.7.57")
+
+
+def test_envelope_sender_other_than_the_mailbox(sandbox: Any, run_validation: Any) -> None:
+    sandbox.tenant.add_mailbox("relay@sandbox.example")
+    sandbox.exchange.handler.basic_users = {"relay@sandbox.example": "right-password"}
+    values = {
+        **sandbox.form_values(),
+        "auth_type": "basic",
+        "username": "relay@sandbox.example",
+        "password": "right-password",
+    }
+    step = failed_at(run_validation(values), "sender", "send_as_envelope")
+    assert step["server_answer"].startswith("550 5.7.60")
+
+
+def test_from_header_refused_after_data(sandbox: Any, run_validation: Any) -> None:
+    sandbox.mailbox.header_send_as_denied = True
+    step = failed_at(
+        run_validation(sandbox.form_values(), recipient="it@elsewhere.example"),
+        "send",
+        "send_as_header",
+    )
+    assert "Add-RecipientPermission" in step["commands"][0]
+
+
+def test_submission_quota_exceeded(sandbox: Any, run_validation: Any) -> None:
+    sandbox.mailbox.quota_exceeded = True
+    failed_at(
+        run_validation(sandbox.form_values(), recipient="it@elsewhere.example"), "send", "quota"
+    )
+
+
+def test_mailbox_full(sandbox: Any, run_validation: Any) -> None:
+    sandbox.mailbox.full = True
+    failed_at(
+        run_validation(sandbox.form_values(), recipient="it@elsewhere.example"),
+        "send",
+        "mailbox_full",
+    )
+
+
+def test_every_table_row_is_provoked_here() -> None:
+    from pathlib import Path
+
+    from smtp_settings.diagnosis import TABLE
+
+    source = Path(__file__).read_text()
+    missing = [row.key for row in TABLE if f'"{row.key}"' not in source]
+    assert missing == []
