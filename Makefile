@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install run test lint format check-deploy clean
+.PHONY: install run run-with-sandbox sandbox test lint format clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,16 @@ run: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py ensure_admin --url http://127.0.0.1:$(PORT)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho --procfile Procfile start --port $(PORT)
+
+# Local Entra ID and Exchange Online stand-ins with a ready tenant (see README).
+sandbox: install
+	$(PY) -m tests.sandbox --folder var/sandbox
+
+# The console, trusting the sandbox's CA and allowing its token endpoint.
+run-with-sandbox: export SMTP_OAUTH_AUTHORITY_HOSTS ?= 127.0.0.1:8443
+run-with-sandbox: export SSL_CERT_FILE = $(CURDIR)/var/sandbox/ca-bundle.pem
+run-with-sandbox: export REQUESTS_CA_BUNDLE = $(CURDIR)/var/sandbox/ca-bundle.pem
+run-with-sandbox: run
 
 test: install
 	$(PY) -m ruff check .

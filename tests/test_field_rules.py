@@ -155,10 +155,26 @@ def test_microsoft_token_endpoint_must_have_the_v2_shape(
         "https://127.0.0.1:8443/some-tenant/oauth2/v2.0/token",
     ],
 )
-def test_token_endpoint_accepts_real_tenants_and_other_https_hosts(
-    oauth_form_data: dict[str, Any], url: str
+def test_token_endpoint_accepts_real_tenants_and_allowed_hosts(
+    oauth_form_data: dict[str, Any], url: str, settings: Any
 ) -> None:
+    settings.SMTP_OAUTH_AUTHORITY_HOSTS = ["127.0.0.1:8443"]
     assert "token_endpoint" not in submit(oauth_form_data, token_endpoint=url).errors
+
+
+@pytest.mark.parametrize(
+    ("allowed", "url"),
+    [
+        ([], "https://login.example.org/tenant/oauth2/v2.0/token"),
+        (["127.0.0.1:9443"], "https://127.0.0.1:8443/tenant/oauth2/v2.0/token"),
+    ],
+)
+def test_token_endpoint_elsewhere_than_microsoft_needs_the_operator(
+    oauth_form_data: dict[str, Any], settings: Any, allowed: list[str], url: str
+) -> None:
+    settings.SMTP_OAUTH_AUTHORITY_HOSTS = allowed
+    form = submit(oauth_form_data, token_endpoint=url)
+    assert "SMTP_OAUTH_AUTHORITY_HOSTS" in form.errors["token_endpoint"][0]
 
 
 def test_tenant_id_fills_the_global_token_endpoint(oauth_form_data: dict[str, Any]) -> None:

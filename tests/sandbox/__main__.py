@@ -25,10 +25,12 @@ def main() -> None:
         f"and Exchange stand-in on 127.0.0.1:{sandbox.exchange.port}",
         flush=True,
     )
-    print("\nStart the console so that it trusts the sandbox (another terminal):")
+    print("\nIn another terminal, start the console so that it trusts the sandbox:")
+    print("  make run-with-sandbox")
     print(
-        f"  SMTP_OAUTH_AUTHORITY_HOSTS={sandbox.authority_host} "
-        f"SSL_CERT_FILE={sandbox.ca_bundle} REQUESTS_CA_BUNDLE={sandbox.ca_bundle} make run"
+        f"(make run with SMTP_OAUTH_AUTHORITY_HOSTS={sandbox.authority_host} and "
+        f"SSL_CERT_FILE / REQUESTS_CA_BUNDLE={sandbox.ca_bundle})",
+        flush=True,
     )
     print("\nThen enter in Administration > Manage SMTP:")
     labels = {

@@ -1,0 +1,158 @@
+"""The Validate endpoint: field errors as on Save, guard rails, nothing saved, JSON progress."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from smtp_settings.models import RunStatus, SmtpSettings, ValidationRun
+
+from .conftest import CLIENT_SECRET
+
+pytestmark = pytest.mark.django_db
+JSON = {"HTTP_ACCEPT": "application/json"}
+
+
+def test_field_errors_come_back_as_on_save_and_no_run_starts(
+    admin_client: Client, oauth_form_data: dict[str, Any]
+) -> None:
+    response = admin_client.post(
+        reverse("smtp_settings:validate"),
+        {**oauth_form_data, "smtp_server": "smtp://x", "test_recipient": "not-an-address"},
+        **JSON,
+    )
+    assert response.status_code == 400
+    errors = response.json()["errors"]
+    assert "without a scheme" in errors["smtp_server"][0]["message"]
+    assert "test_recipient" in errors
+    assert not ValidationRun.objects.exists()
+
+
+def test_validate_starts_a_run_and_saves_nothing(
+    admin_client: Client, oauth_form_data: dict[str, Any], django_capture_on_commit_callbacks: Any
+) -> None:
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = admin_client.post(
+            reverse("smtp_settings:validate"),
+            {**oauth_form_data, "test_recipient": "ops@contoso.example"},
+            **JSON,
+        )
+    assert response.status_code == 202
+    run = ValidationRun.objects.get()
+    assert response.json()["status_url"] == reverse("smtp_settings:run_status", args=[run.id])
+    assert run.test_recipient == "ops@contoso.example"
+    assert run.candidate["smtp_server"] == "smtp.office365.com"
+    assert run.candidate_secret == CLIENT_SECRET  # encrypted at rest, erased when the run ends
+    assert CLIENT_SECRET not in str(run.candidate)
+    assert not SmtpSettings.objects.exists()
+    assert len(callbacks) == 1  # the task is enqueued once the run is committed
+
+    status = admin_client.get(response.json()["status_url"]).json()
+    assert status["status"] == "queued"
+    assert [step["key"] for step in status["steps"]] == [
+        "token",
+        "token_contents",
+        "connect",
+        "tls",
+        "authenticate",
+        "sender",
+        "send",
+    ]
+    assert CLIENT_SECRET not in str(status)
+
+
+def test_blank_secret_validates_the_stored_one(
+    admin_client: Client, oauth_form_data: dict[str, Any], django_capture_on_commit_callbacks: Any
+) -> None:
+    admin_client.post(reverse("smtp_settings:manage"), oauth_form_data)
+    with django_capture_on_commit_callbacks():
+        admin_client.post(
+            reverse("smtp_settings:validate"), {**oauth_form_data, "client_secret": ""}, **JSON
+        )
+    run = ValidationRun.objects.get()
+    assert run.candidate_secret == CLIENT_SECRET
+    assert run.candidate["secret_source"] == "stored"
+
+
+def test_one_run_at_a_time_per_administrator(
+    admin_client: Client, oauth_form_data: dict[str, Any], django_capture_on_commit_callbacks: Any
+) -> None:
+    with django_capture_on_commit_callbacks():
+        first = admin_client.post(reverse("smtp_settings:validate"), oauth_form_data, **JSON)
+        second = admin_client.post(reverse("smtp_settings:validate"), oauth_form_data, **JSON)
+    assert first.status_code == 202
+    assert second.status_code == 429
+    assert "still running" in second.json()["refused"]
+    assert ValidationRun.objects.count() == 1
+
+
+def test_rate_limit_per_administrator(
+    admin_client: Client,
+    oauth_form_data: dict[str, Any],
+    settings: Any,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    settings.SMTP_VALIDATION_MAX_RUNS = 2
+    for _ in range(2):
+        with django_capture_on_commit_callbacks():
+            admin_client.post(reverse("smtp_settings:validate"), oauth_form_data, **JSON)
+        ValidationRun.objects.update(status=RunStatus.FAILED, candidate_secret=None)
+    refused = admin_client.post(reverse("smtp_settings:validate"), oauth_form_data, **JSON)
+    assert refused.status_code == 429
+    assert "5.2.251" in refused.json()["refused"]
+
+
+def test_abandoned_runs_end_and_lose_their_secret(
+    admin_client: Client, oauth_form_data: dict[str, Any], django_capture_on_commit_callbacks: Any
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    with django_capture_on_commit_callbacks():
+        admin_client.post(reverse("smtp_settings:validate"), oauth_form_data, **JSON)
+    ValidationRun.objects.update(created_at=timezone.now() - timedelta(hours=1))
+    with django_capture_on_commit_callbacks():
+        again = admin_client.post(reverse("smtp_settings:validate"), oauth_form_data, **JSON)
+    assert again.status_code == 202
+    old = ValidationRun.objects.order_by("created_at").first()
+    assert old.status == RunStatus.ERROR and old.candidate_secret is None
+    assert "worker" in old.summary
+
+
+def test_run_pages_need_the_permission(client: Client, plain_user: Any, admin_user: Any) -> None:
+    run = ValidationRun.objects.create(requested_by=admin_user, candidate={})
+    client.force_login(plain_user)
+    assert client.get(reverse("smtp_settings:run_status", args=[run.id])).status_code == 403
+    assert client.get(reverse("smtp_settings:run_detail", args=[run.id])).status_code == 403
+    assert client.post(reverse("smtp_settings:validate"), {}).status_code == 403
+
+
+def test_validate_without_javascript_redirects_to_the_run_page(
+    admin_client: Client, oauth_form_data: dict[str, Any], django_capture_on_commit_callbacks: Any
+) -> None:
+    with django_capture_on_commit_callbacks():
+        response = admin_client.post(reverse("smtp_settings:validate"), oauth_form_data)
+    run = ValidationRun.objects.get()
+    assert response["Location"] == reverse("smtp_settings:run_detail", args=[run.id])
+    page = admin_client.get(response["Location"]).content.decode()
+    assert "Validation of smtp.office365.com:587" in page and "Waiting" in page
+    assert CLIENT_SECRET not in page
+
+
+def test_validate_is_csrf_protected(admin_user: Any, oauth_form_data: dict[str, Any]) -> None:
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(admin_user)
+    assert client.post(reverse("smtp_settings:validate"), oauth_form_data).status_code == 403
+    assert not ValidationRun.objects.exists()
+
+
+def test_token_endpoint_hosts_are_limited_to_microsoft_by_default(
+    admin_client: Client, oauth_form_data: dict[str, Any]
+) -> None:
+    data = {**oauth_form_data, "token_endpoint": "https://login.example.org/t/oauth2/v2.0/token"}
+    response = admin_client.post(reverse("smtp_settings:validate"), data, **JSON)
+    assert "SMTP_OAUTH_AUTHORITY_HOSTS" in response.json()["errors"]["token_endpoint"][0]["message"]
