@@ -176,7 +176,7 @@ def _verdict(run: ValidationRun) -> tuple[str, str]:
     failed = [step for step in steps if step.status == StepStatus.FAILED]
     if failed:
         step = failed[0]
-        return RunStatus.FAILED, f"Failed at {step.name}: {step.cause or step.detail}"
+        return RunStatus.FAILED, f"{step.name} failed. {step.cause or step.detail}"
     warnings = [step for step in steps if step.status == StepStatus.WARNING]
     if warnings:
         names = ", ".join(step.name for step in warnings)

@@ -15,11 +15,15 @@
   function renderRun(run) {
     const wrapper = el("div", "run");
     wrapper.dataset.status = run.status;
-    const verdict = el("p", "verdict verdict-" + run.status,
-      run.status_label + (run.summary ? ": " + run.summary : ""));
+    const verdict = el("p", "verdict verdict-" + run.status, run.status_label);
     verdict.id = "run-verdict";
     verdict.setAttribute("role", "status");
     wrapper.appendChild(verdict);
+    if (run.summary) {
+      const summary = el("p", "summary", run.summary);
+      summary.id = "run-summary";
+      wrapper.appendChild(summary);
+    }
     const list = el("ol", "steps");
     list.id = "run-steps";
     run.steps.forEach(function (step) {
