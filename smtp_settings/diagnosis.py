@@ -180,6 +180,14 @@ TABLE: tuple[Diagnosis, ...] = (
         aadsts=(50194, 90130),
     ),
     _row(
+        "aadsts_other",
+        "token",
+        "Entra ID refused the token request.",
+        "Look up the AADSTS code of the answer in Microsoft's Entra error reference; quote "
+        "the correlation ID and trace ID to Microsoft support.",
+        kinds="refused authority",
+    ),
+    _row(
         "token_endpoint_unreachable",
         "token",
         "The token endpoint could not be reached.",
@@ -431,6 +439,13 @@ TABLE: tuple[Diagnosis, ...] = (
         answer=r"\b5\.7\.60\b",
     ),
     _row(
+        "recipient_not_found",
+        "sender send",
+        "The server does not know the recipient address (550 5.1.10 / 5.1.1).",
+        "Check the address in Send test email to.",
+        answer=r"\b5\.1\.(10|1)\b",
+    ),
+    _row(
         "send_as_header",
         "send",
         "The message's From address is not one the mailbox may send as (554 5.2.252 SendAsDenied).",
@@ -464,6 +479,23 @@ TABLE: tuple[Diagnosis, ...] = (
         "The sender's mailbox is full, usually from Sent Items (554 5.2.2).",
         "Empty Sent Items or apply a retention policy to the mailbox.",
         answer=r"\b5\.2\.2\b",
+    ),  # -- Anything else: the server's own answer is the best explanation ----------------
+    _row(
+        "smtp_refused",
+        SMTP_STEPS,
+        "The server refused the command; its answer above says why.",
+        "Check the settings named in the server's answer; if it is unclear, ask the mail "
+        "server's administrator with the answer at hand.",
+        kinds="refused greeting_refused ehlo_refused starttls_refused mail_refused "
+        "rcpt_refused data_refused",
+    ),
+    _row(
+        "connection_broken",
+        SMTP_STEPS,
+        "The server ended the SMTP conversation unexpectedly.",
+        "Check that SMTP Server and Port point at an SMTP service (Exchange Online: "
+        "smtp.office365.com, 587), then try again.",
+        kinds="disconnected protocol",
     ),
 )
 

@@ -76,12 +76,12 @@ def _app_key(authority: str, client_id: str, client_secret: str) -> tuple[str, s
 
 
 def _application(
-    *, authority: str, client_id: str, client_secret: str, timeout: float
+    *, authority: str, client_id: str, client_secret: str, timeout: float, fresh: bool
 ) -> msal.ConfidentialClientApplication:
     key = _app_key(authority, client_id, client_secret)
     with _apps_lock:
         app = _apps.get(key)
-    if app is not None:
+    if app is not None and not fresh:
         return app
     host = (urlsplit(authority).hostname or "").lower()
     # Our own session: MSAL's default retries every request once, doubling each timeout.
@@ -113,13 +113,27 @@ def forget_applications() -> None:
 
 
 def acquire_token(
-    *, token_endpoint: str, client_id: str, client_secret: str, scopes: list[str], timeout: float
+    *,
+    token_endpoint: str,
+    client_id: str,
+    client_secret: str,
+    scopes: list[str],
+    timeout: float,
+    fresh: bool = False,
 ) -> Token:
-    """A token for ``scopes`` (from MSAL's cache while it has over five minutes left)."""
+    """A token for ``scopes``, from MSAL's cache while it has over five minutes left.
+
+    ``fresh`` asks Entra ID anew (Validate: a consent granted a minute ago must show), and
+    the new token then serves later sending too.
+    """
     authority = authority_from_token_endpoint(token_endpoint)
     try:
         app = _application(
-            authority=authority, client_id=client_id, client_secret=client_secret, timeout=timeout
+            authority=authority,
+            client_id=client_id,
+            client_secret=client_secret,
+            timeout=timeout,
+            fresh=fresh,
         )
         result: dict[str, Any] = app.acquire_token_for_client(scopes=scopes)
     except requests.exceptions.SSLError as exc:

@@ -37,16 +37,23 @@ class SmtpFailure(Exception):
         self.answer = answer
 
 
+IMPLICIT_TLS_PORT = 465
+
+
 @dataclass(frozen=True)
 class SmtpEndpoint:
+    """Where to connect. ``implicit_tls``: TLS from the first byte instead of STARTTLS."""
+
     host: str
     port: int
     use_tls: bool
     timeout: float
+    implicit_tls: bool = False
 
-    @property
-    def implicit_tls(self) -> bool:
-        return self.use_tls and self.port == 465
+    @classmethod
+    def configured(cls, *, host: str, port: int, use_tls: bool, timeout: float) -> SmtpEndpoint:
+        """The settings' rule: port 465 with SSL/TLS means TLS from the first byte."""
+        return cls(host, port, use_tls, timeout, use_tls and port == IMPLICIT_TLS_PORT)
 
 
 @dataclass(frozen=True)
@@ -327,6 +334,10 @@ class _FailureTranslator:
             ) from None
         if isinstance(exc, ssl.SSLError):
             raise SmtpFailure("tls", "tls_failed", f"TLS failed: {exc.reason or exc}.") from None
+        if stage == "tls" and isinstance(exc, ConnectionError):
+            raise SmtpFailure(
+                "tls", "tls_failed", f"TLS failed: the server broke off the handshake ({exc})."
+            ) from None
         if isinstance(exc, smtplib.SMTPAuthenticationError | smtplib.SMTPResponseException):
             answer = _answer(exc.smtp_code, exc.smtp_error)
             raise SmtpFailure(

@@ -264,7 +264,7 @@ class _Runner:
             self._skip("token", f"Skipped: {label} does not use a token.")
             self._skip("token_contents", f"Skipped: {label} does not use a token.")
         connection = SmtpConnection(
-            SmtpEndpoint(
+            SmtpEndpoint.configured(
                 host=self.values["smtp_server"],
                 port=int(self.values["port"]),
                 use_tls=bool(self.values["use_ssl_tls"]),
@@ -285,6 +285,7 @@ class _Runner:
                 client_secret=self.secret,
                 scopes=validators.split_scopes(self.values["scopes"]),
                 timeout=self.timeout,
+                fresh=True,
             )
         except oauth.TokenError as error:
             facts = [["Entra error", error.error]] if error.error else []
@@ -307,13 +308,12 @@ class _Runner:
                 ),
             )
             return False
-        source = "MSAL's cache" if self.token.from_cache else "the token endpoint"
         self._end(
             "token",
             started,
             _Outcome(
                 StepStatus.PASSED,
-                f"A token from {source}, valid for {self.token.expires_in // 60} more minutes.",
+                f"Entra ID issued a token, valid for {self.token.expires_in // 60} minutes.",
                 facts=[
                     [
                         "Authority",

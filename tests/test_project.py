@@ -37,7 +37,14 @@ def readme_env_names() -> set[str]:
 
 
 def run_manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "SEI_"))}
+    # Nothing of the test run's own configuration: above all not DATABASE_URL, which would
+    # point these commands at a real database instead of SQLite in a temporary folder.
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DJANGO_", "SEI_", "CELERY_"))
+        and k not in ("DATABASE_URL", "REDIS_URL")
+    }
     return subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=ROOT,

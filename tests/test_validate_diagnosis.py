@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import socket
+import ssl
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -154,6 +155,13 @@ def test_conditional_access(sandbox: Any, run_validation: Any) -> None:
 def test_entra_server_error(sandbox: Any, run_validation: Any) -> None:
     sandbox.entra.server_error = True
     failed_at(run_validation(sandbox.form_values()), "token", "token_endpoint_server_error")
+
+
+def test_other_entra_refusals_still_show_the_answer(sandbox: Any, run_validation: Any) -> None:
+    sandbox.entra.forced_error = (400, "invalid_request", 90014)
+    step = failed_at(run_validation(sandbox.form_values()), "token", "aadsts_other")
+    assert "AADSTS90014" in step["server_answer"]
+    assert dict(step["facts"])["Correlation ID"]
 
 
 def test_token_endpoint_refusing_connections(
@@ -325,7 +333,7 @@ def test_concurrent_connection_limit(sandbox: Any, run_validation: Any) -> None:
     held = []
     for _ in range(3):
         connection = transport.SmtpConnection(
-            transport.SmtpEndpoint("127.0.0.1", sandbox.exchange.port, True, 5)
+            transport.SmtpEndpoint("127.0.0.1", sandbox.exchange.port, use_tls=True, timeout=5)
         )
         connection.connect()
         connection.secure()
@@ -411,10 +419,15 @@ def test_expired_certificate(sandbox: Any, run_validation: Any, other_exchange: 
     failed_at(run_validation(values), "tls", "tls_expired")
 
 
-def test_tls_handshake_failure(sandbox: Any, run_validation: Any, monkeypatch: Any) -> None:
-    # Port 465 means TLS from the first byte; a STARTTLS server answers in plain text.
-    monkeypatch.setattr(transport.SmtpEndpoint, "implicit_tls", property(lambda self: True))
-    failed_at(run_validation(sandbox.form_values()), "tls", "tls_failed")
+def test_tls_handshake_failure(sandbox: Any, run_validation: Any, other_exchange: Any) -> None:
+    # A server that speaks only TLS 1.1 or older: the console never goes below TLS 1.2.
+    context = sandbox.pki.server_context()
+    context.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+    context.maximum_version = ssl.TLSVersion.TLSv1_1
+    server = other_exchange(context)
+    values = {**sandbox.form_values(), "port": str(server.port)}
+    step = failed_at(run_validation(values), "tls", "tls_failed")
+    assert "TLS failed" in step["detail"]
 
 
 def test_tls_off_warns_and_exchange_refuses_auth_before_starttls(
@@ -550,6 +563,50 @@ def test_mailbox_full(sandbox: Any, run_validation: Any) -> None:
     )
 
 
+def test_unknown_recipient(sandbox: Any, run_validation: Any) -> None:
+    sandbox.exchange.handler.recipient_answers["nobody@sandbox.example"] = (
+        "550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup"
+    )
+    step = failed_at(
+        run_validation(sandbox.form_values(), recipient="nobody@sandbox.example"),
+        "sender",
+        "recipient_not_found",
+    )
+    assert "Send test email to" in step["fix"]
+
+
+def test_any_other_refusal_shows_the_server_answer(sandbox: Any, run_validation: Any) -> None:
+    sandbox.exchange.handler.recipient_answers["busy@elsewhere.example"] = (
+        "452 4.5.3 Too many recipients"
+    )
+    step = failed_at(
+        run_validation(sandbox.form_values(), recipient="busy@elsewhere.example"),
+        "sender",
+        "smtp_refused",
+    )
+    assert step["server_answer"] == "452 4.5.3 Too many recipients"
+
+
+def test_server_hanging_up_mid_conversation(sandbox: Any, run_validation: Any) -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+
+    def greet_and_hang_up() -> None:
+        connection, _ = listener.accept()
+        connection.sendall(b"220 almost-smtp ready\r\n")
+        connection.close()
+
+    thread = threading.Thread(target=greet_and_hang_up, daemon=True)
+    thread.start()
+    try:
+        values = {**sandbox.form_values(), "port": str(listener.getsockname()[1])}
+        failed_at(run_validation(values), "connect", "connection_broken")
+    finally:
+        thread.join(5)
+        listener.close()
+
+
 def test_every_table_row_is_provoked_here() -> None:
     from pathlib import Path
 
@@ -558,3 +615,12 @@ def test_every_table_row_is_provoked_here() -> None:
     source = Path(__file__).read_text()
     missing = [row.key for row in TABLE if f'"{row.key}"' not in source]
     assert missing == []
+
+
+def test_validate_asks_entra_anew_so_a_new_consent_shows_at_once(
+    sandbox: Any, run_validation: Any
+) -> None:
+    sandbox.app.roles = {}
+    assert run_validation(sandbox.form_values())["status"] == "failed"
+    sandbox.app.roles = {"https://outlook.office365.com": ["SMTP.SendAsApp"]}  # consent granted
+    assert run_validation(sandbox.form_values())["status"] == "passed"

@@ -156,3 +156,20 @@ def test_token_endpoint_hosts_are_limited_to_microsoft_by_default(
     data = {**oauth_form_data, "token_endpoint": "https://login.example.org/t/oauth2/v2.0/token"}
     response = admin_client.post(reverse("smtp_settings:validate"), data, **JSON)
     assert "SMTP_OAUTH_AUTHORITY_HOSTS" in response.json()["errors"]["token_endpoint"][0]["message"]
+
+
+def test_recent_runs_are_listed_and_open_to_their_steps(
+    admin_client: Client, admin_user: Any
+) -> None:
+    run = ValidationRun.objects.create(
+        requested_by=admin_user,
+        candidate={"smtp_server": "smtp.office365.com", "port": 587},
+        status=RunStatus.FAILED,
+        summary="Token failed. Entra ID rejected the client secret (AADSTS7000215).",
+    )
+    html = admin_client.get(reverse("smtp_settings:manage")).content.decode()
+    assert "Recent validations" in html
+    assert reverse("smtp_settings:run_detail", args=[run.id]) in html
+    assert "root-admin" in html and "Failed" in html
+    detail = admin_client.get(reverse("smtp_settings:run_detail", args=[run.id])).content.decode()
+    assert "AADSTS7000215" in detail

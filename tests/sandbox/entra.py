@@ -68,6 +68,7 @@ class EntraStandIn:
         # Knobs for failures of Entra itself: a 5xx, or claims a real tenant would not issue.
         self.server_error = False
         self.claims_override: dict[str, Any] = {}
+        self.forced_error: tuple[int, str, int] | None = None
         self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(self))
         self._server.daemon_threads = True
         self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
@@ -113,6 +114,8 @@ class EntraStandIn:
         client_id = form.get("client_id", "")
         if self.server_error:
             raise EntraError(503, "temporarily_unavailable", 90033)
+        if self.forced_error:
+            raise EntraError(*self.forced_error)
         if segment.lower() in _SHARED:
             raise EntraError(400, "invalid_request", 50194, app=client_id)
         tenant = self._tenant(segment, allow_shared=False)

@@ -57,15 +57,20 @@ class ExchangeSMTP(SMTP):
     # A token makes the XOAUTH2 response line about 2 KB.
     line_length_limit = 16384
 
+    @property
+    def _encrypted(self) -> bool:
+        # STARTTLS sets _tls_protocol; TLS from the first byte shows on the transport.
+        return bool(self._tls_protocol or self.transport.get_extra_info("ssl_object"))
+
     async def smtp_AUTH(self, arg: str) -> None:
-        if not self._tls_protocol:
+        if not self._encrypted:
             await self.push("504 5.7.4 Unrecognized authentication type")
             return
         await super().smtp_AUTH(arg)
 
     async def smtp_EHLO(self, hostname: str) -> None:
         scripted = self.event_handler.after_starttls_answer
-        if self._tls_protocol and scripted:
+        if self._encrypted and scripted:
             await self.push(scripted)
             self.transport.close()
             return
@@ -86,6 +91,8 @@ class ExchangeHandler:
         # (Exchange's 421 4.7.66 to TLS 1.0/1.1 clients).
         self.after_starttls_answer = ""
         self.delivered: list[tuple[Envelope, bytes]] = []
+        # Answers to RCPT TO for particular recipients (unknown addresses and the like).
+        self.recipient_answers: dict[str, str] = {}
         self._sessions: dict[int, str] = {}
         self._lock = threading.Lock()
 
@@ -182,6 +189,9 @@ class ExchangeHandler:
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
+        answer = self.recipient_answers.get(address.lower())
+        if answer:
+            return answer
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 Recipient OK"
 
@@ -230,6 +240,7 @@ class ExchangeStandIn:
         hostname: str = "sandbox.outlook.example",
         advertise_auth_before_tls: bool = False,
         excluded_mechanisms: tuple[str, ...] = (),
+        implicit_tls: bool = False,
     ) -> None:
         self.handler = ExchangeHandler(directory, public_key)
         self.port = port or free_port()
@@ -239,11 +250,13 @@ class ExchangeStandIn:
             port=self.port,
             server_hostname=hostname,
             ident="Microsoft ESMTP MAIL Service (sandbox)",
-            tls_context=tls_context,
-            require_starttls=not advertise_auth_before_tls,
+            # TLS from the first byte (port 465 style), or STARTTLS as Exchange does.
+            ssl_context=tls_context if implicit_tls else None,
+            tls_context=None if implicit_tls else tls_context,
+            require_starttls=not (advertise_auth_before_tls or implicit_tls),
             # Exchange offers AUTH only after STARTTLS; some front ends offer it before and
             # then refuse it (504 5.7.4).
-            auth_require_tls=not advertise_auth_before_tls,
+            auth_require_tls=not (advertise_auth_before_tls or implicit_tls),
             auth_exclude_mechanism=["PLAIN", *excluded_mechanisms],
             authenticator=self.handler.authenticate_basic,
         )
