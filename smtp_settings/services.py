@@ -85,7 +85,7 @@ def smtp_settings_save(*, form: SmtpSettingsForm, user: AbstractBaseUser | None)
         )
     logger.info(
         "SMTP settings saved by %s: %s",
-        getattr(user, "get_username", lambda: "system")(),
+        settings_row.updated_by.get_username() if settings_row.updated_by else "system",
         ", ".join(entry["field"] for entry in changes) or "no changes",
     )
     return SaveResult(settings=settings_row, change=change, warnings=list(form.warnings))

@@ -79,13 +79,16 @@ def test_administrator_configures_oauth_smtp_in_the_browser(
     assert SmtpSettings.load().client_secret == CLIENT_SECRET
 
 
-def test_switching_to_basic_shows_username_and_password_only(
-    live_server: Any,
-    page: Any,
-    browser_admin: User,
-) -> None:
+@pytest.fixture
+def manage_page(live_server: Any, page: Any, browser_admin: User) -> Any:
+    """Signed in as an administrator, on Manage SMTP."""
     sign_in(page, live_server.url, "ops", "a long passphrase 7")
     page.goto(f"{live_server.url}/administration/smtp/")
+    return page
+
+
+def test_switching_to_basic_shows_username_and_password_only(manage_page: Any) -> None:
+    page = manage_page
     page.get_by_label("Authentication Type", exact=True).select_option("basic")
     assert page.get_by_label("Username", exact=True).is_visible()
     assert page.locator("#row_client_id").is_hidden()
@@ -93,13 +96,8 @@ def test_switching_to_basic_shows_username_and_password_only(
     assert page.locator("#row_username").is_hidden()
 
 
-def test_a_field_error_appears_next_to_the_field(
-    live_server: Any,
-    page: Any,
-    browser_admin: User,
-) -> None:
-    sign_in(page, live_server.url, "ops", "a long passphrase 7")
-    page.goto(f"{live_server.url}/administration/smtp/")
+def test_a_field_error_appears_next_to_the_field(manage_page: Any) -> None:
+    page = manage_page
     page.get_by_label("SMTP Server", exact=True).fill("smtp://smtp.office365.com:587")
     page.get_by_role("button", name="Save").click()
     error = page.locator("#row_smtp_server .error")
