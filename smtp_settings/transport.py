@@ -302,7 +302,12 @@ class SmtpConnection:
     def _require(ok: bool, stage: Stage, kind: str, code: int, text: bytes | str) -> None:
         if not ok:
             answer = _answer(code, text)
-            raise SmtpFailure(stage, kind, f"The server answered: {answer}", answer=answer)
+            raise SmtpFailure(
+                stage,
+                kind,
+                f"The server refused this step with {answer.split()[0]}; its answer is below.",
+                answer=answer,
+            )
 
     def _failures(self) -> _FailureTranslator:
         return _FailureTranslator(self)
@@ -341,7 +346,10 @@ class _FailureTranslator:
         if isinstance(exc, smtplib.SMTPAuthenticationError | smtplib.SMTPResponseException):
             answer = _answer(exc.smtp_code, exc.smtp_error)
             raise SmtpFailure(
-                stage, "refused", f"The server answered: {answer}", answer=answer
+                stage,
+                "refused",
+                f"The server refused this step with {answer.split()[0]}; its answer is below.",
+                answer=answer,
             ) from None
         # smtplib reports a read that timed out as a disconnection.
         if isinstance(exc, TimeoutError) or isinstance(exc.__context__, TimeoutError):
