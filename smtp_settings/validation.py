@@ -452,11 +452,20 @@ class _Runner:
         except SmtpFailure as failure:
             failed_step = failure.stage
             finding = self._diagnose(failed_step, kind=failure.kind, answer=failure.answer)
+            facts = (
+                [["Offered mechanisms", " ".join(connection.mechanisms) or "none"]]
+                if failed_step == "authenticate"
+                else None
+            )
             self._end(
                 failed_step,
                 started,
                 _Outcome(
-                    StepStatus.FAILED, failure.message, answer=failure.answer, finding=finding
+                    StepStatus.FAILED,
+                    failure.message,
+                    answer=failure.answer,
+                    facts=facts,
+                    finding=finding,
                 ),
             )
             self._skip_after(failed_step, f"Skipped: {STEP_NAMES[failed_step]} failed.")
@@ -482,8 +491,7 @@ class _Runner:
         )
 
     def _authenticate(self, connection: SmtpConnection) -> _Outcome:
-        offered = " ".join(connection.mechanisms) or "none"
-        facts = [["Offered mechanisms", offered]]
+        facts = [["Offered mechanisms", " ".join(connection.mechanisms) or "none"]]
         if self.auth_type == AuthType.OAUTH2:
             assert self.token is not None
             credentials = Credentials("oauth2", self.sender, self.token.access_token)

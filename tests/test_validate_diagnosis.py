@@ -462,6 +462,7 @@ def test_no_full_access_on_the_mailbox(sandbox: Any, run_validation: Any) -> Non
     sandbox.mailbox.full_access.clear()
     step = failed_at(run_validation(sandbox.form_values()), "authenticate", "auth_token_rejected")
     assert SENDER in step["cause"]
+    assert dict(step["facts"])["Offered mechanisms"] == "LOGIN XOAUTH2"
 
 
 @pytest.mark.parametrize("scope", ["Mailbox", "Tenant"])
