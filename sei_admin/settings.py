@@ -203,6 +203,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "smtp_settings.tasks.worker_heartbeat",
         "schedule": env.float("SEI_HEARTBEAT_SECONDS", default=60.0),
     },
+    "expire-abandoned-validation-runs": {
+        "task": "smtp_settings.tasks.expire_abandoned_validation_runs",
+        "schedule": 300.0,
+    },
 }
 
 # ------------------------------------------------------------------------------

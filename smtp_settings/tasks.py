@@ -17,3 +17,9 @@ def worker_heartbeat(self) -> None:  # type: ignore[no-untyped-def]
 def validate_smtp_settings(run_id: str) -> None:
     """Run a Validate request; the run row holds everything, the secret encrypted."""
     validation.validation_run_execute(run_id=run_id)
+
+
+@shared_task(ignore_result=True)
+def expire_abandoned_validation_runs() -> None:
+    """Scheduled by beat: a run whose worker died must not keep its secret."""
+    validation.validation_runs_expire_abandoned()

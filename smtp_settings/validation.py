@@ -76,7 +76,7 @@ def validation_run_start(
     """Record a run for a valid form's values and enqueue it once the row is committed."""
     if not form.is_valid():
         raise ValueError("validation_run_start needs a valid form")
-    _expire_abandoned_runs()
+    validation_runs_expire_abandoned()
     _check_guard_rails(user)
     data = form.cleaned_data
     stored = SmtpSettings.load()
@@ -109,10 +109,10 @@ def _stale_after() -> timedelta:
     return timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 60)
 
 
-def _expire_abandoned_runs() -> None:
+def validation_runs_expire_abandoned() -> int:
     """Runs that no worker finished in time end as errors and lose their secret."""
     cutoff = timezone.now() - _stale_after()
-    ValidationRun.objects.filter(
+    return ValidationRun.objects.filter(
         status__in=[RunStatus.QUEUED, RunStatus.RUNNING], created_at__lt=cutoff
     ).update(
         status=RunStatus.ERROR,

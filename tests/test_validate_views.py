@@ -123,6 +123,25 @@ def test_abandoned_runs_end_and_lose_their_secret(
     assert "worker" in old.summary
 
 
+def test_beat_erases_the_secret_of_a_run_no_worker_took(
+    admin_client: Client, oauth_form_data: dict[str, Any], django_capture_on_commit_callbacks: Any
+) -> None:
+    from datetime import timedelta
+
+    from django.conf import settings
+    from django.utils import timezone
+
+    from smtp_settings import tasks
+
+    with django_capture_on_commit_callbacks():
+        admin_client.post(reverse("smtp_settings:validate"), oauth_form_data, **JSON)
+    ValidationRun.objects.update(created_at=timezone.now() - timedelta(hours=1))
+    scheduled = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    assert "smtp_settings.tasks.expire_abandoned_validation_runs" in scheduled
+    tasks.expire_abandoned_validation_runs()
+    assert ValidationRun.objects.get().candidate_secret is None
+
+
 def test_run_pages_need_the_permission(client: Client, plain_user: Any, admin_user: Any) -> None:
     run = ValidationRun.objects.create(requested_by=admin_user, candidate={})
     client.force_login(plain_user)
