@@ -16,6 +16,7 @@ from email.utils import format_datetime, make_msgid
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
@@ -123,6 +124,8 @@ def validation_runs_expire_abandoned() -> int:
 
 
 def _check_guard_rails(user: AbstractBaseUser) -> None:
+    # Two clicks at once must not both pass: the user's row serialises them.
+    get_user_model().objects.select_for_update().filter(pk=user.pk).exists()
     mine = ValidationRun.objects.filter(requested_by=user)
     if mine.filter(status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).exists():
         raise ValidationNotStarted(
