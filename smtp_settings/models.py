@@ -10,7 +10,7 @@ from django.db import models
 from django.utils import timezone
 
 from smtp_settings.fields import EncryptedTextField
-from smtp_settings.transport import SmtpEndpoint
+from smtp_settings.transport import implicit_tls_for
 
 EXCHANGE_ONLINE_SCOPE = "https://outlook.office365.com/.default"
 
@@ -68,9 +68,7 @@ class SmtpSettings(models.Model):
     @property
     def implicit_tls(self) -> bool:
         """Port 465 with SSL/TLS means TLS from the first byte; every other port uses STARTTLS."""
-        return SmtpEndpoint.configured(
-            host=self.smtp_server, port=self.port, use_tls=self.use_ssl_tls, timeout=0
-        ).implicit_tls
+        return implicit_tls_for(port=self.port, use_tls=self.use_ssl_tls)
 
     def secret_expired(self, today: object | None = None) -> bool:
         today = today or timezone.localdate()

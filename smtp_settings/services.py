@@ -26,7 +26,6 @@ _REPLACED_AT = {"client_secret": "client_secret_replaced_at", "password": "passw
 @dataclass(frozen=True)
 class SaveResult:
     settings: SmtpSettings
-    change: SettingsChange | None
     warnings: list[str] = field(default_factory=list)
 
 
@@ -78,9 +77,8 @@ def smtp_settings_save(*, form: SmtpSettingsForm, user: AbstractBaseUser | None)
             )
     settings_row.updated_by = user if user and user.is_authenticated else None
     settings_row.save()
-    change = None
     if changes:
-        change = SettingsChange.objects.create(
+        SettingsChange.objects.create(
             changed_at=now, changed_by=settings_row.updated_by, changes=changes
         )
     logger.info(
@@ -88,7 +86,7 @@ def smtp_settings_save(*, form: SmtpSettingsForm, user: AbstractBaseUser | None)
         settings_row.updated_by.get_username() if settings_row.updated_by else "system",
         ", ".join(entry["field"] for entry in changes) or "no changes",
     )
-    return SaveResult(settings=settings_row, change=change, warnings=list(form.warnings))
+    return SaveResult(settings=settings_row, warnings=list(form.warnings))
 
 
 def smtp_settings_recent_changes(*, limit: int = 10) -> list[SettingsChange]:

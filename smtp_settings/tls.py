@@ -37,9 +37,8 @@ def requests_verify() -> str | bool:
     ``requests`` takes one CA file: ``REQUESTS_CA_BUNDLE``, else ``SSL_CERT_FILE``
     (so one variable serves SMTP and the token endpoint), else the system's bundle.
     """
-    for name in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"):
-        path = os.environ.get(name, "")
-        if path and os.path.isfile(path):
-            return path
+    files = extra_ca_files()  # in CA_FILE_VARIABLES order, so REQUESTS_CA_BUNDLE comes last
+    if files:
+        return files[-1]
     default = ssl.get_default_verify_paths().openssl_cafile
     return default if os.path.isfile(default) else True

@@ -11,6 +11,8 @@ from __future__ import annotations
 import smtplib
 import socket
 import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
@@ -52,8 +54,12 @@ class SmtpEndpoint:
 
     @classmethod
     def configured(cls, *, host: str, port: int, use_tls: bool, timeout: float) -> SmtpEndpoint:
-        """The settings' rule: port 465 with SSL/TLS means TLS from the first byte."""
-        return cls(host, port, use_tls, timeout, use_tls and port == IMPLICIT_TLS_PORT)
+        return cls(host, port, use_tls, timeout, implicit_tls_for(port=port, use_tls=use_tls))
+
+
+def implicit_tls_for(*, port: int, use_tls: bool) -> bool:
+    """The settings' rule: port 465 with SSL/TLS means TLS from the first byte."""
+    return use_tls and port == IMPLICIT_TLS_PORT
 
 
 @dataclass(frozen=True)
@@ -301,34 +307,17 @@ class SmtpConnection:
     @staticmethod
     def _require(ok: bool, stage: Stage, kind: str, code: int, text: bytes | str) -> None:
         if not ok:
-            answer = _answer(code, text)
-            raise SmtpFailure(
-                stage,
-                kind,
-                f"The server refused this step with {answer.split()[0]}; its answer is below.",
-                answer=answer,
-            )
+            raise _refusal(stage, kind, code, text)
 
-    def _failures(self) -> _FailureTranslator:
-        return _FailureTranslator(self)
-
-
-class _FailureTranslator:
-    """Turns what smtplib, ssl and sockets raise into one SmtpFailure for the current stage."""
-
-    def __init__(self, connection: SmtpConnection) -> None:
-        self._connection = connection
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: object) -> bool:
-        if exc is None or isinstance(exc, SmtpFailure):
-            return False
-        stage = self._connection._stage
-        timeout = self._connection.endpoint.timeout
-        host = self._connection.endpoint.host
-        if isinstance(exc, ssl.SSLCertVerificationError):
+    @contextmanager
+    def _failures(self) -> Iterator[None]:
+        """Turn what smtplib, ssl and sockets raise into one SmtpFailure for the current stage."""
+        stage, host, timeout = self._stage, self.endpoint.host, self.endpoint.timeout
+        try:
+            yield
+        except SmtpFailure:
+            raise
+        except ssl.SSLCertVerificationError as exc:
             kind = {
                 _X509_HOSTNAME_MISMATCH: "tls_name_mismatch",
                 _X509_IP_ADDRESS_MISMATCH: "tls_name_mismatch",
@@ -337,29 +326,32 @@ class _FailureTranslator:
             raise SmtpFailure(
                 "tls", kind, f"The certificate of {host} was not accepted: {exc.verify_message}."
             ) from None
-        if isinstance(exc, ssl.SSLError):
+        except ssl.SSLError as exc:
             raise SmtpFailure("tls", "tls_failed", f"TLS failed: {exc.reason or exc}.") from None
-        if stage == "tls" and isinstance(exc, ConnectionError):
-            raise SmtpFailure(
-                "tls", "tls_failed", f"TLS failed: the server broke off the handshake ({exc})."
-            ) from None
-        if isinstance(exc, smtplib.SMTPAuthenticationError | smtplib.SMTPResponseException):
-            answer = _answer(exc.smtp_code, exc.smtp_error)
-            raise SmtpFailure(
-                stage,
-                "refused",
-                f"The server refused this step with {answer.split()[0]}; its answer is below.",
-                answer=answer,
-            ) from None
-        # smtplib reports a read that timed out as a disconnection.
-        if isinstance(exc, TimeoutError) or isinstance(exc.__context__, TimeoutError):
-            raise SmtpFailure(
-                stage, "timeout", f"The server did not answer within {timeout:g} s."
-            ) from None
-        if isinstance(exc, smtplib.SMTPServerDisconnected):
-            raise SmtpFailure(
-                stage, "disconnected", "The server closed the connection without an answer."
-            ) from None
-        if isinstance(exc, smtplib.SMTPException | OSError):
+        except smtplib.SMTPResponseException as exc:
+            raise _refusal(stage, "refused", exc.smtp_code, exc.smtp_error) from None
+        except (smtplib.SMTPException, OSError) as exc:
+            # smtplib reports a read that timed out as a disconnection.
+            if isinstance(exc, TimeoutError) or isinstance(exc.__context__, TimeoutError):
+                raise SmtpFailure(
+                    stage, "timeout", f"The server did not answer within {timeout:g} s."
+                ) from None
+            if stage == "tls" and isinstance(exc, ConnectionError):
+                raise SmtpFailure(
+                    "tls", "tls_failed", f"TLS failed: the server broke off the handshake ({exc})."
+                ) from None
+            if isinstance(exc, smtplib.SMTPServerDisconnected):
+                raise SmtpFailure(
+                    stage, "disconnected", "The server closed the connection without an answer."
+                ) from None
             raise SmtpFailure(stage, "protocol", f"The SMTP session failed: {exc}.") from None
-        return False
+
+
+def _refusal(stage: Stage, kind: str, code: int, text: bytes | str) -> SmtpFailure:
+    answer = _answer(code, text)
+    return SmtpFailure(
+        stage,
+        kind,
+        f"The server refused this step with {answer.split()[0]}; its answer is below.",
+        answer=answer,
+    )

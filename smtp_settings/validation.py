@@ -24,6 +24,7 @@ from django.utils import timezone
 from smtp_settings import diagnosis, jwt_claims, oauth, validators
 from smtp_settings.forms import SmtpSettingsForm
 from smtp_settings.models import (
+    EXCHANGE_ONLINE_SCOPE,
     AuthType,
     RunStatus,
     SmtpSettings,
@@ -46,7 +47,7 @@ STEPS: tuple[tuple[str, str], ...] = (
 )
 STEP_NAMES = dict(STEPS)
 SEND_AS_APP_ROLE = "SMTP.SendAsApp"
-EXCHANGE_RESOURCE = "https://outlook.office365.com"
+EXCHANGE_RESOURCE = EXCHANGE_ONLINE_SCOPE.removesuffix("/.default")
 # Exchange Online's application id: tokens may name it instead of its URL as audience.
 EXCHANGE_APP_ID = "00000002-0000-0ff1-ce00-000000000000"
 CANDIDATE_FIELDS = (
