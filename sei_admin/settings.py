@@ -224,7 +224,7 @@ SMTP_VALIDATION_MAX_RUNS = env.int("SMTP_VALIDATION_MAX_RUNS", default=10)
 SMTP_VALIDATION_WINDOW_SECONDS = env.int("SMTP_VALIDATION_WINDOW_SECONDS", default=600)
 
 # ------------------------------------------------------------------------------
-# Logging: to the console; no handler ever receives a secret (see DESIGN.md)
+# Logging: to the console; secrets and tokens are never passed to a logger
 # ------------------------------------------------------------------------------
 LOGGING = {
     "version": 1,

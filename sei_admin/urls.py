@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from smtp_settings import views
+from sei_admin import views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -15,7 +15,8 @@ urlpatterns = [
         name="login",
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("administration/", views.administration_index, name="administration"),
     path("administration/", include("smtp_settings.urls")),
 ]
 
-handler403 = "smtp_settings.views.permission_denied"
+handler403 = "sei_admin.views.permission_denied"

@@ -8,7 +8,7 @@ from django import forms
 from django.utils import timezone
 
 from smtp_settings import validators
-from smtp_settings.models import AuthType, SmtpSettings
+from smtp_settings.models import EDITABLE_FIELDS, AuthType, SmtpSettings
 
 OFFICE365_HOST = "smtp.office365.com"
 
@@ -28,7 +28,6 @@ FIELDS_BY_AUTH_TYPE = {
     AuthType.BASIC: BASIC_FIELDS,
     AuthType.NONE: (),
 }
-SECRET_FIELDS = ("client_secret", "password")
 
 
 class StrictEmailField(forms.EmailField):
@@ -49,57 +48,58 @@ class SecretInput(forms.PasswordInput):
         )
 
 
+def _from_model(name: str, **overrides: Any) -> forms.Field:
+    """The model field's form field (its label, length and requiredness), with form rules added."""
+    field = SmtpSettings._meta.get_field(name).formfield(**overrides)
+    assert field is not None
+    return field
+
+
 class SmtpSettingsForm(forms.ModelForm):
-    smtp_server = forms.CharField(
-        label="SMTP Server",
-        max_length=253,
+    smtp_server = _from_model(
+        "smtp_server",
         validators=[validators.validate_host],
         help_text="The host name of the SMTP server, without scheme or port. "
         "Exchange Online: smtp.office365.com.",
     )
-    sender_email = StrictEmailField(
-        label="Sender Email",
-        max_length=254,
+    sender_email = _from_model(
+        "sender_email",
+        form_class=StrictEmailField,
         help_text="The mailbox the console sends as. With OAuth 2.0 it is also the mailbox the "
         "token authenticates for, so the app's service principal needs FullAccess on it.",
     )
-    port = forms.IntegerField(
-        label="Port",
+    port = _from_model(
+        "port",
         min_value=1,
         max_value=65535,
         help_text="587 for Exchange Online (STARTTLS). 465 means TLS from the first byte, "
         "which Exchange Online does not offer for sending.",
     )
-    auth_type = forms.ChoiceField(
-        label="Authentication Type",
-        choices=AuthType.choices,
+    auth_type = _from_model(
+        "auth_type",
         help_text="OAuth 2.0 uses an Entra ID app registration instead of a mailbox password.",
     )
-    client_id = forms.CharField(
-        label="Client ID",
-        max_length=36,
-        required=False,
+    client_id = _from_model(
+        "client_id",
         validators=[validators.validate_client_id],
         help_text="The Application (client) ID on the app registration's Overview page in "
         "Entra ID.",
     )
     client_secret = forms.CharField(
-        label="Client Secret",
+        label=SmtpSettings._meta.get_field("client_secret").verbose_name,
         max_length=1024,
         required=False,
         widget=SecretInput(),
         help_text="The secret's Value (not its Secret ID) from Certificates & secrets. Entra "
         "shows it only once. Leave blank to keep the stored secret.",
     )
-    secret_expiration_alert = forms.BooleanField(
-        label="Secret Expiration Alert",
-        required=False,
+    secret_expiration_alert = _from_model(
+        "secret_expiration_alert",
         help_text="E-mail the administrators before the client secret expires, so mail does "
         "not stop without warning.",
     )
-    secret_expiration_date = forms.DateField(
-        label="Secret Expiration Date",
-        required=False,
+    secret_expiration_date = _from_model(
+        "secret_expiration_date",
         widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
         help_text='The "Expires" date shown next to the secret under Certificates & secrets.',
     )
@@ -111,46 +111,38 @@ class SmtpSettingsForm(forms.ModelForm):
         help_text="Optional helper: entering the Directory (tenant) ID from the Overview page "
         "fills the Token Endpoint for Microsoft's global cloud.",
     )
-    token_endpoint = forms.URLField(
-        label="Token Endpoint",
-        max_length=500,
-        required=False,
+    token_endpoint = _from_model(
+        "token_endpoint",
         assume_scheme="https",
         validators=[validators.validate_token_endpoint],
         help_text="https://login.microsoftonline.com/<TENANT_ID>/oauth2/v2.0/token with your "
         "Directory (tenant) ID in place of <TENANT_ID>.",
     )
-    scopes = forms.CharField(
-        label="Scopes",
-        max_length=1000,
-        required=False,
+    scopes = _from_model(
+        "scopes",
         validators=[validators.validate_scopes],
         help_text="Separated by spaces. Exchange Online SMTP: "
         "https://outlook.office365.com/.default.",
     )
-    username = forms.CharField(
-        label="Username",
-        max_length=254,
-        required=False,
+    username = _from_model(
+        "username",
         validators=[validators.validate_no_control_characters],
         help_text="The account the SMTP server authenticates.",
     )
     password = forms.CharField(
-        label="Password",
+        label=SmtpSettings._meta.get_field("password").verbose_name,
         max_length=1024,
         required=False,
         widget=SecretInput(),
         help_text="Leave blank to keep the stored password.",
     )
-    use_ssl_tls = forms.BooleanField(
-        label="Use SSL/TLS",
-        required=False,
+    use_ssl_tls = _from_model(
+        "use_ssl_tls",
         help_text="Encrypt the connection (STARTTLS, or TLS from the start on port 465) so the "
         "token, password and messages are not readable on the network.",
     )
-    use_sender_email = forms.BooleanField(
-        label="Use sender email",
-        required=False,
+    use_sender_email = _from_model(
+        "use_sender_email",
         help_text="On: every message is sent from Sender Email, and only that mailbox needs "
         "FullAccess for the app. Off: messages go out from each user's own address, and "
         "every such mailbox needs FullAccess.",
@@ -158,20 +150,7 @@ class SmtpSettingsForm(forms.ModelForm):
 
     class Meta:
         model = SmtpSettings
-        fields: ClassVar[list[str]] = [
-            "smtp_server",
-            "sender_email",
-            "port",
-            "auth_type",
-            "client_id",
-            "secret_expiration_alert",
-            "secret_expiration_date",
-            "token_endpoint",
-            "scopes",
-            "username",
-            "use_ssl_tls",
-            "use_sender_email",
-        ]
+        fields: ClassVar[list[str]] = list(EDITABLE_FIELDS)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

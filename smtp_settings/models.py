@@ -1,16 +1,15 @@
-"""The stored SMTP settings and the history of their changes."""
+"""The rows of Manage SMTP: the settings, their change history, validation runs, heartbeats."""
 
 from __future__ import annotations
 
 import uuid
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
 from smtp_settings.fields import EncryptedTextField
-from smtp_settings.transport import implicit_tls_for
 
 EXCHANGE_ONLINE_SCOPE = "https://outlook.office365.com/.default"
 
@@ -19,6 +18,30 @@ class AuthType(models.TextChoices):
     OAUTH2 = "oauth2", "OAuth 2.0"
     BASIC = "basic", "Basic (Username and Password)"
     NONE = "none", "None"
+
+
+# The secret each authentication type uses, and the column recording when it was replaced.
+SECRET_FIELD_BY_AUTH_TYPE: dict[str, str] = {
+    AuthType.OAUTH2: "client_secret",
+    AuthType.BASIC: "password",
+}
+SECRET_FIELDS = tuple(SECRET_FIELD_BY_AUTH_TYPE.values())
+REPLACED_AT = {"client_secret": "client_secret_replaced_at", "password": "password_replaced_at"}
+# What decides where and how mail goes, secrets apart: what a Validate run tests.
+CONNECTION_FIELDS = (
+    "smtp_server",
+    "sender_email",
+    "port",
+    "auth_type",
+    "client_id",
+    "token_endpoint",
+    "scopes",
+    "username",
+    "use_ssl_tls",
+    "use_sender_email",
+)
+# What the administrator edits on Manage SMTP, secrets apart.
+EDITABLE_FIELDS = (*CONNECTION_FIELDS, "secret_expiration_alert", "secret_expiration_date")
 
 
 class SmtpSettings(models.Model):
@@ -65,10 +88,13 @@ class SmtpSettings(models.Model):
     def is_stored(self) -> bool:
         return not self._state.adding
 
-    @property
-    def implicit_tls(self) -> bool:
-        """Port 465 with SSL/TLS means TLS from the first byte; every other port uses STARTTLS."""
-        return implicit_tls_for(port=self.port, use_tls=self.use_ssl_tls)
+    def connection_values(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in CONNECTION_FIELDS}
+
+    def secret_for_auth_type(self) -> str:
+        """The stored secret the configured authentication type uses ("" for none)."""
+        name = SECRET_FIELD_BY_AUTH_TYPE.get(self.auth_type)
+        return (getattr(self, name) or "") if name else ""
 
     def secret_expired(self, today: object | None = None) -> bool:
         today = today or timezone.localdate()

@@ -6,7 +6,8 @@ Views and tasks call these functions; they hold no logic of their own.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -14,19 +15,17 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from smtp_settings.forms import SECRET_FIELDS, SmtpSettingsForm
-from smtp_settings.models import SettingsChange, SmtpSettings, WorkerHeartbeat
+from smtp_settings.mail.endpoint import MailSettings
+from smtp_settings.models import (
+    EDITABLE_FIELDS,
+    REPLACED_AT,
+    SECRET_FIELDS,
+    SettingsChange,
+    SmtpSettings,
+    WorkerHeartbeat,
+)
 
 logger = logging.getLogger(__name__)
-
-# The time a secret field's "replaced at" column is updated with.
-_REPLACED_AT = {"client_secret": "client_secret_replaced_at", "password": "password_replaced_at"}
-
-
-@dataclass(frozen=True)
-class SaveResult:
-    settings: SmtpSettings
-    warnings: list[str] = field(default_factory=list)
 
 
 def _display(value: Any) -> str:
@@ -44,18 +43,22 @@ def _field_label(name: str) -> str:
 
 
 @transaction.atomic
-def smtp_settings_save(*, form: SmtpSettingsForm, user: AbstractBaseUser | None) -> SaveResult:
-    """Store a valid form's settings, keeping blank secrets, and record what changed."""
-    if not form.is_valid():
-        raise ValueError("smtp_settings_save needs a valid form")
+def smtp_settings_save(*, values: Mapping[str, Any], user: AbstractBaseUser | None) -> SmtpSettings:
+    """Store validated settings and record what changed.
+
+    ``values`` are the form's cleaned values: a field that is absent keeps its stored
+    value (the other authentication type's fields), and so does a blank secret.
+    """
     before = SmtpSettings.objects.select_for_update().filter(pk=SmtpSettings.SINGLETON_PK).first()
-    settings_row: SmtpSettings = form.save(commit=False)
-    settings_row.pk = SmtpSettings.SINGLETON_PK
+    row = SmtpSettings.load() if before is None else before
     now = timezone.now()
     changes: list[dict[str, str]] = []
-    for name in form.Meta.fields:
+    for name in EDITABLE_FIELDS:
+        if name not in values:
+            continue
         old = getattr(before, name) if before else None
-        new = getattr(settings_row, name)
+        new = values[name]
+        setattr(row, name, new)
         if before is None and new in (None, ""):
             continue
         if old != new:
@@ -68,25 +71,29 @@ def smtp_settings_save(*, form: SmtpSettingsForm, user: AbstractBaseUser | None)
                 }
             )
     for name in SECRET_FIELDS:
-        value = form.cleaned_data.get(name)
-        if value:
-            setattr(settings_row, name, value)
-            setattr(settings_row, _REPLACED_AT[name], now)
+        if values.get(name):
+            setattr(row, name, values[name])
+            setattr(row, REPLACED_AT[name], now)
             changes.append(
                 {"field": name, "label": _field_label(name), "old": "", "new": "replaced"}
             )
-    settings_row.updated_by = user if user and user.is_authenticated else None
-    settings_row.save()
+    row.updated_by = user if user and user.is_authenticated else None
+    row.save()
     if changes:
-        SettingsChange.objects.create(
-            changed_at=now, changed_by=settings_row.updated_by, changes=changes
-        )
+        SettingsChange.objects.create(changed_at=now, changed_by=row.updated_by, changes=changes)
     logger.info(
         "SMTP settings saved by %s: %s",
-        settings_row.updated_by.get_username() if settings_row.updated_by else "system",
+        row.updated_by.get_username() if row.updated_by else "system",
         ", ".join(entry["field"] for entry in changes) or "no changes",
     )
-    return SaveResult(settings=settings_row, warnings=list(form.warnings))
+    return row
+
+
+def smtp_settings_mail(*, settings_row: SmtpSettings) -> MailSettings:
+    """The saved settings as the mail engine takes them, the secret decrypted."""
+    return MailSettings.from_values(
+        settings_row.connection_values(), secret=settings_row.secret_for_auth_type()
+    )
 
 
 def smtp_settings_recent_changes(*, limit: int = 10) -> list[SettingsChange]:
@@ -110,7 +117,7 @@ def smtp_settings_secret_status(*, settings_row: SmtpSettings) -> dict[str, Secr
         name: SecretStatus(
             label=_field_label(name),
             stored=bool(getattr(settings_row, name)),
-            replaced_at=getattr(settings_row, _REPLACED_AT[name]),
+            replaced_at=getattr(settings_row, REPLACED_AT[name]),
         )
         for name in SECRET_FIELDS
     }

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from smtp_settings import services, validation
+from smtp_settings import services
+from smtp_settings.validation import service as validation
 
 
 @shared_task(bind=True, ignore_result=True)
@@ -13,7 +14,7 @@ def worker_heartbeat(self) -> None:  # type: ignore[no-untyped-def]
     services.worker_heartbeat_record(worker=self.request.hostname or "worker")
 
 
-@shared_task(ignore_result=True)
+@shared_task(name=validation.VALIDATE_TASK, ignore_result=True)
 def validate_smtp_settings(run_id: str) -> None:
     """Run a Validate request; the run row holds everything, the secret encrypted."""
     validation.validation_run_execute(run_id=run_id)

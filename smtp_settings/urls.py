@@ -1,3 +1,5 @@
+"""Manage SMTP's routes, under /administration/."""
+
 from __future__ import annotations
 
 from django.urls import path
@@ -7,7 +9,6 @@ from smtp_settings import views
 app_name = "smtp_settings"
 
 urlpatterns = [
-    path("", views.administration_index, name="index"),
     path("smtp/", views.manage_smtp, name="manage"),
     path("smtp/validate/", views.validate, name="validate"),
     path("smtp/runs/<uuid:run_id>/", views.run_detail, name="run_detail"),

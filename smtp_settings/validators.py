@@ -161,12 +161,8 @@ def _extra_authority_allowed(host: str, port: int | None) -> bool:
     return host in allowed or (port is not None and f"{host}:{port}" in allowed)
 
 
-def split_scopes(value: str) -> list[str]:
-    return value.split()
-
-
 def validate_scopes(value: str) -> None:
-    scopes = split_scopes(value)
+    scopes = value.split()
     if not scopes:
         raise ValidationError("Enter at least one scope.", code="empty")
     for scope in scopes:

@@ -1,41 +1,22 @@
-"""Thin views: parse the request, call a service, render."""
+"""Manage SMTP's pages and the progress endpoint: parse the request, call a service, render."""
 
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from smtp_settings import services, validation
+from smtp_settings import services
 from smtp_settings.forms import SmtpSettingsForm, TestRecipientForm
 from smtp_settings.models import SmtpSettings, ValidationRun
-from smtp_settings.permissions import ADMINISTER_PERMISSION, administrator_required
-
-
-@login_required
-def home(request: HttpRequest) -> HttpResponse:
-    return render(
-        request,
-        "home.html",
-        {
-            "smtp": SmtpSettings.load(),
-            "can_administer": request.user.has_perm(ADMINISTER_PERMISSION),
-        },
-    )
-
-
-@administrator_required
-def administration_index(request: HttpRequest) -> HttpResponse:
-    return render(
-        request,
-        "administration/index.html",
-        {"smtp": SmtpSettings.load(), "heartbeat": services.worker_last_seen()},
-    )
+from smtp_settings.permissions import administrator_required
+from smtp_settings.validation import service as validation
 
 
 def _manage_page(
@@ -72,9 +53,9 @@ def manage_smtp(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         form = SmtpSettingsForm(request.POST, instance=SmtpSettings.load())
         if form.is_valid():
-            result = services.smtp_settings_save(form=form, user=request.user)
+            services.smtp_settings_save(values=form.cleaned_data, user=request.user)
             messages.success(request, "SMTP settings saved.")
-            for warning in result.warnings:
+            for warning in form.warnings:
                 messages.warning(request, warning)
             return redirect("smtp_settings:manage")
         return _manage_page(request, form, _recipient_form(request, request.POST), status=400)
@@ -101,7 +82,7 @@ def validate(request: HttpRequest) -> HttpResponse:
         return _manage_page(request, form, recipient_form, status=400)
     try:
         run = validation.validation_run_start(
-            form=form,
+            values=form.cleaned_data,
             user=request.user,
             test_recipient=recipient_form.cleaned_data["test_recipient"] or "",
         )
@@ -122,23 +103,21 @@ def validate(request: HttpRequest) -> HttpResponse:
     return redirect("smtp_settings:run_detail", run_id=run.id)
 
 
+def _run(run_id: uuid.UUID) -> dict[str, Any]:
+    found = get_object_or_404(ValidationRun.objects.select_related("requested_by"), pk=run_id)
+    return validation.validation_run_as_dict(run=found)
+
+
 @administrator_required
 @require_GET
 def run_status(request: HttpRequest, run_id: uuid.UUID) -> JsonResponse:
-    run = get_object_or_404(ValidationRun.objects.select_related("requested_by"), pk=run_id)
-    return JsonResponse(validation.validation_run_as_dict(run=run))
+    """The run as data, plus ``html``: the same partial the run page renders, for the poller."""
+    run = _run(run_id)
+    html = render_to_string("smtp_settings/_run.html", {"run": run}, request=request)
+    return JsonResponse({**run, "html": html})
 
 
 @administrator_required
 @require_GET
 def run_detail(request: HttpRequest, run_id: uuid.UUID) -> HttpResponse:
-    run = get_object_or_404(ValidationRun.objects.select_related("requested_by"), pk=run_id)
-    return render(
-        request,
-        "smtp_settings/run_detail.html",
-        {"run": validation.validation_run_as_dict(run=run)},
-    )
-
-
-def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    return render(request, "403.html", status=403)
+    return render(request, "smtp_settings/run_detail.html", {"run": _run(run_id)})

@@ -69,7 +69,7 @@ def _fast_password_hashing(settings: Any) -> None:
 @pytest.fixture
 def sandbox(settings: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     """The Entra and Exchange stand-ins with a ready tenant, trusted and allowed by the console."""
-    from smtp_settings import oauth
+    from smtp_settings.mail import oauth
 
     from .sandbox.world import Sandbox
 
@@ -90,15 +90,15 @@ def run_validation(admin_user: User) -> Any:
 
     Returns the run as the page's JSON shows it, with its steps keyed by name.
     """
-    from smtp_settings import validation
     from smtp_settings.forms import SmtpSettingsForm
     from smtp_settings.models import SmtpSettings, ValidationRun
+    from smtp_settings.validation import service as validation
 
     def run(values: dict[str, Any], *, recipient: str = "", before: Any = None) -> dict[str, Any]:
         form = SmtpSettingsForm(values, instance=SmtpSettings.load())
         assert form.is_valid(), form.errors
         started = validation.validation_run_start(
-            form=form, user=admin_user, test_recipient=recipient
+            values=form.cleaned_data, user=admin_user, test_recipient=recipient
         )
         if before is not None:
             before(started)

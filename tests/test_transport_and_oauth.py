@@ -10,8 +10,9 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
-from smtp_settings import oauth
-from smtp_settings.transport import Credentials, SmtpConnection, SmtpEndpoint, SmtpFailure
+from smtp_settings.mail import oauth
+from smtp_settings.mail.endpoint import MailSettings, smtp_endpoint
+from smtp_settings.mail.transport import Credentials, SmtpConnection, SmtpEndpoint, SmtpFailure
 
 from .sandbox.exchange import ExchangeStandIn, free_port
 from .sandbox.world import CLIENT_ID, CLIENT_SECRET, SENDER, TENANT_ID
@@ -118,9 +119,13 @@ def test_tls_from_the_first_byte(sandbox: Any) -> None:
 
 
 def test_port_465_with_tls_is_implicit_tls() -> None:
-    assert SmtpEndpoint.configured(host="h", port=465, use_tls=True, timeout=1).implicit_tls
-    assert not SmtpEndpoint.configured(host="h", port=587, use_tls=True, timeout=1).implicit_tls
-    assert not SmtpEndpoint.configured(host="h", port=465, use_tls=False, timeout=1).implicit_tls
+    def implicit(port: int, use_tls: bool) -> bool:
+        values = MailSettings(smtp_server="h", port=port, use_ssl_tls=use_tls, sender_email="a@b.c")
+        return smtp_endpoint(values, timeout=1).implicit_tls
+
+    assert implicit(465, True)
+    assert not implicit(587, True)
+    assert not implicit(465, False)
 
 
 class GmailStyle:

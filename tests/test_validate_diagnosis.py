@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from smtp_settings import transport
+from smtp_settings.mail import transport
 
 from .sandbox.exchange import ExchangeStandIn, free_port
 from .sandbox.pki import SandboxPKI
@@ -321,7 +321,7 @@ def test_dead_host_fails_within_its_timeout(
 
 
 def test_concurrent_connection_limit(sandbox: Any, run_validation: Any) -> None:
-    from smtp_settings import oauth
+    from smtp_settings.mail import oauth
 
     token = oauth.acquire_token(
         token_endpoint=sandbox.entra.token_endpoint(TENANT_ID),
@@ -611,7 +611,7 @@ def test_server_hanging_up_mid_conversation(sandbox: Any, run_validation: Any) -
 def test_every_table_row_is_provoked_here() -> None:
     from pathlib import Path
 
-    from smtp_settings.diagnosis import TABLE
+    from smtp_settings.validation.diagnosis import TABLE
 
     source = Path(__file__).read_text()
     missing = [row.key for row in TABLE if f'"{row.key}"' not in source]

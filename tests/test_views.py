@@ -15,7 +15,7 @@ from .conftest import CLIENT_SECRET
 
 pytestmark = pytest.mark.django_db
 
-ADMIN_ROUTES = ["smtp_settings:index", "smtp_settings:manage"]
+ADMIN_ROUTES = ["administration", "smtp_settings:manage"]
 
 
 @pytest.mark.parametrize("route", [*ADMIN_ROUTES, "home"])
@@ -64,8 +64,8 @@ def test_login_page_signs_in_and_returns_to_the_page_asked_for(
 def test_gear_icon_leads_to_administration_and_manage_smtp(admin_client: Client) -> None:
     home = admin_client.get(reverse("home")).content.decode()
     assert 'aria-label="Administration"' in home
-    assert f'href="{reverse("smtp_settings:index")}"' in home
-    index = admin_client.get(reverse("smtp_settings:index")).content.decode()
+    assert f'href="{reverse("administration")}"' in home
+    index = admin_client.get(reverse("administration")).content.decode()
     assert "Manage SMTP" in index and reverse("smtp_settings:manage") in index
 
 

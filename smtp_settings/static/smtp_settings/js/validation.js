@@ -1,6 +1,6 @@
-// Validate: start a run of the form's unsaved values, then poll its progress and draw each
-// step as the worker records it. Everything shown comes from the server's JSON and is set
-// as text, never as HTML: server answers are not trusted markup.
+// Validate: start a run of the form's unsaved values, then poll its progress and swap in
+// the run as the server renders it, step by step as the worker records them. Only the
+// polling lives here; the markup is the server's one template for a run.
 (function () {
   "use strict";
   const POLL_MS = 300;
@@ -12,58 +12,6 @@
     return node;
   }
 
-  function renderRun(run) {
-    const wrapper = el("div", "run");
-    wrapper.dataset.status = run.status;
-    const verdict = el("p", "verdict verdict-" + run.status, run.status_label);
-    verdict.id = "run-verdict";
-    verdict.setAttribute("role", "status");
-    wrapper.appendChild(verdict);
-    if (run.summary) {
-      const summary = el("p", "summary", run.summary);
-      summary.id = "run-summary";
-      wrapper.appendChild(summary);
-    }
-    const list = el("ol", "steps");
-    list.id = "run-steps";
-    run.steps.forEach(function (step) {
-      const item = el("li", "step step-" + step.status);
-      item.dataset.key = step.key;
-      const head = el("div", "step-head");
-      head.appendChild(el("span", "badge", step.status_label));
-      head.appendChild(document.createTextNode(" "));
-      head.appendChild(el("strong", "step-name", step.name));
-      if (step.duration_ms !== null) head.appendChild(el("span", "muted", " " + step.duration_ms + " ms"));
-      item.appendChild(head);
-      if (step.detail) item.appendChild(el("p", "step-detail", step.detail));
-      if (step.server_answer) item.appendChild(el("pre", "answer", step.server_answer));
-      if (step.facts && step.facts.length) {
-        const facts = el("dl", "facts");
-        step.facts.forEach(function (fact) {
-          facts.appendChild(el("dt", "", fact[0]));
-          facts.appendChild(el("dd", "", fact[1]));
-        });
-        item.appendChild(facts);
-      }
-      if (step.cause) {
-        const cause = el("p", "cause");
-        cause.appendChild(el("strong", "", "Likely cause:"));
-        cause.appendChild(document.createTextNode(" " + step.cause));
-        item.appendChild(cause);
-      }
-      if (step.fix) {
-        const fix = el("p", "fix");
-        fix.appendChild(el("strong", "", "Fix:"));
-        fix.appendChild(document.createTextNode(" " + step.fix));
-        item.appendChild(fix);
-      }
-      if (step.commands && step.commands.length) item.appendChild(el("pre", "commands", step.commands.join("\n")));
-      list.appendChild(item);
-    });
-    wrapper.appendChild(list);
-    return wrapper;
-  }
-
   function poll(url, target, onDone) {
     fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" })
       .then(function (response) {
@@ -71,7 +19,8 @@
         return response.json();
       })
       .then(function (run) {
-        target.replaceChildren(renderRun(run));
+        // The server renders the run (the same partial as the run page), escaped there.
+        target.innerHTML = run.html;
         if (run.finished) { if (onDone) onDone(run); return; }
         setTimeout(function () { poll(url, target, onDone); }, POLL_MS);
       })

@@ -18,7 +18,7 @@ from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from typing import Literal
 
-from smtp_settings import tls
+from smtp_settings.mail import tls
 
 Stage = Literal["connect", "tls", "authenticate", "sender", "send"]
 
@@ -39,9 +39,6 @@ class SmtpFailure(Exception):
         self.answer = answer
 
 
-IMPLICIT_TLS_PORT = 465
-
-
 @dataclass(frozen=True)
 class SmtpEndpoint:
     """Where to connect. ``implicit_tls``: TLS from the first byte instead of STARTTLS."""
@@ -52,19 +49,10 @@ class SmtpEndpoint:
     timeout: float
     implicit_tls: bool = False
 
-    @classmethod
-    def configured(cls, *, host: str, port: int, use_tls: bool, timeout: float) -> SmtpEndpoint:
-        return cls(host, port, use_tls, timeout, implicit_tls_for(port=port, use_tls=use_tls))
-
-
-def implicit_tls_for(*, port: int, use_tls: bool) -> bool:
-    """The settings' rule: port 465 with SSL/TLS means TLS from the first byte."""
-    return use_tls and port == IMPLICIT_TLS_PORT
-
 
 @dataclass(frozen=True)
 class Credentials:
-    """How to authenticate: ``oauth2`` (token), ``basic`` (password) or ``none``."""
+    """How to authenticate: ``oauth2`` (the secret is a token) or ``basic`` (a password)."""
 
     kind: str
     username: str = ""
@@ -207,8 +195,6 @@ class SmtpConnection:
     def authenticate(self, credentials: Credentials) -> str:
         """Authenticate as configured; returns the server's answer."""
         self._stage = "authenticate"
-        if credentials.kind == "none":
-            return "No authentication configured."
         offered = self.mechanisms
         with self._failures():
             if credentials.kind == "oauth2":

@@ -18,7 +18,7 @@ import msal
 import requests
 from msal.authority import WELL_KNOWN_AUTHORITY_HOSTS
 
-from smtp_settings import tls
+from smtp_settings.mail import tls
 
 _TOKEN_PATH_SUFFIX = "/oauth2/v2.0/token"  # noqa: S105  (a URL path, not a secret)
 
@@ -105,6 +105,11 @@ def _application(
 def _forget(authority: str, client_id: str, client_secret: str) -> None:
     with _apps_lock:
         _apps.pop(_app_key(authority, client_id, client_secret), None)
+
+
+def forget(*, token_endpoint: str, client_id: str, client_secret: str) -> None:
+    """Drop the application object, and so the cached token, of these credentials."""
+    _forget(authority_from_token_endpoint(token_endpoint), client_id, client_secret)
 
 
 def forget_applications() -> None:

@@ -84,7 +84,7 @@ def _row(
 SMTP_STEPS = "connect tls authenticate sender send"
 
 TABLE: tuple[Diagnosis, ...] = (
-    # -- Entra ID: the token request (reference section 5) ---------------------------
+    # -- Entra ID: the token request (Entra ID error codes) ---------------------------
     _row(
         "aadsts_wrong_secret",
         "token",
@@ -350,7 +350,7 @@ TABLE: tuple[Diagnosis, ...] = (
         "Turn Use SSL/TLS on (Exchange Online requires it before authentication).",
         kinds="plaintext",
     ),
-    # -- Authentication (reference section 4) ----------------------------------------
+    # -- Authentication (Exchange Online answers) ----------------------------------------
     _row(
         "auth_disabled",
         "authenticate",

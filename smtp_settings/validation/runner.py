@@ -1,0 +1,317 @@
+"""The seven steps of Validate, each recorded in its row as it starts and ends.
+
+A step is a ``with self.step(key) as outcome:`` block: the block fills in the
+outcome; a token or SMTP failure inside it ends the step as failed, with the
+diagnosis, and skips the steps after it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from typing import Any
+
+from django.utils import timezone
+
+from smtp_settings import validators
+from smtp_settings.mail import endpoint, jwt_claims, oauth
+from smtp_settings.mail.transport import SmtpConnection, SmtpFailure, TlsInfo
+from smtp_settings.models import (
+    EXCHANGE_ONLINE_SCOPE,
+    AuthType,
+    StepStatus,
+    ValidationRun,
+    ValidationStep,
+)
+from smtp_settings.validation import diagnosis
+
+STEPS: tuple[tuple[str, str], ...] = (
+    ("token", "Token"),
+    ("token_contents", "Token contents"),
+    ("connect", "Connect"),
+    ("tls", "TLS"),
+    ("authenticate", "Authenticate"),
+    ("sender", "Sender accepted"),
+    ("send", "Test send"),
+)
+STEP_NAMES = dict(STEPS)
+STEP_KEYS = [key for key, _ in STEPS]
+SEND_AS_APP_ROLE = "SMTP.SendAsApp"
+EXCHANGE_RESOURCE = EXCHANGE_ONLINE_SCOPE.removesuffix("/.default")
+# Exchange Online's application id: tokens may name it instead of its URL as audience.
+EXCHANGE_APP_ID = "00000002-0000-0ff1-ce00-000000000000"
+
+
+@dataclass
+class Outcome:
+    """How a step ended; a step that raises nothing passed."""
+
+    status: str = StepStatus.PASSED
+    detail: str = ""
+    answer: str = ""
+    facts: list[list[str]] = field(default_factory=list)
+    finding: diagnosis.Finding | None = None
+
+
+class _Stopped(Exception):
+    """A step failed: the run stops there (its row and the skipped ones are written)."""
+
+
+class Runner:
+    def __init__(self, run: ValidationRun, *, timeout: float) -> None:
+        self.run_row = run
+        self.mail = endpoint.MailSettings.from_values(
+            run.candidate, secret=run.candidate_secret or ""
+        )
+        self.timeout = timeout
+        self.token: oauth.Token | None = None
+        self.connection: SmtpConnection | None = None
+        tenant = validators.tenant_from_token_endpoint(self.mail.token_endpoint)
+        self.fill = {
+            "tenant_id": tenant or "",
+            "tenant_hint": tenant if tenant and validators.is_guid(tenant) else "",
+            "client_id": self.mail.client_id,
+            "sender": self.mail.sender_email,
+            "server": self.mail.smtp_server,
+            "port": str(self.mail.port),
+        }
+        self.rows = {step.key: step.pk for step in run.steps.all()}
+
+    # -- recording ----------------------------------------------------------------
+
+    def _write(self, key: str, **columns: Any) -> None:
+        ValidationStep.objects.filter(pk=self.rows[key]).update(**columns)
+
+    def _finish(self, key: str, started: float, outcome: Outcome) -> None:
+        finding = outcome.finding
+        self._write(
+            key,
+            status=outcome.status,
+            duration_ms=round((time.monotonic() - started) * 1000),
+            detail=outcome.detail,
+            server_answer=outcome.answer,
+            facts=outcome.facts,
+            cause=finding.cause if finding else "",
+            fix=finding.fix if finding else "",
+            commands=finding.commands if finding else [],
+            diagnosis=finding.key if finding else "",
+        )
+
+    def _skip(self, key: str, reason: str) -> None:
+        self._write(key, status=StepStatus.SKIPPED, detail=reason)
+
+    def _skip_after(self, key: str, reason: str) -> None:
+        for later in STEP_KEYS[STEP_KEYS.index(key) + 1 :]:
+            self._skip(later, reason)
+
+    def _diagnose(self, step: str, **kwargs: Any) -> diagnosis.Finding | None:
+        return diagnosis.diagnose(step, auth_type=self.mail.auth_type, values=self.fill, **kwargs)
+
+    @contextmanager
+    def step(self, key: str) -> Iterator[Outcome]:
+        self._write(key, status=StepStatus.RUNNING)
+        started = time.monotonic()
+        outcome = Outcome()
+        try:
+            yield outcome
+        except oauth.TokenError as error:
+            self._finish(key, started, self._token_failure(error))
+            self._skip_after(key, "Skipped: no token was issued.")
+            raise _Stopped from None
+        except SmtpFailure as failure:
+            # TLS trouble can surface later in the session; it is the TLS step's failure.
+            key = failure.stage
+            self._finish(key, started, self._smtp_failure(failure))
+            self._skip_after(key, f"Skipped: {STEP_NAMES[key]} failed.")
+            raise _Stopped from None
+        self._finish(key, started, outcome)
+
+    # -- the steps ----------------------------------------------------------------
+
+    def run(self) -> None:
+        try:
+            if self.mail.auth_type == AuthType.OAUTH2:
+                with self.step("token") as outcome:
+                    self._token(outcome)
+                with self.step("token_contents") as outcome:
+                    self._token_contents(outcome)
+            else:
+                reason = f"Skipped: {AuthType(self.mail.auth_type).label} does not use a token."
+                self._skip("token", reason)
+                self._skip("token_contents", reason)
+            self.connection = SmtpConnection(
+                endpoint.smtp_endpoint(self.mail, timeout=self.timeout)
+            )
+            try:
+                self._smtp_steps(self.connection)
+            finally:
+                self.connection.close()
+        except _Stopped:
+            pass
+
+    def _token(self, outcome: Outcome) -> None:
+        self.token = endpoint.acquire_token(self.mail, timeout=self.timeout, fresh=True)
+        outcome.detail = (
+            f"Entra ID issued a token, valid for {self.token.expires_in // 60} minutes."
+        )
+        authority = oauth.authority_from_token_endpoint(self.mail.token_endpoint)
+        outcome.facts = [["Authority", authority]]
+
+    def _token_failure(self, error: oauth.TokenError) -> Outcome:
+        facts = [["Entra error", error.error]] if error.error else []
+        if error.error_codes:
+            facts.append(["Error codes", ", ".join(str(c) for c in error.error_codes)])
+        if error.correlation_id:
+            facts.append(["Correlation ID", error.correlation_id])
+        if error.trace_id:
+            facts.append(["Trace ID", error.trace_id])
+        return Outcome(
+            StepStatus.FAILED,
+            "Entra ID did not issue a token.",
+            answer=error.message,
+            facts=facts,
+            finding=self._diagnose("token", kind=error.kind, codes=error.error_codes),
+        )
+
+    def _token_contents(self, outcome: Outcome) -> None:
+        assert self.token is not None
+        claims = jwt_claims.read_claims(self.token.access_token)
+        if claims is None:
+            outcome.detail = "Could not read the token (not a JWT); nothing checked."
+            return
+        if claims.get("oid"):
+            self.fill["sp_object_id"] = str(claims["oid"])
+        roles = [str(role) for role in claims.get("roles") or []]
+        outcome.facts = [
+            ["Audience", str(claims.get("aud", ""))],
+            ["Roles", ", ".join(roles) or "(none)"],
+            ["Tenant", str(claims.get("tid", ""))],
+            ["Application", str(claims.get("appid") or claims.get("azp") or "")],
+            ["Service principal object ID", str(claims.get("oid", ""))],
+        ]
+        expires = claims.get("exp")
+        if isinstance(expires, int | float):
+            outcome.facts.append(["Expires", datetime.fromtimestamp(expires, tz=UTC).isoformat()])
+        problems = self._claim_problems(claims, roles)
+        if problems:
+            outcome.status = StepStatus.WARNING
+            outcome.detail = " ".join(text for _, text in problems)
+            outcome.finding = self._diagnose("token_contents", kind=problems[0][0])
+            return
+        outcome.detail = (
+            f"Issued for Exchange Online to this app, with the {SEND_AS_APP_ROLE} role."
+        )
+
+    def _claim_problems(self, claims: dict[str, Any], roles: list[str]) -> list[tuple[str, str]]:
+        problems: list[tuple[str, str]] = []
+        # Exchange accepts only tokens issued for itself, whatever the scope asked for.
+        audience = str(claims.get("aud", "")).rstrip("/")
+        if audience and audience not in (EXCHANGE_RESOURCE, EXCHANGE_APP_ID):
+            problems.append(
+                ("wrong_audience", f"The token is for {audience}, not for {EXCHANGE_RESOURCE}.")
+            )
+        if SEND_AS_APP_ROLE not in roles:
+            extra = (
+                " It has Mail.Send, a Microsoft Graph permission SMTP does not use."
+                if ("Mail.Send" in roles)
+                else ""
+            )
+            problems.append(("no_role", f"The token has no {SEND_AS_APP_ROLE} role.{extra}"))
+        tenant = self.fill["tenant_id"]
+        if validators.is_guid(tenant) and claims.get("tid") and claims["tid"] != tenant:
+            problems.append(("wrong_tenant", f"The token comes from tenant {claims['tid']}."))
+        app = claims.get("appid") or claims.get("azp")
+        if app and str(app).lower() != self.mail.client_id.lower():
+            problems.append(("wrong_app", f"The token was issued to application {app}."))
+        return problems
+
+    def _smtp_steps(self, connection: SmtpConnection) -> None:
+        sender = self.mail.sender_email
+        with self.step("connect") as outcome:
+            address = connection.connect()
+            outcome.detail = f"Connected to {self.mail.smtp_server} ({address})."
+            outcome.answer = connection.greeting
+        with self.step("tls") as outcome:
+            self._tls(outcome, connection.secure(), connection)
+        with self.step("authenticate") as outcome:
+            self._authenticate(outcome, connection)
+        recipient = self.run_row.test_recipient
+        with self.step("sender") as outcome:
+            mail_answer, rcpt_answer = connection.check_sender(sender, recipient or sender)
+            outcome.detail = f"The server accepts mail from {sender} to {recipient or sender}."
+            outcome.answer = f"MAIL FROM: {mail_answer}\nRCPT TO: {rcpt_answer}"
+        if not recipient:
+            self._skip("send", "Skipped: no address in Send test email to.")
+            return
+        with self.step("send") as outcome:
+            outcome.answer = connection.send(
+                sender=sender, recipients=[recipient], message=self._test_message()
+            )
+            outcome.detail = f"The server queued a test message for {recipient}."
+
+    def _smtp_failure(self, failure: SmtpFailure) -> Outcome:
+        return Outcome(
+            StepStatus.FAILED,
+            failure.message,
+            answer=failure.answer,
+            facts=(
+                [["Offered mechanisms", " ".join(self.connection.mechanisms) or "none"]]
+                if failure.stage == "authenticate" and self.connection
+                else []
+            ),
+            finding=self._diagnose(failure.stage, kind=failure.kind, answer=failure.answer),
+        )
+
+    def _tls(self, outcome: Outcome, info: TlsInfo | None, connection: SmtpConnection) -> None:
+        if info is None:
+            outcome.status = StepStatus.WARNING
+            outcome.detail = "Use SSL/TLS is off: the connection is not encrypted."
+            outcome.finding = self._diagnose("tls", kind="plaintext")
+            return
+        outcome.detail = f"{info.mode}, {info.version}; the certificate was verified."
+        outcome.answer = connection.greeting if connection.endpoint.implicit_tls else ""
+        outcome.facts = [
+            ["Version", info.version],
+            ["Cipher", info.cipher],
+            ["Certificate subject", info.subject],
+            ["Issuer", info.issuer],
+            ["Certificate expires", info.not_after],
+        ]
+
+    def _authenticate(self, outcome: Outcome, connection: SmtpConnection) -> None:
+        outcome.facts = [["Offered mechanisms", " ".join(connection.mechanisms) or "none"]]
+        credentials = endpoint.credentials(
+            self.mail, mailbox=self.mail.sender_email, token=self.token
+        )
+        if credentials is None:
+            outcome.detail = "No authentication configured."
+            return
+        outcome.answer = connection.authenticate(credentials)
+        how = (
+            f"AUTH XOAUTH2 as {credentials.username}"
+            if credentials.kind == endpoint.OAUTH2
+            else f"AUTH as {credentials.username}"
+        )
+        outcome.detail = f"{how} succeeded."
+
+    def _test_message(self) -> EmailMessage:
+        run, sender = self.run_row, self.mail.sender_email
+        who = run.requested_by.get_username() if run.requested_by else "an administrator"
+        message = EmailMessage()
+        message["From"] = sender
+        message["To"] = run.test_recipient
+        message["Subject"] = f"SEI Administration test message (validation {str(run.id)[:8]})"
+        message["Date"] = format_datetime(timezone.now())
+        message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
+        message.set_content(
+            f"This message comes from the Validate button of SEI Administration > Manage SMTP "
+            f"(validation {run.id}, started by {who}).\n\n"
+            f"It shows that the console can send through {self.mail.smtp_server}:"
+            f"{self.mail.port} as {sender}. No reply is needed.\n"
+        )
+        return message

@@ -1,0 +1,200 @@
+"""Validation runs: start one (web), execute it (worker), expire abandoned ones, read them.
+
+``validation_run_start`` stores the run and enqueues it by id;
+``validation_run_execute`` runs the steps and erases the secret under test when done.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from smtp_settings import enqueue
+from smtp_settings.models import (
+    CONNECTION_FIELDS,
+    SECRET_FIELD_BY_AUTH_TYPE,
+    RunStatus,
+    SmtpSettings,
+    StepStatus,
+    ValidationRun,
+    ValidationStep,
+)
+from smtp_settings.validation.runner import STEPS, Runner
+
+logger = logging.getLogger(__name__)
+
+VALIDATE_TASK = "smtp_settings.tasks.validate_smtp_settings"
+
+
+class ValidationNotStarted(Exception):
+    """A guard rail refused to start a run; the message says why and when to retry."""
+
+
+# -- starting a run (web process) -------------------------------------------------------
+
+
+@transaction.atomic
+def validation_run_start(
+    *, values: Mapping[str, Any], user: AbstractBaseUser, test_recipient: str = ""
+) -> ValidationRun:
+    """Record a run of validated form values and enqueue it once the row is committed.
+
+    A blank secret means "the stored one", exactly as Save treats it.
+    """
+    validation_runs_expire_abandoned()
+    _check_guard_rails(user)
+    stored = SmtpSettings.load()
+    candidate = {name: values.get(name, getattr(stored, name)) for name in CONNECTION_FIELDS}
+    secret = ""
+    secret_field = SECRET_FIELD_BY_AUTH_TYPE.get(candidate["auth_type"])
+    if secret_field:
+        entered = values.get(secret_field) or ""
+        secret = entered or getattr(stored, secret_field) or ""
+        candidate["secret_source"] = "entered" if entered else "stored"
+    run = ValidationRun.objects.create(
+        requested_by=user,
+        candidate=candidate,
+        candidate_secret=secret or None,
+        test_recipient=test_recipient,
+    )
+    ValidationStep.objects.bulk_create(
+        ValidationStep(run=run, position=position, key=key, name=name)
+        for position, (key, name) in enumerate(STEPS)
+    )
+    enqueue.after_commit(VALIDATE_TASK, str(run.id))
+    return run
+
+
+def _stale_after() -> timedelta:
+    return timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 60)
+
+
+def validation_runs_expire_abandoned() -> int:
+    """Runs that no worker finished in time end as errors and lose their secret."""
+    cutoff = timezone.now() - _stale_after()
+    return ValidationRun.objects.filter(
+        status__in=[RunStatus.QUEUED, RunStatus.RUNNING], created_at__lt=cutoff
+    ).update(
+        status=RunStatus.ERROR,
+        finished_at=timezone.now(),
+        candidate_secret=None,
+        summary="No worker finished this run. Check that the Celery worker is running.",
+    )
+
+
+def _check_guard_rails(user: AbstractBaseUser) -> None:
+    # Two clicks at once must not both pass: the user's row serialises them.
+    get_user_model().objects.select_for_update().filter(pk=user.pk).exists()
+    mine = ValidationRun.objects.filter(requested_by=user)
+    if mine.filter(status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).exists():
+        raise ValidationNotStarted(
+            "Your previous validation is still running; wait for its verdict before "
+            "starting another."
+        )
+    window = timedelta(seconds=settings.SMTP_VALIDATION_WINDOW_SECONDS)
+    recent = list(
+        mine.filter(created_at__gte=timezone.now() - window)
+        .order_by("created_at")
+        .values_list("created_at", flat=True)
+    )
+    if len(recent) >= settings.SMTP_VALIDATION_MAX_RUNS:
+        retry_at = timezone.localtime(recent[0] + window)
+        raise ValidationNotStarted(
+            f"You have started {len(recent)} validations in the last "
+            f"{window.seconds // 60} minutes; try again after {retry_at:%H:%M}. Repeated "
+            "failed sign-ins can get an Exchange mailbox blocked for a while (550 5.2.251)."
+        )
+
+
+# -- running it (worker) ----------------------------------------------------------------
+
+
+def validation_run_execute(*, run_id: str) -> None:
+    """Run every step of a queued run; always ends it and erases its secret."""
+    claimed = ValidationRun.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
+        status=RunStatus.RUNNING, started_at=timezone.now()
+    )
+    if not claimed:
+        logger.info("Validation run %s is not queued; nothing to do", run_id)
+        return
+    run = ValidationRun.objects.select_related("requested_by").get(pk=run_id)
+    try:
+        Runner(run, timeout=float(settings.SMTP_NETWORK_TIMEOUT_SECONDS)).run()
+        status, summary = _verdict(run)
+    except Exception:
+        logger.exception("Validation run %s stopped on an unexpected error", run_id)
+        run.steps.filter(status__in=[StepStatus.PENDING, StepStatus.RUNNING]).update(
+            status=StepStatus.SKIPPED,
+            detail="Not run: the validation stopped on an internal error.",
+        )
+        status, summary = RunStatus.ERROR, "The validation stopped on an internal error."
+    ValidationRun.objects.filter(pk=run.pk).update(
+        status=status, summary=summary, finished_at=timezone.now(), candidate_secret=None
+    )
+
+
+def _verdict(run: ValidationRun) -> tuple[str, str]:
+    steps = list(run.steps.all())
+    failed = [step for step in steps if step.status == StepStatus.FAILED]
+    if failed:
+        step = failed[0]
+        return RunStatus.FAILED, f"{step.name} failed. {step.cause or step.detail}"
+    warnings = [step for step in steps if step.status == StepStatus.WARNING]
+    if warnings:
+        names = ", ".join(step.name for step in warnings)
+        return RunStatus.WARNING, f"Every step passed, with warnings at {names}."
+    sent = run.test_recipient and any(s.key == "send" and s.status == "passed" for s in steps)
+    return RunStatus.PASSED, (
+        f"Every step passed; a test message went to {run.test_recipient}."
+        if sent
+        else "Every step passed."
+    )
+
+
+# -- reading runs (web) -----------------------------------------------------------------
+
+
+def validation_run_as_dict(*, run: ValidationRun) -> dict[str, Any]:
+    """What the page shows of a run: never its secret or a token."""
+    return {
+        "id": str(run.id),
+        "status": run.status,
+        "status_label": run.get_status_display(),
+        "finished": run.is_finished,
+        "summary": run.summary,
+        "created_at": run.created_at.isoformat(),
+        "requested_by": run.requested_by.get_username() if run.requested_by else "",
+        "test_recipient": run.test_recipient,
+        "target": f"{run.candidate.get('smtp_server')}:{run.candidate.get('port')}",
+        "sender": run.candidate.get("sender_email", ""),
+        "auth_type": run.candidate.get("auth_type", ""),
+        "steps": [
+            {
+                "key": step.key,
+                "name": step.name,
+                "status": step.status,
+                "status_label": step.get_status_display(),
+                "duration_ms": step.duration_ms,
+                "detail": step.detail,
+                "server_answer": step.server_answer,
+                "facts": step.facts,
+                "cause": step.cause,
+                "fix": step.fix,
+                "commands": step.commands,
+                "diagnosis": step.diagnosis,
+            }
+            for step in run.steps.all()
+        ],
+    }
+
+
+def validation_recent_runs(*, limit: int = 10) -> list[ValidationRun]:
+    return list(ValidationRun.objects.select_related("requested_by")[:limit])
