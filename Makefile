@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install run run-with-sandbox sandbox test lint format clean
+.PHONY: install run run-with-sandbox sandbox test bench lint format clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ test: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Ratios against baselines run side by side, on loopback against the sandbox; saved under var/bench.
+bench: install
+	$(PY) -m bench
 
 lint: install
 	$(PY) -m ruff check .

@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    "post_office",
     "smtp_settings",
 ]
 
@@ -76,6 +77,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "smtp_settings.context_processors.mail_status",
             ],
         },
     },
@@ -88,6 +90,9 @@ DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'sei_admin.sqlite3'}"),
 }
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # A file, not memory, so that a test can hand the database to a worker process.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DJANGO_CONN_MAX_AGE", default=0))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -112,6 +117,8 @@ TIME_ZONE = env.str("DJANGO_TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True
 
+# Outbox attachments; never served by the console.
+MEDIA_ROOT = VAR_DIR / "media"
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(env.str("DJANGO_STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
@@ -207,6 +214,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "smtp_settings.tasks.expire_abandoned_validation_runs",
         "schedule": 300.0,
     },
+    # Deferred messages fall due and claims of dead workers run out without a new message.
+    "deliver-outbox": {
+        "task": "smtp_settings.tasks.deliver_outbox",
+        "schedule": env.float("SMTP_OUTBOX_SWEEP_SECONDS", default=30.0),
+    },
+    "purge-outbox": {"task": "smtp_settings.tasks.purge_outbox", "schedule": 3600.0},
 }
 
 # ------------------------------------------------------------------------------
@@ -222,6 +235,31 @@ SMTP_NETWORK_TIMEOUT_SECONDS = env.float("SMTP_NETWORK_TIMEOUT_SECONDS", default
 # Repeated failed sign-ins get an Exchange mailbox blocked, so Validate is rate-limited.
 SMTP_VALIDATION_MAX_RUNS = env.int("SMTP_VALIDATION_MAX_RUNS", default=10)
 SMTP_VALIDATION_WINDOW_SECONDS = env.int("SMTP_VALIDATION_WINDOW_SECONDS", default=600)
+
+# ------------------------------------------------------------------------------
+# Sending: every e-mail goes to the outbox (post_office's tables) and a worker delivers
+# it through the saved Manage SMTP settings
+# ------------------------------------------------------------------------------
+EMAIL_BACKEND = env.str("DJANGO_EMAIL_BACKEND", default="smtp_settings.outbox.queue.OutboxBackend")
+DEFAULT_FROM_EMAIL = env.str("DJANGO_DEFAULT_FROM_EMAIL", default="webmaster@localhost")
+SERVER_EMAIL = env.str("DJANGO_SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
+# Where the delivering backend finds the settings to send with (a callable's path).
+SMTP_MAIL_SETTINGS_LOADER = "smtp_settings.services.smtp_settings_mail_for_sending"
+POST_OFFICE = {
+    # Delivery is the console's own loop (smtp_settings/outbox); post_office keeps the rows.
+    "BACKENDS": {"default": "smtp_settings.mail.backend.EmailBackend"},
+    "CELERY_ENABLED": False,
+    "MESSAGE_ID_ENABLED": False,
+}
+# Exchange Online allows 30 messages a minute and 3 connections per mailbox.
+SMTP_MAX_MESSAGES_PER_MINUTE = env.float("SMTP_MAX_MESSAGES_PER_MINUTE", default=30.0)
+SMTP_MAX_CONNECTIONS = env.int("SMTP_MAX_CONNECTIONS", default=3)
+# Temporary failures wait this long, doubled at each attempt (with jitter), at most an hour.
+SMTP_OUTBOX_RETRY_SECONDS = env.float("SMTP_OUTBOX_RETRY_SECONDS", default=60.0)
+SMTP_OUTBOX_MAX_ATTEMPTS = env.int("SMTP_OUTBOX_MAX_ATTEMPTS", default=12)
+# A message claimed by a worker that died goes back to the queue after this.
+SMTP_OUTBOX_CLAIM_SECONDS = env.float("SMTP_OUTBOX_CLAIM_SECONDS", default=180.0)
+SMTP_OUTBOX_RETENTION_DAYS = env.int("SMTP_OUTBOX_RETENTION_DAYS", default=30)
 
 # ------------------------------------------------------------------------------
 # Logging: to the console; secrets and tokens are never passed to a logger

@@ -204,3 +204,77 @@ class ValidationStep(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}: {self.status}"
+
+
+# -- the outbox: post_office's Email holds the message and its attempt log (Log) --------
+
+
+class DeliveryState(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    SENDING = "sending", "Sending"
+    SENT = "sent", "Sent"
+    DEFERRED = "deferred", "Deferred"
+    HELD = "held", "Held"
+    FAILED = "failed", "Failed"
+
+
+class Delivery(models.Model):
+    """How delivery of one outbox message goes: state, attempts, the last answer and its diagnosis.
+
+    A worker claims a message by setting ``claimed_until``; if it dies, the claim runs
+    out and another worker takes the message again (at least once, never zero).
+    """
+
+    PENDING: ClassVar[tuple[str, ...]] = (DeliveryState.QUEUED, DeliveryState.DEFERRED)
+
+    email = models.OneToOneField(
+        "post_office.Email", primary_key=True, on_delete=models.CASCADE, related_name="delivery"
+    )
+    state = models.CharField(
+        max_length=10, choices=DeliveryState.choices, default=DeliveryState.QUEUED
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    mailbox = models.CharField(max_length=254, blank=True)
+    last_answer = models.TextField(blank=True)
+    last_error = models.TextField(blank=True)
+    diagnosis = models.CharField(max_length=40, blank=True)
+    cause = models.TextField(blank=True)
+    fix = models.TextField(blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "deliveries"
+        indexes: ClassVar[list[models.Index]] = [
+            models.Index(fields=["state", "next_attempt_at"], name="delivery_due"),
+            models.Index(fields=["state", "claimed_until"], name="delivery_claimed"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Delivery of email {self.email_id}: {self.state}"
+
+
+class MailboxThrottle(models.Model):
+    """Per sending mailbox, across every worker: when the next message may go out.
+
+    Its row is also the lock that serialises taking a connection lease for the mailbox.
+    """
+
+    mailbox = models.CharField(max_length=254, primary_key=True)
+    next_slot_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.mailbox}: next at {self.next_slot_at:%H:%M:%S}"
+
+
+class MailboxLease(models.Model):
+    """One open SMTP session for a mailbox, held by one worker until it closes or the lease ends."""
+
+    mailbox = models.CharField(max_length=254, db_index=True)
+    holder = models.CharField(max_length=200)
+    expires_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.mailbox} held by {self.holder}"

@@ -15,15 +15,19 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
+from smtp_settings.crypto import SecretDecryptionError
 from smtp_settings.mail.endpoint import MailSettings
+from smtp_settings.mail.errors import CredentialFailure
 from smtp_settings.models import (
     EDITABLE_FIELDS,
     REPLACED_AT,
+    SECRET_FIELD_BY_AUTH_TYPE,
     SECRET_FIELDS,
     SettingsChange,
     SmtpSettings,
     WorkerHeartbeat,
 )
+from smtp_settings.outbox import service as outbox
 
 logger = logging.getLogger(__name__)
 
@@ -86,14 +90,35 @@ def smtp_settings_save(*, values: Mapping[str, Any], user: AbstractBaseUser | No
         row.updated_by.get_username() if row.updated_by else "system",
         ", ".join(entry["field"] for entry in changes) or "no changes",
     )
+    # Messages held on broken settings get one more attempt with these.
+    outbox.outbox_release_held()
     return row
 
 
-def smtp_settings_mail(*, settings_row: SmtpSettings) -> MailSettings:
-    """The saved settings as the mail engine takes them, the secret decrypted."""
-    return MailSettings.from_values(
-        settings_row.connection_values(), secret=settings_row.secret_for_auth_type()
-    )
+def smtp_settings_mail_for_sending() -> MailSettings:
+    """The saved settings as the mail engine takes them, the secret decrypted in memory.
+
+    What stops every message (nothing saved, no secret, a key that cannot decrypt it)
+    is a ``CredentialFailure``: the outbox holds its messages until a Save.
+    """
+    try:
+        row = SmtpSettings.objects.filter(pk=SmtpSettings.SINGLETON_PK).first()
+    except SecretDecryptionError as error:
+        raise CredentialFailure(str(error), stage="settings", kind="undecryptable") from None
+    if row is None or not row.smtp_server:
+        raise CredentialFailure(
+            "Manage SMTP has no saved settings yet: mail waits until an administrator saves them.",
+            stage="settings",
+            kind="not_configured",
+        )
+    secret = row.secret_for_auth_type()
+    if row.auth_type in SECRET_FIELD_BY_AUTH_TYPE and not secret:
+        raise CredentialFailure(
+            "No secret is stored for the configured authentication type.",
+            stage="settings",
+            kind="no_secret",
+        )
+    return MailSettings.from_values(row.connection_values(), secret=secret)
 
 
 def smtp_settings_recent_changes(*, limit: int = 10) -> list[SettingsChange]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from smtp_settings import services
+from smtp_settings.outbox import service as outbox
 from smtp_settings.validation import service as validation
 
 
@@ -24,3 +25,15 @@ def validate_smtp_settings(run_id: str) -> None:
 def expire_abandoned_validation_runs() -> None:
     """Scheduled by beat: a run whose worker died must not keep its secret."""
     validation.validation_runs_expire_abandoned()
+
+
+@shared_task(name=outbox.DELIVER_TASK, ignore_result=True)
+def deliver_outbox() -> None:
+    """Deliver due outbox messages; enqueued when mail is queued, and by beat for retries."""
+    outbox.outbox_deliver_due()
+
+
+@shared_task(ignore_result=True)
+def purge_outbox() -> None:
+    """Scheduled by beat: sent messages older than the retention period go."""
+    outbox.outbox_purge()

@@ -6,15 +6,18 @@ import uuid
 from typing import Any
 
 from django.contrib import messages
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from post_office.models import Email
 
 from smtp_settings import services
 from smtp_settings.forms import SmtpSettingsForm, TestRecipientForm
-from smtp_settings.models import SmtpSettings, ValidationRun
+from smtp_settings.models import DeliveryState, SmtpSettings, ValidationRun
+from smtp_settings.outbox import service as outbox
 from smtp_settings.permissions import administrator_required
 from smtp_settings.validation import service as validation
 
@@ -121,3 +124,62 @@ def run_status(request: HttpRequest, run_id: uuid.UUID) -> JsonResponse:
 @require_GET
 def run_detail(request: HttpRequest, run_id: uuid.UUID) -> HttpResponse:
     return render(request, "smtp_settings/run_detail.html", {"run": _run(run_id)})
+
+
+# -- the outbox -------------------------------------------------------------------------
+
+OUTBOX_PAGE_SIZE = 50
+
+
+@administrator_required
+@require_GET
+def outbox_list(request: HttpRequest) -> HttpResponse:
+    state = request.GET.get("state", "")
+    page = Paginator(outbox.outbox_messages(state=state), OUTBOX_PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    counts = outbox.outbox_counts()
+    return render(
+        request,
+        "smtp_settings/outbox.html",
+        {
+            "page": page,
+            "state": state,
+            "states": [(value, label, counts[value]) for value, label in DeliveryState.choices],
+        },
+    )
+
+
+@administrator_required
+@require_GET
+def outbox_message(request: HttpRequest, email_id: int) -> HttpResponse:
+    email = get_object_or_404(Email.objects.select_related("delivery"), pk=email_id)
+    return render(
+        request,
+        "smtp_settings/outbox_message.html",
+        {"email": email, "delivery": email.delivery, "logs": email.logs.order_by("-date")},
+    )
+
+
+@administrator_required
+@require_POST
+def outbox_action(request: HttpRequest, email_id: int) -> HttpResponse:
+    action = request.POST.get("action")
+    if action == "retry":
+        done = outbox.outbox_retry(email_id=email_id, user=request.user)
+        text = (
+            "The message will be tried again now."
+            if done
+            else "Only a deferred, held or failed message can be retried."
+        )
+    elif action == "discard":
+        done = outbox.outbox_discard(email_id=email_id, user=request.user)
+        text = (
+            "The message was discarded."
+            if done
+            else "Only a message that has not gone can be discarded."
+        )
+    else:
+        return HttpResponse("Unknown action.", status=400)
+    (messages.success if done else messages.error)(request, text)
+    return redirect("smtp_settings:outbox")

@@ -14,8 +14,10 @@ import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from email.message import EmailMessage
-from email.policy import SMTP as SMTP_POLICY
+from email.generator import BytesGenerator
+from email.message import Message
+from functools import cache
+from io import BytesIO
 from typing import Literal
 
 from smtp_settings.mail import tls
@@ -88,6 +90,24 @@ class XOAuth2:
         return self._initial if self._calls == 1 else ""
 
 
+@cache
+def ehlo_name() -> str:
+    """This host's name for EHLO, looked up once: ``getfqdn()`` may ask DNS every time."""
+    return socket.getfqdn()
+
+
+def wire_bytes(message: Message) -> bytes:
+    """The message as SMTP carries it (CRLF line ends), without a Bcc header."""
+    del message["Bcc"]
+    buffer = BytesIO()
+    # No "From " mangling: a body line starting with "From " is sent as it was written.
+    generator = BytesGenerator(
+        buffer, mangle_from_=False, policy=message.policy.clone(linesep="\r\n")
+    )
+    generator.flatten(message)
+    return buffer.getvalue()
+
+
 def _answer(code: int, text: bytes | str) -> str:
     text = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
     return f"{code} {text}".strip()
@@ -107,7 +127,7 @@ class SmtpConnection:
 
     def __init__(self, endpoint: SmtpEndpoint) -> None:
         self.endpoint = endpoint
-        self._smtp = smtplib.SMTP(timeout=endpoint.timeout)
+        self._smtp = smtplib.SMTP(timeout=endpoint.timeout, local_hostname=ehlo_name())
         self._stage: Stage = "connect"
         self.address = ""
         self.greeting = ""
@@ -238,14 +258,13 @@ class SmtpConnection:
             self._smtp.rset()
         return mail_answer, rcpt_answer
 
-    def send(self, *, sender: str, recipients: list[str], message: EmailMessage) -> str:
+    def send(self, *, sender: str, recipients: list[str], message: Message) -> str:
         """Send ``message`` to ``recipients``; returns the server's queue answer.
 
         Recipients travel in the envelope only, so Bcc addresses never reach a header.
         """
         self._stage = "send"
-        del message["Bcc"]
-        payload = message.as_bytes(policy=SMTP_POLICY)
+        payload = wire_bytes(message)
         with self._failures():
             code, text = self._smtp.mail(sender)
             self._require(code == 250, "send", "mail_refused", code, text)

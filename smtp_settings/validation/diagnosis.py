@@ -12,6 +12,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from smtp_settings.mail.endpoint import MailSettings
+from smtp_settings.validators import is_guid, tenant_from_token_endpoint
+
 CONNECT_EXCHANGE = "Connect-ExchangeOnline -Organization {tenant_id}"
 NEW_SERVICE_PRINCIPAL = "New-ServicePrincipal -AppId {client_id} -ObjectId {sp_object_id}"
 ADD_MAILBOX_PERMISSION = " ".join(
@@ -498,6 +501,19 @@ TABLE: tuple[Diagnosis, ...] = (
         kinds="disconnected protocol",
     ),
 )
+
+
+def values_for(mail: MailSettings) -> dict[str, str]:
+    """What a fix can be filled with, from the settings that failed."""
+    tenant = tenant_from_token_endpoint(mail.token_endpoint) or ""
+    return {
+        "tenant_id": tenant,
+        "tenant_hint": tenant if is_guid(tenant) else "",
+        "client_id": mail.client_id,
+        "sender": mail.sender_email,
+        "server": mail.smtp_server,
+        "port": str(mail.port),
+    }
 
 
 def diagnose(

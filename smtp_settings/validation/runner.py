@@ -71,15 +71,7 @@ class Runner:
         self.timeout = timeout
         self.token: oauth.Token | None = None
         self.connection: SmtpConnection | None = None
-        tenant = validators.tenant_from_token_endpoint(self.mail.token_endpoint)
-        self.fill = {
-            "tenant_id": tenant or "",
-            "tenant_hint": tenant if tenant and validators.is_guid(tenant) else "",
-            "client_id": self.mail.client_id,
-            "sender": self.mail.sender_email,
-            "server": self.mail.smtp_server,
-            "port": str(self.mail.port),
-        }
+        self.fill = diagnosis.values_for(self.mail)
         self.rows = {step.key: step.pk for step in run.steps.all()}
 
     # -- recording ----------------------------------------------------------------

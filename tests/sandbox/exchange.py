@@ -13,6 +13,7 @@ import email.policy
 import socket
 import ssl
 import threading
+import time
 import uuid
 from collections import Counter
 from email.utils import parseaddr
@@ -91,12 +92,24 @@ class ExchangeHandler:
         # (Exchange's 421 4.7.66 to TLS 1.0/1.1 clients).
         self.after_starttls_answer = ""
         self.delivered: list[tuple[Envelope, bytes]] = []
+        # When each delivered message arrived (time.monotonic()), for rate checks.
+        self.received_at: list[float] = []
+        # Answers to give, in order, before behaving normally: {"AUTH": [...], "DATA": [...]}.
+        self.scripted: dict[str, list[str]] = {}
+        # A plain relay for comparisons: MAIL without AUTH is accepted.
+        self.allow_anonymous = False
+        self.authenticated_sessions = 0
         # Answers to RCPT TO for particular recipients (unknown addresses and the like).
         self.recipient_answers: dict[str, str] = {}
         self._sessions: dict[int, str] = {}
         self._lock = threading.Lock()
 
     # -- XOAUTH2, the way Exchange checks it ----------------------------------------
+
+    def next_scripted(self, command: str) -> str:
+        with self._lock:
+            answers = self.scripted.get(command)
+            return answers.pop(0) if answers else ""
 
     async def auth_XOAUTH2(self, server: SMTP, args: list[str]) -> AuthResult:
         if len(args) == 3:
@@ -110,6 +123,10 @@ class ExchangeHandler:
         )
         user = fields.get("user", "").lower()
         token = fields.get("auth", "").removeprefix("Bearer ")
+        scripted = self.next_scripted("AUTH")
+        if scripted:
+            await server.push(scripted)
+            return AuthResult(success=False, handled=True)
         answer, mailbox = self._check(user, token)
         if mailbox is None:
             await server.push(answer)
@@ -119,6 +136,7 @@ class ExchangeHandler:
                 await server.push(CONCURRENCY)
                 return AuthResult(success=False, handled=True)
             self._sessions[id(server.session)] = mailbox.address
+            self.authenticated_sessions += 1
         return AuthResult(success=True, auth_data=mailbox.address, message=AUTH_OK)
 
     def _check(self, user: str, token: str) -> tuple[str, Mailbox | None]:
@@ -173,7 +191,7 @@ class ExchangeHandler:
     ) -> str:
         if self.ip_blocked:
             return IP_BLOCKED
-        if not session.authenticated:
+        if not session.authenticated and not self.allow_anonymous:
             return NOT_AUTHENTICATED
         mailbox = self._mailbox_of(session)
         if mailbox is not None:
@@ -196,11 +214,15 @@ class ExchangeHandler:
         return "250 2.1.5 Recipient OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        scripted = self.next_scripted("DATA")
+        if scripted:
+            return scripted
         mailbox = self._mailbox_of(session)
         content = envelope.original_content or b""
+        # Parsed for every session alike, so a comparison of clients costs the server the same.
+        message = email.message_from_bytes(content, policy=email.policy.default)
+        sender = parseaddr(str(message.get("From", "")))[1].lower()
         if mailbox is not None:
-            message = email.message_from_bytes(content, policy=email.policy.default)
-            sender = parseaddr(str(message.get("From", "")))[1].lower()
             if mailbox.header_send_as_denied or sender not in {mailbox.address, *mailbox.send_as}:
                 return SEND_AS_HEADER.format(mailbox=mailbox.address, sender=sender)
             if mailbox.quota_exceeded:
@@ -208,6 +230,7 @@ class ExchangeHandler:
             if mailbox.full:
                 return MAILBOX_FULL
         self.delivered.append((envelope, content))
+        self.received_at.append(time.monotonic())
         return f"250 2.0.0 OK <{uuid.uuid4()}@sandbox> [Hostname=SANDBOX] Queued Mail for delivery"
 
     # -- bookkeeping -------------------------------------------------------------

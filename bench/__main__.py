@@ -1,0 +1,67 @@
+"""`make bench`: each row a ratio against a baseline measured side by side in the same run.
+
+The machines are shared and noisy, so nothing is an absolute time: every round runs the
+console and its baseline back to back, and the table gives min/median/max of the ratios.
+Nothing asserts a number; a run that fails outright exits non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import statistics
+import sys
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+
+def _environment() -> None:
+    from cryptography.fernet import Fernet
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sei_admin.settings")
+    os.environ.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(50))
+    os.environ.setdefault("SEI_ENCRYPTION_KEYS", Fernet.generate_key().decode())
+    os.environ.setdefault("SEI_VAR_DIR", tempfile.mkdtemp(prefix="sei-bench-var-"))
+    os.environ.setdefault("DJANGO_LOG_LEVEL", "WARNING")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--messages", type=int, default=200)
+    parser.add_argument("--out", type=Path, default=Path("var/bench"))
+    args = parser.parse_args()
+    _environment()
+    import django
+
+    django.setup()
+    from bench import sending
+
+    rows = sending.measure(rounds=args.rounds, messages=args.messages)
+    lines = [
+        f"# make bench, {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC, {args.rounds} rounds",
+        "",
+        "| row | measure | goal | min | median | max |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        values = row["values"]
+        lines.append(
+            f"| {row['name']} | {row['measure']} | {row['goal']} | {min(values):.2f} "
+            f"| {statistics.median(values):.2f} | {max(values):.2f} |"
+        )
+    for row in rows:
+        lines.append(f"\n{row['name']}: {row['detail']}")
+    table = "\n".join(lines)
+    print(table)
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"bench-{datetime.now(UTC):%Y%m%dT%H%M%S}.md"
+    path.write_text(table + "\n")
+    print(f"\nSaved to {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""The console's ``EMAIL_BACKEND``: ``send_mail()`` and friends write outbox rows, nothing else.
+
+Rows are post_office's ``Email`` (and ``Attachment``) plus our ``Delivery``. We
+write them ourselves rather than through post_office's queueing backend because
+that one renders subject and body as Django templates (a body containing ``{{``
+would change) and treats a text attachment as a file name to open.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from email.mime.base import MIMEBase
+from typing import Any
+
+from django.core.files.base import ContentFile
+from django.core.mail import EmailMessage
+from django.core.mail.backends.base import BaseEmailBackend
+from django.db import transaction
+from post_office.models import STATUS, Email
+from post_office.utils import create_attachments
+
+from smtp_settings.outbox import service
+
+
+class OutboxBackend(BaseEmailBackend):
+    def send_messages(self, email_messages: Sequence[EmailMessage]) -> int:
+        if not email_messages:
+            return 0
+        with transaction.atomic():
+            emails = [self._store(message) for message in email_messages]
+            service.outbox_accept(emails=emails)
+        return len(emails)
+
+    @staticmethod
+    def _store(message: EmailMessage) -> Email:
+        headers: dict[str, Any] = dict(message.extra_headers)
+        if message.reply_to:
+            headers.setdefault("Reply-To", ", ".join(str(v) for v in message.reply_to))
+        html = next(
+            (
+                content
+                for content, kind in getattr(message, "alternatives", [])
+                if kind == "text/html"
+            ),
+            "",
+        )
+        email = Email.objects.create(
+            from_email=message.from_email,
+            to=list(message.to),
+            cc=list(message.cc),
+            bcc=list(message.bcc),
+            subject=message.subject,
+            message=message.body,
+            html_message=html,
+            headers=headers or None,
+            status=STATUS.queued,
+        )
+        files: dict[str, Any] = {}
+        for attachment in message.attachments:
+            if isinstance(attachment, MIMEBase):
+                files[attachment.get_filename() or "attachment"] = {
+                    # Kept encoded, with its headers: rebuilt as it was at delivery.
+                    "file": ContentFile(attachment.get_payload()),
+                    "mimetype": attachment.get_content_type(),
+                    "headers": dict(attachment.items()),
+                }
+            else:
+                name, content, mimetype = attachment
+                data = content.encode() if isinstance(content, str) else content
+                files[name or "attachment"] = {"file": ContentFile(data), "mimetype": mimetype}
+        if files:
+            email.attachments.add(*create_attachments(files))
+        return email

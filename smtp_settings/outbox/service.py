@@ -1,0 +1,360 @@
+"""The outbox: accept messages, deliver what is due, hold and release, retry, discard, purge.
+
+Delivery runs in workers. Each message is claimed on its own (a row update that
+only one worker can win) for ``SMTP_OUTBOX_CLAIM_SECONDS``; a worker that dies
+leaves the claim to run out, and the message is taken again. What a failure
+means comes from the mail engine's error classes: defer with backoff, hold every
+message until an administrator saves working settings, or fail this message.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import time
+import uuid
+from collections import Counter
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection, transaction
+from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
+from post_office.models import STATUS, Attachment, Email, Log
+
+from smtp_settings import enqueue
+from smtp_settings.mail.backend import EmailBackend
+from smtp_settings.mail.errors import DeliveryError
+from smtp_settings.models import Delivery, DeliveryState
+from smtp_settings.outbox import throttle
+from smtp_settings.validation import diagnosis
+
+logger = logging.getLogger(__name__)
+
+DELIVER_TASK = "smtp_settings.tasks.deliver_outbox"
+_MAX_BACKOFF_SECONDS = 3600.0
+# How long a message waits when every connection to its mailbox is taken.
+_LEASE_WAIT_SECONDS = 2.0
+
+
+def _due(now: Any) -> Q:
+    return Q(state__in=Delivery.PENDING, next_attempt_at__lte=now) | Q(
+        state=DeliveryState.SENDING, claimed_until__lt=now
+    )
+
+
+# -- accepting (the web, or whatever calls send_mail) -----------------------------------
+
+
+def outbox_accept(*, emails: list[Email]) -> None:
+    """New messages join the queue, or wait with the held ones; a worker is asked to deliver."""
+    hold = (
+        Delivery.objects.filter(state=DeliveryState.HELD)
+        .order_by("-updated_at")
+        .values("last_error", "last_answer", "diagnosis", "cause", "fix")
+        .first()
+    )
+    state = DeliveryState.HELD if hold else DeliveryState.QUEUED
+    Delivery.objects.bulk_create(
+        Delivery(email=email, state=state, **(hold or {})) for email in emails
+    )
+    if not hold:
+        enqueue.after_commit(DELIVER_TASK)
+
+
+# -- delivering (worker) ----------------------------------------------------------------
+
+
+def outbox_deliver_due(*, budget_seconds: float | None = None) -> Counter[str]:
+    """Deliver due messages until none is due, the queue is held, or the budget is spent."""
+    budget = budget_seconds or settings.CELERY_TASK_SOFT_TIME_LIMIT * 0.75
+    run = _DeliveryRun(deadline=time.monotonic() + budget)
+    report = run.drain()
+    if report["postponed"] or run.out_of_time:
+        next_due = (
+            Delivery.objects.filter(state__in=Delivery.PENDING)
+            .order_by("next_attempt_at")
+            .values_list("next_attempt_at", flat=True)
+            .first()
+        )
+        if next_due is not None and next_due - timezone.now() < timedelta(minutes=1):
+            enqueue.after_commit(DELIVER_TASK)
+    return report
+
+
+def _claim_next() -> Delivery | None:
+    for _ in range(5):
+        now = timezone.now()
+        with transaction.atomic():
+            due = Delivery.objects.filter(_due(now)).order_by("next_attempt_at")
+            if connection.features.has_select_for_update_skip_locked:
+                due = due.select_for_update(skip_locked=True)
+            candidate = due.values_list("pk", flat=True).first()
+            if candidate is None:
+                return None
+            # Conditional, so that of two workers reading the same row only one wins it.
+            won = Delivery.objects.filter(_due(now), pk=candidate).update(
+                state=DeliveryState.SENDING,
+                claimed_until=now + timedelta(seconds=settings.SMTP_OUTBOX_CLAIM_SECONDS),
+            )
+        if won:
+            return Delivery.objects.select_related("email").get(pk=candidate)
+    return None
+
+
+def _backoff(attempts: int) -> timedelta:
+    seconds = min(settings.SMTP_OUTBOX_RETRY_SECONDS * 2 ** (attempts - 1), _MAX_BACKOFF_SECONDS)
+    # Jitter keeps many deferred messages from coming back in one burst.
+    return timedelta(seconds=seconds * random.uniform(0.8, 1.2))  # noqa: S311  (not security)
+
+
+class _DeliveryRun:
+    def __init__(self, *, deadline: float) -> None:
+        self.deadline = deadline
+        self.backend = EmailBackend(fail_silently=False)
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.leases: dict[str, int] = {}
+        self.report: Counter[str] = Counter()
+        self.out_of_time = False
+
+    def drain(self) -> Counter[str]:
+        try:
+            while True:
+                if time.monotonic() >= self.deadline:
+                    self.out_of_time = True
+                    break
+                if Delivery.objects.filter(state=DeliveryState.HELD).exists():
+                    break
+                delivery = _claim_next()
+                if delivery is None:
+                    break
+                self.report[self._deliver(delivery)] += 1
+        finally:
+            self.backend.close()
+            throttle.release_leases(list(self.leases.values()))
+        return self.report
+
+    def _deliver(self, delivery: Delivery) -> str:
+        message = delivery.email.email_message()
+        mailbox = ""
+        try:
+            mailbox = self.backend.mailbox_for(message)
+            if not self._lease(mailbox):
+                return self._postpone(
+                    delivery, timezone.now() + timedelta(seconds=_LEASE_WAIT_SECONDS)
+                )
+            # The session first: the slot then times the message itself, not the sign-in.
+            self.backend.ensure_session(mailbox)
+            slot = throttle.reserve_slot(mailbox)
+            wait = (slot - timezone.now()).total_seconds()
+            if wait > 0:
+                if time.monotonic() + wait > self.deadline:
+                    return self._postpone(delivery, slot)
+                time.sleep(wait)
+            answer = self.backend.deliver(message)
+        except DeliveryError as error:
+            if error.disposition != "fail" and mailbox:
+                self._drop_session(mailbox)
+            return self._failed(delivery, error, mailbox)
+        self._sent(delivery, answer, mailbox)
+        return "sent"
+
+    def _lease(self, mailbox: str) -> bool:
+        lease = self.leases.get(mailbox)
+        if lease is not None:
+            throttle.renew_lease(lease)
+            return True
+        lease = throttle.acquire_lease(mailbox, self.holder)
+        if lease is None:
+            return False
+        self.leases[mailbox] = lease
+        return True
+
+    def _drop_session(self, mailbox: str) -> None:
+        self.backend.close_session(mailbox)
+        lease = self.leases.pop(mailbox, None)
+        if lease is not None:
+            throttle.release_leases([lease])
+
+    def _postpone(self, delivery: Delivery, until: Any) -> str:
+        """Back to the queue without counting an attempt: a limit, not a failure."""
+        Delivery.objects.filter(pk=delivery.pk).update(
+            state=DeliveryState.QUEUED if not delivery.attempts else DeliveryState.DEFERRED,
+            next_attempt_at=until,
+            claimed_until=None,
+        )
+        return "postponed"
+
+    @transaction.atomic
+    def _sent(self, delivery: Delivery, answer: str, mailbox: str) -> None:
+        Delivery.objects.filter(pk=delivery.pk).update(
+            state=DeliveryState.SENT,
+            attempts=delivery.attempts + 1,
+            sent_at=timezone.now(),
+            claimed_until=None,
+            mailbox=mailbox,
+            last_answer=answer,
+            last_error="",
+            diagnosis="",
+            cause="",
+            fix="",
+        )
+        Email.objects.filter(pk=delivery.pk).update(status=STATUS.sent)
+        Log.objects.create(email_id=delivery.pk, status=STATUS.sent, message=answer or "sent")
+
+    @transaction.atomic
+    def _failed(self, delivery: Delivery, error: DeliveryError, mailbox: str) -> str:
+        mail = self.backend.loaded_settings
+        finding = diagnosis.diagnose(
+            error.stage,
+            kind=error.kind,
+            codes=error.codes,
+            answer=error.answer,
+            auth_type=mail.auth_type if mail else "",
+            values=diagnosis.values_for(mail) if mail else {},
+        )
+        disposition = error.disposition
+        if disposition == "hold" and mail and not mail.use_sender_email and error.stage != "token":
+            # Each From mailbox authenticates as itself: one without permission fails its
+            # own messages, not everyone's.
+            disposition = "fail"
+        attempts = delivery.attempts + 1
+        if disposition == "defer" and attempts >= settings.SMTP_OUTBOX_MAX_ATTEMPTS:
+            disposition = "fail"
+        explained = {
+            "claimed_until": None,
+            "mailbox": mailbox,
+            "last_answer": error.answer,
+            "last_error": error.message,
+            "diagnosis": finding.key if finding else "",
+            "cause": finding.cause if finding else "",
+            "fix": finding.fix if finding else "",
+        }
+        state = {
+            "defer": DeliveryState.DEFERRED,
+            "hold": DeliveryState.HELD,
+            "fail": DeliveryState.FAILED,
+        }[disposition]
+        columns: dict[str, Any] = {"state": state, "attempts": attempts, **explained}
+        if state == DeliveryState.DEFERRED:
+            columns["next_attempt_at"] = timezone.now() + _backoff(attempts)
+        Delivery.objects.filter(pk=delivery.pk).update(**columns)
+        Log.objects.create(
+            email_id=delivery.pk,
+            status=STATUS.failed,
+            exception_type=f"{type(error).__name__}: {finding.key if finding else error.kind}",
+            message=error.answer or error.message,
+        )
+        if state == DeliveryState.FAILED:
+            Email.objects.filter(pk=delivery.pk).update(status=STATUS.failed)
+        if state == DeliveryState.HELD:
+            # Every other message would fail the same way: they wait too, without an attempt.
+            explained.pop("mailbox")
+            held = Delivery.objects.filter(state__in=Delivery.PENDING).update(
+                state=DeliveryState.HELD, **explained
+            )
+            logger.warning("Outbox held (%s messages besides this one): %s", held, error.message)
+        else:
+            logger.info(
+                "Outbox message %s %s: %s", delivery.pk, state, error.answer or error.message
+            )
+        return str(state)
+
+
+# -- administrators' actions and views --------------------------------------------------
+
+
+def outbox_release_held() -> int:
+    """Held messages go back to the queue (settings were saved); a worker is asked to deliver."""
+    released = Delivery.objects.filter(state=DeliveryState.HELD).update(
+        state=DeliveryState.QUEUED, next_attempt_at=timezone.now()
+    )
+    if released:
+        logger.info("Outbox: %s held messages released", released)
+        enqueue.after_commit(DELIVER_TASK)
+    return released
+
+
+@transaction.atomic
+def outbox_retry(*, email_id: int, user: AbstractBaseUser) -> bool:
+    """Try a deferred, held or failed message again now."""
+    retried = Delivery.objects.filter(
+        pk=email_id,
+        state__in=[DeliveryState.DEFERRED, DeliveryState.HELD, DeliveryState.FAILED],
+    ).update(state=DeliveryState.QUEUED, next_attempt_at=timezone.now())
+    if retried:
+        Email.objects.filter(pk=email_id).update(status=STATUS.requeued)
+        logger.info("Outbox message %s retried by %s", email_id, user.get_username())
+        enqueue.after_commit(DELIVER_TASK)
+    return bool(retried)
+
+
+@transaction.atomic
+def outbox_discard(*, email_id: int, user: AbstractBaseUser) -> bool:
+    """Give up on a message that has not gone: it stays listed as failed, by whom."""
+    discarded = Delivery.objects.filter(
+        pk=email_id, state__in=[*Delivery.PENDING, DeliveryState.HELD]
+    ).update(
+        state=DeliveryState.FAILED,
+        last_error=f"Discarded by {user.get_username()} at {timezone.now():%Y-%m-%d %H:%M} UTC.",
+    )
+    if discarded:
+        Email.objects.filter(pk=email_id).update(status=STATUS.failed)
+        logger.info("Outbox message %s discarded by %s", email_id, user.get_username())
+    return bool(discarded)
+
+
+def outbox_messages(*, state: str = "") -> QuerySet[Email]:
+    """Newest first, with their delivery; only the columns the list shows."""
+    emails = Email.objects.select_related("delivery").order_by("-pk")
+    if state in DeliveryState.values:
+        emails = emails.filter(delivery__state=state)
+    return emails.only(
+        "to",
+        "cc",
+        "bcc",
+        "subject",
+        "from_email",
+        "created",
+        "delivery__state",
+        "delivery__attempts",
+        "delivery__last_answer",
+        "delivery__last_error",
+        "delivery__diagnosis",
+        "delivery__cause",
+        "delivery__next_attempt_at",
+        "delivery__updated_at",
+    )
+
+
+def outbox_counts() -> dict[str, int]:
+    counts = dict.fromkeys(DeliveryState.values, 0)
+    for row in Delivery.objects.values("state").annotate(n=Count("pk")):
+        counts[row["state"]] = row["n"]
+    return counts
+
+
+def outbox_held() -> dict[str, Any] | None:
+    """How many messages are held, and why (the latest hold's explanation)."""
+    held = Delivery.objects.filter(state=DeliveryState.HELD)
+    latest = held.order_by("-updated_at").values("last_error", "cause", "fix", "updated_at").first()
+    if latest is None:
+        return None
+    return {"count": held.count(), **latest}
+
+
+def outbox_purge() -> int:
+    """Sent messages (and their logs) older than ``SMTP_OUTBOX_RETENTION_DAYS`` go."""
+    cutoff = timezone.now() - timedelta(days=settings.SMTP_OUTBOX_RETENTION_DAYS)
+    old = Email.objects.filter(delivery__state=DeliveryState.SENT, delivery__sent_at__lt=cutoff)
+    deleted = 0
+    while ids := list(old.values_list("pk", flat=True)[:1000]):
+        deleted += Email.objects.filter(pk__in=ids).delete()[1].get("post_office.Email", 0)
+    for attachment in Attachment.objects.filter(emails=None):
+        attachment.file.delete(save=False)
+        attachment.delete()
+    return deleted

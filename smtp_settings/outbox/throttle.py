@@ -1,0 +1,60 @@
+"""Exchange's per-mailbox limits, shared by every worker through the database.
+
+Messages: a mailbox's next send slot is spaced 60/``SMTP_MAX_MESSAGES_PER_MINUTE``
+seconds after the last one, so a burst drains at the allowed rate. Connections: at
+most ``SMTP_MAX_CONNECTIONS`` unexpired leases per mailbox. The mailbox's throttle
+row, locked, serialises both.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from smtp_settings.models import MailboxLease, MailboxThrottle
+
+
+def _locked_row(mailbox: str) -> MailboxThrottle:
+    MailboxThrottle.objects.get_or_create(mailbox=mailbox)
+    return MailboxThrottle.objects.select_for_update().get(mailbox=mailbox)
+
+
+@transaction.atomic
+def reserve_slot(mailbox: str) -> datetime:
+    """The time this mailbox may send its next message; the slot after it is taken."""
+    row = _locked_row(mailbox)
+    now = timezone.now()
+    slot = max(now, row.next_slot_at)
+    spacing = 60.0 / settings.SMTP_MAX_MESSAGES_PER_MINUTE
+    row.next_slot_at = slot + timedelta(seconds=spacing)
+    row.save(update_fields=["next_slot_at"])
+    return slot
+
+
+def _lease_length() -> timedelta:
+    return timedelta(seconds=settings.SMTP_OUTBOX_CLAIM_SECONDS)
+
+
+@transaction.atomic
+def acquire_lease(mailbox: str, holder: str) -> int | None:
+    """A lease for one more connection to this mailbox, or None while all are taken."""
+    _locked_row(mailbox)
+    now = timezone.now()
+    MailboxLease.objects.filter(mailbox=mailbox, expires_at__lt=now).delete()
+    if MailboxLease.objects.filter(mailbox=mailbox).count() >= settings.SMTP_MAX_CONNECTIONS:
+        return None
+    return MailboxLease.objects.create(
+        mailbox=mailbox, holder=holder, expires_at=now + _lease_length()
+    ).pk
+
+
+def renew_lease(lease_id: int) -> None:
+    MailboxLease.objects.filter(pk=lease_id).update(expires_at=timezone.now() + _lease_length())
+
+
+def release_leases(lease_ids: list[int]) -> None:
+    if lease_ids:
+        MailboxLease.objects.filter(pk__in=lease_ids).delete()

@@ -1,0 +1,345 @@
+"""Sending: Django's mail goes to the outbox, and the outbox delivers it through the saved
+Manage SMTP settings to the sandbox's Exchange stand-in, over real sockets."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import socket
+from typing import Any
+
+import pytest
+from django.core import mail
+from django.core.management import call_command
+from django.test import Client
+from django.urls import reverse
+
+from smtp_settings import services
+from smtp_settings.forms import SmtpSettingsForm
+from smtp_settings.mail import oauth
+from smtp_settings.mail.backend import EmailBackend
+from smtp_settings.mail.endpoint import MailSettings
+from smtp_settings.mail.errors import CredentialFailure, MessageRefused
+from smtp_settings.models import Delivery, DeliveryState, MailboxLease, SmtpSettings
+from smtp_settings.outbox import service as outbox
+
+from .sandbox.world import CLIENT_SECRET, SENDER, TENANT_DOMAIN
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _outbox_backend(settings: Any) -> None:
+    # pytest-django swaps in Django's test backend; these tests use the console's own.
+    settings.EMAIL_BACKEND = "smtp_settings.outbox.queue.OutboxBackend"
+
+
+def save(values: dict[str, Any]) -> SmtpSettings:
+    form = SmtpSettingsForm(values, instance=SmtpSettings.load())
+    assert form.is_valid(), form.errors
+    return services.smtp_settings_save(values=form.cleaned_data, user=None)
+
+
+def delivered(sandbox: Any) -> list[email.message.EmailMessage]:
+    return [
+        email.message_from_bytes(content, policy=email.policy.default)
+        for _, content in sandbox.exchange.delivered
+    ]
+
+
+def states() -> list[str]:
+    return list(Delivery.objects.order_by("pk").values_list("state", flat=True))
+
+
+def settings_for(sandbox: Any, **changes: Any) -> MailSettings:
+    values = {**sandbox.form_values(), "port": sandbox.exchange.port, **changes}
+    return MailSettings.from_values(values, secret=values["client_secret"])
+
+
+# -- the path every e-mail takes ------------------------------------------------------------
+
+
+def test_send_mail_is_queued_then_delivered_with_xoauth2(sandbox: Any) -> None:
+    save(sandbox.form_values())
+    sent = mail.send_mail("Hello", "Body text {{ kept }}", "app@anywhere.example", ["it@x.example"])
+    assert sent == 1
+    assert states() == [DeliveryState.QUEUED]
+    assert sandbox.exchange.delivered == []  # nothing leaves before a worker delivers
+
+    report = outbox.outbox_deliver_due()
+
+    assert report["sent"] == 1
+    assert states() == [DeliveryState.SENT]
+    (message,) = delivered(sandbox)
+    envelope = sandbox.exchange.delivered[0][0]
+    assert envelope.mail_from == SENDER
+    assert message["From"] == SENDER  # Use sender email on: Sender Email is the From
+    assert message["Reply-To"] == "app@anywhere.example"
+    assert "{{ kept }}" in message.get_content()  # the body is not treated as a template
+
+
+def test_sendtestemail_goes_out_through_manage_smtp(sandbox: Any) -> None:
+    save(sandbox.form_values())
+    call_command("sendtestemail", "someone@elsewhere.example")
+    outbox.outbox_deliver_due()
+    (message,) = delivered(sandbox)
+    assert message["To"] == "someone@elsewhere.example"
+    assert message["From"] == SENDER
+
+
+def test_use_sender_email_off_sends_as_each_mailbox_of_the_organisation(sandbox: Any) -> None:
+    alice = sandbox.tenant.add_mailbox(f"alice@{TENANT_DOMAIN}", full_access_for=sandbox.app)
+    save({**sandbox.form_values(), "use_sender_email": ""})
+    mail.send_mail("From Alice", "Hi", alice.address, ["it@x.example"])
+    mail.send_mail("From outside", "Hi", "mallory@evil.example", ["it@x.example"])
+    outbox.outbox_deliver_due()
+
+    (message,) = delivered(sandbox)
+    assert message["From"] == alice.address
+    assert sandbox.exchange.delivered[0][0].mail_from == alice.address
+    refused = Delivery.objects.get(email__subject="From outside")
+    assert refused.state == DeliveryState.FAILED
+    assert "outside the organisation" in refused.last_error
+
+
+def test_use_sender_email_off_and_a_mailbox_without_permission_fails_only_its_mail(
+    sandbox: Any,
+) -> None:
+    sandbox.tenant.add_mailbox(f"bob@{TENANT_DOMAIN}")  # no FullAccess for the app
+    save({**sandbox.form_values(), "use_sender_email": ""})
+    mail.send_mail("From Bob", "Hi", f"bob@{TENANT_DOMAIN}", ["it@x.example"])
+    mail.send_mail("From the sender", "Hi", SENDER, ["it@x.example"])
+    outbox.outbox_deliver_due()
+
+    bob = Delivery.objects.get(email__subject="From Bob")
+    assert bob.state == DeliveryState.FAILED
+    assert bob.diagnosis == "auth_token_rejected"
+    assert bob.cause and bob.fix
+    assert Delivery.objects.get(email__subject="From the sender").state == DeliveryState.SENT
+
+
+# -- the backend itself -------------------------------------------------------------------
+
+
+def test_a_hundred_messages_use_one_connection_and_one_token(sandbox: Any) -> None:
+    backend = EmailBackend(mail_settings=settings_for(sandbox))
+    messages = [
+        mail.EmailMessage(f"Message {n}", "Body", "x@y.example", [f"r{n}@elsewhere.example"])
+        for n in range(100)
+    ]
+    assert backend.send_messages(messages) == 100
+    assert sandbox.entra.token_requests == 1
+    assert sandbox.exchange.handler.authenticated_sessions == 1
+    assert len(sandbox.exchange.delivered) == 100
+
+
+def test_the_backend_keeps_djangos_contract(sandbox: Any) -> None:
+    backend = EmailBackend(mail_settings=settings_for(sandbox))
+    message = mail.EmailMessage("Hi", "Body", "app@anywhere.example", ["it@x.example"])
+    assert backend.open() is True
+    assert backend.open() is False
+    assert backend.send_messages([message]) == 1
+    assert backend.has_session(SENDER)  # opened by the caller: send_messages left it open
+    backend.close()
+    assert message.from_email == "app@anywhere.example"  # the caller's message is untouched
+    assert "Message-ID" not in message.extra_headers
+    assert backend.send_messages([]) == 0
+
+
+def test_a_dropped_session_is_noticed_before_reuse(sandbox: Any) -> None:
+    backend = EmailBackend(mail_settings=settings_for(sandbox))
+    backend.open()
+    session = backend._sessions[SENDER]
+    session.connection._smtp.sock.shutdown(socket.SHUT_RDWR)  # the link dropped while idle
+    session.used_at -= 60
+    message = mail.EmailMessage("Hi", "Body", "a@b.example", ["it@x.example"])
+    assert backend.send_messages([message]) == 1
+    backend.close()
+    assert sandbox.exchange.handler.authenticated_sessions == 2
+
+
+def test_fail_silently_and_failures_as_one_hierarchy(sandbox: Any) -> None:
+    wrong = settings_for(sandbox, client_secret="not-the-secret")
+    message = mail.EmailMessage("Hi", "Body", "a@b.example", ["it@x.example"])
+    assert EmailBackend(mail_settings=wrong, fail_silently=True).send_messages([message]) == 0
+    with pytest.raises(CredentialFailure) as failure:
+        EmailBackend(mail_settings=wrong).send_messages([message])
+    assert failure.value.stage == "token" and 7000215 in failure.value.codes
+    sandbox.exchange.handler.recipient_answers["nobody@sandbox.example"] = (
+        "550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found"
+    )
+    with pytest.raises(MessageRefused):
+        EmailBackend(mail_settings=settings_for(sandbox)).send_messages(
+            [mail.EmailMessage("Hi", "Body", "a@b.example", ["nobody@sandbox.example"])]
+        )
+
+
+def test_a_cached_token_refused_with_535_is_replaced_once(sandbox: Any) -> None:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    message = mail.EmailMessage("Hi", "Body", "a@b.example", ["it@x.example"])
+    assert EmailBackend(mail_settings=settings_for(sandbox)).send_messages([message]) == 1
+    # Entra rolls its signing key: Exchange refuses the cached token, a new one passes.
+    sandbox.entra.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    sandbox.exchange.handler.public_key = sandbox.entra.key.public_key()
+    assert EmailBackend(mail_settings=settings_for(sandbox)).send_messages([message]) == 1
+    assert sandbox.entra.token_requests == 2
+    assert len(sandbox.exchange.delivered) == 2
+
+
+# -- temporary, permanent and credential failures in the outbox ----------------------------
+
+
+def test_temporary_answers_defer_then_the_message_goes(sandbox: Any, settings: Any) -> None:
+    settings.SMTP_OUTBOX_RETRY_SECONDS = 0  # due again at once: no sleeping in tests
+    save(sandbox.form_values())
+    sandbox.exchange.handler.scripted = {
+        "AUTH": ["432 4.3.2 Concurrent connections limit exceeded."],
+        "DATA": ["451 4.7.500 Server busy. Please try again later."],
+    }
+    mail.send_mail("Patience", "Body", SENDER, ["it@x.example"])
+    outbox.outbox_deliver_due()
+
+    delivery = Delivery.objects.get()
+    assert delivery.state == DeliveryState.SENT
+    assert delivery.attempts == 3
+    logs = list(delivery.email.logs.order_by("pk").values_list("exception_type", "message"))
+    assert [kind.split(":")[0] for kind, _ in logs] == ["TemporaryFailure", "TemporaryFailure", ""]
+    assert logs[0][1].startswith("432 4.3.2") and logs[1][1].startswith("451 4.7.500")
+
+
+def test_a_refused_recipient_fails_that_message_only(sandbox: Any) -> None:
+    save(sandbox.form_values())
+    sandbox.exchange.handler.recipient_answers["nobody@sandbox.example"] = (
+        "550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found"
+    )
+    mail.send_mail("Lost", "Body", SENDER, ["nobody@sandbox.example"])
+    mail.send_mail("Fine", "Body", SENDER, ["it@x.example"])
+    outbox.outbox_deliver_due()
+    assert Delivery.objects.get(email__subject="Lost").state == DeliveryState.FAILED
+    assert Delivery.objects.get(email__subject="Fine").state == DeliveryState.SENT
+
+
+def test_an_expired_secret_holds_mail_until_a_working_secret_is_saved(
+    sandbox: Any, admin_client: Client
+) -> None:
+    save(sandbox.form_values())
+    sandbox.app.secrets[CLIENT_SECRET] = True  # expired at Entra: AADSTS7000222
+    oauth.forget_applications()
+    for n in range(3):
+        mail.send_mail(f"Waiting {n}", "Body", SENDER, ["it@x.example"])
+    outbox.outbox_deliver_due()
+
+    assert states() == [DeliveryState.HELD] * 3
+    assert sandbox.entra.token_requests == 1  # one try, not one per message
+    held = Delivery.objects.first()
+    assert held is not None and held.diagnosis == "aadsts_secret_expired"
+    page = admin_client.get(reverse("smtp_settings:manage")).content.decode()
+    assert "3 messages held" in page and "expired" in page
+    mail.send_mail("Later", "Body", SENDER, ["it@x.example"])  # joins the held ones
+    assert states()[-1] == DeliveryState.HELD
+
+    sandbox.app.secrets["a-fresh~Secret.Value"] = False
+    save({**sandbox.form_values(), "client_secret": "a-fresh~Secret.Value"})
+    assert states() == [DeliveryState.QUEUED] * 4
+    outbox.outbox_deliver_due()
+    assert states() == [DeliveryState.SENT] * 4
+    assert len(sandbox.exchange.delivered) == 4
+    assert "messages held" not in admin_client.get(reverse("smtp_settings:manage")).content.decode()
+
+
+def test_nothing_saved_yet_holds_mail(db: Any) -> None:
+    mail.send_mail("Early", "Body", "a@b.example", ["it@x.example"])
+    outbox.outbox_deliver_due()
+    delivery = Delivery.objects.get()
+    assert delivery.state == DeliveryState.HELD
+    assert "no saved settings" in delivery.last_error
+
+
+# -- Exchange's limits --------------------------------------------------------------------
+
+
+def test_the_rate_limit_is_never_exceeded(sandbox: Any, settings: Any) -> None:
+    settings.SMTP_MAX_MESSAGES_PER_MINUTE = 600  # 10 a second, so the test takes 6 s
+    save(sandbox.form_values())
+    for n in range(60):
+        mail.send_mail(f"Burst {n}", "Body", SENDER, ["it@x.example"])
+    outbox.outbox_deliver_due()
+
+    times = sandbox.exchange.handler.received_at
+    assert len(times) == 60
+    # Any 10 consecutive messages span at least a second (less a little network jitter).
+    spans = [times[i + 10] - times[i] for i in range(len(times) - 10)]
+    assert min(spans) >= 0.95, min(spans)
+
+
+def test_a_mailbox_with_every_connection_taken_waits(sandbox: Any, settings: Any) -> None:
+    settings.SMTP_MAX_CONNECTIONS = 1
+    save(sandbox.form_values())
+    from django.utils import timezone
+
+    other = MailboxLease.objects.create(
+        mailbox=SENDER,
+        holder="another-worker",
+        expires_at=timezone.now() + timezone.timedelta(minutes=1),
+    )
+    mail.send_mail("Wait", "Body", SENDER, ["it@x.example"])
+    report = outbox.outbox_deliver_due(budget_seconds=1)
+    assert report["postponed"] == 1 and sandbox.exchange.delivered == []
+    assert states() == [DeliveryState.QUEUED]
+    other.delete()
+    Delivery.objects.update(next_attempt_at=timezone.now())
+    outbox.outbox_deliver_due()
+    assert states() == [DeliveryState.SENT]
+    assert not MailboxLease.objects.exists()  # released when the run ended
+
+
+# -- the Outbox page ------------------------------------------------------------------------
+
+
+def test_the_outbox_page_lists_counts_and_acts(sandbox: Any, admin_client: Client) -> None:
+    save(sandbox.form_values())
+    sandbox.exchange.handler.recipient_answers["nobody@sandbox.example"] = "550 5.1.10 Not found"
+    mail.send_mail("Lost", "Secret-free body", SENDER, ["nobody@sandbox.example"])
+    mail.send_mail("Fine", "Body", SENDER, ["it@x.example"])
+    outbox.outbox_deliver_due()
+
+    page = admin_client.get(reverse("smtp_settings:outbox")).content.decode()
+    assert "Sent: <strong>1</strong>" in page and "Failed: <strong>1</strong>" in page
+    assert "550 5.1.10 Not found" in page
+    lost = Delivery.objects.get(email__subject="Lost")
+    detail = admin_client.get(reverse("smtp_settings:outbox_message", args=[lost.pk]))
+    assert "Secret-free body" in detail.content.decode()
+
+    action = reverse("smtp_settings:outbox_action", args=[lost.pk])
+    admin_client.post(action, {"action": "retry"})
+    assert Delivery.objects.get(pk=lost.pk).state == DeliveryState.QUEUED
+    admin_client.post(action, {"action": "discard"})
+    lost.refresh_from_db()
+    assert lost.state == DeliveryState.FAILED and "Discarded by root-admin" in lost.last_error
+
+
+def test_the_outbox_is_for_administrators_only(plain_user: Any, sandbox: Any) -> None:
+    save(sandbox.form_values())
+    mail.send_mail("Private", "Body", SENDER, ["it@x.example"])
+    pk = Delivery.objects.get().pk
+    client = Client()
+    client.force_login(plain_user)
+    assert client.get(reverse("smtp_settings:outbox")).status_code == 403
+    assert client.get(reverse("smtp_settings:outbox_message", args=[pk])).status_code == 403
+    action = reverse("smtp_settings:outbox_action", args=[pk])
+    assert client.post(action, {"action": "discard"}).status_code == 403
+    assert Delivery.objects.get().state == DeliveryState.QUEUED
+
+
+def test_old_sent_messages_are_purged(sandbox: Any, settings: Any) -> None:
+    from django.utils import timezone
+
+    save(sandbox.form_values())
+    mail.send_mail("Old", "Body", SENDER, ["it@x.example"])
+    mail.send_mail("Held back", "Body", SENDER, ["nobody@sandbox.example"])
+    sandbox.exchange.handler.recipient_answers["nobody@sandbox.example"] = "550 5.1.10 Not found"
+    outbox.outbox_deliver_due()
+    Delivery.objects.update(sent_at=timezone.now() - timezone.timedelta(days=31))
+    assert outbox.outbox_purge() == 1
+    assert list(Delivery.objects.values_list("email__subject", flat=True)) == ["Held back"]
