@@ -91,6 +91,15 @@ DATABASES = {
 }
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # Web, worker processes and beat write at once: wait for the lock instead of failing,
+    # take it at BEGIN (no deadlock on upgrade), and let readers go on during writes.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL;",
+        }
+    )
     # A file, not memory, so that a test can hand the database to a worker process.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DJANGO_CONN_MAX_AGE", default=0))
@@ -259,6 +268,9 @@ SMTP_OUTBOX_RETRY_SECONDS = env.float("SMTP_OUTBOX_RETRY_SECONDS", default=60.0)
 SMTP_OUTBOX_MAX_ATTEMPTS = env.int("SMTP_OUTBOX_MAX_ATTEMPTS", default=12)
 # A message claimed by a worker that died goes back to the queue after this.
 SMTP_OUTBOX_CLAIM_SECONDS = env.float("SMTP_OUTBOX_CLAIM_SECONDS", default=180.0)
+# One delivery task works this long, then hands over to a new task: a Validate run queued
+# on the same worker waits at most that.
+SMTP_OUTBOX_DRAIN_SECONDS = env.float("SMTP_OUTBOX_DRAIN_SECONDS", default=20.0)
 SMTP_OUTBOX_RETENTION_DAYS = env.int("SMTP_OUTBOX_RETENTION_DAYS", default=30)
 
 # ------------------------------------------------------------------------------

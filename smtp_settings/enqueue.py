@@ -11,5 +11,7 @@ from celery import current_app
 from django.db import transaction
 
 
-def after_commit(task_name: str, *ids: str) -> None:
-    transaction.on_commit(lambda: current_app.send_task(task_name, args=list(ids)))
+def after_commit(task_name: str, *ids: str, countdown: float | None = None) -> None:
+    transaction.on_commit(
+        lambda: current_app.send_task(task_name, args=list(ids), countdown=countdown)
+    )

@@ -149,3 +149,17 @@ def test_first_administrator_comes_from_the_environment(tmp_path: Path) -> None:
     result = run_manage("ensure_admin", env=env)
     assert "sign in as 'olivia'" in result.stdout
     assert "a long enough passphrase" not in result.stdout
+
+
+def test_mail_goes_to_the_outbox_and_beat_delivers_and_purges(tmp_path: Path) -> None:
+    env = {"DJANGO_DEBUG": "true", "SEI_VAR_DIR": str(tmp_path)}
+    code = (
+        "from django.conf import settings as s; print(s.EMAIL_BACKEND); "
+        "print(sorted(e['task'] for e in s.CELERY_BEAT_SCHEDULE.values()))"
+    )
+    result = run_manage("shell", "-c", code, env=env)
+    assert result.returncode == 0, result.stderr
+    backend, schedule = result.stdout.splitlines()[-2:]
+    assert backend == "smtp_settings.outbox.queue.OutboxBackend"
+    assert "smtp_settings.tasks.deliver_outbox" in schedule
+    assert "smtp_settings.tasks.purge_outbox" in schedule

@@ -39,6 +39,9 @@ DELIVER_TASK = "smtp_settings.tasks.deliver_outbox"
 _MAX_BACKOFF_SECONDS = 3600.0
 # How long a message waits when every connection to its mailbox is taken.
 _LEASE_WAIT_SECONDS = 2.0
+# A rate-limited message waits in the worker up to this; a longer wait frees the worker
+# (a Validate run may be queued behind) and the delivery continues in a later task.
+_MAX_INLINE_WAIT_SECONDS = 3.0
 
 
 def _due(now: Any) -> Q:
@@ -70,8 +73,9 @@ def outbox_accept(*, emails: list[Email]) -> None:
 
 
 def outbox_deliver_due(*, budget_seconds: float | None = None) -> Counter[str]:
-    """Deliver due messages until none is due, the queue is held, or the budget is spent."""
-    budget = budget_seconds or settings.CELERY_TASK_SOFT_TIME_LIMIT * 0.75
+    """Deliver due messages until none is due, the queue is held, a limit says wait, or the
+    budget is spent; then, if more is due soon, a later task carries on."""
+    budget = budget_seconds or settings.SMTP_OUTBOX_DRAIN_SECONDS
     run = _DeliveryRun(deadline=time.monotonic() + budget)
     report = run.drain()
     if report["postponed"] or run.out_of_time:
@@ -81,8 +85,10 @@ def outbox_deliver_due(*, budget_seconds: float | None = None) -> Counter[str]:
             .values_list("next_attempt_at", flat=True)
             .first()
         )
-        if next_due is not None and next_due - timezone.now() < timedelta(minutes=1):
-            enqueue.after_commit(DELIVER_TASK)
+        if next_due is not None:
+            wait = (next_due - timezone.now()).total_seconds()
+            if wait < 60:  # later than that, beat's sweep is soon enough
+                enqueue.after_commit(DELIVER_TASK, countdown=max(wait, 0))
     return report
 
 
@@ -132,7 +138,10 @@ class _DeliveryRun:
                 delivery = _claim_next()
                 if delivery is None:
                     break
-                self.report[self._deliver(delivery)] += 1
+                outcome = self._deliver(delivery)
+                self.report[outcome] += 1
+                if outcome == "postponed":
+                    break
         finally:
             self.backend.close()
             throttle.release_leases(list(self.leases.values()))
@@ -149,11 +158,11 @@ class _DeliveryRun:
                 )
             # The session first: the slot then times the message itself, not the sign-in.
             self.backend.ensure_session(mailbox)
-            slot = throttle.reserve_slot(mailbox)
-            wait = (slot - timezone.now()).total_seconds()
+            slot = throttle.reserve_slot(mailbox, max_wait=_MAX_INLINE_WAIT_SECONDS)
+            wait = (slot.at - timezone.now()).total_seconds()
+            if not slot.reserved or time.monotonic() + wait > self.deadline:
+                return self._postpone(delivery, slot.at)
             if wait > 0:
-                if time.monotonic() + wait > self.deadline:
-                    return self._postpone(delivery, slot)
                 time.sleep(wait)
             answer = self.backend.deliver(message)
         except DeliveryError as error:

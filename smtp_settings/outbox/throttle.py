@@ -8,6 +8,7 @@ row, locked, serialises both.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -22,16 +23,25 @@ def _locked_row(mailbox: str) -> MailboxThrottle:
     return MailboxThrottle.objects.select_for_update().get(mailbox=mailbox)
 
 
+@dataclass(frozen=True)
+class Slot:
+    at: datetime
+    reserved: bool
+
+
 @transaction.atomic
-def reserve_slot(mailbox: str) -> datetime:
-    """The time this mailbox may send its next message; the slot after it is taken."""
+def reserve_slot(mailbox: str, *, max_wait: float) -> Slot:
+    """When this mailbox may send its next message; reserved only if that is within
+    ``max_wait`` seconds (a caller that will not wait must not use up a slot)."""
     row = _locked_row(mailbox)
     now = timezone.now()
-    slot = max(now, row.next_slot_at)
+    at = max(now, row.next_slot_at)
+    if (at - now).total_seconds() > max_wait:
+        return Slot(at, reserved=False)
     spacing = 60.0 / settings.SMTP_MAX_MESSAGES_PER_MINUTE
-    row.next_slot_at = slot + timedelta(seconds=spacing)
+    row.next_slot_at = at + timedelta(seconds=spacing)
     row.save(update_fields=["next_slot_at"])
-    return slot
+    return Slot(at, reserved=True)
 
 
 def _lease_length() -> timedelta:
