@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install run run-with-sandbox sandbox test bench lint format clean
+.PHONY: install run run-with-sandbox sandbox manage test bench lint format clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,12 @@ run: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py ensure_admin --url http://127.0.0.1:$(PORT)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho --procfile Procfile start --port $(PORT)
+
+# Any manage.py command against the same development setup as `make run`, e.g.
+#   make manage ARGS="sendtestemail someone@example.com"
+manage: export DJANGO_DEBUG ?= true
+manage: install
+	$(PY) manage.py $(ARGS)
 
 # Local Entra ID and Exchange Online stand-ins with a ready tenant (see README).
 sandbox: install
