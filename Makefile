@@ -20,6 +20,7 @@ install: $(STAMP)
 # Web, worker and beat together on embedded defaults (SQLite and a file-system broker
 # under var/); DATABASE_URL and REDIS_URL switch to PostgreSQL and Redis.
 run: export DJANGO_DEBUG ?= true
+run: export SEI_CONSOLE_URL ?= http://127.0.0.1:$(PORT)
 run: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py ensure_admin --url http://127.0.0.1:$(PORT)

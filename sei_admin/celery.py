@@ -3,11 +3,29 @@
 from __future__ import annotations
 
 import os
+import socket
+from typing import Any
 
 from celery import Celery
+from celery.signals import beat_init, worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sei_admin.settings")
 
 app = Celery("sei_admin")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@beat_init.connect
+def _beat_heartbeat(**kwargs: Any) -> None:
+    from smtp_settings import services
+
+    services.beat_heartbeat_start(name=f"beat@{socket.gethostname()}")
+
+
+@worker_ready.connect
+def _worker_ready(sender: Any = None, **kwargs: Any) -> None:
+    # Reported at once, not a heartbeat interval later: the pages and /healthz see the worker.
+    from smtp_settings import services
+
+    services.worker_heartbeat_record(worker=getattr(sender, "hostname", None) or "worker")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
@@ -50,6 +51,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "post_office",
+    "health_check",
     "smtp_settings",
 ]
 
@@ -153,6 +155,8 @@ SESSION_COOKIE_SECURE = env.bool("DJANGO_SESSION_COOKIE_SECURE", default=not DEB
 CSRF_COOKIE_SECURE = env.bool("DJANGO_CSRF_COOKIE_SECURE", default=not DEBUG)
 SESSION_COOKIE_HTTPONLY = True
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=not DEBUG)
+# Health probes come over plain HTTP from inside the deployment.
+SECURE_REDIRECT_EXEMPT = [r"^healthz"]
 SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
 SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=not DEBUG)
@@ -213,11 +217,23 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=300)
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=240)
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+SEI_HEARTBEAT_SECONDS = env.float("SEI_HEARTBEAT_SECONDS", default=60.0)
+# The hour (TIME_ZONE) of the daily secret-expiry reminders and mail health check.
+SEI_DAILY_CHECK_HOUR = env.int("SEI_DAILY_CHECK_HOUR", default=7)
 CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {
         "task": "smtp_settings.tasks.worker_heartbeat",
-        "schedule": env.float("SEI_HEARTBEAT_SECONDS", default=60.0),
+        "schedule": SEI_HEARTBEAT_SECONDS,
+    },
+    "secret-expiry-reminders": {
+        "task": "smtp_settings.tasks.send_secret_expiry_reminders",
+        "schedule": crontab(minute=0, hour=SEI_DAILY_CHECK_HOUR),
+    },
+    "mail-health-check": {
+        "task": "smtp_settings.tasks.mail_health_check",
+        "schedule": crontab(minute=5, hour=SEI_DAILY_CHECK_HOUR),
     },
     "expire-abandoned-validation-runs": {
         "task": "smtp_settings.tasks.expire_abandoned_validation_runs",
@@ -252,6 +268,8 @@ SMTP_VALIDATION_WINDOW_SECONDS = env.int("SMTP_VALIDATION_WINDOW_SECONDS", defau
 EMAIL_BACKEND = env.str("DJANGO_EMAIL_BACKEND", default="smtp_settings.outbox.queue.OutboxBackend")
 DEFAULT_FROM_EMAIL = env.str("DJANGO_DEFAULT_FROM_EMAIL", default="webmaster@localhost")
 SERVER_EMAIL = env.str("DJANGO_SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
+# Links in e-mail (reminders, alerts) point here.
+SEI_CONSOLE_URL = env.str("SEI_CONSOLE_URL", default="http://127.0.0.1:8000")
 # Where the delivering backend finds the settings to send with (a callable's path).
 SMTP_MAIL_SETTINGS_LOADER = "smtp_settings.services.smtp_settings_mail_for_sending"
 POST_OFFICE = {

@@ -6,6 +6,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from sei_admin import views
+from smtp_settings import health
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -15,6 +16,8 @@ urlpatterns = [
         name="login",
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("healthz", health.HealthView.as_view(), name="healthz"),
+    path("healthz/live", health.LiveView.as_view(), name="healthz_live"),
     path("administration/", views.administration_index, name="administration"),
     path("administration/", include("smtp_settings.urls")),
 ]

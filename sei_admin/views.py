@@ -6,7 +6,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from smtp_settings import services
+from smtp_settings import alerts, services, status
 from smtp_settings.models import SmtpSettings
 from smtp_settings.permissions import ADMINISTER_PERMISSION, administrator_required
 
@@ -25,10 +25,16 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @administrator_required
 def administration_index(request: HttpRequest) -> HttpResponse:
+    smtp = SmtpSettings.load()
     return render(
         request,
         "administration/index.html",
-        {"smtp": SmtpSettings.load(), "heartbeat": services.worker_last_seen()},
+        {
+            "smtp": smtp,
+            "heartbeat": services.worker_last_seen(),
+            "status": status.mail_status(settings_row=smtp),
+            "recipients": alerts.alert_recipients(settings_row=smtp),
+        },
     )
 
 

@@ -1,4 +1,5 @@
-"""What every Administration page shows administrators about mail: messages held, and why."""
+"""What every Administration page warns administrators of: held mail, an expiring secret,
+a failing health check."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 from django.http import HttpRequest
 from django.utils.functional import SimpleLazyObject
 
-from smtp_settings.outbox import service as outbox
+from smtp_settings import status
 from smtp_settings.permissions import ADMINISTER_PERMISSION
 
 
@@ -19,5 +20,5 @@ def mail_status(request: HttpRequest) -> dict[str, Any]:
         and user.has_perm(ADMINISTER_PERMISSION)
     ):
         return {}
-    # Lazy: a page that does not show the banner costs no query.
-    return {"mail_held": SimpleLazyObject(lambda: outbox.outbox_held() or {})}
+    # Lazy: a page that does not show the banners costs no query.
+    return {"mail_banners": SimpleLazyObject(status.banners)}

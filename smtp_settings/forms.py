@@ -18,6 +18,7 @@ OAUTH_FIELDS = (
     "client_secret",
     "secret_expiration_alert",
     "secret_expiration_date",
+    "alert_recipients",
     "tenant_id",
     "token_endpoint",
     "scopes",
@@ -103,6 +104,13 @@ class SmtpSettingsForm(forms.ModelForm):
         widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
         help_text='The "Expires" date shown next to the secret under Certificates & secrets.',
     )
+    alert_recipients = _from_model(
+        "alert_recipients",
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Optional: more addresses for the expiry reminders and health alerts, "
+        "separated by commas (for example a shared IT mailbox). Every administrator with "
+        "an e-mail address gets them anyway.",
+    )
     tenant_id = forms.CharField(
         label="Directory (tenant) ID",
         max_length=253,
@@ -158,6 +166,9 @@ class SmtpSettingsForm(forms.ModelForm):
         if self.instance.token_endpoint:
             tenant = validators.tenant_from_token_endpoint(self.instance.token_endpoint)
             self.fields["tenant_id"].initial = tenant
+
+    def clean_alert_recipients(self) -> str:
+        return ", ".join(validators.parse_addresses(self.cleaned_data.get("alert_recipients", "")))
 
     # -- rules that span fields -------------------------------------------------
 

@@ -41,7 +41,12 @@ CONNECTION_FIELDS = (
     "use_sender_email",
 )
 # What the administrator edits on Manage SMTP, secrets apart.
-EDITABLE_FIELDS = (*CONNECTION_FIELDS, "secret_expiration_alert", "secret_expiration_date")
+EDITABLE_FIELDS = (
+    *CONNECTION_FIELDS,
+    "secret_expiration_alert",
+    "secret_expiration_date",
+    "alert_recipients",
+)
 
 
 class SmtpSettings(models.Model):
@@ -60,6 +65,8 @@ class SmtpSettings(models.Model):
     client_secret_replaced_at = models.DateTimeField(null=True, blank=True, editable=False)
     secret_expiration_alert = models.BooleanField("Secret Expiration Alert", default=True)
     secret_expiration_date = models.DateField("Secret Expiration Date", null=True, blank=True)
+    # Besides every administrator with an e-mail address: e.g. a shared IT mailbox.
+    alert_recipients = models.TextField("Alert recipients", blank=True)
     token_endpoint = models.URLField("Token Endpoint", max_length=500, blank=True)
     scopes = models.CharField("Scopes", max_length=1000, blank=True, default=EXCHANGE_ONLINE_SCOPE)
     username = models.CharField("Username", max_length=254, blank=True)
@@ -96,10 +103,6 @@ class SmtpSettings(models.Model):
         name = SECRET_FIELD_BY_AUTH_TYPE.get(self.auth_type)
         return (getattr(self, name) or "") if name else ""
 
-    def secret_expired(self, today: object | None = None) -> bool:
-        today = today or timezone.localdate()
-        return bool(self.secret_expiration_date and self.secret_expiration_date < today)
-
 
 class SettingsChange(models.Model):
     """One Save: who, when, and what changed. Secrets appear only as "replaced"."""
@@ -119,9 +122,14 @@ class SettingsChange(models.Model):
 
 
 class WorkerHeartbeat(models.Model):
-    """When a Celery worker last ran the beat's heartbeat task: proof the background runs."""
+    """Proof the background runs: when a worker last ran beat's heartbeat task (role
+    "worker"), and when a beat process last said it was alive (role "beat")."""
+
+    WORKER: ClassVar[str] = "worker"
+    BEAT: ClassVar[str] = "beat"
 
     worker = models.CharField(max_length=255, unique=True)
+    role = models.CharField(max_length=10, default="worker")
     seen_at = models.DateTimeField()
 
     def __str__(self) -> str:
@@ -278,3 +286,46 @@ class MailboxLease(models.Model):
 
     def __str__(self) -> str:
         return f"{self.mailbox} held by {self.holder}"
+
+
+# -- reminders and the daily health check -----------------------------------------------
+
+
+class SecretReminder(models.Model):
+    """One reminder sent for one secret: the unique pair makes a second copy impossible."""
+
+    # Which secret and date: a new secret or a new date starts a new series.
+    series = models.CharField(max_length=64)
+    threshold = models.CharField(max_length=20)
+    sent_at = models.DateTimeField(default=timezone.now)
+    expires_on = models.DateField()
+    recipients = models.JSONField(default=list)
+
+    class Meta:
+        constraints: ClassVar[list[models.BaseConstraint]] = [
+            models.UniqueConstraint(fields=["series", "threshold"], name="one_reminder_each")
+        ]
+
+    def __str__(self) -> str:
+        return f"Reminder {self.threshold} for secret expiring {self.expires_on}"
+
+
+class MailHealthCheck(models.Model):
+    """One run of the health check: a token with the saved settings, and what it says."""
+
+    checked_at = models.DateTimeField(default=timezone.now, db_index=True)
+    ok = models.BooleanField()
+    step = models.CharField(max_length=30, blank=True)
+    detail = models.TextField(blank=True)
+    answer = models.TextField(blank=True)
+    diagnosis = models.CharField(max_length=40, blank=True)
+    cause = models.TextField(blank=True)
+    fix = models.TextField(blank=True)
+    # Whether this check e-mailed the administrators (first failure, or recovery).
+    alerted = models.BooleanField(default=False)
+
+    class Meta:
+        ordering: ClassVar[list[str]] = ["-checked_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"Health check at {self.checked_at:%Y-%m-%d %H:%M}: {'ok' if self.ok else 'failed'}"

@@ -6,15 +6,19 @@ Views and tasks call these functions; they hold no logic of their own.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import DatabaseError, close_old_connections, transaction
 from django.utils import timezone
 
+from smtp_settings import enqueue
 from smtp_settings.crypto import SecretDecryptionError
 from smtp_settings.mail.endpoint import MailSettings
 from smtp_settings.mail.errors import CredentialFailure
@@ -148,12 +152,38 @@ def smtp_settings_secret_status(*, settings_row: SmtpSettings) -> dict[str, Secr
     }
 
 
-def worker_heartbeat_record(*, worker: str) -> WorkerHeartbeat:
+def worker_heartbeat_record(*, worker: str, role: str = WorkerHeartbeat.WORKER) -> WorkerHeartbeat:
     heartbeat, _ = WorkerHeartbeat.objects.update_or_create(
-        worker=worker[:255], defaults={"seen_at": timezone.now()}
+        worker=worker[:255], defaults={"seen_at": timezone.now(), "role": role}
     )
     return heartbeat
 
 
 def worker_last_seen() -> WorkerHeartbeat | None:
-    return WorkerHeartbeat.objects.order_by("-seen_at").first()
+    return WorkerHeartbeat.objects.filter(role=WorkerHeartbeat.WORKER).order_by("-seen_at").first()
+
+
+def beat_heartbeat_start(*, name: str) -> threading.Thread:
+    """In the beat process: report every SEI_HEARTBEAT_SECONDS that beat runs (health endpoint)."""
+
+    def beat() -> None:
+        while True:
+            try:
+                worker_heartbeat_record(worker=name, role=WorkerHeartbeat.BEAT)
+            except DatabaseError:
+                logger.warning("Beat could not record its heartbeat", exc_info=True)
+            finally:
+                close_old_connections()
+            time.sleep(settings.SEI_HEARTBEAT_SECONDS)
+
+    thread = threading.Thread(target=beat, name="beat-heartbeat", daemon=True)
+    thread.start()
+    return thread
+
+
+HEALTH_CHECK_TASK = "smtp_settings.tasks.mail_health_check"
+
+
+def mail_health_check_request() -> None:
+    """Ask a worker to run the health check (it needs the network, so never in a request)."""
+    enqueue.after_commit(HEALTH_CHECK_TASK)

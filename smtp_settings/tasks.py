@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from smtp_settings import services
+from smtp_settings import alerts, services
 from smtp_settings.outbox import service as outbox
 from smtp_settings.validation import service as validation
 
@@ -37,3 +37,15 @@ def deliver_outbox() -> None:
 def purge_outbox() -> None:
     """Scheduled by beat: sent messages older than the retention period go."""
     outbox.outbox_purge()
+
+
+@shared_task(ignore_result=True)
+def send_secret_expiry_reminders() -> None:
+    """Scheduled by beat, daily: the secret-expiry reminder that is due, once."""
+    alerts.secret_expiry_reminders_send()
+
+
+@shared_task(name=services.HEALTH_CHECK_TASK, ignore_result=True)
+def mail_health_check() -> None:
+    """Scheduled by beat, daily, and started from Manage SMTP: a token with the saved settings."""
+    alerts.mail_health_check_run()

@@ -13,6 +13,7 @@ urlpatterns = [
     path("smtp/validate/", views.validate, name="validate"),
     path("smtp/runs/<uuid:run_id>/", views.run_detail, name="run_detail"),
     path("smtp/runs/<uuid:run_id>/status.json", views.run_status, name="run_status"),
+    path("smtp/health-check/", views.health_check_start, name="health_check"),
     path("smtp/outbox/", views.outbox_list, name="outbox"),
     path("smtp/outbox/<int:email_id>/", views.outbox_message, name="outbox_message"),
     path("smtp/outbox/<int:email_id>/action/", views.outbox_action, name="outbox_action"),

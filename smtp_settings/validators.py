@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 
 # Microsoft's login hosts for its public and sovereign clouds.
 MICROSOFT_LOGIN_HOSTS = frozenset(
@@ -175,3 +176,33 @@ def validate_scopes(value: str) -> None:
                 "Exchange Online use https://outlook.office365.com/.default.",
                 code="not_default",
             )
+
+
+MAX_ALERT_RECIPIENTS = 20
+
+
+def parse_addresses(value: str) -> list[str]:
+    """A list typed as "a@x, b@y" (commas, semicolons or line breaks), each checked."""
+    addresses: list[str] = []
+    for part in re.split(r"[,;\r\n]+", value or ""):
+        address = part.strip()
+        if not address:
+            continue
+        if _CONTROL_CHARS.search(address) or any(ch.isspace() for ch in address):
+            raise ValidationError(
+                f'"{address}" is not one address: separate addresses with commas.', code="list"
+            )
+        try:
+            validate_email(address)
+        except ValidationError:
+            raise ValidationError(
+                f'"{address}" is not a valid e-mail address.', code="invalid_address"
+            ) from None
+        if address.lower() not in (known.lower() for known in addresses):
+            addresses.append(address)
+    if len(addresses) > MAX_ALERT_RECIPIENTS:
+        raise ValidationError(
+            f"At most {MAX_ALERT_RECIPIENTS} addresses; use a distribution list for more.",
+            code="too_many",
+        )
+    return addresses

@@ -14,11 +14,12 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from post_office.models import Email
 
-from smtp_settings import services
+from smtp_settings import alerts, services
 from smtp_settings.forms import SmtpSettingsForm, TestRecipientForm
 from smtp_settings.models import DeliveryState, SmtpSettings, ValidationRun
 from smtp_settings.outbox import service as outbox
 from smtp_settings.permissions import administrator_required
+from smtp_settings.status import mail_status
 from smtp_settings.validation import service as validation
 
 
@@ -41,6 +42,8 @@ def _manage_page(
             "secret_status": services.smtp_settings_secret_status(settings_row=stored),
             "changes": services.smtp_settings_recent_changes(),
             "runs": validation.validation_recent_runs(),
+            "status": mail_status(settings_row=stored),
+            "recipients": alerts.alert_recipients(settings_row=stored),
         },
         status=status,
     )
@@ -182,4 +185,17 @@ def outbox_action(request: HttpRequest, email_id: int) -> HttpResponse:
     else:
         return HttpResponse("Unknown action.", status=400)
     (messages.success if done else messages.error)(request, text)
+    if request.POST.get("next") == "message":
+        return redirect("smtp_settings:outbox_message", email_id=email_id)
     return redirect("smtp_settings:outbox")
+
+
+@administrator_required
+@require_POST
+def health_check_start(request: HttpRequest) -> HttpResponse:
+    """Run the health check now, in the worker like the daily one."""
+    services.mail_health_check_request()
+    messages.success(
+        request, "The health check is running in the background; reload in a few seconds."
+    )
+    return redirect("smtp_settings:manage")

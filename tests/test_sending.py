@@ -343,3 +343,23 @@ def test_old_sent_messages_are_purged(sandbox: Any, settings: Any) -> None:
     Delivery.objects.update(sent_at=timezone.now() - timezone.timedelta(days=31))
     assert outbox.outbox_purge() == 1
     assert list(Delivery.objects.values_list("email__subject", flat=True)) == ["Held back"]
+
+
+def test_retry_now_on_a_held_message_tries_the_held_ones_again(
+    sandbox: Any, admin_client: Client
+) -> None:
+    save(sandbox.form_values())
+    sandbox.app.secrets[CLIENT_SECRET] = True
+    oauth.forget_applications()
+    for n in range(2):
+        mail.send_mail(f"Held {n}", "Body", SENDER, ["it@x.example"])
+    outbox.outbox_deliver_due()
+    assert states() == [DeliveryState.HELD] * 2
+    sandbox.app.secrets[CLIENT_SECRET] = False  # fixed in Entra without a change here
+    oauth.forget_applications()
+    first = Delivery.objects.order_by("pk").first()
+    assert first is not None
+    admin_client.post(reverse("smtp_settings:outbox_action", args=[first.pk]), {"action": "retry"})
+    assert states() == [DeliveryState.QUEUED] * 2
+    outbox.outbox_deliver_due()
+    assert states() == [DeliveryState.SENT] * 2

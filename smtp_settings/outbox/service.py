@@ -290,10 +290,16 @@ def outbox_release_held() -> int:
 
 @transaction.atomic
 def outbox_retry(*, email_id: int, user: AbstractBaseUser) -> bool:
-    """Try a deferred, held or failed message again now."""
+    """Try a deferred, held or failed message again now.
+
+    Held messages all wait on the same settings: retrying one tries them all again (if
+    the settings still fail, they are held again after one attempt).
+    """
+    if Delivery.objects.filter(pk=email_id, state=DeliveryState.HELD).exists():
+        logger.info("Outbox: held messages retried by %s", user.get_username())
+        return outbox_release_held() > 0
     retried = Delivery.objects.filter(
-        pk=email_id,
-        state__in=[DeliveryState.DEFERRED, DeliveryState.HELD, DeliveryState.FAILED],
+        pk=email_id, state__in=[DeliveryState.DEFERRED, DeliveryState.FAILED]
     ).update(state=DeliveryState.QUEUED, next_attempt_at=timezone.now())
     if retried:
         Email.objects.filter(pk=email_id).update(status=STATUS.requeued)
@@ -310,6 +316,10 @@ def outbox_discard(*, email_id: int, user: AbstractBaseUser) -> bool:
     ).update(
         state=DeliveryState.FAILED,
         last_error=f"Discarded by {user.get_username()} at {timezone.now():%Y-%m-%d %H:%M} UTC.",
+        last_answer="",
+        diagnosis="",
+        cause="",
+        fix="",
     )
     if discarded:
         Email.objects.filter(pk=email_id).update(status=STATUS.failed)

@@ -11,24 +11,21 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from typing import Any
 
 from django.utils import timezone
 
-from smtp_settings import validators
 from smtp_settings.mail import endpoint, jwt_claims, oauth
 from smtp_settings.mail.transport import SmtpConnection, SmtpFailure, TlsInfo
 from smtp_settings.models import (
-    EXCHANGE_ONLINE_SCOPE,
     AuthType,
     StepStatus,
     ValidationRun,
     ValidationStep,
 )
-from smtp_settings.validation import diagnosis
+from smtp_settings.validation import diagnosis, token_check
 
 STEPS: tuple[tuple[str, str], ...] = (
     ("token", "Token"),
@@ -41,10 +38,6 @@ STEPS: tuple[tuple[str, str], ...] = (
 )
 STEP_NAMES = dict(STEPS)
 STEP_KEYS = [key for key, _ in STEPS]
-SEND_AS_APP_ROLE = "SMTP.SendAsApp"
-EXCHANGE_RESOURCE = EXCHANGE_ONLINE_SCOPE.removesuffix("/.default")
-# Exchange Online's application id: tokens may name it instead of its URL as audience.
-EXCHANGE_APP_ID = "00000002-0000-0ff1-ce00-000000000000"
 
 
 @dataclass
@@ -178,49 +171,16 @@ class Runner:
             return
         if claims.get("oid"):
             self.fill["sp_object_id"] = str(claims["oid"])
-        roles = [str(role) for role in claims.get("roles") or []]
-        outcome.facts = [
-            ["Audience", str(claims.get("aud", ""))],
-            ["Roles", ", ".join(roles) or "(none)"],
-            ["Tenant", str(claims.get("tid", ""))],
-            ["Application", str(claims.get("appid") or claims.get("azp") or "")],
-            ["Service principal object ID", str(claims.get("oid", ""))],
-        ]
-        expires = claims.get("exp")
-        if isinstance(expires, int | float):
-            outcome.facts.append(["Expires", datetime.fromtimestamp(expires, tz=UTC).isoformat()])
-        problems = self._claim_problems(claims, roles)
+        outcome.facts = token_check.claim_facts(claims)
+        problems = token_check.claim_problems(claims, self.mail)
         if problems:
             outcome.status = StepStatus.WARNING
             outcome.detail = " ".join(text for _, text in problems)
             outcome.finding = self._diagnose("token_contents", kind=problems[0][0])
             return
         outcome.detail = (
-            f"Issued for Exchange Online to this app, with the {SEND_AS_APP_ROLE} role."
+            f"Issued for Exchange Online to this app, with the {token_check.SEND_AS_APP_ROLE} role."
         )
-
-    def _claim_problems(self, claims: dict[str, Any], roles: list[str]) -> list[tuple[str, str]]:
-        problems: list[tuple[str, str]] = []
-        # Exchange accepts only tokens issued for itself, whatever the scope asked for.
-        audience = str(claims.get("aud", "")).rstrip("/")
-        if audience and audience not in (EXCHANGE_RESOURCE, EXCHANGE_APP_ID):
-            problems.append(
-                ("wrong_audience", f"The token is for {audience}, not for {EXCHANGE_RESOURCE}.")
-            )
-        if SEND_AS_APP_ROLE not in roles:
-            extra = (
-                " It has Mail.Send, a Microsoft Graph permission SMTP does not use."
-                if ("Mail.Send" in roles)
-                else ""
-            )
-            problems.append(("no_role", f"The token has no {SEND_AS_APP_ROLE} role.{extra}"))
-        tenant = self.fill["tenant_id"]
-        if validators.is_guid(tenant) and claims.get("tid") and claims["tid"] != tenant:
-            problems.append(("wrong_tenant", f"The token comes from tenant {claims['tid']}."))
-        app = claims.get("appid") or claims.get("azp")
-        if app and str(app).lower() != self.mail.client_id.lower():
-            problems.append(("wrong_app", f"The token was issued to application {app}."))
-        return problems
 
     def _smtp_steps(self, connection: SmtpConnection) -> None:
         sender = self.mail.sender_email

@@ -1,0 +1,120 @@
+"""``/healthz`` for operators, on django-health-check: database, broker, worker, beat and mail.
+
+HTTP 200 when every check passes, 503 otherwise; JSON for ``Accept: application/json``
+or ``?format=json``. ``/healthz/live`` checks only that the web process and its database
+answer: point a load balancer there, so that broken mail settings never take the page
+that fixes them out of service. No check names a secret or a person.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import os
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import close_old_connections
+from health_check.base import HealthCheck
+from health_check.exceptions import ServiceUnavailable
+from health_check.views import HealthCheckView
+
+from smtp_settings import status
+from smtp_settings.models import SmtpSettings, WorkerHeartbeat
+
+
+class _ClosesConnections:
+    """Checks run in executor threads: their database connections are closed after each."""
+
+    def run(self) -> None:
+        try:
+            self.check()  # type: ignore[attr-defined]
+        finally:
+            close_old_connections()
+
+
+@dataclasses.dataclass
+class Broker(_ClosesConnections, HealthCheck):
+    timeout = datetime.timedelta(seconds=3)
+
+    def check(self) -> None:
+        if settings.REDIS_URL:
+            import redis
+
+            client = redis.Redis.from_url(
+                settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2
+            )
+            try:
+                client.ping()
+            except redis.RedisError as error:
+                raise ServiceUnavailable(f"Redis does not answer: {type(error).__name__}") from None
+            finally:
+                client.close()
+            return
+        folder = Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"])
+        if not (folder.is_dir() and os.access(folder, os.W_OK)):
+            raise ServiceUnavailable("The file-system broker's folder is missing or read-only")
+
+
+@dataclasses.dataclass
+class _Heartbeat(_ClosesConnections, HealthCheck):
+    role: str = ""
+
+    def check(self) -> None:
+        age = status.heartbeat_age(self.role)
+        if age is None:
+            raise ServiceUnavailable(f"No {self.role} has reported yet")
+        if age > status.heartbeat_stale_after():
+            raise ServiceUnavailable(f"The {self.role} last reported {age:.0f} s ago")
+
+
+@dataclasses.dataclass
+class Worker(_Heartbeat):
+    role: str = WorkerHeartbeat.WORKER
+
+
+@dataclasses.dataclass
+class Beat(_Heartbeat):
+    role: str = WorkerHeartbeat.BEAT
+
+
+@dataclasses.dataclass
+class Mail(_ClosesConnections, HealthCheck):
+    def check(self) -> None:
+        row = SmtpSettings.load()
+        if not row.is_stored:
+            raise ServiceUnavailable("Manage SMTP has no saved settings")
+        problems = [banner.text for banner in status.banners()]
+        if problems:
+            raise ServiceUnavailable(" ".join(problems))
+
+
+class HealthView(HealthCheckView):
+    checks = (
+        "health_check.checks.Database",
+        Broker,
+        Worker,
+        Beat,
+        Mail,
+    )
+
+    def render_to_response(self, context: dict[str, Any], **kwargs: Any) -> Any:
+        return self._unavailable(super().render_to_response(context, **kwargs))
+
+    def render_to_response_json(self, status: int) -> Any:
+        return self._unavailable(super().render_to_response_json(status))
+
+    def render_to_response_text(self, status: int) -> Any:
+        return self._unavailable(super().render_to_response_text(status))
+
+    @staticmethod
+    def _unavailable(response: Any) -> Any:
+        # Load balancers and compose healthchecks read 503 as "not in service".
+        if response.status_code == 500:
+            response.status_code = 503
+        return response
+
+
+class LiveView(HealthView):
+    checks = ("health_check.checks.Database",)

@@ -1,0 +1,132 @@
+"""The state of mail at a glance: for the pages, the banners and the health endpoint.
+
+Nothing here is secret or personal: it is fit for ``/healthz`` as much as for the page.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Max
+from django.utils import timezone
+
+from smtp_settings.models import (
+    AuthType,
+    Delivery,
+    DeliveryState,
+    MailHealthCheck,
+    SmtpSettings,
+    ValidationRun,
+    WorkerHeartbeat,
+)
+from smtp_settings.outbox import service as outbox
+
+SOON_DAYS = 30
+URGENT_DAYS = 7
+
+
+@dataclass(frozen=True)
+class SecretExpiry:
+    expires: date
+    days_left: int
+    alert_on: bool
+
+    @property
+    def urgency(self) -> str:
+        """ok, soon (within 30 days), urgent (within 7) or expired: the page's colour."""
+        if self.days_left < 0:
+            return "expired"
+        if self.days_left <= URGENT_DAYS:
+            return "urgent"
+        return "soon" if self.days_left <= SOON_DAYS else "ok"
+
+
+def secret_expiry(row: SmtpSettings, *, today: date | None = None) -> SecretExpiry | None:
+    if not row.is_stored or row.auth_type != AuthType.OAUTH2 or not row.secret_expiration_date:
+        return None
+    days = (row.secret_expiration_date - (today or timezone.localdate())).days
+    return SecretExpiry(row.secret_expiration_date, days, row.secret_expiration_alert)
+
+
+def mail_status(*, settings_row: SmtpSettings) -> dict[str, Any]:
+    """Everything the status block shows."""
+    return {
+        "secret": secret_expiry(settings_row),
+        "health": MailHealthCheck.objects.first(),
+        "validation": ValidationRun.objects.filter(status__in=ValidationRun.FINISHED)
+        .select_related("requested_by")
+        .first(),
+        "last_sent": Delivery.objects.filter(state=DeliveryState.SENT).aggregate(at=Max("sent_at"))[
+            "at"
+        ],
+        "outbox": outbox.outbox_counts(),
+    }
+
+
+@dataclass(frozen=True)
+class Banner:
+    key: str
+    text: str
+
+
+def banners() -> list[Banner]:
+    """What every Administration page warns administrators of, most urgent first."""
+    found: list[Banner] = []
+    row = SmtpSettings.load()
+    expiry = secret_expiry(row)
+    if expiry and expiry.urgency == "expired":
+        found.append(
+            Banner(
+                "secret-expired",
+                f"The client secret expired on {expiry.expires:%Y-%m-%d}: Entra ID refuses it, "
+                "so no mail goes out. Create a new secret in Entra ID and save it in Manage SMTP.",
+            )
+        )
+    elif expiry and expiry.urgency == "urgent":
+        days = "today" if expiry.days_left == 0 else f"in {expiry.days_left} days"
+        found.append(
+            Banner(
+                "secret-expiring",
+                f"The client secret expires {days} ({expiry.expires:%Y-%m-%d}). Create a new "
+                "secret in Entra ID and save it in Manage SMTP before then.",
+            )
+        )
+    health = MailHealthCheck.objects.first()
+    if health is not None and not health.ok:
+        checked = timezone.localtime(health.checked_at)
+        found.append(
+            Banner(
+                "health-failed",
+                f"The last health check failed ({checked:%Y-%m-%d %H:%M}): "
+                f"{health.cause or health.detail}",
+            )
+        )
+    held = outbox.outbox_held()
+    if held:
+        count = held["count"]
+        found.append(
+            Banner(
+                "mail-held",
+                f"{count} message{'s' if count != 1 else ''} held: "
+                f"{held['cause'] or held['last_error']} Nothing is lost: "
+                f"{'it goes' if count == 1 else 'they go'} out once working settings are "
+                "saved in Manage SMTP.",
+            )
+        )
+    return found
+
+
+def heartbeat_age(role: str, *, now: datetime | None = None) -> float | None:
+    """Seconds since a process of this role (worker or beat) last reported; None if never."""
+    seen = WorkerHeartbeat.objects.filter(role=role).aggregate(at=Max("seen_at"))["at"]
+    if seen is None:
+        return None
+    return ((now or timezone.now()) - seen).total_seconds()
+
+
+def heartbeat_stale_after() -> float:
+    """A heartbeat older than three beats (and at least three minutes) means the process is gone."""
+    return max(3 * settings.SEI_HEARTBEAT_SECONDS, 180.0)

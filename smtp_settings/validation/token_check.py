@@ -1,0 +1,104 @@
+"""What a token must say for Exchange Online SMTP, and the token check on its own.
+
+The Validate steps "Token" and "Token contents" use these rules; so does the daily
+health check, which asks Entra ID for a token with the saved settings and no SMTP.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from smtp_settings.mail import endpoint, jwt_claims, oauth
+from smtp_settings.validation import diagnosis
+from smtp_settings.validators import is_guid, tenant_from_token_endpoint
+
+SEND_AS_APP_ROLE = "SMTP.SendAsApp"
+EXCHANGE_RESOURCE = "https://outlook.office365.com"
+# Exchange Online's application id: tokens may name it instead of its URL as audience.
+EXCHANGE_APP_ID = "00000002-0000-0ff1-ce00-000000000000"
+
+
+def claim_facts(claims: dict[str, Any]) -> list[list[str]]:
+    roles = [str(role) for role in claims.get("roles") or []]
+    facts = [
+        ["Audience", str(claims.get("aud", ""))],
+        ["Roles", ", ".join(roles) or "(none)"],
+        ["Tenant", str(claims.get("tid", ""))],
+        ["Application", str(claims.get("appid") or claims.get("azp") or "")],
+        ["Service principal object ID", str(claims.get("oid", ""))],
+    ]
+    expires = claims.get("exp")
+    if isinstance(expires, int | float):
+        facts.append(["Expires", datetime.fromtimestamp(expires, tz=UTC).isoformat()])
+    return facts
+
+
+def claim_problems(claims: dict[str, Any], mail: endpoint.MailSettings) -> list[tuple[str, str]]:
+    """(kind, explanation) for each way the token would not let the app send mail."""
+    problems: list[tuple[str, str]] = []
+    # Exchange accepts only tokens issued for itself, whatever the scope asked for.
+    audience = str(claims.get("aud", "")).rstrip("/")
+    if audience and audience not in (EXCHANGE_RESOURCE, EXCHANGE_APP_ID):
+        problems.append(
+            ("wrong_audience", f"The token is for {audience}, not for {EXCHANGE_RESOURCE}.")
+        )
+    roles = [str(role) for role in claims.get("roles") or []]
+    if SEND_AS_APP_ROLE not in roles:
+        extra = (
+            " It has Mail.Send, a Microsoft Graph permission SMTP does not use."
+            if "Mail.Send" in roles
+            else ""
+        )
+        problems.append(("no_role", f"The token has no {SEND_AS_APP_ROLE} role.{extra}"))
+    tenant = tenant_from_token_endpoint(mail.token_endpoint) or ""
+    if is_guid(tenant) and claims.get("tid") and claims["tid"] != tenant:
+        problems.append(("wrong_tenant", f"The token comes from tenant {claims['tid']}."))
+    app = claims.get("appid") or claims.get("azp")
+    if app and str(app).lower() != mail.client_id.lower():
+        problems.append(("wrong_app", f"The token was issued to application {app}."))
+    return problems
+
+
+@dataclass(frozen=True)
+class TokenCheck:
+    ok: bool
+    step: str  # "token" or "token_contents": where it failed, as Validate names it
+    detail: str
+    answer: str = ""
+    finding: diagnosis.Finding | None = None
+
+
+def check_token(mail: endpoint.MailSettings, *, timeout: float) -> TokenCheck:
+    """A fresh token for these settings, and whether it lets the app send (no SMTP)."""
+    values = diagnosis.values_for(mail)
+    try:
+        token = endpoint.acquire_token(mail, timeout=timeout, fresh=True)
+    except oauth.TokenError as error:
+        finding = diagnosis.diagnose(
+            "token",
+            kind=error.kind,
+            codes=error.error_codes,
+            auth_type=mail.auth_type,
+            values=values,
+        )
+        return TokenCheck(False, "token", "Entra ID did not issue a token.", error.message, finding)
+    claims = jwt_claims.read_claims(token.access_token)
+    if claims is None:
+        return TokenCheck(True, "token_contents", "A token was issued (not a readable JWT).")
+    if claims.get("oid"):
+        values["sp_object_id"] = str(claims["oid"])
+    problems = claim_problems(claims, mail)
+    if problems:
+        finding = diagnosis.diagnose(
+            "token_contents", kind=problems[0][0], auth_type=mail.auth_type, values=values
+        )
+        return TokenCheck(
+            False, "token_contents", " ".join(text for _, text in problems), finding=finding
+        )
+    return TokenCheck(
+        True,
+        "token_contents",
+        f"Entra ID issued a token for Exchange Online with the {SEND_AS_APP_ROLE} role.",
+    )
