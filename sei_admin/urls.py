@@ -16,6 +16,8 @@ urlpatterns = [
         name="login",
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("csp-report/", views.csp_report, name="csp_report"),
+    path("session/keepalive/", views.session_keepalive, name="session_keepalive"),
     path("healthz", health.HealthView.as_view(), name="healthz"),
     path("healthz/live", health.LiveView.as_view(), name="healthz_live"),
     path("administration/", views.administration_index, name="administration"),

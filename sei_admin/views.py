@@ -1,10 +1,17 @@
-"""Project-wide pages: the console home, the Administration index, the 403 page."""
+"""Project-wide pages: home, the Administration index, the 403 page; CSP reports, keep-alive."""
 
 from __future__ import annotations
 
+import json
+import logging
+from urllib.parse import urlsplit, urlunsplit
+
 from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
 
 from smtp_settings import alerts, services, status
 from smtp_settings.models import SmtpSettings
@@ -40,3 +47,44 @@ def administration_index(request: HttpRequest) -> HttpResponse:
 
 def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     return render(request, "403.html", status=403)
+
+
+logger = logging.getLogger("sei_admin.csp")
+CSP_REPORTS_PER_MINUTE = 30
+_MAX_REPORT_BYTES = 16_384
+
+
+def _without_query(url: object) -> str:
+    # Query strings and fragments can carry personal data: only where, not what.
+    parts = urlsplit(str(url or ""))
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))[:300]
+
+
+@csrf_exempt  # browsers send reports without a token
+@require_POST
+def csp_report(request: HttpRequest) -> HttpResponse:
+    """Content-Security-Policy violations, logged by page and directive (rate-limited)."""
+    client = request.META.get("REMOTE_ADDR", "")
+    key = f"csp-report:{client}"
+    cache.add(key, 0, timeout=60)
+    if cache.incr(key) > CSP_REPORTS_PER_MINUTE or len(request.body) > _MAX_REPORT_BYTES:
+        return HttpResponse(status=429)
+    try:
+        report = json.loads(request.body).get("csp-report", {})
+    except (ValueError, AttributeError):
+        return HttpResponse(status=400)
+    if not isinstance(report, dict):
+        return HttpResponse(status=400)
+    logger.warning(
+        "CSP violation: %s blocked %s on %s",
+        str(report.get("violated-directive") or report.get("effective-directive", ""))[:100],
+        _without_query(report.get("blocked-uri")),
+        _without_query(report.get("document-uri")),
+    )
+    return HttpResponse(status=204)
+
+
+@login_required
+def session_keepalive(request: HttpRequest) -> HttpResponse:
+    """Nothing but a request: the page calls it while someone is working in a form."""
+    return HttpResponse(status=204)
