@@ -29,6 +29,7 @@ run: install
 # Any manage.py command against the same development setup as `make run`, e.g.
 #   make manage ARGS="sendtestemail someone@example.com"
 manage: export DJANGO_DEBUG ?= true
+manage: export SEI_CONSOLE_URL ?= http://127.0.0.1:$(PORT)
 manage: install
 	$(PY) manage.py $(ARGS)
 

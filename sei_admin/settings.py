@@ -332,4 +332,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
+    # A failing check is the answer of /healthz, not a traceback in the log at every probe.
+    "loggers": {"health_check": {"level": "ERROR"}},
 }

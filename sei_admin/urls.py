@@ -19,6 +19,7 @@ urlpatterns = [
     path("csp-report/", views.csp_report, name="csp_report"),
     path("session/keepalive/", views.session_keepalive, name="session_keepalive"),
     path("healthz", health.HealthView.as_view(), name="healthz"),
+    path("healthz/", health.HealthView.as_view()),
     path("healthz/live", health.LiveView.as_view(), name="healthz_live"),
     path("administration/", views.administration_index, name="administration"),
     path("administration/", include("smtp_settings.urls")),

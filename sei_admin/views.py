@@ -39,7 +39,7 @@ def administration_index(request: HttpRequest) -> HttpResponse:
         {
             "smtp": smtp,
             "heartbeat": services.worker_last_seen(),
-            "status": status.mail_status(settings_row=smtp),
+            "mail_state": status.mail_status(settings_row=smtp),
             "recipients": alerts.alert_recipients(settings_row=smtp),
         },
     )

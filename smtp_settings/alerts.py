@@ -120,7 +120,7 @@ def _reminder_text(row: SmtpSettings, *, today: date) -> tuple[str, str]:
         subject = f"expired {-days} days ago"
     tenant = tenant_from_token_endpoint(row.token_endpoint) or row.token_endpoint
     replaced = (
-        f"{timezone.localtime(row.client_secret_replaced_at):%Y-%m-%d %H:%M}"
+        f"{timezone.localtime(row.client_secret_replaced_at):%Y-%m-%d %H:%M %Z}"
         if row.client_secret_replaced_at
         else "unknown"
     )
@@ -131,8 +131,8 @@ def _reminder_text(row: SmtpSettings, *, today: date) -> tuple[str, str]:
         else "When it expires, Entra ID stops issuing tokens (AADSTS7000222) and the "
         "console's mail stops until a new secret is saved."
     )
-    body = f"""The client secret SEI Administration sends e-mail with (Microsoft 365) {when}.
-{consequence}
+    body = f"""The client secret that SEI Administration uses to send e-mail through
+Microsoft 365 {when}. {consequence}
 
 The secret
   Application (client) ID: {row.client_id}

@@ -85,7 +85,8 @@ class Mail(_ClosesConnections, HealthCheck):
         row = SmtpSettings.load()
         if not row.is_stored:
             raise ServiceUnavailable("Manage SMTP has no saved settings")
-        problems = [banner.text for banner in status.banners()]
+        # What stops mail now; a secret that expires next week is the banner's to say.
+        problems = [banner.text for banner in status.banners() if banner.key != "secret-expiring"]
         if problems:
             raise ServiceUnavailable(" ".join(problems))
 

@@ -27,6 +27,7 @@ from smtp_settings.models import (
     REPLACED_AT,
     SECRET_FIELD_BY_AUTH_TYPE,
     SECRET_FIELDS,
+    AuthType,
     SettingsChange,
     SmtpSettings,
     WorkerHeartbeat,
@@ -36,7 +37,9 @@ from smtp_settings.outbox import service as outbox
 logger = logging.getLogger(__name__)
 
 
-def _display(value: Any) -> str:
+def _display(value: Any, name: str = "") -> str:
+    if name == "auth_type" and value in AuthType.values:
+        return str(AuthType(value).label)
     if isinstance(value, bool):
         return "on" if value else "off"
     if value is None or value == "":
@@ -74,8 +77,8 @@ def smtp_settings_save(*, values: Mapping[str, Any], user: AbstractBaseUser | No
                 {
                     "field": name,
                     "label": _field_label(name),
-                    "old": _display(old),
-                    "new": _display(new),
+                    "old": _display(old, name),
+                    "new": _display(new, name),
                 }
             )
     for name in SECRET_FIELDS:

@@ -42,7 +42,7 @@ def _manage_page(
             "secret_status": services.smtp_settings_secret_status(settings_row=stored),
             "changes": services.smtp_settings_recent_changes(),
             "runs": validation.validation_recent_runs(),
-            "status": mail_status(settings_row=stored),
+            "mail_state": mail_status(settings_row=stored),
             "recipients": alerts.alert_recipients(settings_row=stored),
         },
         status=status,

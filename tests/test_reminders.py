@@ -256,6 +256,7 @@ def test_status_block_and_banners_follow_the_secret(sandbox: Any, admin_client: 
     assert 'id="mail-status"' in page and "Expires in 5 days" in page
     assert 'class="urgency-urgent"' in page
     assert 'id="banner-secret-expiring"' in page
+    assert "No  is stored" not in page and "No is stored" not in page  # status is not a field's
     index = admin_client.get(reverse("administration")).content.decode()
     assert 'id="mail-status"' in index and 'id="banner-secret-expiring"' in index
     far = timezone.localdate() + timedelta(days=200)

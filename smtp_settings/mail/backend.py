@@ -182,7 +182,11 @@ class EmailBackend(BaseEmailBackend):
             for name in [name for name in headers if name.lower() == "from"]:
                 del headers[name]
             outgoing.from_email = self.mail.sender_email
-            if original and original.lower() != mailbox.lower() and not message.reply_to:
+            if (
+                original
+                and original.lower() not in (mailbox.lower(), settings.DEFAULT_FROM_EMAIL.lower())
+                and not message.reply_to
+            ):
                 # Replies still reach whoever the message was written for.
                 outgoing.reply_to = [original]
         if not any(name.lower() == "message-id" for name in headers):

@@ -9,17 +9,19 @@ what the console cannot know stays a <PLACEHOLDER>.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from smtp_settings.mail.endpoint import MailSettings
 from smtp_settings.validators import is_guid, tenant_from_token_endpoint
 
+# In commands every value the console fills in is quoted for PowerShell (powershell_quote):
+# the templates name it bare.
 CONNECT_EXCHANGE = "Connect-ExchangeOnline -Organization {tenant_id}"
 NEW_SERVICE_PRINCIPAL = "New-ServicePrincipal -AppId {client_id} -ObjectId {sp_object_id}"
 ADD_MAILBOX_PERMISSION = " ".join(
     (
-        'Add-MailboxPermission -Identity "{sender}"',
+        "Add-MailboxPermission -Identity {sender}",
         "-User <SERVICE_PRINCIPAL_ID> -AccessRights FullAccess",
     )
 )
@@ -362,7 +364,7 @@ TABLE: tuple[Diagnosis, ...] = (
         "In Exchange Online PowerShell, allow SMTP AUTH for the mailbox (or the tenant):",
         commands=(
             CONNECT_EXCHANGE,
-            'Set-CASMailbox -Identity "{sender}" -SmtpClientAuthenticationDisabled $false',
+            "Set-CASMailbox -Identity {sender} -SmtpClientAuthenticationDisabled $false",
             "Set-TransportConfig -SmtpClientAuthenticationDisabled $false",
         ),
         answer=r"\b5\.7\.139\b",
@@ -455,7 +457,7 @@ TABLE: tuple[Diagnosis, ...] = (
         "Turn Use sender email on so every message is from {sender}, or grant Send As on the "
         "other address:",
         commands=(
-            'Add-RecipientPermission -Identity "<FROM_ADDRESS>" -Trustee "{sender}" '
+            "Add-RecipientPermission -Identity <FROM_ADDRESS> -Trustee {sender} "
             "-AccessRights SendAs",
         ),
         answer=r"SendAsDenied",
@@ -534,9 +536,21 @@ def diagnose(
                 key=row.key,
                 cause=row.cause.format_map(fill),
                 fix=row.fix.format_map(fill),
-                commands=[command.format_map(fill) for command in row.commands],
+                commands=[
+                    command.format_map(_Filler(values or {}, quote=powershell_quote))
+                    for command in row.commands
+                ],
             )
     return None
+
+
+# PowerShell ends a single-quoted string at any of these; inside one, each is doubled.
+_POWERSHELL_QUOTES = "'\u2018\u2019\u201a\u201b"
+
+
+def powershell_quote(value: str) -> str:
+    """``value`` as one single-quoted PowerShell argument: nothing in it is ever run."""
+    return "'" + "".join(ch * 2 if ch in _POWERSHELL_QUOTES else ch for ch in value) + "'"
 
 
 class _Filler(dict):  # type: ignore[type-arg]
@@ -550,8 +564,8 @@ class _Filler(dict):  # type: ignore[type-arg]
         "sp_object_id": "<ENTERPRISE_APP_OBJECT_ID>",
     }
 
-    def __init__(self, values: Mapping[str, str]) -> None:
-        super().__init__({key: value for key, value in values.items() if value})
+    def __init__(self, values: Mapping[str, str], *, quote: Callable[[str], str] = str) -> None:
+        super().__init__({key: quote(value) for key, value in values.items() if value})
 
     def __missing__(self, key: str) -> str:
         return self.PLACEHOLDERS.get(key, f"<{key.upper()}>")
