@@ -8,7 +8,13 @@ from django import forms
 from django.utils import timezone
 
 from smtp_settings import validators
-from smtp_settings.models import EDITABLE_FIELDS, AuthType, SmtpSettings
+from smtp_settings.models import (
+    EDITABLE_FIELDS,
+    SECRET_BOUND_TO,
+    AuthType,
+    SmtpSettings,
+    bound_value_changed,
+)
 
 OFFICE365_HOST = "smtp.office365.com"
 
@@ -180,6 +186,13 @@ class SmtpSettingsForm(forms.ModelForm):
             # Hidden for this type: neither required nor changed.
             self.errors.pop(name, None)
             cleaned.pop(name, None)
+        if auth_type != AuthType.NONE and cleaned.get("use_ssl_tls") is False:
+            self.add_error(
+                "use_ssl_tls",
+                "Credentials are never sent over an unencrypted connection: turn Use SSL/TLS "
+                "on, or choose Authentication Type None for a relay that takes mail without "
+                "signing in.",
+            )
         if auth_type == AuthType.OAUTH2:
             self._clean_oauth(cleaned)
         elif auth_type == AuthType.BASIC:
@@ -194,16 +207,7 @@ class SmtpSettingsForm(forms.ModelForm):
         for name in ("client_id", "token_endpoint", "scopes"):
             if not cleaned.get(name) and name not in self.errors:
                 self.add_error(name, f"{self.fields[name].label} is required for OAuth 2.0.")
-        stored = self.instance if self.instance.is_stored else None
-        if not cleaned.get("client_secret"):
-            if stored is None or not stored.client_secret:
-                self.add_error("client_secret", "Enter the client secret's Value.")
-            elif cleaned.get("client_id") and cleaned["client_id"] != stored.client_id:
-                self.add_error(
-                    "client_secret",
-                    "You changed the Client ID: enter the secret of that app registration too "
-                    "(a secret belongs to one app).",
-                )
+        self._require_secret("client_secret", cleaned, "Enter the client secret's Value.")
         if cleaned.get("secret_expiration_alert") and not cleaned.get("secret_expiration_date"):
             self.add_error(
                 "secret_expiration_date",
@@ -213,9 +217,29 @@ class SmtpSettingsForm(forms.ModelForm):
     def _clean_basic(self, cleaned: dict[str, Any]) -> None:
         if not cleaned.get("username") and "username" not in self.errors:
             self.add_error("username", "Username is required for Basic authentication.")
+        self._require_secret("password", cleaned, "Enter the password.")
+
+    def _require_secret(self, name: str, cleaned: dict[str, Any], missing: str) -> None:
+        """A blank secret field means the stored one, but only where it was entered."""
+        if cleaned.get(name):
+            return
         stored = self.instance if self.instance.is_stored else None
-        if not cleaned.get("password") and (stored is None or not stored.password):
-            self.add_error("password", "Enter the password.")
+        if stored is None or not getattr(stored, name):
+            self.add_error(name, missing)
+            return
+        changed = [
+            str(self.fields[field].label)
+            for field in SECRET_BOUND_TO[name]
+            if field in cleaned
+            and bound_value_changed(field, getattr(stored, field), cleaned[field])
+        ]
+        if changed:
+            label = str(self.fields[name].label).lower()
+            self.add_error(
+                name,
+                f"Enter the {label} again: {', '.join(changed)} changed. A stored secret is "
+                "only ever sent where it was entered.",
+            )
 
     def _collect_warnings(self, cleaned: dict[str, Any]) -> None:
         expires = cleaned.get("secret_expiration_date")
@@ -233,8 +257,7 @@ class SmtpSettingsForm(forms.ModelForm):
                 )
             if cleaned.get("use_ssl_tls") is False:
                 self.warnings.append(
-                    "Use SSL/TLS is off: Exchange Online requires STARTTLS before it accepts "
-                    "authentication, and without it credentials would cross the network in clear."
+                    "Use SSL/TLS is off: Exchange Online takes no mail without STARTTLS."
                 )
 
 

@@ -27,6 +27,21 @@ SECRET_FIELD_BY_AUTH_TYPE: dict[str, str] = {
 }
 SECRET_FIELDS = tuple(SECRET_FIELD_BY_AUTH_TYPE.values())
 REPLACED_AT = {"client_secret": "client_secret_replaced_at", "password": "password_replaced_at"}
+# A stored secret is used only while these are as they were when it was entered: change one,
+# and the secret must be typed again (it never follows the settings somewhere else).
+SECRET_BOUND_TO: dict[str, tuple[str, ...]] = {
+    "client_secret": ("smtp_server", "port", "use_ssl_tls", "token_endpoint", "client_id"),
+    "password": ("smtp_server", "port", "use_ssl_tls", "username"),
+}
+
+
+def bound_value_changed(name: str, old: Any, new: Any) -> bool:
+    """Whether a field a secret is bound to changed (host names and IDs ignore case)."""
+    if isinstance(old, str) and isinstance(new, str) and name in ("smtp_server", "client_id"):
+        return old.lower().rstrip(".") != new.lower().rstrip(".")
+    return old != new
+
+
 # What decides where and how mail goes, secrets apart: what a Validate run tests.
 CONNECTION_FIELDS = (
     "smtp_server",

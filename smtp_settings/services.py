@@ -25,12 +25,14 @@ from smtp_settings.mail.errors import CredentialFailure
 from smtp_settings.models import (
     EDITABLE_FIELDS,
     REPLACED_AT,
+    SECRET_BOUND_TO,
     SECRET_FIELD_BY_AUTH_TYPE,
     SECRET_FIELDS,
     AuthType,
     SettingsChange,
     SmtpSettings,
     WorkerHeartbeat,
+    bound_value_changed,
 )
 from smtp_settings.outbox import service as outbox
 
@@ -61,6 +63,7 @@ def smtp_settings_save(*, values: Mapping[str, Any], user: AbstractBaseUser | No
     value (the other authentication type's fields), and so does a blank secret.
     """
     before = SmtpSettings.objects.select_for_update().filter(pk=SmtpSettings.SINGLETON_PK).first()
+    moved = _moved_secrets(before, values)
     row = SmtpSettings.load() if before is None else before
     now = timezone.now()
     changes: list[dict[str, str]] = []
@@ -87,6 +90,14 @@ def smtp_settings_save(*, values: Mapping[str, Any], user: AbstractBaseUser | No
             setattr(row, REPLACED_AT[name], now)
             changes.append(
                 {"field": name, "label": _field_label(name), "old": "", "new": "replaced"}
+            )
+        elif before is not None and getattr(before, name) and name in moved:
+            # The other authentication type's secret was entered for the old server: it is
+            # not kept for the new one.
+            setattr(row, name, None)
+            setattr(row, REPLACED_AT[name], None)
+            changes.append(
+                {"field": name, "label": _field_label(name), "old": "", "new": "cleared"}
             )
     row.updated_by = user if user and user.is_authenticated else None
     row.save()
@@ -126,6 +137,20 @@ def smtp_settings_mail_for_sending() -> MailSettings:
             kind="no_secret",
         )
     return MailSettings.from_values(row.connection_values(), secret=secret)
+
+
+def _moved_secrets(before: SmtpSettings | None, values: Mapping[str, Any]) -> set[str]:
+    """The stored secrets whose endpoint these values change."""
+    if before is None:
+        return set()
+    return {
+        secret
+        for secret, bound in SECRET_BOUND_TO.items()
+        if any(
+            name in values and bound_value_changed(name, getattr(before, name), values[name])
+            for name in bound
+        )
+    }
 
 
 def smtp_settings_recent_changes(*, limit: int = 10) -> list[SettingsChange]:

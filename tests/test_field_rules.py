@@ -238,8 +238,19 @@ def test_office365_on_port_465_warns_without_blocking(oauth_form_data: dict[str,
     assert any("465" in warning for warning in form.warnings)
 
 
-def test_office365_without_tls_warns_without_blocking(oauth_form_data: dict[str, Any]) -> None:
+def test_authentication_without_tls_is_refused(oauth_form_data: dict[str, Any]) -> None:
     data = dict(oauth_form_data)
+    del data["use_ssl_tls"]
+    form = submit(data)
+    assert "never sent over an unencrypted connection" in form.errors["use_ssl_tls"][0]
+    basic = submit(data, auth_type="basic", username="relay", password="pw")
+    assert "use_ssl_tls" in basic.errors
+
+
+def test_a_relay_without_authentication_may_go_without_tls(
+    oauth_form_data: dict[str, Any],
+) -> None:
+    data = {**oauth_form_data, "auth_type": "none"}
     del data["use_ssl_tls"]
     form = submit(data)
     assert form.errors == {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email
+import ssl
 from email.message import EmailMessage
 from typing import Any
 
@@ -141,7 +142,27 @@ class GmailStyle:
         return AuthResult(success=False, handled=True)
 
 
-def test_an_error_challenge_is_answered_with_an_empty_line() -> None:
+def test_an_error_challenge_is_answered_with_an_empty_line(sandbox: Any) -> None:
+    handler = GmailStyle()
+    port = free_port()
+    controller = Controller(
+        handler, hostname="127.0.0.1", port=port, tls_context=sandbox.pki.server_context()
+    )
+    controller.start()
+    try:
+        connection = SmtpConnection(SmtpEndpoint("127.0.0.1", port, use_tls=True, timeout=5))
+        connection.connect()
+        connection.secure()
+        with pytest.raises(SmtpFailure) as failure:
+            connection.authenticate(Credentials("oauth2", SENDER, "not-a-token"))
+        assert failure.value.answer == "535 5.7.8 Username and Password not accepted"
+        assert handler.second_reply == b""
+        connection.close()
+    finally:
+        controller.stop()
+
+
+def test_credentials_are_never_sent_without_tls(sandbox: Any) -> None:
     handler = GmailStyle()
     port = free_port()
     controller = Controller(handler, hostname="127.0.0.1", port=port, auth_require_tls=False)
@@ -150,9 +171,25 @@ def test_an_error_challenge_is_answered_with_an_empty_line() -> None:
         connection = SmtpConnection(SmtpEndpoint("127.0.0.1", port, use_tls=False, timeout=5))
         connection.connect()
         with pytest.raises(SmtpFailure) as failure:
-            connection.authenticate(Credentials("oauth2", SENDER, "not-a-token"))
-        assert failure.value.answer == "535 5.7.8 Username and Password not accepted"
-        assert handler.second_reply == b""
+            connection.authenticate(Credentials("oauth2", SENDER, "a-live-token"))
+        assert failure.value.kind == "plaintext_auth"
+        assert handler.second_reply is None  # the server never saw an AUTH
         connection.close()
     finally:
         controller.stop()
+
+
+def test_the_token_endpoint_trusts_the_system_store_plus_the_extra_file(
+    sandbox: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    from smtp_settings.mail import tls
+
+    only_sandbox = tmp_path / "sandbox-ca.pem"
+    only_sandbox.write_text(sandbox.pki.ca.cert_pem.bytes().decode())
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(only_sandbox))
+    monkeypatch.setenv("SSL_CERT_FILE", str(only_sandbox))
+    context = tls.client_context()
+    system = ssl.create_default_context(cafile=ssl.get_default_verify_paths().openssl_cafile)
+    assert len(context.get_ca_certs()) == len(system.get_ca_certs()) + 1  # system ones kept
+    oauth.forget_applications()
+    assert token_for(sandbox).access_token  # and the extra CA is trusted for HTTPS

@@ -10,6 +10,7 @@ import errno
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -430,16 +431,33 @@ def test_tls_handshake_failure(sandbox: Any, run_validation: Any, other_exchange
     assert "TLS failed" in step["detail"]
 
 
-def test_tls_off_warns_and_exchange_refuses_auth_before_starttls(
-    sandbox: Any, run_validation: Any, other_exchange: Any
+def test_a_run_with_tls_off_never_sends_the_token_in_clear(
+    sandbox: Any, admin_user: Any, other_exchange: Any
 ) -> None:
+    # The form refuses these values; the run is started from them directly, as if it had not.
+    from smtp_settings.models import ValidationRun
+    from smtp_settings.validation import service as validation
+
     server = other_exchange(advertise_auth_before_tls=True)
-    values = {**sandbox.form_values(), "port": str(server.port)}
-    del values["use_ssl_tls"]
-    result = run_validation(values)
+    values = {
+        **sandbox.form_values(),
+        "port": server.port,
+        "use_ssl_tls": False,
+        "use_sender_email": True,
+    }
+    run = validation.validation_run_start(values=values, user=admin_user)
+    validation.validation_run_execute(run_id=str(run.id))
+    result = validation.validation_run_as_dict(run=ValidationRun.objects.get(pk=run.pk))
+    result["by_step"] = {step["key"]: step for step in result["steps"]}
     tls_step = result["by_step"]["tls"]
     assert tls_step["status"] == "warning" and tls_step["diagnosis"] == "plaintext"
-    step = failed_at(result, "authenticate", "auth_before_tls")
+    failed_at(result, "authenticate", "plaintext_auth")
+    assert server.handler.seen_auth_commands == 0
+
+
+def test_an_auth_refusal_504_is_explained(sandbox: Any, run_validation: Any) -> None:
+    sandbox.exchange.handler.scripted = {"AUTH": ["504 5.7.4 Unrecognized authentication type"]}
+    step = failed_at(run_validation(sandbox.form_values()), "authenticate", "auth_before_tls")
     assert step["server_answer"].startswith("504 5.7.4")
 
 
@@ -450,12 +468,12 @@ def test_service_principal_not_registered_in_exchange(sandbox: Any, run_validati
     sandbox.tenant.exchange_service_principals.clear()
     step = failed_at(run_validation(sandbox.form_values()), "authenticate", "auth_token_rejected")
     commands = "\n".join(step["commands"])
-    assert f"Connect-ExchangeOnline -Organization {TENANT_ID}" in commands
+    assert f"Connect-ExchangeOnline -Organization '{TENANT_ID}'" in commands
     assert (
-        f"New-ServicePrincipal -AppId {CLIENT_ID} -ObjectId {sandbox.app.service_principal_id}"
+        f"New-ServicePrincipal -AppId '{CLIENT_ID}' -ObjectId '{sandbox.app.service_principal_id}'"
         in commands
     )
-    assert f'Add-MailboxPermission -Identity "{SENDER}" -User <SERVICE_PRINCIPAL_ID>' in commands
+    assert f"Add-MailboxPermission -Identity '{SENDER}' -User <SERVICE_PRINCIPAL_ID>" in commands
 
 
 def test_no_full_access_on_the_mailbox(sandbox: Any, run_validation: Any) -> None:
@@ -474,7 +492,7 @@ def test_smtp_auth_disabled(sandbox: Any, run_validation: Any, scope: str) -> No
     step = failed_at(run_validation(sandbox.form_values()), "authenticate", "auth_disabled")
     assert f"disabled for the {scope}" in step["server_answer"]
     assert (
-        f'Set-CASMailbox -Identity "{SENDER}" -SmtpClientAuthenticationDisabled $false'
+        f"Set-CASMailbox -Identity '{SENDER}' -SmtpClientAuthenticationDisabled $false"
         in (step["commands"])
     )
 
@@ -625,3 +643,77 @@ def test_validate_asks_entra_anew_so_a_new_consent_shows_at_once(
     assert run_validation(sandbox.form_values())["status"] == "failed"
     sandbox.app.roles = {"https://outlook.office365.com": ["SMTP.SendAsApp"]}  # consent granted
     assert run_validation(sandbox.form_values())["status"] == "passed"
+
+
+@pytest.mark.parametrize(
+    ("value", "quoted"),
+    [
+        ("plain@contoso.example", "'plain@contoso.example'"),
+        ('"$(Get-Date)"@contoso.example', "'\"$(Get-Date)\"@contoso.example'"),
+        ("o'brien@contoso.example", "'o''brien@contoso.example'"),
+        ("o\u2019brien@contoso.example", "'o\u2019\u2019brien@contoso.example'"),
+        ("a';Remove-Item x;'@b.example", "'a'';Remove-Item x;''@b.example'"),
+    ],
+)
+def test_powershell_values_are_single_quoted_with_quotes_doubled(value: str, quoted: str) -> None:
+    from smtp_settings.validation.diagnosis import diagnose, powershell_quote
+
+    assert powershell_quote(value) == quoted
+    finding = diagnose(
+        "authenticate", answer="535 5.7.3", auth_type="oauth2", values={"sender": value}
+    )
+    assert finding is not None
+    assert any(f"-Identity {quoted}" in command for command in finding.commands)
+
+
+# -- the client secret stays with the token endpoint's host ------------------------------
+
+
+def test_a_redirecting_token_endpoint_gets_no_secret_elsewhere(
+    sandbox: Any, run_validation: Any
+) -> None:
+    elsewhere = f"{sandbox.entra.base_url}/collector/oauth2/v2.0/token-copy"
+    sandbox.entra.redirect_token_to = elsewhere
+    step = failed_at(run_validation(sandbox.form_values()), "token", "token_redirect")
+    assert "307" in step["server_answer"]
+    assert sandbox.entra.stray_posts == []  # nothing followed the redirect
+
+
+def test_discovery_naming_another_host_gets_no_secret(sandbox: Any, run_validation: Any) -> None:
+    sandbox.entra.discovery_token_endpoint = (
+        f"https://localhost:{sandbox.entra.port}/{TENANT_ID}/oauth2/v2.0/token"
+    )
+    step = failed_at(run_validation(sandbox.form_values()), "token", "token_foreign_host")
+    assert "localhost" in step["server_answer"]
+    assert sandbox.entra.token_requests == 0
+
+
+def test_a_trickling_server_is_cut_off_at_the_step_deadline(
+    sandbox: Any, run_validation: Any, settings: Any
+) -> None:
+    settings.SMTP_NETWORK_TIMEOUT_SECONDS = 1.0
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def trickle() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            while not stop.is_set():
+                try:
+                    connection.sendall(b"220-still here\r\n")
+                except OSError:
+                    return
+                stop.wait(0.3)
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    try:
+        values = {**sandbox.form_values(), "port": str(listener.getsockname()[1])}
+        started = time.monotonic()
+        step = failed_at(run_validation(values), "connect", "timeout")
+        assert time.monotonic() - started < 5
+        assert "within 1 s" in step["detail"]
+    finally:
+        stop.set()
+        listener.close()
+        thread.join(5)

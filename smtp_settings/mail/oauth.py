@@ -6,7 +6,6 @@ happens lazily, is bounded by the timeout, and a failed build is not kept.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import re
 import threading
@@ -16,6 +15,7 @@ from urllib.parse import urlsplit
 
 import msal
 import requests
+import requests.adapters
 from msal.authority import WELL_KNOWN_AUTHORITY_HOSTS
 
 from smtp_settings.mail import tls
@@ -84,10 +84,7 @@ def _application(
     if app is not None and not fresh:
         return app
     host = (urlsplit(authority).hostname or "").lower()
-    # Our own session: MSAL's default retries every request once, doubling each timeout.
-    session = requests.Session()
-    session.verify = tls.requests_verify()
-    session.request = functools.partial(session.request, timeout=timeout)  # type: ignore[method-assign]
+    session = _PinnedSession(authority, timeout=timeout)
     app = msal.ConfidentialClientApplication(
         client_id,
         client_credential=client_secret,
@@ -100,6 +97,89 @@ def _application(
     with _apps_lock:
         _apps[key] = app
     return app
+
+
+class EndpointRefused(requests.exceptions.RequestException):
+    """A request the console would not send: to another host, or after a redirect."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+class _TrustingAdapter(requests.adapters.HTTPAdapter):
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["ssl_context"] = tls.client_context()
+        super().init_poolmanager(*args, **kwargs)
+
+
+class _PinnedSession(requests.Session):
+    """MSAL's HTTP client. Everything that carries the secret (every POST) goes to the
+    authority's own host and port, and nowhere else: no redirect is followed, and a
+    discovery document naming another host fails. Each request has one deadline for the
+    whole exchange (a server trickling bytes cannot hold it), and no retries."""
+
+    def __init__(self, authority: str, *, timeout: float) -> None:
+        super().__init__()
+        parts = urlsplit(authority)
+        self._origin = ((parts.hostname or "").lower(), parts.port or 443)
+        self._microsoft = self._origin[0] in WELL_KNOWN_AUTHORITY_HOSTS
+        self.timeout = timeout
+        # The same trust as SMTP: the system store plus SSL_CERT_FILE / REQUESTS_CA_BUNDLE.
+        self.verify = True
+        self.mount("https://", _TrustingAdapter())
+
+    def _allowed(self, method: str, url: str) -> bool:
+        parts = urlsplit(url)
+        origin = ((parts.hostname or "").lower(), parts.port or 443)
+        if parts.scheme != "https":
+            return False
+        if origin == self._origin:
+            return True
+        # MSAL's instance discovery asks Microsoft's own hosts, without the secret.
+        return (
+            method.upper() == "GET" and self._microsoft and origin[0] in WELL_KNOWN_AUTHORITY_HOSTS
+        )
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        method, url = str(method), str(url)
+        if not self._allowed(method, url):
+            host = urlsplit(url).netloc
+            raise EndpointRefused(
+                "foreign_host",
+                f"The authority's discovery points the token request at {host}, another host "
+                f"than {self._origin[0]}; the client secret is only ever sent to the token "
+                "endpoint's own host.",
+            )
+        kwargs["timeout"] = self.timeout
+        kwargs["allow_redirects"] = False
+        aborted = threading.Event()
+
+        def abort() -> None:
+            aborted.set()
+            self.close()  # the blocked read fails at once
+
+        watchdog = threading.Timer(self.timeout, abort)
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            response = super().request(method, url, *args, **kwargs)
+        except requests.exceptions.RequestException:
+            if aborted.is_set():
+                raise requests.exceptions.Timeout(f"no answer within {self.timeout:g} s") from None
+            raise
+        finally:
+            watchdog.cancel()
+        if 300 <= response.status_code < 400:
+            location = response.headers.get("Location", "")
+            raise EndpointRefused(
+                "redirect",
+                f"The token endpoint answered {response.status_code} and sends the request on "
+                f"to {urlsplit(location).netloc or location or 'elsewhere'}; the console does "
+                "not follow redirects with the client secret.",
+            )
+        return response
 
 
 def _forget(authority: str, client_id: str, client_secret: str) -> None:
@@ -141,6 +221,9 @@ def acquire_token(
             fresh=fresh,
         )
         result: dict[str, Any] = app.acquire_token_for_client(scopes=scopes)
+    except EndpointRefused as exc:
+        _forget(authority, client_id, client_secret)
+        raise TokenError(exc.kind, exc.message) from None
     except requests.exceptions.SSLError as exc:
         raise TokenError("tls", f"TLS with the token endpoint failed: {_root(exc)}") from None
     except requests.exceptions.Timeout:

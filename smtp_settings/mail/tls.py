@@ -1,4 +1,5 @@
-"""The one place TLS trust is decided: verification is always on.
+"""The one place TLS trust is decided, for SMTP and the token endpoint alike: verification
+is always on.
 
 The system trust store is used, plus the CA files named by the standard
 ``SSL_CERT_FILE`` and ``REQUESTS_CA_BUNDLE`` variables (a corporate or test CA).
@@ -7,6 +8,7 @@ No setting turns verification off.
 
 from __future__ import annotations
 
+import functools
 import os
 import ssl
 
@@ -23,22 +25,22 @@ def extra_ca_files() -> list[str]:
 
 
 def client_context() -> ssl.SSLContext:
-    """A verifying client context, TLS 1.2 or newer (Exchange Online refuses older)."""
-    context = ssl.create_default_context()
+    """A verifying client context, TLS 1.2 or newer (Exchange Online refuses older).
+
+    Built once per set of CA files and kept while none of them changes on disk: reading
+    a CA bundle costs milliseconds at every connection otherwise.
+    """
+    system = ssl.get_default_verify_paths().openssl_cafile
+    files = [path for path in [system, *extra_ca_files()] if path and os.path.isfile(path)]
+    return _context_for(tuple((path, os.stat(path).st_mtime_ns) for path in files))
+
+
+@functools.lru_cache(maxsize=8)
+def _context_for(files: tuple[tuple[str, int], ...]) -> ssl.SSLContext:
+    # No default paths: OpenSSL would read SSL_CERT_FILE *instead of* the system store.
+    # The system store comes first in ``files`` by its built-in path; the variables add.
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    for path in extra_ca_files():
+    for path, _ in files:
         context.load_verify_locations(cafile=path)
     return context
-
-
-def requests_verify() -> str | bool:
-    """What ``requests`` (and so MSAL) verifies HTTPS against.
-
-    ``requests`` takes one CA file: ``REQUESTS_CA_BUNDLE``, else ``SSL_CERT_FILE``
-    (so one variable serves SMTP and the token endpoint), else the system's bundle.
-    """
-    files = extra_ca_files()  # in CA_FILE_VARIABLES order, so REQUESTS_CA_BUNDLE comes last
-    if files:
-        return files[-1]
-    default = ssl.get_default_verify_paths().openssl_cafile
-    return default if os.path.isfile(default) else True

@@ -11,8 +11,9 @@ from __future__ import annotations
 import smtplib
 import socket
 import ssl
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from email.generator import BytesGenerator
 from email.message import Message
@@ -129,6 +130,7 @@ class SmtpConnection:
         self.endpoint = endpoint
         self._smtp = smtplib.SMTP(timeout=endpoint.timeout, local_hostname=ehlo_name())
         self._stage: Stage = "connect"
+        self._aborted = False
         self.address = ""
         self.greeting = ""
 
@@ -137,6 +139,10 @@ class SmtpConnection:
     def connect(self) -> str:
         """Resolve and open TCP; unless TLS comes first, read the greeting and say EHLO."""
         self._stage = "connect"
+        with self._deadline():
+            return self._connect()
+
+    def _connect(self) -> str:
         host, port, timeout = self.endpoint.host, self.endpoint.port, self.endpoint.timeout
         try:
             socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -175,7 +181,7 @@ class SmtpConnection:
         if not self.endpoint.use_tls:
             return None
         context = tls.client_context()
-        with self._failures():
+        with self._deadline(), self._failures():
             if self.endpoint.implicit_tls:
                 self._smtp.sock = context.wrap_socket(
                     self._smtp.sock, server_hostname=self.endpoint.host
@@ -215,8 +221,16 @@ class SmtpConnection:
     def authenticate(self, credentials: Credentials) -> str:
         """Authenticate as configured; returns the server's answer."""
         self._stage = "authenticate"
+        if not isinstance(self._smtp.sock, ssl.SSLSocket):
+            # Whatever the settings say: a token or password never crosses the network in clear.
+            raise SmtpFailure(
+                "authenticate",
+                "plaintext_auth",
+                "Not authenticating: the connection is not encrypted, and credentials are "
+                "never sent in clear.",
+            )
         offered = self.mechanisms
-        with self._failures():
+        with self._deadline(), self._failures():
             if credentials.kind == "oauth2":
                 if "XOAUTH2" not in offered:
                     raise SmtpFailure(
@@ -248,7 +262,7 @@ class SmtpConnection:
     def check_sender(self, sender: str, recipient: str) -> tuple[str, str]:
         """MAIL FROM and RCPT TO, then RSET: send-as refusals show without sending."""
         self._stage = "sender"
-        with self._failures():
+        with self._deadline(), self._failures():
             code, text = self._smtp.mail(sender)
             self._require(code == 250, "sender", "mail_refused", code, text)
             mail_answer = _answer(code, text)
@@ -265,7 +279,7 @@ class SmtpConnection:
         """
         self._stage = "send"
         payload = wire_bytes(message)
-        with self._failures():
+        with self._deadline(), self._failures():
             code, text = self._smtp.mail(sender)
             self._require(code == 250, "send", "mail_refused", code, text)
             refused = []
@@ -315,41 +329,67 @@ class SmtpConnection:
             raise _refusal(stage, kind, code, text)
 
     @contextmanager
+    def _deadline(self) -> Iterator[None]:
+        """One deadline for the whole stage, not only for each read: a server that trickles
+        a line every few seconds has its connection cut when the stage's time is up."""
+        watchdog = threading.Timer(self.endpoint.timeout, self._abort)
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            yield
+        finally:
+            watchdog.cancel()
+
+    def _abort(self) -> None:
+        self._aborted = True
+        sock = self._smtp.sock
+        if sock is not None:
+            with suppress(OSError):  # already closed: nothing to cut
+                sock.shutdown(socket.SHUT_RDWR)
+
+    @contextmanager
     def _failures(self) -> Iterator[None]:
         """Turn what smtplib, ssl and sockets raise into one SmtpFailure for the current stage."""
-        stage, host, timeout = self._stage, self.endpoint.host, self.endpoint.timeout
         try:
             yield
         except SmtpFailure:
             raise
-        except ssl.SSLCertVerificationError as exc:
+        except (smtplib.SMTPException, OSError) as exc:
+            if self._aborted:
+                raise SmtpFailure(
+                    self._stage,
+                    "timeout",
+                    f"The server did not finish this step within {self.endpoint.timeout:g} s.",
+                ) from None
+            raise self._translated(exc) from None
+
+    def _translated(self, exc: smtplib.SMTPException | OSError) -> SmtpFailure:
+        stage, host, timeout = self._stage, self.endpoint.host, self.endpoint.timeout
+        if isinstance(exc, ssl.SSLCertVerificationError):
             kind = {
                 _X509_HOSTNAME_MISMATCH: "tls_name_mismatch",
                 _X509_IP_ADDRESS_MISMATCH: "tls_name_mismatch",
                 _X509_EXPIRED: "tls_expired",
             }.get(exc.verify_code, "tls_untrusted")
-            raise SmtpFailure(
+            return SmtpFailure(
                 "tls", kind, f"The certificate of {host} was not accepted: {exc.verify_message}."
-            ) from None
-        except ssl.SSLError as exc:
-            raise SmtpFailure("tls", "tls_failed", f"TLS failed: {exc.reason or exc}.") from None
-        except smtplib.SMTPResponseException as exc:
-            raise _refusal(stage, "refused", exc.smtp_code, exc.smtp_error) from None
-        except (smtplib.SMTPException, OSError) as exc:
-            # smtplib reports a read that timed out as a disconnection.
-            if isinstance(exc, TimeoutError) or isinstance(exc.__context__, TimeoutError):
-                raise SmtpFailure(
-                    stage, "timeout", f"The server did not answer within {timeout:g} s."
-                ) from None
-            if stage == "tls" and isinstance(exc, ConnectionError):
-                raise SmtpFailure(
-                    "tls", "tls_failed", f"TLS failed: the server broke off the handshake ({exc})."
-                ) from None
-            if isinstance(exc, smtplib.SMTPServerDisconnected):
-                raise SmtpFailure(
-                    stage, "disconnected", "The server closed the connection without an answer."
-                ) from None
-            raise SmtpFailure(stage, "protocol", f"The SMTP session failed: {exc}.") from None
+            )
+        if isinstance(exc, ssl.SSLError):
+            return SmtpFailure("tls", "tls_failed", f"TLS failed: {exc.reason or exc}.")
+        if isinstance(exc, smtplib.SMTPResponseException):
+            return _refusal(stage, "refused", exc.smtp_code, exc.smtp_error)
+        # smtplib reports a read that timed out as a disconnection.
+        if isinstance(exc, TimeoutError) or isinstance(exc.__context__, TimeoutError):
+            return SmtpFailure(stage, "timeout", f"The server did not answer within {timeout:g} s.")
+        if stage == "tls" and isinstance(exc, ConnectionError):
+            return SmtpFailure(
+                "tls", "tls_failed", f"TLS failed: the server broke off the handshake ({exc})."
+            )
+        if isinstance(exc, smtplib.SMTPServerDisconnected):
+            return SmtpFailure(
+                stage, "disconnected", "The server closed the connection without an answer."
+            )
+        return SmtpFailure(stage, "protocol", f"The SMTP session failed: {exc}.")
 
 
 def _refusal(stage: Stage, kind: str, code: int, text: bytes | str) -> SmtpFailure:

@@ -91,6 +91,26 @@ SMTP_STEPS = "connect tls authenticate sender send"
 TABLE: tuple[Diagnosis, ...] = (
     # -- Entra ID: the token request (Entra ID error codes) ---------------------------
     _row(
+        "token_redirect",
+        "token",
+        "The token endpoint answered with a redirect. Following it would send the client "
+        "secret to wherever it points, so the console stopped.",
+        "Enter the token endpoint itself in Token Endpoint (for Microsoft 365: "
+        "https://login.microsoftonline.com/<TENANT_ID>/oauth2/v2.0/token), not an address "
+        "that forwards to it.",
+        kinds="redirect",
+    ),
+    _row(
+        "token_foreign_host",
+        "token",
+        "The token endpoint's metadata (OIDC discovery) names a token endpoint on another "
+        "host. The client secret is only sent to the host in Token Endpoint, so the console "
+        "stopped.",
+        "Use Microsoft's own token endpoint for your tenant, or ask the operator whether "
+        "this authority is the one intended (SMTP_OAUTH_AUTHORITY_HOSTS).",
+        kinds="foreign_host",
+    ),
+    _row(
         "aadsts_wrong_secret",
         "token",
         "Entra ID rejected the client secret (AADSTS7000215). Often the secret's ID was "
@@ -395,6 +415,15 @@ TABLE: tuple[Diagnosis, ...] = (
         "Exchange Online no longer accepts Basic authentication for mail submission (550 5.7.30).",
         "Choose OAuth 2.0 as Authentication Type and register an app in Entra ID.",
         answer=r"\b5\.7\.30\b",
+    ),
+    _row(
+        "plaintext_auth",
+        "authenticate",
+        "The connection is not encrypted, so the console did not send the token or password: "
+        "anyone on the network could read them.",
+        "Turn Use SSL/TLS on (port 587 with STARTTLS, or 465 with TLS from the start). For a "
+        "relay that takes mail without signing in, choose Authentication Type None.",
+        kinds="plaintext_auth",
     ),
     _row(
         "auth_before_tls",

@@ -69,6 +69,12 @@ class EntraStandIn:
         self.server_error = False
         self.claims_override: dict[str, Any] = {}
         self.forced_error: tuple[int, str, int] | None = None
+        # A hostile or misconfigured authority: its discovery names a token endpoint
+        # elsewhere, or its token endpoint redirects (307 keeps the POST body).
+        self.discovery_token_endpoint = ""
+        self.redirect_token_to = ""
+        # Every POST the stand-in received on a path it does not serve, e.g. a redirect target.
+        self.stray_posts: list[str] = []
         self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(self))
         self._server.daemon_threads = True
         self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
@@ -101,7 +107,7 @@ class EntraStandIn:
         return {
             "issuer": f"{self.base_url}/{issuer_tenant}/v2.0",
             "authorization_endpoint": f"{self.base_url}/{segment}/oauth2/v2.0/authorize",
-            "token_endpoint": self.token_endpoint(segment),
+            "token_endpoint": self.discovery_token_endpoint or self.token_endpoint(segment),
             "jwks_uri": f"{self.base_url}/{segment}/discovery/v2.0/keys",
             "token_endpoint_auth_methods_supported": ["client_secret_post"],
             "response_types_supported": ["code", "id_token", "token"],
@@ -235,11 +241,18 @@ def _handler_for(stand_in: EntraStandIn) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
             if len(parts) == 4 and parts[1:] == ["oauth2", "v2.0", "token"]:
+                if stand_in.redirect_token_to:
+                    self.send_response(307)
+                    self.send_header("Location", stand_in.redirect_token_to)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 try:
                     self._send(200, stand_in.issue(parts[0], form))
                 except EntraError as error:
                     self._send(error.status, error_body(error))
                 return
+            stand_in.stray_posts.append(self.path)
             self._send(404, {"error": "not_found"})
 
     return Handler

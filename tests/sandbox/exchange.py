@@ -64,6 +64,7 @@ class ExchangeSMTP(SMTP):
         return bool(self._tls_protocol or self.transport.get_extra_info("ssl_object"))
 
     async def smtp_AUTH(self, arg: str) -> None:
+        self.event_handler.seen_auth_commands += 1
         if not self._encrypted:
             await self.push("504 5.7.4 Unrecognized authentication type")
             return
@@ -99,6 +100,8 @@ class ExchangeHandler:
         # A plain relay for comparisons: MAIL without AUTH is accepted.
         self.allow_anonymous = False
         self.authenticated_sessions = 0
+        # Every AUTH command received, accepted or not, encrypted or not.
+        self.seen_auth_commands = 0
         # Answers to RCPT TO for particular recipients (unknown addresses and the like).
         self.recipient_answers: dict[str, str] = {}
         self._sessions: dict[int, str] = {}

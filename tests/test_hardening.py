@@ -1,0 +1,159 @@
+"""Tried as an attacker with an administrator's session would: stored credentials stay with
+the endpoint they were entered for, and never cross the network in clear."""
+
+from __future__ import annotations
+
+import base64
+import socket
+import threading
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from smtp_settings.forms import SmtpSettingsForm
+from smtp_settings.models import SettingsChange, SmtpSettings, ValidationRun
+
+from .test_sending import save
+
+pytestmark = pytest.mark.django_db
+JSON = {"HTTP_ACCEPT": "application/json"}
+
+
+class Listener:
+    """A loopback SMTP listener that records every line it receives and answers like a
+    server that takes anything, so that a client would go as far as it dares."""
+
+    def __init__(self) -> None:
+        self.socket = socket.create_server(("127.0.0.1", 0))
+        self.port = self.socket.getsockname()[1]
+        self.lines: list[bytes] = []
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self.socket.accept()
+            except OSError:
+                return
+            with connection, connection.makefile("rb") as reader:
+                connection.sendall(b"220 listener ESMTP\r\n")
+                for line in reader:
+                    self.lines.append(line)
+                    if line.upper().startswith(b"EHLO"):
+                        connection.sendall(b"250-listener\r\n250 AUTH LOGIN PLAIN XOAUTH2\r\n")
+                    elif line.upper().startswith(b"QUIT"):
+                        connection.sendall(b"221 bye\r\n")
+                        break
+                    else:
+                        connection.sendall(b"334 \r\n")
+
+    @property
+    def received(self) -> bytes:
+        raw = b"".join(self.lines)
+        decoded = []
+        for line in self.lines:
+            try:
+                decoded.append(base64.b64decode(line.strip(), validate=True))
+            except ValueError:
+                continue
+        return raw + b"".join(decoded)
+
+    def close(self) -> None:
+        self.socket.close()
+
+
+@pytest.fixture
+def listener() -> Any:
+    found = Listener()
+    yield found
+    found.close()
+
+
+def blank_secret(values: dict[str, str], **changes: str) -> dict[str, str]:
+    return {**values, "client_secret": "", **changes}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"smtp_server": "localhost"},
+        {"port": "2525"},
+        {"use_ssl_tls": ""},
+        {"client_id": "0f0e0d0c-0b0a-0908-0706-050403020100"},
+    ],
+    ids=lambda change: next(iter(change)),
+)
+def test_a_blank_secret_does_not_follow_a_changed_endpoint(
+    sandbox: Any, admin_client: Client, change: dict[str, str]
+) -> None:
+    save(sandbox.form_values())
+    values = blank_secret(sandbox.form_values(), **change)
+    saved = admin_client.post(reverse("smtp_settings:manage"), values)
+    assert saved.status_code == 400
+    validate = admin_client.post(reverse("smtp_settings:validate"), values, **JSON)
+    assert validate.status_code == 400
+    errors = validate.json()["errors"]
+    assert any("again" in error["message"] for error in errors.get("client_secret", [])) or (
+        "use_ssl_tls" in errors
+    )
+    assert not ValidationRun.objects.exists()
+    assert SmtpSettings.load().port == int(sandbox.form_values()["port"])
+
+
+def test_validate_against_a_listener_sends_it_no_token(
+    sandbox: Any, admin_client: Client, listener: Listener, django_capture_on_commit_callbacks: Any
+) -> None:
+    save(sandbox.form_values())
+    values = blank_secret(sandbox.form_values(), port=str(listener.port))
+    response = admin_client.post(reverse("smtp_settings:validate"), values, **JSON)
+    assert response.status_code == 400
+    assert "Port changed" in response.json()["errors"]["client_secret"][0]["message"]
+    assert b"AUTH" not in listener.received
+    for token in sandbox.entra.issued_tokens:
+        assert token.encode() not in listener.received
+
+
+def test_the_stored_password_does_not_follow_a_changed_server(
+    sandbox: Any, admin_client: Client
+) -> None:
+    basic = {
+        **sandbox.form_values(),
+        "auth_type": "basic",
+        "username": "relay@sandbox.example",
+        "password": "basic-password-1",
+    }
+    save(basic)
+    for change in ({"smtp_server": "localhost"}, {"username": "other@sandbox.example"}):
+        response = admin_client.post(
+            reverse("smtp_settings:manage"), {**basic, "password": "", **change}
+        )
+        assert response.status_code == 400
+        assert "Enter the password again" in response.content.decode()
+
+
+def test_saving_another_server_drops_the_other_types_secret(sandbox: Any) -> None:
+    save(sandbox.form_values())
+    assert SmtpSettings.load().client_secret
+    save(
+        {
+            **sandbox.form_values(),
+            "auth_type": "basic",
+            "username": "relay@sandbox.example",
+            "password": "basic-password-1",
+            "smtp_server": "localhost",
+        }
+    )
+    stored = SmtpSettings.load()
+    assert stored.client_secret is None and stored.client_secret_replaced_at is None
+    change = SettingsChange.objects.first()
+    assert change is not None
+    assert {"field": "client_secret", "label": "Client Secret", "old": "", "new": "cleared"} in (
+        change.changes
+    )
+    # Back to OAuth 2.0 on the new server: the old secret is not there to be sent.
+    form_values = {**sandbox.form_values(), "smtp_server": "localhost", "client_secret": ""}
+    form = SmtpSettingsForm(form_values, instance=SmtpSettings.load())
+    assert "client_secret" in form.errors
