@@ -7,3 +7,6 @@ class SmtpSettingsConfig(AppConfig):
     name = "smtp_settings"
     verbose_name = "Manage SMTP"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from smtp_settings import signin  # noqa: F401  (connects the sign-in log)

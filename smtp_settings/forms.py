@@ -40,6 +40,8 @@ FIELDS_BY_AUTH_TYPE = {
 class StrictEmailField(forms.EmailField):
     """An address checked for line breaks before Django strips the surrounding white space."""
 
+    default_validators = [*forms.EmailField.default_validators, validators.validate_smtp_address]
+
     def to_python(self, value: Any) -> str:
         if isinstance(value, str):
             validators.validate_no_control_characters(value)

@@ -28,7 +28,11 @@ _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4
 _HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 _SHARED_TENANTS = frozenset({"common", "organizations", "consumers"})
 _PLACEHOLDER = re.compile(r"[<>{}\[\]]|^(tenant|tenant_id|tenantid|directory_id)$", re.IGNORECASE)
-_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+# Control characters, and the Unicode line and paragraph separators some mail code treats
+# as line breaks.
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
+# The unquoted local part of RFC 5321 (dot-atom): nothing that changes the SMTP command.
+_LOCAL_PART = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
 
 
 def is_guid(value: str) -> bool:
@@ -46,7 +50,8 @@ def is_domain(value: str) -> bool:
 
 
 def validate_host(value: str) -> None:
-    """A bare host name or IP address: no scheme, port, path or spaces."""
+    """A bare host name or IP address the transport can connect to: no scheme, port, path,
+    spaces, brackets, and no name made of digits only."""
     if "://" in value:
         raise ValidationError(
             "Enter the host name only, without a scheme such as smtp://: for example "
@@ -57,9 +62,17 @@ def validate_host(value: str) -> None:
         raise ValidationError("A host name cannot contain spaces.", code="spaces")
     if "/" in value:
         raise ValidationError("Enter the host name only, without a path.", code="path")
-    candidate = value[1:-1] if value.startswith("[") and value.endswith("]") else value
+    if not value.isascii():
+        raise ValidationError(
+            "Enter the host name in its ASCII form (an international name as xn--…).",
+            code="not_ascii",
+        )
+    if value.startswith("[") or value.endswith("]"):
+        raise ValidationError(
+            "Enter an IPv6 address without brackets, for example 2001:db8::25.", code="brackets"
+        )
     try:
-        ipaddress.ip_address(candidate)
+        ipaddress.ip_address(value)
     except ValueError:
         pass
     else:
@@ -69,10 +82,14 @@ def validate_host(value: str) -> None:
             "Enter the port in the Port field, not after the host name.", code="port"
         )
     labels = value.rstrip(".").split(".")
-    if len(value) > 253 or not all(_HOST_LABEL.match(label) for label in labels):
+    if (
+        len(value) > 253
+        or not all(_HOST_LABEL.match(label) for label in labels)
+        or labels[-1].isdigit()
+    ):
         raise ValidationError(
-            "This is not a valid host name. Use letters, digits, hyphens and dots, "
-            "for example smtp.office365.com.",
+            "This is not a valid host name or IP address. Use letters, digits, hyphens and "
+            "dots, for example smtp.office365.com.",
             code="invalid_host",
         )
 
@@ -83,6 +100,24 @@ def validate_no_control_characters(value: str) -> None:
         raise ValidationError(
             "An e-mail address cannot contain line breaks or other control characters.",
             code="control_characters",
+        )
+
+
+def validate_smtp_address(value: str) -> None:
+    """An address that goes into MAIL FROM / RCPT TO as it is: ASCII, no quoted local part."""
+    validate_no_control_characters(value)
+    if not value.isascii():
+        raise ValidationError(
+            "Use the address's ASCII form: an international domain as xn--… (punycode); "
+            "local parts with accents are not supported.",
+            code="not_ascii",
+        )
+    local, _, _ = value.rpartition("@")
+    if local and not _LOCAL_PART.match(local):
+        raise ValidationError(
+            "The part before @ may hold letters, digits and . ! # $ % & ' * + / = ? ^ _ ` { | } "
+            "~ -, without quotes, spaces or leading, trailing or doubled dots.",
+            code="local_part",
         )
 
 
@@ -132,6 +167,17 @@ def global_token_endpoint(tenant: str) -> str:
 
 def validate_token_endpoint(value: str) -> None:
     parts = urlsplit(value)
+    if parts.username or parts.password or "@" in parts.netloc:
+        raise ValidationError(
+            "The token endpoint cannot carry a user name or password before the host.",
+            code="userinfo",
+        )
+    if parts.query or parts.fragment or value.endswith(("?", "#")):
+        raise ValidationError(
+            "The token endpoint has no query (?…) or fragment (#…): the client secret goes in "
+            "the request body, nowhere else.",
+            code="query",
+        )
     if parts.scheme != "https":
         raise ValidationError(
             "The token endpoint must be an https:// URL: the client secret is sent to it.",
@@ -163,12 +209,21 @@ def _extra_authority_allowed(host: str, port: int | None) -> bool:
 
 
 def validate_scopes(value: str) -> None:
+    if _CONTROL_CHARS.search(value) or "\t" in value:
+        raise ValidationError(
+            "Separate scopes with spaces; line breaks and control characters are not allowed.",
+            code="control",
+        )
+    if any(ch in value for ch in "<>\"'`\\{}") or not value.isascii():
+        raise ValidationError(
+            "A scope is a URL such as https://outlook.office365.com/.default: no quotes, "
+            "angle brackets or other markup.",
+            code="markup",
+        )
     scopes = value.split()
     if not scopes:
         raise ValidationError("Enter at least one scope.", code="empty")
     for scope in scopes:
-        if _CONTROL_CHARS.search(scope):
-            raise ValidationError("Scopes cannot contain control characters.", code="control")
         if not scope.endswith("/.default"):
             raise ValidationError(
                 f'"{scope}" does not end in /.default. With client credentials Entra ID only '
@@ -194,6 +249,7 @@ def parse_addresses(value: str) -> list[str]:
             )
         try:
             validate_email(address)
+            validate_smtp_address(address)
         except ValidationError:
             raise ValidationError(
                 f'"{address}" is not a valid e-mail address.', code="invalid_address"

@@ -46,7 +46,9 @@ def test_smtp_server_must_be_a_bare_host_name(
     assert fragment in " ".join(form.errors["smtp_server"])
 
 
-@pytest.mark.parametrize("value", ["smtp.office365.com", "127.0.0.1", "::1", "[::1]", "mail"])
+@pytest.mark.parametrize(
+    "value", ["smtp.office365.com", "127.0.0.1", "::1", "2001:db8::25", "mail"]
+)
 def test_smtp_server_accepts_host_names_and_ip_addresses(
     oauth_form_data: dict[str, Any], value: str
 ) -> None:

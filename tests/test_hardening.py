@@ -157,3 +157,60 @@ def test_saving_another_server_drops_the_other_types_secret(sandbox: Any) -> Non
     form_values = {**sandbox.form_values(), "smtp_server": "localhost", "client_secret": ""}
     form = SmtpSettingsForm(form_values, instance=SmtpSettings.load())
     assert "client_secret" in form.errors
+
+
+# -- sign-in is throttled -----------------------------------------------------------------
+
+
+def test_repeated_wrong_passwords_lock_the_user_out_even_with_the_right_one(
+    admin_user: Any, caplog: pytest.LogCaptureFixture, settings: Any
+) -> None:
+    from axes.models import AccessAttempt
+
+    settings.AXES_FAILURE_LIMIT = 5
+    caplog.set_level("INFO", logger="sei_admin.signin")
+    client = Client()
+    login = reverse("login")
+    for attempt in range(5):
+        response = client.post(login, {"username": "root-admin", "password": f"wrong-{attempt}"})
+        assert response.status_code in (200, 429)
+    right = client.post(login, {"username": "root-admin", "password": "correct horse 42"})
+    assert right.status_code == 429
+    assert "Too many failed sign-ins" in right.content.decode()
+    assert "_auth_user_id" not in client.session
+    assert AccessAttempt.objects.filter(username="root-admin").exists()  # failures recorded
+    assert "Failed sign-in for 'root-admin'" in caplog.text  # and logged
+
+    from django.core.management import call_command
+
+    call_command("axes_reset_username", "root-admin")
+    again = client.post(login, {"username": "root-admin", "password": "correct horse 42"})
+    assert again.status_code == 302
+
+
+def test_another_address_is_not_locked_out_by_someone_elses_failures(
+    admin_user: Any, settings: Any
+) -> None:
+    settings.AXES_FAILURE_LIMIT = 3
+    login = reverse("login")
+    attacker = Client(REMOTE_ADDR="203.0.113.9")
+    for attempt in range(4):
+        attacker.post(login, {"username": "root-admin", "password": f"wrong-{attempt}"})
+    owner = Client(REMOTE_ADDR="198.51.100.7")
+    assert (
+        owner.post(login, {"username": "root-admin", "password": "correct horse 42"}).status_code
+        == 302
+    )
+
+
+@pytest.mark.parametrize(
+    "recipient", ["it@exämple.com", "ït@example.com", "it\u2028@example.com", '"a b"@example.com']
+)
+def test_validate_refuses_addresses_smtp_cannot_carry_as_field_errors(
+    sandbox: Any, admin_client: Client, recipient: str
+) -> None:
+    values = {**sandbox.form_values(), "test_recipient": recipient}
+    response = admin_client.post(reverse("smtp_settings:validate"), values, **JSON)
+    assert response.status_code == 400
+    assert "test_recipient" in response.json()["errors"]
+    assert not ValidationRun.objects.exists()
