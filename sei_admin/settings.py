@@ -185,6 +185,7 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS
 SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=not DEBUG)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+DEFAULT_EXCEPTION_REPORTER_FILTER = "sei_admin.reporting.AlwaysSafeExceptionReporterFilter"
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 # Scripts and styles come only from our own static files: no inline code, no eval.
@@ -350,5 +351,5 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
     # A failing check is the answer of /healthz, not a traceback in the log at every probe.
-    "loggers": {"health_check": {"level": "ERROR"}},
+    "loggers": {"health_check": {"level": "ERROR"}, "axes": {"level": "WARNING"}},
 }

@@ -164,6 +164,9 @@ class SmtpSettingsForm(forms.ModelForm):
         "every such mailbox needs FullAccess.",
     )
 
+    # The settings' version when the page was opened: a later Save by someone else wins.
+    version = forms.IntegerField(required=False, min_value=0, widget=forms.HiddenInput())
+
     class Meta:
         model = SmtpSettings
         fields: ClassVar[list[str]] = list(EDITABLE_FIELDS)
@@ -171,6 +174,7 @@ class SmtpSettingsForm(forms.ModelForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.warnings: list[str] = []
+        self.fields["version"].initial = self.instance.version
         if self.instance.token_endpoint:
             tenant = validators.tenant_from_token_endpoint(self.instance.token_endpoint)
             self.fields["tenant_id"].initial = tenant

@@ -93,6 +93,8 @@ class SmtpSettings(models.Model):
     updated_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # Counts saves: a Save from a page opened before the last one is refused, not applied.
+    version = models.PositiveIntegerField(default=0, editable=False)
 
     class Meta:
         verbose_name = "SMTP settings"

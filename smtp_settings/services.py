@@ -17,6 +17,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import DatabaseError, close_old_connections, transaction
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from smtp_settings import enqueue
 from smtp_settings.crypto import SecretDecryptionError
@@ -55,64 +56,95 @@ def _field_label(name: str) -> str:
     return str(SmtpSettings._meta.get_field(name).verbose_name)
 
 
-@transaction.atomic
-def smtp_settings_save(*, values: Mapping[str, Any], user: AbstractBaseUser | None) -> SmtpSettings:
+class StaleSettings(Exception):
+    """The settings were saved by someone else after the page with these values was opened."""
+
+    def __init__(self, row: SmtpSettings) -> None:
+        who = row.updated_by.get_username() if row.updated_by else "someone"
+        when = timezone.localtime(row.updated_at)
+        super().__init__(
+            f"{who} saved these settings at {when:%Y-%m-%d %H:%M:%S} since you opened the page, "
+            "so nothing was saved. Your input is kept below: compare it with the settings "
+            "now stored (open Manage SMTP in another tab), then Save again."
+        )
+
+
+@sensitive_variables("values", "row", "before")
+def smtp_settings_save(
+    *,
+    values: Mapping[str, Any],
+    user: AbstractBaseUser | None,
+    opened_version: int | None = None,
+) -> SmtpSettings:
     """Store validated settings and record what changed.
 
     ``values`` are the form's cleaned values: a field that is absent keeps its stored
     value (the other authentication type's fields), and so does a blank secret.
+    ``opened_version`` is the version the page showed; if the stored one moved on since,
+    ``StaleSettings`` is raised and nothing changes.
     """
-    before = SmtpSettings.objects.select_for_update().filter(pk=SmtpSettings.SINGLETON_PK).first()
-    moved = _moved_secrets(before, values)
-    row = SmtpSettings.load() if before is None else before
-    now = timezone.now()
-    changes: list[dict[str, str]] = []
-    for name in EDITABLE_FIELDS:
-        if name not in values:
-            continue
-        old = getattr(before, name) if before else None
-        new = values[name]
-        setattr(row, name, new)
-        if before is None and new in (None, ""):
-            continue
-        if old != new:
-            changes.append(
-                {
-                    "field": name,
-                    "label": _field_label(name),
-                    "old": _display(old, name),
-                    "new": _display(new, name),
-                }
+    # A block, not a decorator: the decorator's frame would show the arguments in error
+    # reports, secrets included.
+    with transaction.atomic():
+        before = (
+            SmtpSettings.objects.select_for_update().filter(pk=SmtpSettings.SINGLETON_PK).first()
+        )
+        if before is not None and opened_version is not None and before.version != opened_version:
+            raise StaleSettings(before)
+        moved = _moved_secrets(before, values)
+        row = SmtpSettings.load() if before is None else before
+        now = timezone.now()
+        changes: list[dict[str, str]] = []
+        for name in EDITABLE_FIELDS:
+            if name not in values:
+                continue
+            old = getattr(before, name) if before else None
+            new = values[name]
+            setattr(row, name, new)
+            if before is None and new in (None, ""):
+                continue
+            if old != new:
+                changes.append(
+                    {
+                        "field": name,
+                        "label": _field_label(name),
+                        "old": _display(old, name),
+                        "new": _display(new, name),
+                    }
+                )
+        for name in SECRET_FIELDS:
+            if values.get(name):
+                setattr(row, name, values[name])
+                setattr(row, REPLACED_AT[name], now)
+                changes.append(
+                    {"field": name, "label": _field_label(name), "old": "", "new": "replaced"}
+                )
+            elif before is not None and getattr(before, name) and name in moved:
+                # The other authentication type's secret was entered for the old server: it is
+                # not kept for the new one.
+                setattr(row, name, None)
+                setattr(row, REPLACED_AT[name], None)
+                changes.append(
+                    {"field": name, "label": _field_label(name), "old": "", "new": "cleared"}
+                )
+        row.updated_by = user if user and user.is_authenticated else None
+        row.version += 1
+        row.save()
+        if changes:
+            SettingsChange.objects.create(
+                changed_at=now, changed_by=row.updated_by, changes=changes
             )
-    for name in SECRET_FIELDS:
-        if values.get(name):
-            setattr(row, name, values[name])
-            setattr(row, REPLACED_AT[name], now)
-            changes.append(
-                {"field": name, "label": _field_label(name), "old": "", "new": "replaced"}
-            )
-        elif before is not None and getattr(before, name) and name in moved:
-            # The other authentication type's secret was entered for the old server: it is
-            # not kept for the new one.
-            setattr(row, name, None)
-            setattr(row, REPLACED_AT[name], None)
-            changes.append(
-                {"field": name, "label": _field_label(name), "old": "", "new": "cleared"}
-            )
-    row.updated_by = user if user and user.is_authenticated else None
-    row.save()
-    if changes:
-        SettingsChange.objects.create(changed_at=now, changed_by=row.updated_by, changes=changes)
-    logger.info(
-        "SMTP settings saved by %s: %s",
-        row.updated_by.get_username() if row.updated_by else "system",
-        ", ".join(entry["field"] for entry in changes) or "no changes",
-    )
-    # Messages held on broken settings get one more attempt with these.
-    outbox.outbox_release_held()
-    return row
+        logger.info(
+            "SMTP settings saved by %s: %s",
+            row.updated_by.get_username() if row.updated_by else "system",
+            ", ".join(entry["field"] for entry in changes) or "no changes",
+        )
+        # Messages held on broken settings get one more attempt with these.
+        outbox.outbox_release_held()
+        return row
 
 
+@sensitive_variables("row", "secret")
 def smtp_settings_mail_for_sending() -> MailSettings:
     """The saved settings as the mail engine takes them, the secret decrypted in memory.
 

@@ -11,6 +11,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from post_office.models import Email
 
@@ -53,13 +54,26 @@ def _recipient_form(request: HttpRequest, data: object = None) -> TestRecipientF
     return TestRecipientForm(data, initial={"test_recipient": request.user.email})  # type: ignore[arg-type]
 
 
+# Error reports (the DEBUG page, mails to ADMINS) show these POST fields as stars.
+_SECRET_POST_FIELDS = ("client_secret", "password")
+
+
 @administrator_required
 @require_http_methods(["GET", "POST"])
+@sensitive_post_parameters(*_SECRET_POST_FIELDS)
+@sensitive_variables("form")
 def manage_smtp(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         form = SmtpSettingsForm(request.POST, instance=SmtpSettings.load())
         if form.is_valid():
-            services.smtp_settings_save(values=form.cleaned_data, user=request.user)
+            try:
+                services.smtp_settings_save(
+                    values=form.cleaned_data,
+                    user=request.user,
+                    opened_version=form.cleaned_data.get("version"),
+                )
+            except services.StaleSettings as stale:
+                return _stale_page(request, stale)
             messages.success(request, "SMTP settings saved.")
             for warning in form.warnings:
                 messages.warning(request, warning)
@@ -70,12 +84,25 @@ def manage_smtp(request: HttpRequest) -> HttpResponse:
     )
 
 
+def _stale_page(request: HttpRequest, stale: Exception) -> HttpResponse:
+    """The input kept, and the page now based on the stored version: a second Save is
+    a deliberate choice over the other administrator's change."""
+    data = request.POST.copy()
+    data["version"] = str(SmtpSettings.load().version)
+    form = SmtpSettingsForm(data, instance=SmtpSettings.load())
+    form.is_valid()
+    form.add_error(None, str(stale))
+    return _manage_page(request, form, _recipient_form(request, request.POST), status=409)
+
+
 def _wants_json(request: HttpRequest) -> bool:
     return "application/json" in request.headers.get("Accept", "")
 
 
 @administrator_required
 @require_POST
+@sensitive_post_parameters(*_SECRET_POST_FIELDS)
+@sensitive_variables("form")
 def validate(request: HttpRequest) -> HttpResponse:
     """Start a validation run of the form's current, unsaved values."""
     form = SmtpSettingsForm(request.POST, instance=SmtpSettings.load())

@@ -214,3 +214,80 @@ def test_validate_refuses_addresses_smtp_cannot_carry_as_field_errors(
     assert response.status_code == 400
     assert "test_recipient" in response.json()["errors"]
     assert not ValidationRun.objects.exists()
+
+
+# -- concurrent administrators, error pages ------------------------------------------------
+
+
+def test_a_stale_tab_cannot_undo_a_newer_save(sandbox: Any, admin_client: Client) -> None:
+    manage = reverse("smtp_settings:manage")
+    save(sandbox.form_values())
+    opened = SmtpSettings.load().version
+    tab_a = {**sandbox.form_values(), "version": str(opened), "port": "2525"}
+    tab_a["client_secret"] = sandbox.form_values()["client_secret"]
+    assert admin_client.post(manage, tab_a).status_code == 302
+    tab_b = {**sandbox.form_values(), "version": str(opened), "sender_email": "b@sandbox.example"}
+    response = admin_client.post(manage, tab_b)
+    assert response.status_code == 409
+    page = response.content.decode()
+    assert "since you opened the page" in page and "root-admin" in page
+    assert 'value="b@sandbox.example"' in page  # the input is kept
+    assert SmtpSettings.load().port == 2525  # tab A's change stands
+    assert SmtpSettings.load().sender_email != "b@sandbox.example"
+    # Saving again from the kept page is a deliberate choice, and goes through.
+    again = {**tab_b, "version": str(SmtpSettings.load().version), "port": "2525"}
+    assert admin_client.post(manage, again).status_code == 302
+
+
+def test_the_debug_error_page_shows_no_secret(
+    sandbox: Any, admin_client: Client, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from smtp_settings import services
+
+    settings.DEBUG = True
+
+    def broken(**kwargs: Any) -> None:
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(services.SettingsChange.objects, "create", broken)
+    admin_client.raise_request_exception = False
+    # Built at run time: the debug page quotes this test's source lines around the call.
+    secret = "-".join(["a-very~secret", "Value", "42"])
+    values = {**sandbox.form_values(), "client_secret": secret}
+    response = admin_client.post(reverse("smtp_settings:manage"), values)
+    assert response.status_code == 500
+    page = response.content.decode()
+    assert "the database went away" in page  # it is the debug page
+    assert secret not in page
+
+
+@pytest.mark.django_db(transaction=True)
+def test_twelve_saves_at_once_all_succeed(sandbox: Any, admin_user: Any) -> None:
+    save(sandbox.form_values())
+    clients = []
+    for _ in range(12):
+        client = Client()
+        client.force_login(admin_user)
+        clients.append(client)
+    statuses: list[int] = []
+    start = threading.Barrier(12)
+
+    def post(client: Client, port: int) -> None:
+        from django.db import connection
+
+        start.wait()
+        try:
+            values = {**sandbox.form_values(), "port": str(port)}
+            statuses.append(client.post(reverse("smtp_settings:manage"), values).status_code)
+        finally:
+            connection.close()
+
+    threads = [
+        threading.Thread(target=post, args=(client, 2500 + n)) for n, client in enumerate(clients)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert statuses == [302] * 12
+    assert SettingsChange.objects.count() == 13

@@ -16,6 +16,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from smtp_settings import enqueue
 from smtp_settings.models import (
@@ -41,7 +42,7 @@ class ValidationNotStarted(Exception):
 # -- starting a run (web process) -------------------------------------------------------
 
 
-@transaction.atomic
+@sensitive_variables("values", "secret", "entered")
 def validation_run_start(
     *, values: Mapping[str, Any], user: AbstractBaseUser, test_recipient: str = ""
 ) -> ValidationRun:
@@ -49,28 +50,31 @@ def validation_run_start(
 
     A blank secret means "the stored one", exactly as Save treats it.
     """
-    validation_runs_expire_abandoned()
-    _check_guard_rails(user)
-    stored = SmtpSettings.load()
-    candidate = {name: values.get(name, getattr(stored, name)) for name in CONNECTION_FIELDS}
-    secret = ""
-    secret_field = SECRET_FIELD_BY_AUTH_TYPE.get(candidate["auth_type"])
-    if secret_field:
-        entered = values.get(secret_field) or ""
-        secret = entered or getattr(stored, secret_field) or ""
-        candidate["secret_source"] = "entered" if entered else "stored"
-    run = ValidationRun.objects.create(
-        requested_by=user,
-        candidate=candidate,
-        candidate_secret=secret or None,
-        test_recipient=test_recipient,
-    )
-    ValidationStep.objects.bulk_create(
-        ValidationStep(run=run, position=position, key=key, name=name)
-        for position, (key, name) in enumerate(STEPS)
-    )
-    enqueue.after_commit(VALIDATE_TASK, str(run.id))
-    return run
+    # A block, not a decorator: the decorator's frame would show the arguments in error
+    # reports, secrets included.
+    with transaction.atomic():
+        validation_runs_expire_abandoned()
+        _check_guard_rails(user)
+        stored = SmtpSettings.load()
+        candidate = {name: values.get(name, getattr(stored, name)) for name in CONNECTION_FIELDS}
+        secret = ""
+        secret_field = SECRET_FIELD_BY_AUTH_TYPE.get(candidate["auth_type"])
+        if secret_field:
+            entered = values.get(secret_field) or ""
+            secret = entered or getattr(stored, secret_field) or ""
+            candidate["secret_source"] = "entered" if entered else "stored"
+        run = ValidationRun.objects.create(
+            requested_by=user,
+            candidate=candidate,
+            candidate_secret=secret or None,
+            test_recipient=test_recipient,
+        )
+        ValidationStep.objects.bulk_create(
+            ValidationStep(run=run, position=position, key=key, name=name)
+            for position, (key, name) in enumerate(STEPS)
+        )
+        enqueue.after_commit(VALIDATE_TASK, str(run.id))
+        return run
 
 
 def _stale_after() -> timedelta:
