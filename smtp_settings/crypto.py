@@ -18,6 +18,28 @@ class SecretDecryptionError(Exception):
     """A stored secret cannot be decrypted with any configured key."""
 
 
+class UnreadableSecret:
+    """What a stored secret reads as when no configured key decrypts it.
+
+    Not a string, so it can never be sent as a secret by mistake; it keeps the
+    ciphertext so that saving the row leaves the column as it was (the right key may
+    come back), and it is truthy: a secret *is* stored.
+    """
+
+    __slots__ = ("ciphertext",)
+
+    def __init__(self, ciphertext: str) -> None:
+        self.ciphertext = ciphertext
+
+    def __bool__(self) -> bool:
+        return True
+
+    def __repr__(self) -> str:
+        return "<a stored secret no configured key decrypts>"
+
+    __str__ = __repr__
+
+
 @cache
 def _multifernet(keys: tuple[str, ...]) -> MultiFernet:
     return MultiFernet([Fernet(key) for key in keys])

@@ -8,6 +8,7 @@ from django import forms
 from django.utils import timezone
 
 from smtp_settings import validators
+from smtp_settings.crypto import UnreadableSecret
 from smtp_settings.models import (
     EDITABLE_FIELDS,
     SECRET_BOUND_TO,
@@ -232,6 +233,13 @@ class SmtpSettingsForm(forms.ModelForm):
         stored = self.instance if self.instance.is_stored else None
         if stored is None or not getattr(stored, name):
             self.add_error(name, missing)
+            return
+        if isinstance(getattr(stored, name), UnreadableSecret):
+            self.add_error(
+                name,
+                "The stored secret cannot be decrypted with the configured encryption keys: "
+                "enter it again (saving replaces it).",
+            )
             return
         changed = [
             str(self.fields[field].label)

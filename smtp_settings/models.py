@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from smtp_settings.crypto import SecretDecryptionError, UnreadableSecret
 from smtp_settings.fields import EncryptedTextField
 
 EXCHANGE_ONLINE_SCOPE = "https://outlook.office365.com/.default"
@@ -116,9 +117,22 @@ class SmtpSettings(models.Model):
         return {name: getattr(self, name) for name in CONNECTION_FIELDS}
 
     def secret_for_auth_type(self) -> str:
-        """The stored secret the configured authentication type uses ("" for none)."""
+        """The stored secret the configured authentication type uses ("" for none).
+
+        Raises ``SecretDecryptionError`` when the configured keys cannot decrypt it.
+        """
         name = SECRET_FIELD_BY_AUTH_TYPE.get(self.auth_type)
-        return (getattr(self, name) or "") if name else ""
+        return readable_secret(getattr(self, name)) if name else ""
+
+
+def readable_secret(value: object) -> str:
+    """A stored secret as text; ``SecretDecryptionError`` when no key decrypts it."""
+    if isinstance(value, UnreadableSecret):
+        raise SecretDecryptionError(
+            "The stored secret cannot be decrypted with the keys in SEI_ENCRYPTION_KEYS: "
+            "restore the key it was saved with, or enter the secret again in Manage SMTP."
+        )
+    return str(value or "")
 
 
 class SettingsChange(models.Model):

@@ -20,7 +20,7 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from smtp_settings import enqueue
-from smtp_settings.crypto import SecretDecryptionError
+from smtp_settings.crypto import SecretDecryptionError, UnreadableSecret
 from smtp_settings.mail.endpoint import MailSettings
 from smtp_settings.mail.errors import CredentialFailure
 from smtp_settings.models import (
@@ -151,17 +151,17 @@ def smtp_settings_mail_for_sending() -> MailSettings:
     What stops every message (nothing saved, no secret, a key that cannot decrypt it)
     is a ``CredentialFailure``: the outbox holds its messages until a Save.
     """
-    try:
-        row = SmtpSettings.objects.filter(pk=SmtpSettings.SINGLETON_PK).first()
-    except SecretDecryptionError as error:
-        raise CredentialFailure(str(error), stage="settings", kind="undecryptable") from None
+    row = SmtpSettings.objects.filter(pk=SmtpSettings.SINGLETON_PK).first()
     if row is None or not row.smtp_server:
         raise CredentialFailure(
             "Manage SMTP has no saved settings yet: mail waits until an administrator saves them.",
             stage="settings",
             kind="not_configured",
         )
-    secret = row.secret_for_auth_type()
+    try:
+        secret = row.secret_for_auth_type()
+    except SecretDecryptionError as error:
+        raise CredentialFailure(str(error), stage="settings", kind="undecryptable") from None
     if row.auth_type in SECRET_FIELD_BY_AUTH_TYPE and not secret:
         raise CredentialFailure(
             "No secret is stored for the configured authentication type.",
@@ -196,6 +196,8 @@ class SecretStatus:
     label: str
     stored: bool
     replaced_at: Any
+    # Stored, but no key in SEI_ENCRYPTION_KEYS decrypts it.
+    unreadable: bool = False
 
 
 def smtp_settings_secret_status(*, settings_row: SmtpSettings) -> dict[str, SecretStatus]:
@@ -207,6 +209,7 @@ def smtp_settings_secret_status(*, settings_row: SmtpSettings) -> dict[str, Secr
             label=_field_label(name),
             stored=bool(getattr(settings_row, name)),
             replaced_at=getattr(settings_row, REPLACED_AT[name]),
+            unreadable=isinstance(getattr(settings_row, name), UnreadableSecret),
         )
         for name in SECRET_FIELDS
     }

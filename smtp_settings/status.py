@@ -13,7 +13,9 @@ from django.conf import settings
 from django.db.models import Max
 from django.utils import timezone
 
+from smtp_settings.crypto import UnreadableSecret
 from smtp_settings.models import (
+    SECRET_FIELD_BY_AUTH_TYPE,
     AuthType,
     Delivery,
     DeliveryState,
@@ -76,6 +78,16 @@ def banners() -> list[Banner]:
     """What every Administration page warns administrators of, most urgent first."""
     found: list[Banner] = []
     row = SmtpSettings.load()
+    secret_field = SECRET_FIELD_BY_AUTH_TYPE.get(row.auth_type) if row.is_stored else None
+    if secret_field and isinstance(getattr(row, secret_field), UnreadableSecret):
+        found.append(
+            Banner(
+                "secret-unreadable",
+                "The stored secret cannot be decrypted with the keys in SEI_ENCRYPTION_KEYS, "
+                "so no mail goes out. Restore the key it was saved with, or enter the secret "
+                "again in Manage SMTP.",
+            )
+        )
     expiry = secret_expiry(row)
     if expiry and expiry.urgency == "expired":
         found.append(

@@ -7,7 +7,7 @@ from cryptography.fernet import Fernet
 from django.core.management import CommandError, call_command
 from django.db import connection
 
-from smtp_settings.crypto import SecretDecryptionError
+from smtp_settings.crypto import SecretDecryptionError, UnreadableSecret
 from smtp_settings.models import SmtpSettings
 
 pytestmark = pytest.mark.django_db
@@ -66,11 +66,18 @@ def test_rotation_rewrites_every_secret_with_the_new_first_key(settings, capsys)
     assert SmtpSettings.load().password == "hunter2-basic"
 
 
-def test_wrong_key_raises_a_clear_error_never_ciphertext(settings) -> None:  # type: ignore[no-untyped-def]
+def test_wrong_key_reads_as_unreadable_and_using_it_raises_a_clear_error(settings) -> None:  # type: ignore[no-untyped-def]
     store(client_secret=SECRET)
+    original_keys = list(settings.SEI_ENCRYPTION_KEYS)
     settings.SEI_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
+    row = SmtpSettings.load()  # the row loads: pages stay up
+    assert isinstance(row.client_secret, UnreadableSecret)  # never ciphertext, never ""
+    assert row.client_secret and "gAAAA" not in repr(row.client_secret)
     with pytest.raises(SecretDecryptionError, match="SEI_ENCRYPTION_KEYS"):
-        SmtpSettings.load()
+        row.secret_for_auth_type()
+    row.save()  # saving other fields keeps the ciphertext as it was
+    settings.SEI_ENCRYPTION_KEYS = original_keys
+    assert SmtpSettings.load().client_secret == SECRET
 
 
 def test_rotation_with_an_unknown_key_changes_nothing(settings) -> None:  # type: ignore[no-untyped-def]

@@ -291,3 +291,38 @@ def test_twelve_saves_at_once_all_succeed(sandbox: Any, admin_user: Any) -> None
         thread.join(timeout=60)
     assert statuses == [302] * 12
     assert SettingsChange.objects.count() == 13
+
+
+# -- a wrong encryption key -------------------------------------------------------------------
+
+
+def test_a_wrong_key_keeps_the_pages_up_holds_mail_and_lets_the_secret_be_entered_again(
+    sandbox: Any, admin_client: Client, settings: Any
+) -> None:
+    from cryptography.fernet import Fernet
+    from django.core import mail
+
+    from smtp_settings.models import Delivery, DeliveryState
+    from smtp_settings.outbox import service as outbox
+
+    settings.EMAIL_BACKEND = "smtp_settings.outbox.queue.OutboxBackend"
+    save(sandbox.form_values())
+    settings.SEI_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]  # not the one it was saved with
+    for route in ("home", "administration", "smtp_settings:manage", "smtp_settings:outbox"):
+        assert admin_client.get(reverse(route)).status_code == 200, route
+    page = admin_client.get(reverse("smtp_settings:manage")).content.decode()
+    assert "no key in SEI_ENCRYPTION_KEYS decrypts it" in page
+    assert 'id="banner-secret-unreadable"' in page
+
+    mail.send_mail("Waiting", "Body", "a@b.example", ["it@x.example"])
+    outbox.outbox_deliver_due()
+    held = Delivery.objects.get()
+    assert held.state == DeliveryState.HELD and "cannot be decrypted" in held.last_error
+
+    blank = admin_client.post(reverse("smtp_settings:manage"), blank_secret(sandbox.form_values()))
+    assert blank.status_code == 400 and "enter it again" in blank.content.decode()
+    typed = admin_client.post(reverse("smtp_settings:manage"), sandbox.form_values())
+    assert typed.status_code == 302
+    assert SmtpSettings.load().client_secret == sandbox.form_values()["client_secret"]
+    outbox.outbox_deliver_due()
+    assert Delivery.objects.get().state == DeliveryState.SENT

@@ -24,6 +24,7 @@ from smtp_settings.models import (
     StepStatus,
     ValidationRun,
     ValidationStep,
+    readable_secret,
 )
 from smtp_settings.validation import diagnosis, token_check
 
@@ -59,7 +60,7 @@ class Runner:
     def __init__(self, run: ValidationRun, *, timeout: float) -> None:
         self.run_row = run
         self.mail = endpoint.MailSettings.from_values(
-            run.candidate, secret=run.candidate_secret or ""
+            run.candidate, secret=readable_secret(run.candidate_secret)
         )
         self.timeout = timeout
         self.token: oauth.Token | None = None

@@ -27,6 +27,7 @@ from smtp_settings.models import (
     StepStatus,
     ValidationRun,
     ValidationStep,
+    readable_secret,
 )
 from smtp_settings.validation.runner import STEPS, Runner
 
@@ -61,7 +62,8 @@ def validation_run_start(
         secret_field = SECRET_FIELD_BY_AUTH_TYPE.get(candidate["auth_type"])
         if secret_field:
             entered = values.get(secret_field) or ""
-            secret = entered or getattr(stored, secret_field) or ""
+            # The form already refused a blank secret when the stored one is unreadable.
+            secret = entered or readable_secret(getattr(stored, secret_field))
             candidate["secret_source"] = "entered" if entered else "stored"
         run = ValidationRun.objects.create(
             requested_by=user,
