@@ -283,7 +283,7 @@ CELERY_BEAT_SCHEDULE = {
     },
     "expire-abandoned-validation-runs": {
         "task": "smtp_settings.tasks.expire_abandoned_validation_runs",
-        "schedule": 300.0,
+        "schedule": 20.0,
     },
     # Deferred messages fall due and claims of dead workers run out without a new message.
     "deliver-outbox": {

@@ -201,6 +201,8 @@ class ValidationRun(models.Model):
     )
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
+    # Touched by the worker as each step starts: a run whose worker died goes quiet.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.QUEUED)
     # The form's values, secrets excepted: what was tested, shown with the run.

@@ -138,6 +138,8 @@ def validate(request: HttpRequest) -> HttpResponse:
 
 def _run(run_id: uuid.UUID) -> dict[str, Any]:
     found = get_object_or_404(ValidationRun.objects.select_related("requested_by"), pk=run_id)
+    if not found.is_finished and validation.validation_runs_expire_abandoned(run_id=str(run_id)):
+        found.refresh_from_db()  # its worker is gone: the page says so at once
     return validation.validation_run_as_dict(run=found)
 
 

@@ -326,3 +326,15 @@ def test_a_wrong_key_keeps_the_pages_up_holds_mail_and_lets_the_secret_be_entere
     assert SmtpSettings.load().client_secret == sandbox.form_values()["client_secret"]
     outbox.outbox_deliver_due()
     assert Delivery.objects.get().state == DeliveryState.SENT
+
+
+def test_users_without_the_permission_do_not_see_the_server_on_home(
+    sandbox: Any, plain_user: Any
+) -> None:
+    save(sandbox.form_values())
+    client = Client()
+    client.force_login(plain_user)
+    page = client.get(reverse("home")).content.decode()
+    assert "Outgoing mail is configured" in page
+    assert sandbox.form_values()["sender_email"] not in page
+    assert f":{sandbox.form_values()['port']}" not in page

@@ -159,3 +159,39 @@ def test_no_secret_or_token_in_the_outbox_broker_logs_or_pages(
         for token in tokens:
             assert token not in text, f"an access token is in the {place}"
             assert token.split(".")[2] not in text, f"a token signature is in the {place}"
+
+
+def test_a_validate_run_whose_worker_is_killed_ends_and_loses_its_secret(
+    sandbox: Any, worker_process: Any
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from smtp_settings.models import ValidationRun
+
+    user = User.objects.create_superuser("ops", "ops@sandbox.example", "a long passphrase 7")
+    admin = Client()
+    admin.force_login(user)
+    sandbox.entra.delay_seconds = 5  # the token step is still running when the worker dies
+    worker = worker_process("validating")
+    started = admin.post(
+        reverse("smtp_settings:validate"), sandbox.form_values(), HTTP_ACCEPT="application/json"
+    ).json()
+    wait_for(lambda: ValidationRun.objects.filter(pk=started["run"], status="running").exists())
+    os.killpg(worker.pid, signal.SIGKILL)
+    worker.wait(timeout=10)
+    run = ValidationRun.objects.get(pk=started["run"])
+    assert run.status == "running" and run.candidate_secret is not None
+
+    # A minute later the worker has not touched the run: the page ends it at once.
+    ValidationRun.objects.filter(pk=run.pk).update(
+        heartbeat_at=timezone.now() - timedelta(minutes=1)
+    )
+    status = admin.get(started["status_url"]).json()
+    assert status["status"] == "error" and "worker" in status["summary"]
+    assert ValidationRun.objects.get(pk=run.pk).candidate_secret is None
+    again = admin.post(
+        reverse("smtp_settings:validate"), sandbox.form_values(), HTTP_ACCEPT="application/json"
+    )
+    assert again.status_code == 202  # the dead run no longer blocks a new one

@@ -717,3 +717,30 @@ def test_a_trickling_server_is_cut_off_at_the_step_deadline(
         stop.set()
         listener.close()
         thread.join(5)
+
+
+def test_a_service_that_is_not_smtp_is_named_and_barely_echoed(
+    sandbox: Any, run_validation: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    banner = b"SSH-2.0-OpenSSH_9.2p1 Debian-2" + b"x" * 300 + b"\x00\x01\r\n"
+
+    def ssh_like() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            connection.sendall(banner)
+            connection.recv(1024)
+
+    thread = threading.Thread(target=ssh_like, daemon=True)
+    thread.start()
+    caplog.set_level("INFO", logger="smtp_settings.validation.service")
+    try:
+        values = {**sandbox.form_values(), "port": str(listener.getsockname()[1])}
+        step = failed_at(run_validation(values), "connect", "not_smtp")
+        assert step["detail"].startswith("This is not an SMTP server")
+        assert step["server_answer"].startswith("SSH-2.0-OpenSSH")
+        assert len(step["server_answer"]) <= 100 and "\x00" not in step["server_answer"]
+        assert f"127.0.0.1:{values['port']}" in caplog.text  # every target is logged
+    finally:
+        listener.close()
+        thread.join(5)

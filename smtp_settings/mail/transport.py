@@ -8,6 +8,7 @@ it would print the access token.
 
 from __future__ import annotations
 
+import re
 import smtplib
 import socket
 import ssl
@@ -107,6 +108,16 @@ def wire_bytes(message: Message) -> bytes:
     )
     generator.flatten(message)
     return buffer.getvalue()
+
+
+EXCERPT_LENGTH = 100
+_REPLY_START = re.compile(rb"^\d{3}([ -]|\r?$)")
+
+
+def printable_excerpt(text: bytes | str) -> str:
+    """At most the first 100 printable characters of something that is not SMTP."""
+    decoded = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
+    return "".join(ch for ch in decoded if ch.isprintable())[:EXCERPT_LENGTH]
 
 
 def _answer(code: int, text: bytes | str) -> str:
@@ -313,7 +324,29 @@ class SmtpConnection:
 
     def _greet(self) -> None:
         with self._failures():
+            sock = self._smtp.sock
+            if sock is not None and not isinstance(sock, ssl.SSLSocket):
+                # A look at the first bytes without taking them: smtplib's reader drops the
+                # first four characters of a line that has no reply code.
+                head = sock.recv(256, socket.MSG_PEEK)
+                partial_code = len(head) < 4 and head.isdigit()  # the rest is on its way
+                if head and not partial_code and not _REPLY_START.match(head):
+                    raise SmtpFailure(
+                        self._stage,
+                        "not_smtp",
+                        "This is not an SMTP server: it does not answer with an SMTP greeting.",
+                        answer=printable_excerpt(head.split(b"\n")[0]),
+                    )
             code, text = self._smtp.getreply()
+            if code == -1:
+                # No reply code: some other service (SSH, HTTP...). Say so, and echo no more
+                # of it than a glance needs.
+                raise SmtpFailure(
+                    self._stage,
+                    "not_smtp",
+                    "This is not an SMTP server: it does not answer with an SMTP greeting.",
+                    answer=printable_excerpt(text),
+                )
             self.greeting = _answer(code, text)
             self._require(code == 220, self._stage, "greeting_refused", code, text)
             code, text = self._smtp.ehlo()

@@ -524,6 +524,13 @@ TABLE: tuple[Diagnosis, ...] = (
         "rcpt_refused data_refused",
     ),
     _row(
+        "not_smtp",
+        "connect tls",
+        "Something answers on this port, but it is not an SMTP server.",
+        "Check SMTP Server and Port: Exchange Online is smtp.office365.com, port 587.",
+        kinds="not_smtp",
+    ),
+    _row(
         "connection_broken",
         SMTP_STEPS,
         "The server ended the SMTP conversation unexpectedly.",

@@ -101,6 +101,7 @@ class Runner:
     @contextmanager
     def step(self, key: str) -> Iterator[Outcome]:
         self._write(key, status=StepStatus.RUNNING)
+        ValidationRun.objects.filter(pk=self.run_row.pk).update(heartbeat_at=timezone.now())
         started = time.monotonic()
         outcome = Outcome()
         try:

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
@@ -76,24 +77,55 @@ def validation_run_start(
             for position, (key, name) in enumerate(STEPS)
         )
         enqueue.after_commit(VALIDATE_TASK, str(run.id))
+        # Where Validate connects, for audit: it can point anywhere an administrator types.
+        logger.info(
+            "Validate %s by %s: %s:%s, %s, TLS %s, token endpoint %s",
+            run.id,
+            user.get_username(),
+            candidate["smtp_server"],
+            candidate["port"],
+            candidate["auth_type"],
+            "on" if candidate["use_ssl_tls"] else "off",
+            candidate.get("token_endpoint") or "-",
+        )
         return run
 
 
-def _stale_after() -> timedelta:
-    return timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 60)
+# A queued run no worker took within this is given up (the worker may be busy with one
+# outbox delivery task, SMTP_OUTBOX_DRAIN_SECONDS, but not longer).
+QUEUED_FOR_AT_MOST = timedelta(seconds=90)
 
 
-def validation_runs_expire_abandoned() -> int:
-    """Runs that no worker finished in time end as errors and lose their secret."""
-    cutoff = timezone.now() - _stale_after()
-    return ValidationRun.objects.filter(
-        status__in=[RunStatus.QUEUED, RunStatus.RUNNING], created_at__lt=cutoff
-    ).update(
-        status=RunStatus.ERROR,
-        finished_at=timezone.now(),
-        candidate_secret=None,
-        summary="No worker finished this run. Check that the Celery worker is running.",
+def _quiet_for_at_most() -> timedelta:
+    """A running run touches its heartbeat at every step; each step has one deadline."""
+    return timedelta(seconds=2 * settings.SMTP_NETWORK_TIMEOUT_SECONDS + 10)
+
+
+def validation_runs_expire_abandoned(*, run_id: str | None = None) -> int:
+    """Runs no worker took in time, or whose worker went quiet (killed, crashed), end as
+    errors and lose their secret: the next Validate click is not refused because of them."""
+    now = timezone.now()
+    abandoned = ValidationRun.objects.filter(
+        Q(status=RunStatus.QUEUED, created_at__lt=now - QUEUED_FOR_AT_MOST)
+        | Q(status=RunStatus.RUNNING, heartbeat_at__lt=now - _quiet_for_at_most())
+        | Q(status=RunStatus.RUNNING, heartbeat_at=None, created_at__lt=now - _quiet_for_at_most())
     )
+    if run_id is not None:
+        abandoned = abandoned.filter(pk=run_id)
+    expired = abandoned.update(
+        status=RunStatus.ERROR,
+        finished_at=now,
+        candidate_secret=None,
+        summary="No worker finished this run (none took it, or the one running it stopped). "
+        "Check that the Celery worker is running, then click Validate again.",
+    )
+    if expired:
+        ValidationStep.objects.filter(
+            run__status=RunStatus.ERROR,
+            run__finished_at=now,
+            status__in=[StepStatus.PENDING, StepStatus.RUNNING],
+        ).update(status=StepStatus.SKIPPED, detail="Not run: the worker stopped.")
+    return expired
 
 
 def _check_guard_rails(user: AbstractBaseUser) -> None:
@@ -126,7 +158,7 @@ def _check_guard_rails(user: AbstractBaseUser) -> None:
 def validation_run_execute(*, run_id: str) -> None:
     """Run every step of a queued run; always ends it and erases its secret."""
     claimed = ValidationRun.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
-        status=RunStatus.RUNNING, started_at=timezone.now()
+        status=RunStatus.RUNNING, started_at=timezone.now(), heartbeat_at=timezone.now()
     )
     if not claimed:
         logger.info("Validation run %s is not queued; nothing to do", run_id)
