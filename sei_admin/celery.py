@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from typing import Any
@@ -27,6 +28,11 @@ def _beat_heartbeat(**kwargs: Any) -> None:
 @worker_ready.connect
 def _worker_ready(sender: Any = None, **kwargs: Any) -> None:
     # Reported at once, not a heartbeat interval later: the pages and /healthz see the worker.
+    from django.db import DatabaseError
+
     from smtp_settings import services
 
-    services.worker_heartbeat_record(worker=getattr(sender, "hostname", None) or "worker")
+    try:
+        services.worker_heartbeat_record(worker=getattr(sender, "hostname", None) or "worker")
+    except DatabaseError as error:  # not migrated yet: the scheduled heartbeat reports later
+        logging.getLogger(__name__).warning("No heartbeat recorded at start: %s", error)

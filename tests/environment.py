@@ -6,8 +6,10 @@ secrets that production requires; each run gets fresh ones.
 
 from __future__ import annotations
 
+import atexit
 import os
 import secrets
+import shutil
 import tempfile
 
 from cryptography.fernet import Fernet
@@ -23,6 +25,7 @@ os.environ.setdefault("DJANGO_WHITENOISE_USE_FINDERS", "true")
 os.environ.setdefault("DJANGO_STATIC_MANIFEST", "false")
 # The file-system broker and SQLite files of a test run live apart from a developer's var/.
 _var = tempfile.mkdtemp(prefix="sei-test-var-")
+atexit.register(shutil.rmtree, _var, ignore_errors=True)
 os.environ.setdefault("SEI_VAR_DIR", _var)
 os.environ.setdefault("DJANGO_STATIC_ROOT", os.path.join(_var, "static"))
 os.makedirs(os.environ["DJANGO_STATIC_ROOT"], exist_ok=True)

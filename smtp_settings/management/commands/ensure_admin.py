@@ -27,7 +27,7 @@ class Command(BaseCommand):
         if user_model.objects.filter(is_superuser=True).exists():
             self.stdout.write(
                 f"SEI Administration: open {url} and sign in as an administrator. "
-                "(Forgotten password: python manage.py changepassword <username>.)"
+                '(Forgotten password: make manage ARGS="changepassword <username>".)'
             )
             return
         password = os.environ.get("DJANGO_SUPERUSER_PASSWORD")
@@ -40,8 +40,8 @@ class Command(BaseCommand):
             # Printed this once only: it is stored hashed and cannot be shown again.
             self.stdout.write(
                 f"SEI Administration: open {url} and sign in as '{username}' with the password "
-                f"{password}  (shown only now; change it with: python manage.py changepassword "
-                f"{username})"
+                f"{password}  (shown only now; change it with: make manage "
+                f'ARGS="changepassword {username}")'
             )
         else:
             self.stdout.write(
