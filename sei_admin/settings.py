@@ -292,6 +292,10 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env.float("SMTP_OUTBOX_SWEEP_SECONDS", default=30.0),
     },
     "purge-outbox": {"task": "smtp_settings.tasks.purge_outbox", "schedule": 3600.0},
+    "purge-validation-runs": {
+        "task": "smtp_settings.tasks.purge_validation_runs",
+        "schedule": 3600.0,
+    },
     "clear-expired-sessions": {
         "task": "sei_admin.tasks.clear_expired_sessions",
         "schedule": 3600.0,
@@ -311,6 +315,8 @@ SMTP_NETWORK_TIMEOUT_SECONDS = env.float("SMTP_NETWORK_TIMEOUT_SECONDS", default
 # Repeated failed sign-ins get an Exchange mailbox blocked, so Validate is rate-limited.
 SMTP_VALIDATION_MAX_RUNS = env.int("SMTP_VALIDATION_MAX_RUNS", default=10)
 SMTP_VALIDATION_WINDOW_SECONDS = env.int("SMTP_VALIDATION_WINDOW_SECONDS", default=600)
+# Validation runs older than this are deleted by beat (the latest 50 always stay).
+SMTP_VALIDATION_RETENTION_DAYS = env.int("SMTP_VALIDATION_RETENTION_DAYS", default=90)
 
 # ------------------------------------------------------------------------------
 # Sending: every e-mail goes to the outbox (post_office's tables) and a worker delivers

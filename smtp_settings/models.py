@@ -213,6 +213,12 @@ class ValidationRun(models.Model):
 
     class Meta:
         ordering: ClassVar[list[str]] = ["-created_at"]
+        indexes: ClassVar[list[models.Index]] = [
+            # The abandoned-run sweep and the one-run-at-a-time rule look at unfinished runs;
+            # the rate limit at one administrator's recent runs.
+            models.Index(fields=["status", "created_at"], name="run_status_created"),
+            models.Index(fields=["requested_by", "created_at"], name="run_user_created"),
+        ]
 
     def __str__(self) -> str:
         return f"Validation {self.id} ({self.status})"

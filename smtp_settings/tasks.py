@@ -22,6 +22,12 @@ def validate_smtp_settings(run_id: str) -> None:
 
 
 @shared_task(ignore_result=True)
+def purge_validation_runs() -> None:
+    """Scheduled by beat: old validation runs go, the latest 50 stay."""
+    validation.validation_runs_purge()
+
+
+@shared_task(ignore_result=True)
 def expire_abandoned_validation_runs() -> None:
     """Scheduled by beat: a run whose worker died must not keep its secret."""
     validation.validation_runs_expire_abandoned()

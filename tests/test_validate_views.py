@@ -192,3 +192,27 @@ def test_recent_runs_are_listed_and_open_to_their_steps(
     assert "root-admin" in html and "Failed" in html
     detail = admin_client.get(reverse("smtp_settings:run_detail", args=[run.id])).content.decode()
     assert "AADSTS7000215" in detail
+
+
+def test_old_validation_runs_are_purged_but_the_latest_fifty_stay(admin_user: Any) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from smtp_settings.models import ValidationStep
+    from smtp_settings.validation import service as validation
+
+    long_ago = timezone.now() - timedelta(days=200)
+    for n in range(60):
+        run = ValidationRun.objects.create(
+            requested_by=admin_user,
+            status=RunStatus.PASSED,
+            created_at=long_ago + timedelta(minutes=n),
+        )
+        ValidationStep.objects.create(run=run, position=0, key="token", name="Token")
+    recent = ValidationRun.objects.create(requested_by=admin_user, status=RunStatus.PASSED)
+    assert validation.validation_runs_purge() == 11
+    assert (
+        ValidationRun.objects.count() == 50 and ValidationRun.objects.filter(pk=recent.pk).exists()
+    )
+    assert ValidationStep.objects.count() == 49  # the steps went with their runs

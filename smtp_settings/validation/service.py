@@ -234,5 +234,26 @@ def validation_run_as_dict(*, run: ValidationRun) -> dict[str, Any]:
     }
 
 
+KEEP_AT_LEAST = 50
+
+
+def validation_runs_purge() -> int:
+    """Runs (and their steps) older than SMTP_VALIDATION_RETENTION_DAYS go; the latest 50
+    always stay, so the history never empties."""
+    cutoff = timezone.now() - timedelta(days=settings.SMTP_VALIDATION_RETENTION_DAYS)
+    kept = ValidationRun.objects.order_by("-created_at").values_list("pk", flat=True)[
+        :KEEP_AT_LEAST
+    ]
+    old = ValidationRun.objects.filter(created_at__lt=cutoff).exclude(pk__in=list(kept))
+    deleted = 0
+    while ids := list(old.values_list("pk", flat=True)[:1000]):
+        deleted += (
+            ValidationRun.objects.filter(pk__in=ids)
+            .delete()[1]
+            .get("smtp_settings.ValidationRun", 0)
+        )
+    return deleted
+
+
 def validation_recent_runs(*, limit: int = 10) -> list[ValidationRun]:
     return list(ValidationRun.objects.select_related("requested_by")[:limit])
