@@ -325,6 +325,8 @@ SMTP_VALIDATION_RETENTION_DAYS = env.int("SMTP_VALIDATION_RETENTION_DAYS", defau
 EMAIL_BACKEND = env.str("DJANGO_EMAIL_BACKEND", default="smtp_settings.outbox.queue.OutboxBackend")
 DEFAULT_FROM_EMAIL = env.str("DJANGO_DEFAULT_FROM_EMAIL", default="webmaster@localhost")
 SERVER_EMAIL = env.str("DJANGO_SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
+# Who mail_admins() writes to (server errors among others), comma-separated addresses.
+ADMINS = [(address, address) for address in env.list("DJANGO_ADMINS", default=[])]
 # Links in e-mail (reminders, alerts) point here.
 SEI_CONSOLE_URL = env.str("SEI_CONSOLE_URL", default="http://127.0.0.1:8000")
 # Where the delivering backend finds the settings to send with (a callable's path).

@@ -363,3 +363,13 @@ def test_retry_now_on_a_held_message_tries_the_held_ones_again(
     assert states() == [DeliveryState.QUEUED] * 2
     outbox.outbox_deliver_due()
     assert states() == [DeliveryState.SENT] * 2
+
+
+def test_mail_admins_goes_out_through_manage_smtp(sandbox: Any, settings: Any) -> None:
+    settings.ADMINS = [("ops@elsewhere.example", "ops@elsewhere.example")]
+    save(sandbox.form_values())
+    mail.mail_admins("Disk almost full", "Body")
+    outbox.outbox_deliver_due()
+    (message,) = delivered(sandbox)
+    assert message["To"] == "ops@elsewhere.example" and message["From"] == SENDER
+    assert "Disk almost full" in str(message["Subject"])
