@@ -268,9 +268,12 @@ def test_the_rate_limit_is_never_exceeded(sandbox: Any, settings: Any) -> None:
 
     times = sandbox.exchange.handler.received_at
     assert len(times) == 60
-    # Any 10 consecutive messages span at least a second (less a little network jitter).
+    # Any 11 consecutive messages span at least a second: at most 10 in any second. The
+    # stand-in stamps arrivals from a thread of this busy process, so a stamp can come up
+    # to ~0.15 s late; without the limit the 11 would arrive within a few milliseconds.
     spans = [times[i + 10] - times[i] for i in range(len(times) - 10)]
-    assert min(spans) >= 0.95, min(spans)
+    assert min(spans) >= 0.85, min(spans)
+    assert times[-1] - times[0] >= 5.9 - 0.15  # and the whole burst took its 5.9 s
 
 
 def test_a_mailbox_with_every_connection_taken_waits(sandbox: Any, settings: Any) -> None:
