@@ -172,8 +172,11 @@ class SmtpSettingsForm(forms.ModelForm):
         model = SmtpSettings
         fields: ClassVar[list[str]] = list(EDITABLE_FIELDS)
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, for_validate: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # Validate tests whether mail gets through: what only Save needs becomes a note.
+        self.for_validate = for_validate
+        self.notes: list[str] = []
         self.warnings: list[str] = []
         self.fields["version"].initial = self.instance.version
         if self.instance.token_endpoint:
@@ -216,10 +219,15 @@ class SmtpSettingsForm(forms.ModelForm):
                 self.add_error(name, f"{self.fields[name].label} is required for OAuth 2.0.")
         self._require_secret("client_secret", cleaned, "Enter the client secret's Value.")
         if cleaned.get("secret_expiration_alert") and not cleaned.get("secret_expiration_date"):
-            self.add_error(
-                "secret_expiration_date",
-                "Enter the date the secret expires, or turn Secret Expiration Alert off.",
-            )
+            if self.for_validate:
+                self.notes.append(
+                    "Secret Expiration Date is empty: Save will ask for it (the reminders need it)."
+                )
+            else:
+                self.add_error(
+                    "secret_expiration_date",
+                    "Enter the date the secret expires, or turn Secret Expiration Alert off.",
+                )
 
     def _clean_basic(self, cleaned: dict[str, Any]) -> None:
         if not cleaned.get("username") and "username" not in self.errors:

@@ -11,6 +11,7 @@ app_name = "smtp_settings"
 urlpatterns = [
     path("smtp/", views.manage_smtp, name="manage"),
     path("smtp/validate/", views.validate, name="validate"),
+    path("smtp/runs/recent/", views.recent_runs, name="recent_runs"),
     path("smtp/runs/<uuid:run_id>/", views.run_detail, name="run_detail"),
     path("smtp/runs/<uuid:run_id>/status.json", views.run_status, name="run_status"),
     path("smtp/health-check/", views.health_check_start, name="health_check"),

@@ -105,7 +105,7 @@ def _wants_json(request: HttpRequest) -> bool:
 @sensitive_variables("form")
 def validate(request: HttpRequest) -> HttpResponse:
     """Start a validation run of the form's current, unsaved values."""
-    form = SmtpSettingsForm(request.POST, instance=SmtpSettings.load())
+    form = SmtpSettingsForm(request.POST, instance=SmtpSettings.load(), for_validate=True)
     recipient_form = _recipient_form(request, request.POST)
     forms_valid = form.is_valid() & recipient_form.is_valid()  # both, for every message
     if not forms_valid:
@@ -118,6 +118,7 @@ def validate(request: HttpRequest) -> HttpResponse:
             values=form.cleaned_data,
             user=request.user,
             test_recipient=recipient_form.cleaned_data["test_recipient"] or "",
+            notes=form.notes,
         )
     except validation.ValidationNotStarted as refusal:
         if _wants_json(request):
@@ -150,6 +151,17 @@ def run_status(request: HttpRequest, run_id: uuid.UUID) -> JsonResponse:
     run = _run(run_id)
     html = render_to_string("smtp_settings/_run.html", {"run": run}, request=request)
     return JsonResponse({**run, "html": html})
+
+
+@administrator_required
+@require_GET
+def recent_runs(request: HttpRequest) -> HttpResponse:
+    """The recent-validations table alone: the page swaps it in when a run ends."""
+    return render(
+        request,
+        "smtp_settings/_recent_runs.html",
+        {"runs": validation.validation_recent_runs()},
+    )
 
 
 @administrator_required

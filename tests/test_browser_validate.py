@@ -63,6 +63,9 @@ def test_validate_shows_progress_then_the_verdict(console: Any, sandbox: Any) ->
     assert CLIENT_SECRET not in page.content()
     assert not SmtpSettings.objects.exists(), "Validate must not save"
     assert len(sandbox.exchange.delivered) == 1
+    # The recent-validations list follows without a reload.
+    page.locator("#runs table .verdict-passed").wait_for(timeout=10_000)
+    assert "No validation has run yet" not in page.locator("#runs").inner_text()
 
 
 def test_wrong_secret_shows_the_cause_and_the_fix(console: Any, sandbox: Any) -> None:

@@ -216,3 +216,21 @@ def test_old_validation_runs_are_purged_but_the_latest_fifty_stay(admin_user: An
         ValidationRun.objects.count() == 50 and ValidationRun.objects.filter(pk=recent.pk).exists()
     )
     assert ValidationStep.objects.count() == 49  # the steps went with their runs
+
+
+def test_validate_runs_without_an_expiration_date_and_says_save_will_ask(
+    sandbox: Any, admin_client: Client
+) -> None:
+    from smtp_settings.validation import service as validation
+
+    values = {**sandbox.form_values(), "secret_expiration_date": ""}
+    response = admin_client.post(reverse("smtp_settings:validate"), values, **JSON)
+    assert response.status_code == 202
+    validation.validation_run_execute(run_id=response.json()["run"])
+    status = admin_client.get(response.json()["status_url"]).json()
+    assert status["status"] == "passed"
+    assert "Secret Expiration Date is empty: Save will ask for it" in status["summary"]
+    saved = admin_client.post(reverse("smtp_settings:manage"), values)
+    assert (
+        saved.status_code == 400 and "Enter the date the secret expires" in saved.content.decode()
+    )

@@ -46,7 +46,11 @@ class ValidationNotStarted(Exception):
 
 @sensitive_variables("values", "secret", "entered")
 def validation_run_start(
-    *, values: Mapping[str, Any], user: AbstractBaseUser, test_recipient: str = ""
+    *,
+    values: Mapping[str, Any],
+    user: AbstractBaseUser,
+    test_recipient: str = "",
+    notes: list[str] | None = None,
 ) -> ValidationRun:
     """Record a run of validated form values and enqueue it once the row is committed.
 
@@ -66,6 +70,8 @@ def validation_run_start(
             # The form already refused a blank secret when the stored one is unreadable.
             secret = entered or readable_secret(getattr(stored, secret_field))
             candidate["secret_source"] = "entered" if entered else "stored"
+        if notes:
+            candidate["notes"] = list(notes)  # said with the verdict
         run = ValidationRun.objects.create(
             requested_by=user,
             candidate=candidate,
@@ -174,8 +180,12 @@ def validation_run_execute(*, run_id: str) -> None:
             detail="Not run: the validation stopped on an internal error.",
         )
         status, summary = RunStatus.ERROR, "The validation stopped on an internal error."
+    notes = " ".join(run.candidate.get("notes", []))
     ValidationRun.objects.filter(pk=run.pk).update(
-        status=status, summary=summary, finished_at=timezone.now(), candidate_secret=None
+        status=status,
+        summary=f"{summary} Note: {notes}" if notes else summary,
+        finished_at=timezone.now(),
+        candidate_secret=None,
     )
 
 

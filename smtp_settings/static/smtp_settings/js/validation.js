@@ -65,6 +65,16 @@
     form.insertBefore(summary, form.querySelector("fieldset"));
   }
 
+  // The recent-validations table, as the server renders it, once a run has ended.
+  function refreshRecentRuns() {
+    const runs = document.getElementById("runs");
+    if (!runs || !runs.dataset.recentUrl) return;
+    fetch(runs.dataset.recentUrl, { credentials: "same-origin" })
+      .then(function (response) { return response.ok ? response.text() : null; })
+      .then(function (html) { if (html !== null) runs.innerHTML = html; })
+      .catch(function () {});
+  }
+
   button.addEventListener("click", function (event) {
     event.preventDefault();
     clearErrors();
@@ -83,7 +93,10 @@
           section.hidden = false;
           body.replaceChildren(el("p", "muted", "Starting the validation…"));
           section.scrollIntoView({ behavior: "smooth", block: "start" });
-          poll(json.status_url, body, function () { button.disabled = false; });
+          poll(json.status_url, body, function () {
+            button.disabled = false;
+            refreshRecentRuns();
+          });
           return;
         }
         button.disabled = false;
