@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install run run-with-sandbox sandbox manage test bench lint format clean
+.PHONY: install run run-with-sandbox sandbox manage test bench screenshots lint format clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,10 @@ test: install
 # Ratios against baselines run side by side, on loopback against the sandbox; saved under var/bench.
 bench: install
 	$(PY) -m bench
+
+# The README's pictures, taken by a browser test against the sandbox.
+screenshots: install
+	SEI_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(PY) -m pytest -q tests/test_browser_layout.py -k readme_pictures
 
 lint: install
 	$(PY) -m ruff check .
