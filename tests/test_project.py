@@ -83,7 +83,7 @@ def test_compose_services_use_the_project_commands_and_known_names() -> None:
             service["environment"]
         )
     command = " ".join
-    assert "gunicorn sei_admin.wsgi" in services["web"]["command"]
+    assert "gunicorn sei_admin.wsgi" in command(services["web"]["command"])
     assert command(services["worker"]["command"]).startswith("celery -A sei_admin worker")
     assert command(services["beat"]["command"]).startswith("celery -A sei_admin beat")
     assert services["postgres"]["image"].startswith("postgres")
@@ -163,3 +163,24 @@ def test_mail_goes_to_the_outbox_and_beat_delivers_and_purges(tmp_path: Path) ->
     assert backend == "smtp_settings.outbox.queue.OutboxBackend"
     assert "smtp_settings.tasks.deliver_outbox" in schedule
     assert "smtp_settings.tasks.purge_outbox" in schedule
+
+
+def test_compose_migrates_once_first_checks_health_and_serves_http_on_a_laptop() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert " ".join(services["migrate"]["command"]) == "python manage.py migrate --noinput"
+    for name in ("web", "worker", "beat"):
+        depends = services[name]["depends_on"]
+        assert depends["migrate"]["condition"] == "service_completed_successfully", name
+        assert "migrate" not in " ".join(services[name]["command"]), name
+        assert services[name]["healthcheck"]["test"], name
+    assert "/healthz/live" in " ".join(services["web"]["healthcheck"]["test"])
+    environment = services["web"]["environment"]
+    for name in (
+        "DJANGO_SECURE_SSL_REDIRECT",
+        "DJANGO_SESSION_COOKIE_SECURE",
+        "DJANGO_CSRF_COOKIE_SECURE",
+        "DJANGO_SECURE_PROXY_SSL_HEADER",
+    ):
+        assert environment[name].endswith(":-false}"), name  # plain HTTP unless told
+    assert "http://localhost:8000" in environment["DJANGO_CSRF_TRUSTED_ORIGINS"]
