@@ -1,0 +1,98 @@
+"""Every shell command the README shows, and every command the console prints, works when
+pasted into a shell in the checkout (a temporary SEI_VAR_DIR keeps it off the developer's)."""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+
+# Shown, but not run here, and why.
+NOT_RUN = {
+    "make run": "a server that runs until Ctrl-C (started by hand and in every clean-clone trial)",
+    "make run-with-sandbox": "the same server, trusting the sandbox",
+    "make sandbox": "servers that run until Ctrl-C",
+    "make test": "this very suite",
+    "docker compose": "no Docker engine runs on these machines",
+    "DATABASE_URL=": "a server or this suite again, on PostgreSQL",
+}
+
+
+def readme_commands() -> list[str]:
+    commands = []
+    for block in re.findall(r"```sh\n(.*?)```", README, flags=re.DOTALL):
+        for line in block.splitlines():
+            command = re.sub(r"\s+#.*$", "", line).strip()
+            if command:
+                commands.append(command)
+    # Commands written in the text, e.g. `make manage ARGS="rotate_encryption_keys"`.
+    commands += re.findall(r'`(make manage ARGS="[^"`]+")`', README)
+    return commands
+
+
+def console_hints() -> list[str]:
+    """Commands the console prints: make run's start-up lines, the lock-out page."""
+    sources = [
+        ROOT / "smtp_settings/management/commands/ensure_admin.py",
+        ROOT / "templates/registration/locked_out.html",
+    ]
+    found = []
+    for path in sources:
+        text = html.unescape(path.read_text()).replace('\\\\"', '"').replace('\\"', '"')
+        found += re.findall(r'make manage ARGS="[^"]+"', text)
+    return found
+
+
+def runnable(command: str) -> bool:
+    return not any(command.startswith(prefix) for prefix in NOT_RUN)
+
+
+def run(command: str, env: dict[str, str], stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", "-c", command],
+        cwd=ROOT,
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def shell_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A developer's shell: no test settings, a fresh var folder, migrated, with an admin."""
+    var = tmp_path_factory.mktemp("readme-var")
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": os.environ.get("HOME", str(var)),
+        "SEI_VAR_DIR": str(var),
+    }
+    for setup in ('make manage ARGS="migrate --noinput"', 'make manage ARGS="ensure_admin"'):
+        done = run(setup, env)
+        assert done.returncode == 0, done.stderr
+    return env
+
+
+def test_the_readme_and_the_console_show_commands() -> None:
+    assert len([c for c in readme_commands() if runnable(c)]) >= 6
+    assert console_hints()
+
+
+@pytest.mark.parametrize("command", sorted(set(readme_commands() + console_hints())))
+def test_a_shown_command_works_as_typed(command: str, shell_env: dict[str, str]) -> None:
+    if not runnable(command):
+        reason = next(why for prefix, why in NOT_RUN.items() if command.startswith(prefix))
+        pytest.skip(f"not run here: {reason}")
+    command = command.replace("<username>", "admin").replace("<name>", "admin")
+    # changepassword asks twice, as at a terminal.
+    done = run(command, shell_env, stdin="a long new passphrase 77\n" * 2)
+    assert done.returncode == 0, f"{command}\n{done.stdout}\n{done.stderr}"
