@@ -54,9 +54,14 @@ CSP_REPORTS_PER_MINUTE = 30
 _MAX_REPORT_BYTES = 16_384
 
 
+def _printable(value: object, limit: int) -> str:
+    # A report is anyone's text: no line breaks or control characters reach the log.
+    return "".join(ch if ch.isprintable() else "?" for ch in str(value or ""))[:limit]
+
+
 def _without_query(url: object) -> str:
     # Query strings and fragments can carry personal data: only where, not what.
-    parts = urlsplit(str(url or ""))
+    parts = urlsplit(_printable(url, 2000))
     return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))[:300]
 
 
@@ -77,7 +82,7 @@ def csp_report(request: HttpRequest) -> HttpResponse:
         return HttpResponse(status=400)
     logger.warning(
         "CSP violation: %s blocked %s on %s",
-        str(report.get("violated-directive") or report.get("effective-directive", ""))[:100],
+        _printable(report.get("violated-directive") or report.get("effective-directive"), 100),
         _without_query(report.get("blocked-uri")),
         _without_query(report.get("document-uri")),
     )

@@ -110,6 +110,7 @@ class SmtpSettingsForm(forms.ModelForm):
     )
     secret_expiration_date = _from_model(
         "secret_expiration_date",
+        validators=[validators.validate_expiration_date],
         widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
         help_text='The "Expires" date shown next to the secret under Certificates & secrets.',
     )
@@ -143,13 +144,15 @@ class SmtpSettingsForm(forms.ModelForm):
     )
     username = _from_model(
         "username",
-        validators=[validators.validate_no_control_characters],
+        validators=[validators.validate_ascii_credential],
         help_text="The account the SMTP server authenticates.",
     )
     password = forms.CharField(
         label=SmtpSettings._meta.get_field("password").verbose_name,
         max_length=1024,
         required=False,
+        strip=False,
+        validators=[validators.validate_ascii_credential],
         widget=SecretInput(),
         help_text="Leave blank to keep the stored password.",
     )

@@ -31,9 +31,30 @@ REPLACED_AT = {"client_secret": "client_secret_replaced_at", "password": "passwo
 # A stored secret is used only while these are as they were when it was entered: change one,
 # and the secret must be typed again (it never follows the settings somewhere else).
 SECRET_BOUND_TO: dict[str, tuple[str, ...]] = {
-    "client_secret": ("smtp_server", "port", "use_ssl_tls", "token_endpoint", "client_id"),
+    "client_secret": (
+        "smtp_server",
+        "port",
+        "use_ssl_tls",
+        "token_endpoint",
+        "client_id",
+        "scopes",
+    ),
     "password": ("smtp_server", "port", "use_ssl_tls", "username"),
 }
+
+
+def secrets_moved(stored: Any, values: Any) -> set[str]:
+    """The stored secrets whose endpoint ``values`` (field name -> value) would change."""
+    if stored is None or not getattr(stored, "is_stored", True):
+        return set()
+    return {
+        secret
+        for secret, bound in SECRET_BOUND_TO.items()
+        if any(
+            name in values and bound_value_changed(name, getattr(stored, name), values[name])
+            for name in bound
+        )
+    }
 
 
 def bound_value_changed(name: str, old: Any, new: Any) -> bool:

@@ -15,6 +15,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.cache import cache
 from django.db import DatabaseError, close_old_connections, transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
@@ -26,14 +27,13 @@ from smtp_settings.mail.errors import CredentialFailure
 from smtp_settings.models import (
     EDITABLE_FIELDS,
     REPLACED_AT,
-    SECRET_BOUND_TO,
     SECRET_FIELD_BY_AUTH_TYPE,
     SECRET_FIELDS,
     AuthType,
     SettingsChange,
     SmtpSettings,
     WorkerHeartbeat,
-    bound_value_changed,
+    secrets_moved,
 )
 from smtp_settings.outbox import service as outbox
 
@@ -91,7 +91,14 @@ def smtp_settings_save(
         )
         if before is not None and opened_version is not None and before.version != opened_version:
             raise StaleSettings(before)
-        moved = _moved_secrets(before, values)
+        moved = secrets_moved(before, values)
+        active = SECRET_FIELD_BY_AUTH_TYPE.get(
+            values.get("auth_type", before.auth_type if before else "")
+        )
+        if before is not None and active in moved and not values.get(active):
+            # The form checked a blank secret against the row as it was then; someone has
+            # saved since, and the stored secret now belongs elsewhere.
+            raise StaleSettings(before)
         row = SmtpSettings.load() if before is None else before
         now = timezone.now()
         changes: list[dict[str, str]] = []
@@ -171,20 +178,6 @@ def smtp_settings_mail_for_sending() -> MailSettings:
     return MailSettings.from_values(row.connection_values(), secret=secret)
 
 
-def _moved_secrets(before: SmtpSettings | None, values: Mapping[str, Any]) -> set[str]:
-    """The stored secrets whose endpoint these values change."""
-    if before is None:
-        return set()
-    return {
-        secret
-        for secret, bound in SECRET_BOUND_TO.items()
-        if any(
-            name in values and bound_value_changed(name, getattr(before, name), values[name])
-            for name in bound
-        )
-    }
-
-
 def smtp_settings_recent_changes(*, limit: int = 10) -> list[SettingsChange]:
     return list(SettingsChange.objects.select_related("changed_by")[:limit])
 
@@ -247,6 +240,13 @@ def beat_heartbeat_start(*, name: str) -> threading.Thread:
 HEALTH_CHECK_TASK = "smtp_settings.tasks.mail_health_check"
 
 
-def mail_health_check_request() -> None:
-    """Ask a worker to run the health check (it needs the network, so never in a request)."""
+HEALTH_CHECK_EVERY_SECONDS = 60
+
+
+def mail_health_check_request() -> bool:
+    """Ask a worker to run the health check (it needs the network, so never in a request);
+    at most once a minute, whoever asks: each run is a token request to Entra ID."""
+    if not cache.add("mail-health-check-requested", True, timeout=HEALTH_CHECK_EVERY_SECONDS):
+        return False
     enqueue.after_commit(HEALTH_CHECK_TASK)
+    return True

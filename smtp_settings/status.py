@@ -93,7 +93,7 @@ def banners() -> list[Banner]:
         found.append(
             Banner(
                 "secret-expired",
-                f"The client secret expired on {expiry.expires:%Y-%m-%d}: Entra ID refuses it, "
+                f"The client secret expired on {expiry.expires.isoformat()}: Entra ID refuses it, "
                 "so no mail goes out. Create a new secret in Entra ID and save it in Manage SMTP.",
             )
         )
@@ -102,7 +102,7 @@ def banners() -> list[Banner]:
         found.append(
             Banner(
                 "secret-expiring",
-                f"The client secret expires {days} ({expiry.expires:%Y-%m-%d}). Create a new "
+                f"The client secret expires {days} ({expiry.expires.isoformat()}). Create a new "
                 "secret in Entra ID and save it in Manage SMTP before then.",
             )
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from datetime import date
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -71,12 +72,20 @@ def validate_host(value: str) -> None:
         raise ValidationError(
             "Enter an IPv6 address without brackets, for example 2001:db8::25.", code="brackets"
         )
+    if "%" in value:
+        raise ValidationError("Enter the address without a zone (the part after %).", code="zone")
     try:
-        ipaddress.ip_address(value)
+        address = ipaddress.ip_address(value)
     except ValueError:
         pass
     else:
+        if address.is_unspecified or address.is_multicast or str(address) == "255.255.255.255":
+            raise ValidationError(
+                f"{value} is not an address a server can be reached at.", code="not_unicast"
+            )
         return
+    if "%" in value:
+        raise ValidationError("Enter the address without a zone (the part after %).", code="zone")
     if ":" in value:
         raise ValidationError(
             "Enter the port in the Port field, not after the host name.", code="port"
@@ -100,6 +109,16 @@ def validate_no_control_characters(value: str) -> None:
         raise ValidationError(
             "An e-mail address cannot contain line breaks or other control characters.",
             code="control_characters",
+        )
+
+
+def validate_ascii_credential(value: str) -> None:
+    """SMTP AUTH LOGIN/PLAIN as the console speaks it carries ASCII user names and passwords."""
+    if not value.isascii() or _CONTROL_CHARS.search(value):
+        raise ValidationError(
+            "Only ASCII letters, digits and symbols can be sent here (no accents, no line "
+            "breaks): choose a password or user name without them.",
+            code="not_ascii",
         )
 
 
@@ -185,22 +204,44 @@ def validate_token_endpoint(value: str) -> None:
         )
     if not parts.hostname:
         raise ValidationError("Enter a full URL, including the host.", code="no_host")
+    if "\\" in value or any(ch.isspace() for ch in parts.netloc) or not value.isascii():
+        raise ValidationError(
+            "The token endpoint is a plain https:// URL: no spaces, backslashes or accents.",
+            code="characters",
+        )
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValidationError(
+            "The port in the token endpoint is not a number from 1 to 65535.", code="port"
+        ) from None
+    if not _is_token_endpoint_path(parts.path):
+        raise ValidationError(
+            "A token endpoint's address ends in /<TENANT_ID>/oauth2/v2.0/token.", code="shape"
+        )
     if parts.hostname.lower() not in MICROSOFT_LOGIN_HOSTS:
-        if not _extra_authority_allowed(parts.hostname.lower(), parts.port):
+        if not _extra_authority_allowed(parts.hostname.lower(), port):
             raise ValidationError(
                 f"{parts.netloc} is not a Microsoft login host, and the client secret would be "
                 "sent there. An operator can allow it with SMTP_OAUTH_AUTHORITY_HOSTS.",
                 code="host_not_allowed",
             )
+        if any(ch.isspace() for ch in value):
+            raise ValidationError("The token endpoint cannot contain spaces.", code="spaces")
         return
     tenant = tenant_from_token_endpoint(value)
-    if tenant is None or parts.query or parts.fragment:
+    if tenant is None or port not in (None, 443):
         raise ValidationError(
             f"A Microsoft token endpoint has the form https://{parts.hostname}/<TENANT_ID>"
             "/oauth2/v2.0/token, with your Directory (tenant) ID in place of <TENANT_ID>.",
             code="shape",
         )
     validate_tenant(tenant)
+
+
+def _is_token_endpoint_path(path: str) -> bool:
+    segments = path.split("/")
+    return len(segments) == 5 and segments[0] == "" and segments[2:] == ["oauth2", "v2.0", "token"]
 
 
 def _extra_authority_allowed(host: str, port: int | None) -> bool:
@@ -224,6 +265,11 @@ def validate_scopes(value: str) -> None:
     if not scopes:
         raise ValidationError("Enter at least one scope.", code="empty")
     for scope in scopes:
+        if scope.endswith("/.default") and len(scope) == len("/.default"):
+            raise ValidationError(
+                '"/.default" needs its resource in front: https://outlook.office365.com/.default.',
+                code="no_resource",
+            )
         if not scope.endswith("/.default"):
             raise ValidationError(
                 f'"{scope}" does not end in /.default. With client credentials Entra ID only '
@@ -262,3 +308,12 @@ def parse_addresses(value: str) -> list[str]:
             code="too_many",
         )
     return addresses
+
+
+def validate_expiration_date(value: date) -> None:
+    """A date Entra ID could have given: its secrets last at most two years."""
+    if value.year < 2000 or value.year > 2100:
+        raise ValidationError(
+            "Enter the secret's Expires date as Entra ID shows it (a year between 2000 and 2100).",
+            code="range",
+        )

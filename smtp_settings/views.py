@@ -235,8 +235,10 @@ def outbox_action(request: HttpRequest, email_id: int) -> HttpResponse:
 @require_POST
 def health_check_start(request: HttpRequest) -> HttpResponse:
     """Run the health check now, in the worker like the daily one."""
-    services.mail_health_check_request()
-    messages.success(
-        request, "The health check is running in the background; reload in a few seconds."
-    )
+    if services.mail_health_check_request():
+        messages.success(
+            request, "The health check is running in the background; reload in a few seconds."
+        )
+    else:
+        messages.warning(request, "A health check was started less than a minute ago.")
     return redirect("smtp_settings:manage")

@@ -28,6 +28,9 @@ CATALOGUE: list[tuple[str, str, str]] = [
     ("smtp_server", "smtp.exämple.com", "ASCII form"),
     ("smtp_server", "a" * 64 + ".example", "not a valid host name"),
     ("smtp_server", "", "required"),
+    ("smtp_server", "0.0.0.0", "not an address"),
+    ("smtp_server", "255.255.255.255", "not an address"),
+    ("smtp_server", "fe80::1%eth0", "zone"),
     # Sender Email
     ("sender_email", "not-an-address", "valid email"),
     ("sender_email", '"a b"@contoso.example', "without quotes"),
@@ -66,6 +69,14 @@ CATALOGUE: list[tuple[str, str, str]] = [
         "no query",
     ),
     ("token_endpoint", "https://login.microsoftonline.com/common/oauth2/v2.0/token", "shared"),
+    ("token_endpoint", "https://127.0.0.1:99999/t/oauth2/v2.0/token", "port"),
+    ("token_endpoint", "https://127.0.0.1:8473:1/t/oauth2/v2.0/token", "port"),
+    ("token_endpoint", "${jndi:x}", "valid url"),
+    (
+        "token_endpoint",
+        "https://login.microsoftonline.com:8629/72f988bf-86f1-41af-91ab-2d7cd011db47/oauth2/v2.0/token",
+        "form",
+    ),
     (
         "token_endpoint",
         "https://login.microsoftonline.com/<TENANT_ID>/oauth2/v2.0/token",
@@ -77,6 +88,7 @@ CATALOGUE: list[tuple[str, str, str]] = [
     ("scopes", "<script>https://outlook.office365.com/.default", "markup"),
     ("scopes", '"https://outlook.office365.com/.default"', "markup"),
     ("scopes", "   ", "required for OAuth 2.0"),
+    ("scopes", "/.default", "resource in front"),
     # Directory (tenant) ID
     ("tenant_id", "common", "shared endpoint"),
     ("tenant_id", "<TENANT_ID>", "placeholder"),
@@ -84,11 +96,17 @@ CATALOGUE: list[tuple[str, str, str]] = [
     # Secret Expiration Date
     ("secret_expiration_date", "31/12/2026", "valid date"),
     ("secret_expiration_date", "", "Enter the date the secret expires"),
+    ("secret_expiration_date", "0001-01-01", "between 2000 and 2100"),
+    ("secret_expiration_date", "9999-12-31", "between 2000 and 2100"),
+    # Username and Password (Basic)
+    ("password", "Grüße-2026", "Only ASCII"),
     # Alert recipients
     ("alert_recipients", "it@contoso.example bob@contoso.example", "not one address"),
     ("alert_recipients", "it@contoso.example, not-an-address", "not a valid e-mail address"),
     ("alert_recipients", '"x y"@contoso.example', "not one address"),
     ("alert_recipients", ", ".join(f"a{n}@contoso.example" for n in range(21)), "At most 20"),
+    ("username", "ünïcode@contoso.example", "Only ASCII"),
+    ("username", "relay\r\nRSET", "Only ASCII"),
     # Use SSL/TLS with credentials
     ("use_ssl_tls", "", "never sent over an unencrypted connection"),
 ]
@@ -102,7 +120,11 @@ CATALOGUE: list[tuple[str, str, str]] = [
 def test_bad_input_is_refused_next_to_its_field_and_nothing_is_stored(
     admin_client: Client, oauth_form_data: dict[str, Any], field: str, value: str, fragment: str
 ) -> None:
-    response = admin_client.post(reverse("smtp_settings:manage"), {**oauth_form_data, field: value})
+    data = {**oauth_form_data, field: value}
+    if field in ("username", "password"):
+        data.update(auth_type="basic", username=data.get("username") or "relay@contoso.example")
+        data[field] = value
+    response = admin_client.post(reverse("smtp_settings:manage"), data)
     assert response.status_code == 400
     errors = response.context["form"].errors
     assert field in errors, errors

@@ -338,3 +338,73 @@ def test_users_without_the_permission_do_not_see_the_server_on_home(
     assert "Outgoing mail is configured" in page
     assert sandbox.form_values()["sender_email"] not in page
     assert f":{sandbox.form_values()['port']}" not in page
+
+
+# -- findings of an attacker's session ------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_save_between_the_form_check_and_the_run_cannot_hand_the_secret_over(
+    sandbox: Any, admin_user: Any, listener: Listener
+) -> None:
+    from smtp_settings.validation import service as validation
+
+    # The page was checked against settings pointing at the listener, with a junk secret.
+    save({**sandbox.form_values(), "port": str(listener.port), "client_secret": "junk"})
+    form = SmtpSettingsForm(
+        blank_secret(sandbox.form_values(), port=str(listener.port)),
+        instance=SmtpSettings.load(),
+    )
+    assert form.is_valid(), form.errors
+    # Before the run starts, another administrator saves the real secret for the real server.
+    save(sandbox.form_values())
+    with pytest.raises(validation.ValidationNotStarted, match="enter the secret again"):
+        validation.validation_run_start(values=form.cleaned_data, user=admin_user)
+    assert not ValidationRun.objects.exists()
+    assert b"AUTH" not in listener.received
+
+
+def test_a_save_between_the_form_check_and_the_write_keeps_the_secret_home(
+    sandbox: Any, admin_user: Any
+) -> None:
+    from smtp_settings import services
+
+    save({**sandbox.form_values(), "smtp_server": "localhost", "client_secret": "junk"})
+    form = SmtpSettingsForm(
+        blank_secret(sandbox.form_values(), smtp_server="localhost"), instance=SmtpSettings.load()
+    )
+    assert form.is_valid(), form.errors
+    save(sandbox.form_values())  # the real secret, for 127.0.0.1, saved meanwhile
+    with pytest.raises(services.StaleSettings):
+        services.smtp_settings_save(values=form.cleaned_data, user=admin_user)
+    stored = SmtpSettings.load()
+    assert stored.smtp_server == "127.0.0.1"
+    assert stored.client_secret == sandbox.form_values()["client_secret"]
+
+
+def test_csp_reports_cannot_forge_log_lines(caplog: pytest.LogCaptureFixture) -> None:
+    import json
+
+    from django.core.cache import cache
+
+    cache.clear()
+    caplog.set_level("WARNING", logger="sei_admin.csp")
+    forged = "script-src\nINFO sei_admin.signin Signed in: 'admin' from 10.0.0.1"
+    Client().post(
+        reverse("csp_report"),
+        json.dumps({"csp-report": {"violated-directive": forged, "blocked-uri": "inline"}}),
+        content_type="application/csp-report",
+    )
+    assert "\n" not in caplog.records[-1].getMessage()
+
+
+def test_run_health_check_now_asks_at_most_once_a_minute(
+    admin_client: Client, django_capture_on_commit_callbacks: Any
+) -> None:
+    from django.core.cache import cache
+
+    cache.clear()
+    with django_capture_on_commit_callbacks() as callbacks:
+        for _ in range(5):
+            admin_client.post(reverse("smtp_settings:health_check"))
+    assert len(callbacks) == 1

@@ -744,3 +744,41 @@ def test_a_service_that_is_not_smtp_is_named_and_barely_echoed(
     finally:
         listener.close()
         thread.join(5)
+
+
+def test_a_non_ascii_password_is_named_and_never_logged(
+    sandbox: Any, admin_user: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The form refuses it; a run started from such values anyway fails clearly.
+    from smtp_settings.models import ValidationRun
+    from smtp_settings.validation import service as validation
+
+    caplog.set_level("DEBUG")
+    password = "".join(["Gr", "\u00fc\u00dfe", "-2026"])
+    values = {
+        **sandbox.form_values(),
+        "port": sandbox.exchange.port,
+        "use_ssl_tls": True,
+        "use_sender_email": True,
+        "auth_type": "basic",
+        "username": "relay@sandbox.example",
+        "password": password,
+    }
+    sandbox.exchange.handler.basic_users["relay@sandbox.example"] = "anything"
+    run = validation.validation_run_start(values=values, user=admin_user)
+    validation.validation_run_execute(run_id=str(run.id))
+    result = validation.validation_run_as_dict(run=ValidationRun.objects.get(pk=run.pk))
+    result["by_step"] = {step["key"]: step for step in result["steps"]}
+    failed_at(result, "authenticate", "not_ascii")
+    assert password not in caplog.text
+
+
+def test_a_discovery_url_that_parsers_read_differently_gets_no_secret(
+    sandbox: Any, run_validation: Any
+) -> None:
+    # urlsplit reads the authority's own host:port; the HTTP library would connect elsewhere.
+    sandbox.entra.discovery_token_endpoint = (
+        f"https://127.0.0.1:1\\@127.0.0.1:{sandbox.entra.port}/{TENANT_ID}/oauth2/v2.0/token"
+    )
+    failed_at(run_validation(sandbox.form_values()), "token", "token_foreign_host")
+    assert sandbox.entra.token_requests == 0

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import msal
 import requests
 import requests.adapters
+import urllib3.util
 from msal.authority import WELL_KNOWN_AUTHORITY_HOSTS
 
 from smtp_settings.mail import tls
@@ -108,6 +109,15 @@ class EndpointRefused(requests.exceptions.RequestException):
         self.message = message
 
 
+def _origin_of(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    return ((parts.hostname or "").lower(), port or 443)
+
+
 class _TrustingAdapter(requests.adapters.HTTPAdapter):
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         kwargs["ssl_context"] = tls.client_context()
@@ -131,9 +141,15 @@ class _PinnedSession(requests.Session):
         self.mount("https://", _TrustingAdapter())
 
     def _allowed(self, method: str, url: str) -> bool:
-        parts = urlsplit(url)
-        origin = ((parts.hostname or "").lower(), parts.port or 443)
-        if parts.scheme != "https":
+        # Parsed the way the HTTP library will connect (urllib3), and refused outright when
+        # two parsers could disagree (a backslash, user info, odd characters).
+        if "\\" in url or not url.isascii() or any(ch.isspace() for ch in url):
+            return False
+        parsed = urllib3.util.parse_url(url)
+        if parsed.scheme != "https" or parsed.auth or not parsed.host:
+            return False
+        origin = (parsed.host.lower(), parsed.port or 443)
+        if origin != _origin_of(url):
             return False
         if origin == self._origin:
             return True

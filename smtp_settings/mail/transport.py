@@ -387,6 +387,14 @@ class SmtpConnection:
             yield
         except SmtpFailure:
             raise
+        except UnicodeError:
+            # Its message quotes the text it could not encode: a password, maybe. Not repeated.
+            raise SmtpFailure(
+                self._stage,
+                "not_ascii",
+                "A value could not be sent: SMTP here carries ASCII only (user name, password "
+                "or address).",
+            ) from None
         except (smtplib.SMTPException, OSError) as exc:
             if self._aborted:
                 raise SmtpFailure(

@@ -28,7 +28,7 @@ from post_office.models import STATUS, Attachment, Email, Log
 
 from smtp_settings import enqueue
 from smtp_settings.mail.backend import EmailBackend
-from smtp_settings.mail.errors import DeliveryError
+from smtp_settings.mail.errors import DeliveryError, TemporaryFailure
 from smtp_settings.models import Delivery, DeliveryState
 from smtp_settings.outbox import throttle
 from smtp_settings.validation import diagnosis
@@ -169,6 +169,22 @@ class _DeliveryRun:
             if error.disposition != "fail" and mailbox:
                 self._drop_session(mailbox)
             return self._failed(delivery, error, mailbox)
+        except Exception as exc:
+            # A fault of ours, not the server's: the message is deferred with the error's type
+            # only (its text could quote a credential), and the worker goes on.
+            logger.error("Outbox message %s: unexpected %s", delivery.pk, type(exc).__name__)
+            if mailbox:
+                self._drop_session(mailbox)
+            return self._failed(
+                delivery,
+                TemporaryFailure(
+                    f"The console failed on this message ({type(exc).__name__}); it will try "
+                    "again. The worker's log has the time.",
+                    stage="send",
+                    kind="internal",
+                ),
+                mailbox,
+            )
         self._sent(delivery, answer, mailbox)
         return "sent"
 

@@ -524,6 +524,14 @@ TABLE: tuple[Diagnosis, ...] = (
         "rcpt_refused data_refused",
     ),
     _row(
+        "not_ascii",
+        "authenticate sender send",
+        "A user name, password or address holds characters SMTP cannot carry here.",
+        "Use only ASCII in Username and Password (no accents), and the ASCII (xn--) form of "
+        "international domains.",
+        kinds="not_ascii",
+    ),
+    _row(
         "not_smtp",
         "connect tls",
         "Something answers on this port, but it is not an SMTP server.",

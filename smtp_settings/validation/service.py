@@ -29,6 +29,7 @@ from smtp_settings.models import (
     ValidationRun,
     ValidationStep,
     readable_secret,
+    secrets_moved,
 )
 from smtp_settings.validation.runner import STEPS, Runner
 
@@ -61,12 +62,21 @@ def validation_run_start(
     with transaction.atomic():
         validation_runs_expire_abandoned()
         _check_guard_rails(user)
-        stored = SmtpSettings.load()
+        # Locked: a Save cannot slip between this read and the check below.
+        stored = (
+            SmtpSettings.objects.select_for_update().filter(pk=SmtpSettings.SINGLETON_PK).first()
+            or SmtpSettings.load()
+        )
         candidate = {name: values.get(name, getattr(stored, name)) for name in CONNECTION_FIELDS}
         secret = ""
         secret_field = SECRET_FIELD_BY_AUTH_TYPE.get(candidate["auth_type"])
         if secret_field:
             entered = values.get(secret_field) or ""
+            if not entered and secret_field in secrets_moved(stored, candidate):
+                raise ValidationNotStarted(
+                    "The stored settings changed since the page was opened: enter the secret "
+                    "again (a stored secret is only ever sent where it was entered)."
+                )
             # The form already refused a blank secret when the stored one is unreadable.
             secret = entered or readable_secret(getattr(stored, secret_field))
             candidate["secret_source"] = "entered" if entered else "stored"
