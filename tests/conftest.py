@@ -108,3 +108,11 @@ def run_validation(admin_user: User) -> Any:
         return result
 
     return run
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> None:
+    # Rate limits live in the cache: one test's requests must not count against the next.
+    from django.core.cache import cache
+
+    cache.clear()
