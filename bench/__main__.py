@@ -8,8 +8,10 @@ Nothing asserts a number; a run that fails outright exits non-zero.
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import secrets
+import shutil
 import statistics
 import sys
 import tempfile
@@ -23,7 +25,10 @@ def _environment() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sei_admin.settings")
     os.environ.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(50))
     os.environ.setdefault("SEI_ENCRYPTION_KEYS", Fernet.generate_key().decode())
-    os.environ.setdefault("SEI_VAR_DIR", tempfile.mkdtemp(prefix="sei-bench-var-"))
+    if "SEI_VAR_DIR" not in os.environ:
+        var = tempfile.mkdtemp(prefix="sei-bench-var-")
+        atexit.register(shutil.rmtree, var, ignore_errors=True)
+        os.environ["SEI_VAR_DIR"] = var
     os.environ.setdefault("DJANGO_LOG_LEVEL", "WARNING")
 
 

@@ -42,7 +42,12 @@ def configured(live_server: Any, sandbox: Any, settings: Any) -> Any:
     settings.EMAIL_BACKEND = "smtp_settings.outbox.queue.OutboxBackend"
     User.objects.create_superuser("ops", "ops@sandbox.example", "a long passphrase 7")
     save(sandbox.form_values())
-    mail.send_mail("Welcome", "Body", SENDER, ["someone.with.a.long.address@elsewhere.example"])
+    mail.send_mail(
+        "Test email from vm on 2026-11-27 14:44:31.189063+00:00 with-a-very-long-unbroken-word",
+        "Body",
+        SENDER,
+        ["someone.with.a.long.address@elsewhere.example"],
+    )
     outbox.outbox_deliver_due()
     return live_server
 

@@ -229,6 +229,7 @@ def validation_run_as_dict(*, run: ValidationRun) -> dict[str, Any]:
         "finished": run.is_finished,
         "summary": run.summary,
         "created_at": run.created_at.isoformat(),
+        "started": run.created_at,  # for the page: shown in the console's time zone
         "requested_by": run.requested_by.get_username() if run.requested_by else "",
         "test_recipient": run.test_recipient,
         "target": f"{run.candidate.get('smtp_server')}:{run.candidate.get('port')}",

@@ -4,8 +4,9 @@ break one thing at a time."""
 
 from __future__ import annotations
 
+import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import certifi
@@ -26,9 +27,13 @@ SENDER = "notifications@sandbox.example"
 class Sandbox:
     entra_port: int = 0
     smtp_port: int = 0
-    folder: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="sei-sandbox-")))
+    folder: Path | None = None
 
     def __post_init__(self) -> None:
+        # A folder of its own unless given one; removed again by stop().
+        self._own_folder = self.folder is None
+        if self.folder is None:
+            self.folder = Path(tempfile.mkdtemp(prefix="sei-sandbox-"))
         self.pki = SandboxPKI()
         self.directory = Directory()
         self.tenant: Tenant = self.directory.add_tenant(TENANT_ID, TENANT_DOMAIN)
@@ -53,6 +58,8 @@ class Sandbox:
     def stop(self) -> None:
         self.exchange.stop()
         self.entra.stop()
+        if self._own_folder and self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
 
     @property
     def authority_host(self) -> str:

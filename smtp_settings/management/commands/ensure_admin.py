@@ -24,10 +24,11 @@ class Command(BaseCommand):
     def handle(self, *args: Any, url: str, **options: Any) -> None:
         user_model = get_user_model()
         username = os.environ.get("DJANGO_SUPERUSER_USERNAME") or "admin"
-        if user_model.objects.filter(is_superuser=True).exists():
+        first = user_model.objects.filter(is_superuser=True).order_by("pk").first()
+        if first is not None:
             self.stdout.write(
                 f"SEI Administration: open {url} and sign in as an administrator. "
-                '(Forgotten password: make manage ARGS="changepassword <username>".)'
+                f'(Forgotten password: make manage ARGS="changepassword {first.get_username()}")'
             )
             return
         password = os.environ.get("DJANGO_SUPERUSER_PASSWORD")

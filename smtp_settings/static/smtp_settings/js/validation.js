@@ -101,7 +101,12 @@
         }
         button.disabled = false;
         if (json.errors) showErrors(json.errors);
-        else if (json.refused) { refused.textContent = json.refused; refused.hidden = false; }
+        else if (json.refused) {
+          // No earlier verdict below a refusal: it would read as this click's result.
+          section.hidden = true;
+          refused.textContent = json.refused;
+          refused.hidden = false;
+        }
       })
       .catch(function () {
         button.disabled = false;
