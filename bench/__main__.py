@@ -30,6 +30,9 @@ def _environment() -> None:
         atexit.register(shutil.rmtree, var, ignore_errors=True)
         os.environ["SEI_VAR_DIR"] = var
     os.environ.setdefault("DJANGO_LOG_LEVEL", "WARNING")
+    # The page rows talk to this process's own Django over plain HTTP.
+    os.environ.setdefault("DJANGO_SECURE_SSL_REDIRECT", "false")
+    os.environ.setdefault("DJANGO_STATIC_MANIFEST", "false")
 
 
 def main() -> int:
@@ -42,9 +45,19 @@ def main() -> int:
     import django
 
     django.setup()
-    from bench import sending
+    from bench import pages, sending
+    from bench.sandbox_process import SandboxProcess
 
-    rows = sending.measure(rounds=args.rounds, messages=args.messages)
+    world = SandboxProcess()
+    try:
+        rows = sending.measure(world, rounds=args.rounds, messages=args.messages)
+        from django.conf import settings
+
+        # The page rows validate against the sandbox's token endpoint.
+        settings.SMTP_OAUTH_AUTHORITY_HOSTS = [world.info["authority_host"]]
+        rows += pages.measure(form_values=world.info["form_values"])
+    finally:
+        world.stop()
     lines = [
         f"# make bench, {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC, {args.rounds} rounds",
         "",

@@ -37,8 +37,7 @@ def _timed(send: Any, messages: list[EmailMessage]) -> float:
     return len(messages) / elapsed
 
 
-def measure(*, rounds: int, messages: int) -> list[dict[str, Any]]:
-    world = SandboxProcess()
+def measure(world: SandboxProcess, *, rounds: int, messages: int) -> list[dict[str, Any]]:
     os.environ["SSL_CERT_FILE"] = world.info["ca_bundle"]
     os.environ["REQUESTS_CA_BUNDLE"] = world.info["ca_bundle"]
     values = world.info["form_values"]
@@ -56,26 +55,23 @@ def measure(*, rounds: int, messages: int) -> list[dict[str, Any]]:
     def console_backend(batch: list[EmailMessage]) -> int:
         return EmailBackend(mail_settings=console_settings).send_messages(batch)
 
-    try:
-        # A warm-up of each (imports, TLS session set-up, the first token), not counted...
+    # A warm-up of each (imports, TLS session set-up, the first token), not counted...
+    before = world.ask("token_requests")
+    _timed(console_backend, batch[:1])
+    first_tokens = world.ask("token_requests") - before
+    _timed(django_backend, batch[:1])
+    for round_number in range(rounds):
+        # ...and the order alternates, so neither side always runs on a warmer machine.
         before = world.ask("token_requests")
-        _timed(console_backend, batch[:1])
-        first_tokens = world.ask("token_requests") - before
-        _timed(django_backend, batch[:1])
-        for round_number in range(rounds):
-            # ...and the order alternates, so neither side always runs on a warmer machine.
-            before = world.ask("token_requests")
-            if round_number % 2:
-                console = _timed(console_backend, batch)
-                baseline = _timed(django_backend, batch)
-            else:
-                baseline = _timed(django_backend, batch)
-                console = _timed(console_backend, batch)
-            token_requests.append(world.ask("token_requests") - before)
-            ratios.append(console / baseline)
-            rates.append((console, baseline))
-    finally:
-        world.stop()
+        if round_number % 2:
+            console = _timed(console_backend, batch)
+            baseline = _timed(django_backend, batch)
+        else:
+            baseline = _timed(django_backend, batch)
+            console = _timed(console_backend, batch)
+        token_requests.append(world.ask("token_requests") - before)
+        ratios.append(console / baseline)
+        rates.append((console, baseline))
     return [
         {
             "name": "P1 sending",
