@@ -133,8 +133,7 @@ class _DeliveryRun:
                 if time.monotonic() >= self.deadline:
                     self.out_of_time = True
                     break
-                if Delivery.objects.filter(state=DeliveryState.HELD).exists():
-                    break
+                # A hold moves every pending message to held, so nothing is claimed after it.
                 delivery = _claim_next()
                 if delivery is None:
                     break
