@@ -133,6 +133,8 @@ AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 # Sign-ins are logged by smtp_settings.signin; axes' own lines mask who and where.
 AXES_VERBOSE = False
+# A reset link works once (it is bound to the password it replaces) and for an hour.
+PASSWORD_RESET_TIMEOUT = 3600
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from sei_admin import views
+from sei_admin import accounts, views
 from smtp_settings import health
 
 urlpatterns = [
@@ -16,6 +16,28 @@ urlpatterns = [
         name="login",
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("account/password/", auth_views.PasswordChangeView.as_view(), name="password_change"),
+    path(
+        "account/password/done/",
+        auth_views.PasswordChangeDoneView.as_view(),
+        name="password_change_done",
+    ),
+    path("login/reset/", accounts.ThrottledPasswordResetView.as_view(), name="password_reset"),
+    path(
+        "login/reset/sent/",
+        auth_views.PasswordResetDoneView.as_view(),
+        name="password_reset_done",
+    ),
+    path(
+        "login/reset/<uidb64>/<token>/",
+        auth_views.PasswordResetConfirmView.as_view(),
+        name="password_reset_confirm",
+    ),
+    path(
+        "login/reset/done/",
+        auth_views.PasswordResetCompleteView.as_view(),
+        name="password_reset_complete",
+    ),
     path("csp-report/", views.csp_report, name="csp_report"),
     path("session/keepalive/", views.session_keepalive, name="session_keepalive"),
     path("healthz", health.HealthView.as_view(), name="healthz"),
