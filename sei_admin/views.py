@@ -39,7 +39,9 @@ def administration_index(request: HttpRequest) -> HttpResponse:
         {
             "smtp": smtp,
             "heartbeat": services.worker_last_seen(),
-            "mail_state": status.mail_status(settings_row=smtp),
+            "mail_state": status.mail_status(
+                snapshot=status.for_request(request, settings_row=smtp)
+            ),
             "recipients": alerts.alert_recipients(settings_row=smtp),
         },
     )

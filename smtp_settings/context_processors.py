@@ -21,4 +21,4 @@ def mail_status(request: HttpRequest) -> dict[str, Any]:
     ):
         return {}
     # Lazy: a page that does not show the banners costs no query.
-    return {"mail_banners": SimpleLazyObject(status.banners)}
+    return {"mail_banners": SimpleLazyObject(lambda: status.banners(status.for_request(request)))}

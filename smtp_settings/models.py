@@ -318,6 +318,8 @@ class Delivery(models.Model):
         indexes: ClassVar[list[models.Index]] = [
             models.Index(fields=["state", "next_attempt_at"], name="delivery_due"),
             models.Index(fields=["state", "claimed_until"], name="delivery_claimed"),
+            # "Last message sent" on every status block: the newest of the sent ones.
+            models.Index(fields=["state", "sent_at"], name="delivery_sent"),
         ]
 
     def __str__(self) -> str:

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import cached_property
 from typing import Any
 
 from django.conf import settings
 from django.db.models import Max
+from django.http import HttpRequest
 from django.utils import timezone
 
 from smtp_settings.crypto import UnreadableSecret
@@ -53,18 +55,51 @@ def secret_expiry(row: SmtpSettings, *, today: date | None = None) -> SecretExpi
     return SecretExpiry(row.secret_expiration_date, days, row.secret_expiration_alert)
 
 
-def mail_status(*, settings_row: SmtpSettings) -> dict[str, Any]:
+class MailSnapshot:
+    """What one request knows of mail, each piece read once: the status block and the
+    banners of the same page share it."""
+
+    def __init__(self, settings_row: SmtpSettings | None = None) -> None:
+        self._row = settings_row
+
+    @cached_property
+    def row(self) -> SmtpSettings:
+        return self._row if self._row is not None else SmtpSettings.load()
+
+    @cached_property
+    def health(self) -> MailHealthCheck | None:
+        return MailHealthCheck.objects.first()
+
+    @cached_property
+    def counts(self) -> dict[str, int]:
+        return outbox.outbox_counts()
+
+    @cached_property
+    def held(self) -> dict[str, Any] | None:
+        return outbox.outbox_held(count=self.counts[DeliveryState.HELD])
+
+
+def for_request(request: HttpRequest, *, settings_row: SmtpSettings | None = None) -> MailSnapshot:
+    """The request's snapshot: made once, by the view (with the row it loaded) or the banners."""
+    snapshot = getattr(request, "_mail_snapshot", None)
+    if snapshot is None:
+        snapshot = MailSnapshot(settings_row)
+        request._mail_snapshot = snapshot  # type: ignore[attr-defined]
+    return snapshot
+
+
+def mail_status(*, snapshot: MailSnapshot) -> dict[str, Any]:
     """Everything the status block shows."""
     return {
-        "secret": secret_expiry(settings_row),
-        "health": MailHealthCheck.objects.first(),
+        "secret": secret_expiry(snapshot.row),
+        "health": snapshot.health,
         "validation": ValidationRun.objects.filter(status__in=ValidationRun.FINISHED)
         .select_related("requested_by")
         .first(),
         "last_sent": Delivery.objects.filter(state=DeliveryState.SENT).aggregate(at=Max("sent_at"))[
             "at"
         ],
-        "outbox": outbox.outbox_counts(),
+        "outbox": snapshot.counts,
     }
 
 
@@ -74,10 +109,11 @@ class Banner:
     text: str
 
 
-def banners() -> list[Banner]:
+def banners(snapshot: MailSnapshot | None = None) -> list[Banner]:
     """What every Administration page warns administrators of, most urgent first."""
+    snapshot = snapshot or MailSnapshot()
     found: list[Banner] = []
-    row = SmtpSettings.load()
+    row = snapshot.row
     secret_field = SECRET_FIELD_BY_AUTH_TYPE.get(row.auth_type) if row.is_stored else None
     if secret_field and isinstance(getattr(row, secret_field), UnreadableSecret):
         found.append(
@@ -106,7 +142,7 @@ def banners() -> list[Banner]:
                 "secret in Entra ID and save it in Manage SMTP before then.",
             )
         )
-    health = MailHealthCheck.objects.first()
+    health = snapshot.health
     if health is not None and not health.ok:
         checked = timezone.localtime(health.checked_at)
         found.append(
@@ -116,7 +152,7 @@ def banners() -> list[Banner]:
                 f"{health.cause or health.detail}",
             )
         )
-    held = outbox.outbox_held()
+    held = snapshot.held
     if held:
         count = held["count"]
         found.append(

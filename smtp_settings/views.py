@@ -20,7 +20,7 @@ from smtp_settings.forms import SmtpSettingsForm, TestRecipientForm
 from smtp_settings.models import DeliveryState, SmtpSettings, ValidationRun
 from smtp_settings.outbox import service as outbox
 from smtp_settings.permissions import administrator_required
-from smtp_settings.status import mail_status
+from smtp_settings.status import for_request, mail_status
 from smtp_settings.validation import service as validation
 
 
@@ -43,7 +43,7 @@ def _manage_page(
             "secret_status": services.smtp_settings_secret_status(settings_row=stored),
             "changes": services.smtp_settings_recent_changes(),
             "runs": validation.validation_recent_runs(),
-            "mail_state": mail_status(settings_row=stored),
+            "mail_state": mail_status(snapshot=for_request(request, settings_row=stored)),
             "recipients": alerts.alert_recipients(settings_row=stored),
         },
         status=status,

@@ -372,13 +372,16 @@ def outbox_counts() -> dict[str, int]:
     return counts
 
 
-def outbox_held() -> dict[str, Any] | None:
-    """How many messages are held, and why (the latest hold's explanation)."""
+def outbox_held(*, count: int | None = None) -> dict[str, Any] | None:
+    """How many messages are held, and why (the latest hold's explanation). ``count``, when
+    the caller knows it already, spares a query (and all of them when it is 0)."""
+    if count == 0:
+        return None
     held = Delivery.objects.filter(state=DeliveryState.HELD)
     latest = held.order_by("-updated_at").values("last_error", "cause", "fix", "updated_at").first()
     if latest is None:
         return None
-    return {"count": held.count(), **latest}
+    return {"count": held.count() if count is None else count, **latest}
 
 
 def outbox_purge() -> int:
