@@ -372,16 +372,18 @@ def outbox_counts() -> dict[str, int]:
     return counts
 
 
-def outbox_held(*, count: int | None = None) -> dict[str, Any] | None:
-    """How many messages are held, and why (the latest hold's explanation). ``count``, when
-    the caller knows it already, spares a query (and all of them when it is 0)."""
+def outbox_held(*, count: int) -> dict[str, Any] | None:
+    """The held messages' count (known to the caller from the counts) and the latest hold's
+    explanation; no query at all while nothing is held."""
     if count == 0:
         return None
-    held = Delivery.objects.filter(state=DeliveryState.HELD)
-    latest = held.order_by("-updated_at").values("last_error", "cause", "fix", "updated_at").first()
-    if latest is None:
-        return None
-    return {"count": held.count() if count is None else count, **latest}
+    latest = (
+        Delivery.objects.filter(state=DeliveryState.HELD)
+        .order_by("-updated_at")
+        .values("last_error", "cause", "fix", "updated_at")
+        .first()
+    )
+    return {"count": count, **latest} if latest else None
 
 
 def outbox_purge() -> int:
