@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import environ
 from celery.schedules import crontab
@@ -257,6 +258,36 @@ else:
         "polling_interval": 0.1,
     }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+
+# ------------------------------------------------------------------------------
+# Cache: one for web, worker and beat together. Rate limits then hold across processes,
+# and a run page hears of the worker's progress without reading the database.
+# ------------------------------------------------------------------------------
+def _cache_url(broker: str) -> str:
+    """The broker's Redis server, one database further: clearing the cache must never
+    empty the broker's queues."""
+    parts = urlsplit(broker)
+    number = int(parts.path.strip("/") or 0)
+    return urlunsplit(parts._replace(path=f"/{(number + 1) % 16}"))
+
+
+SEI_CACHE_URL = env.str("SEI_CACHE_URL", default=_cache_url(REDIS_URL) if REDIS_URL else "")
+if SEI_CACHE_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": SEI_CACHE_URL,
+            "KEY_PREFIX": "sei",
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(VAR_DIR / "cache"),
+        }
+    }
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="sei-admin")
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_SERIALIZER = "json"

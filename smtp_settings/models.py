@@ -222,7 +222,7 @@ class ValidationRun(models.Model):
     )
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
-    # Touched by the worker as each step starts: a run whose worker died goes quiet.
+    # Set when a worker claims the run; after that each step's end is its heartbeat.
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.QUEUED)
@@ -263,6 +263,8 @@ class ValidationStep(models.Model):
     fix = models.TextField(blank=True)
     commands = models.JSONField(default=list)
     diagnosis = models.CharField(max_length=40, blank=True)
+    # When the worker wrote the step's end: the run's heartbeat while it runs.
+    ended_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering: ClassVar[list[str]] = ["position"]
@@ -320,6 +322,8 @@ class Delivery(models.Model):
             models.Index(fields=["state", "claimed_until"], name="delivery_claimed"),
             # "Last message sent" on every status block: the newest of the sent ones.
             models.Index(fields=["state", "sent_at"], name="delivery_sent"),
+            # The outbox list of one state, newest first, a page at a time.
+            models.Index(fields=["state", "email"], name="delivery_state_newest"),
         ]
 
     def __str__(self) -> str:

@@ -6,7 +6,6 @@ import uuid
 from typing import Any
 
 from django.contrib import messages
-from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
@@ -21,7 +20,11 @@ from smtp_settings.models import DeliveryState, SmtpSettings, ValidationRun
 from smtp_settings.outbox import service as outbox
 from smtp_settings.permissions import administrator_required
 from smtp_settings.status import for_request, mail_status
+from smtp_settings.validation import progress
 from smtp_settings.validation import service as validation
+
+# Short enough that a proxy or browser never gives up on the request first.
+LONG_POLL_SECONDS = 15.0
 
 
 def _manage_page(
@@ -147,10 +150,19 @@ def _run(run_id: uuid.UUID) -> dict[str, Any]:
 @administrator_required
 @require_GET
 def run_status(request: HttpRequest, run_id: uuid.UUID) -> JsonResponse:
-    """The run as data, plus ``html``: the same partial the run page renders, for the poller."""
+    """The run as data, plus ``html``: the same partial the run page renders.
+
+    With ``?seen=<mark>`` (the ``mark`` of the previous answer) it answers once the worker
+    has written something newer, or after ``LONG_POLL_SECONDS`` with the run as it is.
+    """
+    if "seen" in request.GET:
+        progress.wait(run_id, seen=request.GET["seen"], timeout=LONG_POLL_SECONDS)
+    # Read before the rows: a write after this read changes the mark again, so the next
+    # request sees it instead of waiting on a mark that already moved.
+    mark = progress.mark(run_id)
     run = _run(run_id)
     html = render_to_string("smtp_settings/_run.html", {"run": run}, request=request)
-    return JsonResponse({**run, "html": html})
+    return JsonResponse({**run, "mark": mark, "html": html})
 
 
 @administrator_required
@@ -179,15 +191,18 @@ OUTBOX_PAGE_SIZE = 50
 @require_GET
 def outbox_list(request: HttpRequest) -> HttpResponse:
     state = request.GET.get("state", "")
-    page = Paginator(outbox.outbox_messages(state=state), OUTBOX_PAGE_SIZE).get_page(
-        request.GET.get("page")
+    before = request.GET.get("before", "")
+    emails, older = outbox.outbox_page(
+        state=state, before=int(before) if before.isdigit() else None, size=OUTBOX_PAGE_SIZE
     )
     counts = outbox.outbox_counts()
     return render(
         request,
         "smtp_settings/outbox.html",
         {
-            "page": page,
+            "emails": emails,
+            "older": older,
+            "paged": bool(before),
             "state": state,
             "states": [(value, label, counts[value]) for value, label in DeliveryState.choices],
         },

@@ -308,7 +308,7 @@ def test_the_outbox_page_lists_counts_and_acts(sandbox: Any, admin_client: Clien
     outbox.outbox_deliver_due()
 
     page = admin_client.get(reverse("smtp_settings:outbox")).content.decode()
-    assert "Sent: <strong>1</strong>" in page and "Failed: <strong>1</strong>" in page
+    assert "Sent (24 h): <strong>1</strong>" in page and "Failed: <strong>1</strong>" in page
     assert "550 5.1.10 Not found" in page
     lost = Delivery.objects.get(email__subject="Lost")
     detail = admin_client.get(reverse("smtp_settings:outbox_message", args=[lost.pk]))
@@ -320,6 +320,34 @@ def test_the_outbox_page_lists_counts_and_acts(sandbox: Any, admin_client: Clien
     admin_client.post(action, {"action": "discard"})
     lost.refresh_from_db()
     assert lost.state == DeliveryState.FAILED and "Discarded by root-admin" in lost.last_error
+
+
+def test_the_outbox_pages_by_id_and_counts_a_day_of_sent_mail(
+    sandbox: Any, admin_client: Client
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    save(sandbox.form_values())
+    for number in range(7):
+        mail.send_mail(f"Message {number}", "Body", SENDER, ["it@x.example"])
+    outbox.outbox_deliver_due()
+    # Two of them went out two days ago: no longer in the sent count, still in the list.
+    oldest = list(Delivery.objects.order_by("pk").values_list("pk", flat=True)[:2])
+    Delivery.objects.filter(pk__in=oldest).update(sent_at=timezone.now() - timedelta(days=2))
+    assert outbox.outbox_counts()[DeliveryState.SENT] == 5
+
+    url = reverse("smtp_settings:outbox")
+    first, older = outbox.outbox_page(size=3)
+    assert [e.subject for e in first] == ["Message 6", "Message 5", "Message 4"]
+    page = admin_client.get(url, {"before": older}).content.decode()
+    assert "Message 3" in page and "Message 1" in page and "Message 4" not in page
+    assert "Newest</a>" in page
+    last, none_older = outbox.outbox_page(before=oldest[1], size=3)
+    assert [e.subject for e in last] == ["Message 0"] and none_older is None
+    # A page number or nonsense from an old bookmark shows the newest page.
+    assert "Message 6" in admin_client.get(url, {"before": "x'--"}).content.decode()
 
 
 def test_the_outbox_is_for_administrators_only(plain_user: Any, sandbox: Any) -> None:

@@ -234,3 +234,88 @@ def test_validate_runs_without_an_expiration_date_and_says_save_will_ask(
     assert (
         saved.status_code == 400 and "Enter the date the secret expires" in saved.content.decode()
     )
+
+
+# -- what a run costs, and how its progress reaches the page ---------------------------------
+
+
+def test_a_run_with_every_step_costs_the_worker_at_most_ten_queries(
+    sandbox: Any, admin_client: Client, django_assert_max_num_queries: Any
+) -> None:
+    from smtp_settings.validation import service as validation
+
+    values = {**sandbox.form_values(), "test_recipient": "it@x.example"}
+    started = admin_client.post(reverse("smtp_settings:validate"), values, **JSON).json()
+    with django_assert_max_num_queries(10):
+        validation.validation_run_execute(run_id=started["run"])
+    run = admin_client.get(started["status_url"]).json()
+    assert run["status"] == "passed" and "test message went to it@x.example" in run["summary"]
+    assert [step["status"] for step in run["steps"]] == ["passed"] * 7
+
+
+def test_a_failed_step_skips_the_rest_in_one_write_and_names_the_failure(
+    sandbox: Any, admin_client: Client
+) -> None:
+    from smtp_settings.validation import service as validation
+
+    values = {**sandbox.form_values(), "client_secret": "not the secret"}
+    started = admin_client.post(reverse("smtp_settings:validate"), values, **JSON).json()
+    validation.validation_run_execute(run_id=started["run"])
+    run = admin_client.get(started["status_url"]).json()
+    assert run["status"] == "failed" and run["summary"].startswith("Token failed.")
+    assert [step["status"] for step in run["steps"]] == ["failed"] + ["skipped"] * 6
+
+
+def test_while_a_run_runs_the_first_waiting_step_shows_as_running(
+    admin_client: Client, oauth_form_data: dict[str, Any]
+) -> None:
+    started = admin_client.post(reverse("smtp_settings:validate"), oauth_form_data, **JSON).json()
+    queued = admin_client.get(started["status_url"]).json()
+    assert {step["status"] for step in queued["steps"]} == {"pending"}
+    ValidationRun.objects.update(status=RunStatus.RUNNING)
+    ValidationRun.objects.get().steps.filter(key="token").update(status="passed")
+    running = admin_client.get(started["status_url"]).json()
+    assert [step["status"] for step in running["steps"][:3]] == ["passed", "running", "pending"]
+
+
+def test_a_run_claimed_long_ago_lives_while_its_steps_keep_ending(
+    admin_client: Client, oauth_form_data: dict[str, Any]
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from smtp_settings.validation import service as validation
+
+    admin_client.post(reverse("smtp_settings:validate"), oauth_form_data, **JSON)
+    long_ago = timezone.now() - timedelta(minutes=10)
+    ValidationRun.objects.update(status=RunStatus.RUNNING, heartbeat_at=long_ago)
+    run = ValidationRun.objects.get()
+    run.steps.filter(key="token").update(status="passed", ended_at=timezone.now())
+    assert validation.validation_runs_expire_abandoned() == 0
+    run.steps.filter(key="token").update(ended_at=long_ago)
+    assert validation.validation_runs_expire_abandoned() == 1
+    run.refresh_from_db()
+    assert run.status == RunStatus.ERROR and run.candidate_secret is None
+
+
+def test_the_status_request_answers_as_soon_as_the_worker_writes(
+    admin_client: Client, oauth_form_data: dict[str, Any]
+) -> None:
+    import threading
+
+    from smtp_settings.validation import progress
+
+    started = admin_client.post(reverse("smtp_settings:validate"), oauth_form_data, **JSON).json()
+    first = admin_client.get(started["status_url"]).json()
+    # The worker's word comes from another thread while the request waits on it.
+    timer = threading.Timer(0.3, progress.touch, args=[started["run"]])
+    timer.start()
+    answer = admin_client.get(started["status_url"], {"seen": first["mark"]}, **JSON).json()
+    timer.join()
+    assert answer["mark"] != first["mark"] and answer["mark"] == progress.mark(started["run"])
+    # A mark the request has not seen yet, or a finished run's, is answered without waiting.
+    progress.touch(started["run"], final=True)
+    assert progress.wait(started["run"], seen=answer["mark"], timeout=60).startswith("final-")
+    final = progress.mark(started["run"])
+    assert progress.wait(started["run"], seen=final, timeout=60) == final

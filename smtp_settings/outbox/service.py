@@ -22,7 +22,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Q
 from django.utils import timezone
 from post_office.models import STATUS, Attachment, Email, Log
 
@@ -342,32 +342,58 @@ def outbox_discard(*, email_id: int, user: AbstractBaseUser) -> bool:
     return bool(discarded)
 
 
-def outbox_messages(*, state: str = "") -> QuerySet[Email]:
-    """Newest first, with their delivery; only the columns the list shows."""
+def outbox_page(
+    *, state: str = "", before: int | None = None, size: int = 50
+) -> tuple[list[Email], int | None]:
+    """A page of messages, newest first, older than ``before``; and where the next page
+    starts, if there is one. Pages by id rather than by number: no count of the whole
+    history on every visit."""
     emails = Email.objects.select_related("delivery").order_by("-pk")
     if state in DeliveryState.values:
         emails = emails.filter(delivery__state=state)
-    return emails.only(
-        "to",
-        "cc",
-        "bcc",
-        "subject",
-        "from_email",
-        "created",
-        "delivery__state",
-        "delivery__attempts",
-        "delivery__last_answer",
-        "delivery__last_error",
-        "delivery__diagnosis",
-        "delivery__cause",
-        "delivery__next_attempt_at",
-        "delivery__updated_at",
+    if before is not None:
+        emails = emails.filter(pk__lt=before)
+    found = list(
+        emails.only(
+            "to",
+            "cc",
+            "bcc",
+            "subject",
+            "from_email",
+            "created",
+            "delivery__state",
+            "delivery__attempts",
+            "delivery__last_answer",
+            "delivery__last_error",
+            "delivery__diagnosis",
+            "delivery__cause",
+            "delivery__next_attempt_at",
+            "delivery__updated_at",
+        )[: size + 1]
     )
+    return found[:size], (found[size - 1].pk if len(found) > size else None)
+
+
+# The sent count covers a day: counting every message ever sent would make each page
+# that shows it slower as the history grows.
+SENT_COUNT_WINDOW = timedelta(hours=24)
 
 
 def outbox_counts() -> dict[str, int]:
+    """Messages per state, sent ones of the last ``SENT_COUNT_WINDOW`` only; one query
+    that reads only unsent rows and the day's sent ones (both indexed)."""
     counts = dict.fromkeys(DeliveryState.values, 0)
-    for row in Delivery.objects.values("state").annotate(n=Count("pk")):
+    unsent = [state for state in DeliveryState.values if state != DeliveryState.SENT]
+    since = timezone.now() - SENT_COUNT_WINDOW
+    rows = (
+        Delivery.objects.filter(
+            Q(state__in=unsent) | Q(state=DeliveryState.SENT, sent_at__gte=since)
+        )
+        .values("state")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    for row in rows:
         counts[row["state"]] = row["n"]
     return counts
 

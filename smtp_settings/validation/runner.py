@@ -1,8 +1,11 @@
-"""The seven steps of Validate, each recorded in its row as it starts and ends.
+"""The seven steps of Validate, each recorded in its row as it ends.
 
 A step is a ``with self.step(key) as outcome:`` block: the block fills in the
 outcome; a token or SMTP failure inside it ends the step as failed, with the
 diagnosis, and skips the steps after it.
+
+One UPDATE per step and nothing when a step starts: the step running is the first
+one still waiting (the page shows it so), and a step's end time is the run's heartbeat.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from typing import Any
 
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from smtp_settings.mail import endpoint, jwt_claims, oauth
@@ -26,7 +30,7 @@ from smtp_settings.models import (
     ValidationStep,
     readable_secret,
 )
-from smtp_settings.validation import diagnosis, token_check
+from smtp_settings.validation import diagnosis, progress, token_check
 
 STEPS: tuple[tuple[str, str], ...] = (
     ("token", "Token"),
@@ -66,17 +70,20 @@ class Runner:
         self.token: oauth.Token | None = None
         self.connection: SmtpConnection | None = None
         self.fill = diagnosis.values_for(self.mail)
-        self.rows = {step.key: step.pk for step in run.steps.all()}
+        # How each step ended, for the verdict without reading the rows back.
+        self.ended: dict[str, Outcome] = {}
 
     # -- recording ----------------------------------------------------------------
 
-    def _write(self, key: str, **columns: Any) -> None:
-        ValidationStep.objects.filter(pk=self.rows[key]).update(**columns)
+    def _write(self, steps: QuerySet[ValidationStep], **columns: Any) -> None:
+        steps.update(ended_at=timezone.now(), **columns)
+        progress.touch(self.run_row.pk)
 
     def _finish(self, key: str, started: float, outcome: Outcome) -> None:
+        self.ended[key] = outcome
         finding = outcome.finding
         self._write(
-            key,
+            self.run_row.steps.filter(key=key),
             status=outcome.status,
             duration_ms=round((time.monotonic() - started) * 1000),
             detail=outcome.detail,
@@ -88,20 +95,21 @@ class Runner:
             diagnosis=finding.key if finding else "",
         )
 
-    def _skip(self, key: str, reason: str) -> None:
-        self._write(key, status=StepStatus.SKIPPED, detail=reason)
+    def _skip(self, keys: list[str], reason: str) -> None:
+        for key in keys:
+            self.ended[key] = Outcome(StepStatus.SKIPPED, reason)
+        self._write(
+            self.run_row.steps.filter(key__in=keys), status=StepStatus.SKIPPED, detail=reason
+        )
 
     def _skip_after(self, key: str, reason: str) -> None:
-        for later in STEP_KEYS[STEP_KEYS.index(key) + 1 :]:
-            self._skip(later, reason)
+        self._skip(STEP_KEYS[STEP_KEYS.index(key) + 1 :], reason)
 
     def _diagnose(self, step: str, **kwargs: Any) -> diagnosis.Finding | None:
         return diagnosis.diagnose(step, auth_type=self.mail.auth_type, values=self.fill, **kwargs)
 
     @contextmanager
     def step(self, key: str) -> Iterator[Outcome]:
-        self._write(key, status=StepStatus.RUNNING)
-        ValidationRun.objects.filter(pk=self.run_row.pk).update(heartbeat_at=timezone.now())
         started = time.monotonic()
         outcome = Outcome()
         try:
@@ -129,8 +137,7 @@ class Runner:
                     self._token_contents(outcome)
             else:
                 reason = f"Skipped: {AuthType(self.mail.auth_type).label} does not use a token."
-                self._skip("token", reason)
-                self._skip("token_contents", reason)
+                self._skip(["token", "token_contents"], reason)
             self.connection = SmtpConnection(
                 endpoint.smtp_endpoint(self.mail, timeout=self.timeout)
             )
@@ -200,7 +207,7 @@ class Runner:
             outcome.detail = f"The server accepts mail from {sender} to {recipient or sender}."
             outcome.answer = f"MAIL FROM: {mail_answer}\nRCPT TO: {rcpt_answer}"
         if not recipient:
-            self._skip("send", "Skipped: no address in Send test email to.")
+            self._skip(["send"], "Skipped: no address in Send test email to.")
             return
         with self.step("send") as outcome:
             outcome.answer = connection.send(

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
@@ -31,7 +31,8 @@ from smtp_settings.models import (
     readable_secret,
     secrets_moved,
 )
-from smtp_settings.validation.runner import STEPS, Runner
+from smtp_settings.validation import progress
+from smtp_settings.validation.runner import STEP_KEYS, STEP_NAMES, STEPS, Outcome, Runner
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +114,7 @@ QUEUED_FOR_AT_MOST = timedelta(seconds=90)
 
 
 def _quiet_for_at_most() -> timedelta:
-    """A running run touches its heartbeat at every step; each step has one deadline."""
+    """A running run ends a step at least this often: each step has one deadline."""
     return timedelta(seconds=2 * settings.SMTP_NETWORK_TIMEOUT_SECONDS + 10)
 
 
@@ -121,26 +122,33 @@ def validation_runs_expire_abandoned(*, run_id: str | None = None) -> int:
     """Runs no worker took in time, or whose worker went quiet (killed, crashed), end as
     errors and lose their secret: the next Validate click is not refused because of them."""
     now = timezone.now()
+    quiet_since = now - _quiet_for_at_most()
+    # A run's heartbeat is its claim, then the end of each step.
+    step_ended_lately = ValidationStep.objects.filter(run=OuterRef("pk"), ended_at__gte=quiet_since)
     abandoned = ValidationRun.objects.filter(
         Q(status=RunStatus.QUEUED, created_at__lt=now - QUEUED_FOR_AT_MOST)
-        | Q(status=RunStatus.RUNNING, heartbeat_at__lt=now - _quiet_for_at_most())
-        | Q(status=RunStatus.RUNNING, heartbeat_at=None, created_at__lt=now - _quiet_for_at_most())
-    )
+        | Q(status=RunStatus.RUNNING, heartbeat_at__lt=quiet_since)
+        | Q(status=RunStatus.RUNNING, heartbeat_at=None, created_at__lt=quiet_since)
+    ).exclude(Q(status=RunStatus.RUNNING) & Exists(step_ended_lately))
     if run_id is not None:
         abandoned = abandoned.filter(pk=run_id)
-    expired = abandoned.update(
+    ids = list(abandoned.values_list("pk", flat=True))
+    if not ids:
+        return 0
+    expired = ValidationRun.objects.filter(
+        pk__in=ids, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]
+    ).update(
         status=RunStatus.ERROR,
         finished_at=now,
         candidate_secret=None,
         summary="No worker finished this run (none took it, or the one running it stopped). "
         "Check that the Celery worker is running, then click Validate again.",
     )
-    if expired:
-        ValidationStep.objects.filter(
-            run__status=RunStatus.ERROR,
-            run__finished_at=now,
-            status__in=[StepStatus.PENDING, StepStatus.RUNNING],
-        ).update(status=StepStatus.SKIPPED, detail="Not run: the worker stopped.")
+    ValidationStep.objects.filter(
+        run__in=ids, status__in=[StepStatus.PENDING, StepStatus.RUNNING]
+    ).update(status=StepStatus.SKIPPED, detail="Not run: the worker stopped.")
+    for expired_id in ids:
+        progress.touch(expired_id, final=True)
     return expired
 
 
@@ -179,10 +187,12 @@ def validation_run_execute(*, run_id: str) -> None:
     if not claimed:
         logger.info("Validation run %s is not queued; nothing to do", run_id)
         return
+    progress.touch(run_id)
     run = ValidationRun.objects.select_related("requested_by").get(pk=run_id)
     try:
-        Runner(run, timeout=float(settings.SMTP_NETWORK_TIMEOUT_SECONDS)).run()
-        status, summary = _verdict(run)
+        runner = Runner(run, timeout=float(settings.SMTP_NETWORK_TIMEOUT_SECONDS))
+        runner.run()
+        status, summary = _verdict(run, runner.ended)
     except Exception:
         logger.exception("Validation run %s stopped on an unexpected error", run_id)
         run.steps.filter(status__in=[StepStatus.PENDING, StepStatus.RUNNING]).update(
@@ -197,19 +207,21 @@ def validation_run_execute(*, run_id: str) -> None:
         finished_at=timezone.now(),
         candidate_secret=None,
     )
+    progress.touch(run_id, final=True)
 
 
-def _verdict(run: ValidationRun) -> tuple[str, str]:
-    steps = list(run.steps.all())
-    failed = [step for step in steps if step.status == StepStatus.FAILED]
+def _verdict(run: ValidationRun, ended: Mapping[str, Outcome]) -> tuple[str, str]:
+    outcomes = [(key, ended[key]) for key in STEP_KEYS if key in ended]
+    failed = [(key, o) for key, o in outcomes if o.status == StepStatus.FAILED]
     if failed:
-        step = failed[0]
-        return RunStatus.FAILED, f"{step.name} failed. {step.cause or step.detail}"
-    warnings = [step for step in steps if step.status == StepStatus.WARNING]
+        key, outcome = failed[0]
+        cause = outcome.finding.cause if outcome.finding else ""
+        return RunStatus.FAILED, f"{STEP_NAMES[key]} failed. {cause or outcome.detail}"
+    warnings = [STEP_NAMES[key] for key, o in outcomes if o.status == StepStatus.WARNING]
     if warnings:
-        names = ", ".join(step.name for step in warnings)
-        return RunStatus.WARNING, f"Every step passed, with warnings at {names}."
-    sent = run.test_recipient and any(s.key == "send" and s.status == "passed" for s in steps)
+        return RunStatus.WARNING, f"Every step passed, with warnings at {', '.join(warnings)}."
+    send = ended.get("send")
+    sent = run.test_recipient and send is not None and send.status == StepStatus.PASSED
     return RunStatus.PASSED, (
         f"Every step passed; a test message went to {run.test_recipient}."
         if sent
@@ -250,9 +262,21 @@ def validation_run_as_dict(*, run: ValidationRun) -> dict[str, Any]:
                 "commands": step.commands,
                 "diagnosis": step.diagnosis,
             }
-            for step in run.steps.all()
+            for step in _steps_as_shown(run)
         ],
     }
+
+
+def _steps_as_shown(run: ValidationRun) -> list[ValidationStep]:
+    """The worker writes a step only when it ends; while a run runs, the first step still
+    waiting is the one under way."""
+    steps = list(run.steps.all())
+    if run.status == RunStatus.RUNNING:
+        for step in steps:
+            if step.status == StepStatus.PENDING:
+                step.status = StepStatus.RUNNING
+                break
+    return steps
 
 
 KEEP_AT_LEAST = 50

@@ -1,9 +1,11 @@
-// Validate: start a run of the form's unsaved values, then poll its progress and swap in
-// the run as the server renders it, step by step as the worker records them. Only the
-// polling lives here; the markup is the server's one template for a run.
+// Validate: start a run of the form's unsaved values, then follow its progress and swap in
+// the run as the server renders it, step by step as the worker records them. Each request
+// names the progress it has seen and the server answers when there is more (a long poll),
+// so a step shows within milliseconds of the worker writing it. The markup is the
+// server's one template for a run.
 (function () {
   "use strict";
-  const POLL_MS = 300;
+  const RETRY_MS = 1500;
 
   function el(tag, className, text) {
     const node = document.createElement(tag);
@@ -12,8 +14,9 @@
     return node;
   }
 
-  function poll(url, target, onDone) {
-    fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" })
+  function poll(url, target, onDone, seen) {
+    const ask = seen === undefined ? url : url + "?seen=" + encodeURIComponent(seen);
+    fetch(ask, { headers: { Accept: "application/json" }, credentials: "same-origin" })
       .then(function (response) {
         if (!response.ok) throw new Error("HTTP " + response.status);
         return response.json();
@@ -22,10 +25,10 @@
         // The server renders the run (the same partial as the run page), escaped there.
         target.innerHTML = run.html;
         if (run.finished) { if (onDone) onDone(run); return; }
-        setTimeout(function () { poll(url, target, onDone); }, POLL_MS);
+        poll(url, target, onDone, run.mark);
       })
       .catch(function () {
-        setTimeout(function () { poll(url, target, onDone); }, POLL_MS * 5);
+        setTimeout(function () { poll(url, target, onDone, seen); }, RETRY_MS);
       });
   }
 
