@@ -7,7 +7,7 @@ COPY pyproject.toml ./
 COPY sei_admin ./sei_admin
 COPY smtp_settings ./smtp_settings
 RUN pip install --no-cache-dir .
-COPY manage.py ./
+COPY manage.py gunicorn.conf.py ./
 COPY templates ./templates
 COPY static ./static
 # collectstatic loads the settings, which insist on secrets: give it throw-away ones.

@@ -89,6 +89,10 @@ def test_compose_services_use_the_project_commands_and_known_names() -> None:
     assert services["postgres"]["image"].startswith("postgres")
     assert services["redis"]["image"].startswith("redis")
     procfile = (ROOT / "Procfile").read_text()
+    # make run serves as production does: gunicorn, threads from gunicorn.conf.py (a run
+    # page's long poll must not hold a whole process, nor runserver's keep-alive stall).
+    assert "web: gunicorn sei_admin.wsgi" in procfile
+    assert 'worker_class = "gthread"' in (ROOT / "gunicorn.conf.py").read_text()
     assert "celery -A sei_admin worker" in procfile and "celery -A sei_admin beat" in procfile
 
 

@@ -1,0 +1,19 @@
+"""gunicorn's settings wherever the console is served (make run, Docker): gunicorn reads
+this file from the working directory. Command-line options override it."""
+
+from __future__ import annotations
+
+import os
+
+# Threads as well as processes: a run page's status request may wait up to 15 s for the
+# worker's next step, and must not hold a whole process while it does.
+worker_class = "gthread"
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+threads = int(os.environ.get("SEI_WEB_THREADS", "8"))
+# The page's requests follow each other on one connection; keep it open between them.
+keepalive = 5
+timeout = 60
+# One machine may serve several consoles (and their tests); a shared control socket in
+# the home directory would make them trip over each other, and nothing here uses it.
+control_socket_disable = True
+accesslog = "-"
