@@ -41,16 +41,22 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=200)
     parser.add_argument("--out", type=Path, default=Path("var/bench"))
     args = parser.parse_args()
+    # Redis serves only P3's console: this process measures on its own throw-away files.
+    redis_url = os.environ.pop("REDIS_URL", "")
+    os.environ.pop("SEI_CACHE_URL", None)
     _environment()
     import django
 
     django.setup()
-    from bench import pages, sending
+    from bench import pages, sending, validate
     from bench.sandbox_process import SandboxProcess
 
     world = SandboxProcess()
     try:
-        rows = sending.measure(world, rounds=args.rounds, messages=args.messages)
+        rows = validate.measure(
+            world, rounds=args.rounds, var=Path(os.environ["SEI_VAR_DIR"]), redis_url=redis_url
+        )
+        rows += sending.measure(world, rounds=args.rounds, messages=args.messages)
         from django.conf import settings
 
         # The page rows validate against the sandbox's token endpoint.
