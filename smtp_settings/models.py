@@ -239,6 +239,10 @@ class ValidationRun(models.Model):
             # the rate limit at one administrator's recent runs.
             models.Index(fields=["status", "created_at"], name="run_status_created"),
             models.Index(fields=["requested_by", "created_at"], name="run_user_created"),
+            # "Is one of mine still running?" on every Validate click, however many are done.
+            models.Index(fields=["requested_by", "status"], name="run_user_status"),
+            # The last verdict, on every status block.
+            models.Index(fields=["finished_at"], name="run_finished"),
         ]
 
     def __str__(self) -> str:

@@ -93,8 +93,9 @@ def mail_status(*, snapshot: MailSnapshot) -> dict[str, Any]:
     return {
         "secret": secret_expiry(snapshot.row),
         "health": snapshot.health,
-        "validation": ValidationRun.objects.filter(status__in=ValidationRun.FINISHED)
+        "validation": ValidationRun.objects.filter(finished_at__isnull=False)
         .select_related("requested_by")
+        .order_by("-finished_at")
         .first(),
         "last_sent": Delivery.objects.filter(state=DeliveryState.SENT).aggregate(at=Max("sent_at"))[
             "at"
