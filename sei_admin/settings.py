@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "health_check",
     "csp",
     "axes",
+    "activity",
     "smtp_settings",
 ]
 
