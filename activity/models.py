@@ -13,6 +13,7 @@ class Kind(models.TextChoices):
     SIGNIN_FAILED = "signin.failed", "Sign-in failed"
     TWO_FACTOR_ENROLLED = "2fa.enrolled", "Two-factor sign-in set up"
     TWO_FACTOR_FAILED = "2fa.failed", "Wrong sign-in code"
+    TWO_FACTOR_RESET = "2fa.reset", "Two-factor sign-in reset"
     BACKUP_CODE_USED = "2fa.backup_code_used", "Backup code used"
     BACKUP_CODES_RENEWED = "2fa.backup_codes_renewed", "New backup codes"
     SETTINGS_SAVED = "settings.saved", "SMTP settings saved"
