@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 from axes.helpers import get_lockout_response
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import get_user_model
+from django.contrib.auth import get_user_model, logout
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import AbstractBaseUser
@@ -176,6 +176,8 @@ def _verify_session(request: HttpRequest, context: dict[str, Any]) -> HttpRespon
                 two_factor.two_factor_backup_code_used(user=user, address=client_address(request))
             return redirect(context["next"] or "administration")
         if signin_flow.signin_code_failed(request=request, credentials=credentials):
+            # Too many wrong codes from a signed-in session: it ends, like the sign-in would.
+            logout(request)
             return get_lockout_response(request, None, credentials)
         form.add_error("code", _wrong_code_text(check.wait_seconds))
     context["form"] = form

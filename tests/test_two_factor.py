@@ -9,6 +9,7 @@ import re
 from typing import Any
 
 import pytest
+from axes.models import AccessAttempt
 from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
@@ -130,6 +131,9 @@ def test_a_wrong_code_is_refused_and_recorded(admin_user: User) -> None:
     assert client.get(reverse("home")).status_code == 302
     entry = Entry.objects.get(kind=Kind.TWO_FACTOR_FAILED)
     assert entry.actor == admin_user and wrong not in entry.summary
+    # django-axes keeps the failed attempt's form, with the code masked.
+    attempt = AccessAttempt.objects.get()
+    assert attempt.failures_since_start == 1 and wrong not in attempt.post_data
 
 
 def test_a_code_works_once(admin_user: User) -> None:
@@ -185,6 +189,7 @@ def test_the_code_step_ends_after_a_while(admin_user: User, settings: Any) -> No
     settings.SEI_SIGNIN_CODE_MINUTES = -1
     response = client.post(reverse("login_code"), {"code": code_for(key, steps_ahead=1)})
     assert response.status_code == 302 and response["Location"] == reverse("login")
+    assert "Sign in again" in client.get(reverse("login")).content.decode()
 
 
 def test_a_session_from_before_the_setup_gives_a_code_to_enter_administration(
@@ -282,3 +287,14 @@ def test_an_administrator_can_reset_someone_elses_second_factor(
     assert not two_factor.two_factor_is_enrolled(user=delegated_admin)
     entry = Entry.objects.get(kind=Kind.TWO_FACTOR_RESET)
     assert entry.actor == admin_user and "mail-admin" in entry.summary
+
+
+def test_wrong_codes_from_a_signed_in_session_lock_and_end_it(
+    admin_client: Client, admin_user: User
+) -> None:
+    key, _ = enrolled(admin_user)
+    wrong = f"{(int(code_for(key, steps_ahead=1)) + 1) % 10**6:06d}"
+    for _ in range(4):
+        assert admin_client.post(reverse("accounts:two_factor"), {"code": wrong}).status_code == 200
+    assert admin_client.post(reverse("accounts:two_factor"), {"code": wrong}).status_code == 429
+    assert admin_client.get(reverse("home")).status_code == 302  # signed out
