@@ -24,7 +24,11 @@ from django_otp import login as otp_login
 from accounts import services, signin_flow, two_factor
 from accounts.forms import AppCodeForm, CodeForm, UserAddForm
 from accounts.signin_activity import client_address
-from smtp_settings.permissions import administrator_required, second_factor_verified
+from smtp_settings.permissions import (
+    ADMINISTER_PERMISSION,
+    administrator_required,
+    second_factor_verified,
+)
 
 # -- signing in -------------------------------------------------------------------------
 
@@ -42,7 +46,12 @@ class SignInView(auth_views.LoginView):
                 request=self.request, user=user, next_url=self.get_success_url()
             )
             return redirect("login_code")
-        return super().form_valid(form)
+        response = super().form_valid(form)
+        if settings.SEI_REQUIRE_2FA and user.has_perm(ADMINISTER_PERMISSION):
+            # Administrators set up their second factor first thing; then on to where they
+            # were going.
+            return redirect(_with_next("accounts:two_factor", self.get_success_url()))
+        return response
 
 
 def _locked_out(request: HttpRequest, credentials: dict[str, str]) -> HttpResponse:

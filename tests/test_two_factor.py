@@ -298,3 +298,14 @@ def test_wrong_codes_from_a_signed_in_session_lock_and_end_it(
         assert admin_client.post(reverse("accounts:two_factor"), {"code": wrong}).status_code == 200
     assert admin_client.post(reverse("accounts:two_factor"), {"code": wrong}).status_code == 429
     assert admin_client.get(reverse("home")).status_code == 302  # signed out
+
+
+def test_an_administrator_without_a_second_factor_sets_it_up_right_after_the_password(
+    admin_user: User, plain_user: User
+) -> None:
+    target = reverse("smtp_settings:manage")
+    response = password_step(Client(), next=target)
+    assert response["Location"] == reverse("accounts:two_factor") + f"?next={target}"
+    # People who are not administrators are not asked.
+    other = Client().post(reverse("login"), {"username": "someone", "password": PASSWORD})
+    assert other["Location"] == reverse("home")
