@@ -57,7 +57,12 @@ INSTALLED_APPS = [
     "health_check",
     "csp",
     "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "activity",
     "smtp_settings",
+    "accounts",
 ]
 
 MIDDLEWARE = [
@@ -67,6 +72,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Tells each request whether its session passed the second factor (user.is_verified()).
+    "django_otp.middleware.OTPMiddleware",
     "sei_admin.middleware.SessionLifetimeMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -134,6 +141,16 @@ AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 # Sign-ins are logged by smtp_settings.signin; axes' own lines mask who and where.
 AXES_VERBOSE = False
+# Masked in what axes keeps of a failed attempt's form: who, where, and the code typed at
+# the second step (a near miss of a backup code would tell much about the real one).
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "code"]
+# Administrators must set up two-factor sign-in (an authenticator app) before they may use
+# any page under Administration; development mode lets them skip it.
+SEI_REQUIRE_2FA = env.bool("SEI_REQUIRE_2FA", default=not DEBUG)
+# What authenticator apps show beside the account name.
+OTP_TOTP_ISSUER = "SEI Administration"
+# A sign-in waiting for its code is forgotten after this long.
+SEI_SIGNIN_CODE_MINUTES = 5
 # A reset link works once (it is bound to the password it replaces) and for an hour.
 PASSWORD_RESET_TIMEOUT = 3600
 LOGIN_URL = "login"

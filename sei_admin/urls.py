@@ -1,20 +1,19 @@
-"""URL map: sign-in, the console home, and the Administration section."""
+"""URL map: sign-in, the console home, the accounts pages and the Administration section."""
 
 from __future__ import annotations
 
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from sei_admin import accounts, views
+from accounts import passwords
+from accounts import views as account_views
+from sei_admin import views
 from smtp_settings import health
 
 urlpatterns = [
     path("", views.home, name="home"),
-    path(
-        "login/",
-        auth_views.LoginView.as_view(redirect_authenticated_user=True),
-        name="login",
-    ),
+    path("login/", account_views.SignInView.as_view(), name="login"),
+    path("login/code/", account_views.signin_code, name="login_code"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("account/password/", auth_views.PasswordChangeView.as_view(), name="password_change"),
     path(
@@ -22,7 +21,7 @@ urlpatterns = [
         auth_views.PasswordChangeDoneView.as_view(),
         name="password_change_done",
     ),
-    path("login/reset/", accounts.ThrottledPasswordResetView.as_view(), name="password_reset"),
+    path("login/reset/", passwords.ThrottledPasswordResetView.as_view(), name="password_reset"),
     path(
         "login/reset/sent/",
         auth_views.PasswordResetDoneView.as_view(),
@@ -44,7 +43,9 @@ urlpatterns = [
     path("healthz/", health.HealthView.as_view()),
     path("healthz/live", health.LiveView.as_view(), name="healthz_live"),
     path("administration/", views.administration_index, name="administration"),
+    path("administration/activity/", views.activity, name="activity"),
     path("administration/", include("smtp_settings.urls")),
+    path("", include("accounts.urls")),
 ]
 
 handler403 = "sei_admin.views.permission_denied"

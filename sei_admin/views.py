@@ -1,4 +1,5 @@
-"""Project-wide pages: home, the Administration index, the 403 page; CSP reports, keep-alive."""
+"""Project-wide pages: home, the Administration index, Activity, the 403 page; CSP reports,
+keep-alive."""
 
 from __future__ import annotations
 
@@ -6,16 +7,24 @@ import json
 import logging
 from urllib.parse import urlsplit, urlunsplit
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
+from activity.forms import ActivityFilterForm
+from activity.service import activity_entries
 from smtp_settings import alerts, services, status
 from smtp_settings.models import SmtpSettings
-from smtp_settings.permissions import ADMINISTER_PERMISSION, administrator_required
+from smtp_settings.permissions import (
+    ADMINISTER_PERMISSION,
+    administrator_required,
+    second_factor_verified,
+)
 
 
 @login_required
@@ -43,7 +52,35 @@ def administration_index(request: HttpRequest) -> HttpResponse:
                 snapshot=status.for_request(request, settings_row=smtp)
             ),
             "recipients": alerts.alert_recipients(settings_row=smtp),
+            "two_factor_required": settings.SEI_REQUIRE_2FA,
+            # A verified session has a second factor; no query needed to know that.
+            "two_factor_verified": second_factor_verified(request.user),
         },
+    )
+
+
+ACTIVITY_PAGE_SIZE = 50
+
+
+@administrator_required
+@require_GET
+def activity(request: HttpRequest) -> HttpResponse:
+    """Who did what and when, newest first, filtered by person, kind and days."""
+    form = ActivityFilterForm(request.GET)
+    filters = form.cleaned_data if form.is_valid() else {}
+    entries = activity_entries(
+        actor_id=filters.get("person"),
+        day_from=filters.get("day_from"),
+        day_to=filters.get("day_to"),
+        kind=filters.get("kind") or "",
+    )
+    page = Paginator(entries, ACTIVITY_PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "administration/activity.html",
+        {"form": form, "page": page, "query": query.urlencode()},
     )
 
 

@@ -20,6 +20,8 @@ from django.db import DatabaseError, close_old_connections, transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
+from activity.models import Kind
+from activity.service import activity_record
 from smtp_settings import enqueue
 from smtp_settings.crypto import SecretDecryptionError, UnreadableSecret
 from smtp_settings.mail.endpoint import MailSettings
@@ -67,6 +69,23 @@ class StaleSettings(Exception):
             "so nothing was saved. Your input is kept below: compare it with the settings "
             "now stored (open Manage SMTP in another tab), then Save again."
         )
+
+
+def _activity_summary(changes: list[dict[str, str]]) -> str:
+    """The changes in words, as the history on Manage SMTP shows them: a secret is only ever
+    "replaced" or "cleared", never its value."""
+    if not changes:
+        return "Saved Manage SMTP without changes."
+    # Secrets first: a long list is cut at the end, and a replaced secret matters most.
+    parts = [f"{e['label']} {e['new']}" for e in changes if e["field"] in SECRET_FIELDS]
+    parts += [
+        f"{e['label']}: {e['new']}"
+        if e["old"] == "(empty)"
+        else f"{e['label']}: {e['old']} → {e['new']}"
+        for e in changes
+        if e["field"] not in SECRET_FIELDS
+    ]
+    return "Saved Manage SMTP: " + "; ".join(parts) + "."
 
 
 @sensitive_variables("values", "row", "before")
@@ -146,8 +165,13 @@ def smtp_settings_save(
             row.updated_by.get_username() if row.updated_by else "system",
             ", ".join(entry["field"] for entry in changes) or "no changes",
         )
+        activity_record(
+            kind=Kind.SETTINGS_SAVED,
+            summary=_activity_summary(changes),
+            actor=row.updated_by,
+        )
         # Messages held on broken settings get one more attempt with these.
-        outbox.outbox_release_held()
+        outbox.outbox_release_held(by=row.updated_by)
         return row
 
 

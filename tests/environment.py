@@ -23,6 +23,10 @@ os.environ.setdefault("DJANGO_SESSION_COOKIE_SECURE", "false")
 os.environ.setdefault("DJANGO_CSRF_COOKIE_SECURE", "false")
 os.environ.setdefault("DJANGO_WHITENOISE_USE_FINDERS", "true")
 os.environ.setdefault("DJANGO_STATIC_MANIFEST", "false")
+# Most tests are about other things and sign in with force_login(), which no second factor
+# follows; the two-factor tests turn the requirement on themselves, and a test checks that
+# it is on by default outside development.
+os.environ.setdefault("SEI_REQUIRE_2FA", "false")
 # The file-system broker and SQLite files of a test run live apart from a developer's var/.
 _var = tempfile.mkdtemp(prefix="sei-test-var-")
 atexit.register(shutil.rmtree, _var, ignore_errors=True)

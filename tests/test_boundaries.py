@@ -33,6 +33,8 @@ def imported_modules(path: Path) -> set[str]:
 def _forbidden_for_mail(name: str) -> bool:
     if name.startswith("smtp_settings.") and not name.startswith("smtp_settings.mail"):
         return True
+    if name.startswith(("activity", "accounts", "sei_admin")):
+        return True
     return name.startswith(("django.db", "django.http", "django.forms", "django.contrib"))
 
 
@@ -84,3 +86,39 @@ def test_services_never_import_tasks() -> None:
     # Tasks import services; the other way round would be a cycle. Services enqueue by name.
     for path in [ROOT / "smtp_settings" / "services.py", *ROOT.glob("smtp_settings/*/service*.py")]:
         assert not any(n.startswith("smtp_settings.tasks") for n in imported_modules(path)), path
+
+
+def _package_imports(package: str) -> list[tuple[str, str]]:
+    return [
+        (str(path.relative_to(ROOT)), name)
+        for path in sorted((ROOT / package).rglob("*.py"))
+        if "migrations" not in path.parts
+        for name in imported_modules(path)
+    ]
+
+
+def test_the_activity_trail_imports_nothing_of_the_console() -> None:
+    # Everyone records into it; it must not depend on anyone, or imports would go round.
+    bad = [
+        (path, name)
+        for path, name in _package_imports("activity")
+        if name.startswith(("smtp_settings", "accounts", "sei_admin"))
+    ]
+    assert bad == []
+
+
+def test_manage_smtp_does_not_import_the_accounts_app() -> None:
+    # accounts builds on smtp_settings (its permission); the other way would be a cycle.
+    bad = [
+        (path, name)
+        for path, name in _package_imports("smtp_settings")
+        if name.startswith(("accounts", "sei_admin"))
+    ]
+    assert bad == []
+
+
+def test_accounts_does_not_import_the_project() -> None:
+    bad = [
+        (path, name) for path, name in _package_imports("accounts") if name.startswith("sei_admin")
+    ]
+    assert bad == []

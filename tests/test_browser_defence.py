@@ -54,6 +54,10 @@ def admin_routes(sandbox: Any, client: Client) -> list[str]:
         run["status_url"],
         reverse("smtp_settings:outbox"),
         reverse("smtp_settings:outbox_message", args=[email_id]),
+        reverse("accounts:users"),
+        reverse("accounts:user_add"),
+        reverse("activity"),
+        reverse("accounts:two_factor"),
     ]
 
 
@@ -242,6 +246,10 @@ def test_no_page_violates_the_policy_in_a_real_browser(
         "/administration/smtp/outbox/",
         f"/administration/smtp/outbox/{Delivery.objects.get().pk}/",
         "/account/password/",
+        "/administration/users/",
+        "/administration/users/add/",
+        "/administration/activity/",
+        "/account/two-factor/",
     ):
         page.goto(f"{live_server.url}{path}")
         visited.append((path, page.evaluate("window.__cspViolations")))

@@ -188,3 +188,15 @@ def test_compose_migrates_once_first_checks_health_and_serves_http_on_a_laptop()
     ):
         assert environment[name].endswith(":-false}"), name  # plain HTTP unless told
     assert "http://localhost:8000" in environment["DJANGO_CSRF_TRUSTED_ORIGINS"]
+
+
+@pytest.mark.parametrize(("debug", "expected"), [("false", "True"), ("true", "False")])
+def test_two_factor_sign_in_is_required_unless_in_development(
+    tmp_path: Path, debug: str, expected: str
+) -> None:
+    env = {**production_env(tmp_path), "DJANGO_DEBUG": debug}
+    result = run_manage(
+        "shell", "-c", "from django.conf import settings; print(settings.SEI_REQUIRE_2FA)", env=env
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == expected

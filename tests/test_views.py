@@ -15,7 +15,15 @@ from .conftest import CLIENT_SECRET
 
 pytestmark = pytest.mark.django_db
 
-ADMIN_ROUTES = ["administration", "smtp_settings:manage"]
+# Every Administration page without arguments; pages with arguments are in test_hardening.
+ADMIN_ROUTES = [
+    "administration",
+    "smtp_settings:manage",
+    "smtp_settings:outbox",
+    "accounts:users",
+    "accounts:user_add",
+    "activity",
+]
 
 
 @pytest.mark.parametrize("route", [*ADMIN_ROUTES, "home"])

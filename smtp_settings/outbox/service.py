@@ -26,6 +26,8 @@ from django.db.models import Count, Q
 from django.utils import timezone
 from post_office.models import STATUS, Attachment, Email, Log
 
+from activity.models import Kind
+from activity.service import activity_record
 from smtp_settings import enqueue
 from smtp_settings.mail.backend import EmailBackend
 from smtp_settings.mail.errors import DeliveryError, TemporaryFailure
@@ -282,6 +284,11 @@ class _DeliveryRun:
                 state=DeliveryState.HELD, **explained
             )
             logger.warning("Outbox held (%s messages besides this one): %s", held, error.message)
+            activity_record(
+                kind=Kind.OUTBOX_HELD,
+                summary=f"Outbox held: {held + 1} message(s) wait for working settings. "
+                f"{error.message}",
+            )
         else:
             logger.info(
                 "Outbox message %s %s: %s", delivery.pk, state, error.answer or error.message
@@ -292,13 +299,20 @@ class _DeliveryRun:
 # -- administrators' actions and views --------------------------------------------------
 
 
-def outbox_release_held() -> int:
+def outbox_release_held(
+    *, by: AbstractBaseUser | None = None, reason: str = "the SMTP settings were saved"
+) -> int:
     """Held messages go back to the queue (settings were saved); a worker is asked to deliver."""
     released = Delivery.objects.filter(state=DeliveryState.HELD).update(
         state=DeliveryState.QUEUED, next_attempt_at=timezone.now()
     )
     if released:
         logger.info("Outbox: %s held messages released", released)
+        activity_record(
+            kind=Kind.OUTBOX_RELEASED,
+            summary=f"Released {released} held message(s): {reason}.",
+            actor=by,
+        )
         enqueue.after_commit(DELIVER_TASK)
     return released
 
@@ -312,13 +326,16 @@ def outbox_retry(*, email_id: int, user: AbstractBaseUser) -> bool:
     """
     if Delivery.objects.filter(pk=email_id, state=DeliveryState.HELD).exists():
         logger.info("Outbox: held messages retried by %s", user.get_username())
-        return outbox_release_held() > 0
+        return outbox_release_held(by=user, reason=f"message {email_id} was retried") > 0
     retried = Delivery.objects.filter(
         pk=email_id, state__in=[DeliveryState.DEFERRED, DeliveryState.FAILED]
     ).update(state=DeliveryState.QUEUED, next_attempt_at=timezone.now())
     if retried:
         Email.objects.filter(pk=email_id).update(status=STATUS.requeued)
         logger.info("Outbox message %s retried by %s", email_id, user.get_username())
+        activity_record(
+            kind=Kind.OUTBOX_RETRIED, summary=f"Retried outbox message {email_id}.", actor=user
+        )
         enqueue.after_commit(DELIVER_TASK)
     return bool(retried)
 
@@ -339,6 +356,11 @@ def outbox_discard(*, email_id: int, user: AbstractBaseUser) -> bool:
     if discarded:
         Email.objects.filter(pk=email_id).update(status=STATUS.failed)
         logger.info("Outbox message %s discarded by %s", email_id, user.get_username())
+        activity_record(
+            kind=Kind.OUTBOX_DISCARDED,
+            summary=f"Discarded outbox message {email_id}: it will not be sent.",
+            actor=user,
+        )
     return bool(discarded)
 
 

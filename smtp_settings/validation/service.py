@@ -19,6 +19,8 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
+from activity.models import Kind
+from activity.service import activity_record
 from smtp_settings import enqueue
 from smtp_settings.models import (
     CONNECTION_FIELDS,
@@ -94,6 +96,16 @@ def validation_run_start(
             for position, (key, name) in enumerate(STEPS)
         )
         enqueue.after_commit(VALIDATE_TASK, str(run.id))
+        activity_record(
+            kind=Kind.VALIDATION_STARTED,
+            summary=(
+                f"Validate started: {candidate['smtp_server']}:{candidate['port']}, "
+                f"{candidate['auth_type']}, sender {candidate.get('sender_email') or '-'}"
+                + (f", test e-mail to {test_recipient}" if test_recipient else "")
+                + "."
+            ),
+            actor=user,
+        )
         # Where Validate connects, for audit: it can point anywhere an administrator types.
         logger.info(
             "Validate %s by %s: %s:%s, %s, TLS %s, token endpoint %s",

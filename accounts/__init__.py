@@ -1,0 +1,1 @@
+"""People in the console: users and their administrator role, two-factor sign-in, passwords."""

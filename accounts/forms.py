@@ -1,0 +1,89 @@
+"""Field rules for the accounts pages; no database writes here (services do those)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib.auth import get_user_model
+from django.contrib.auth.password_validation import validate_password
+
+
+class CodeForm(forms.Form):
+    code = forms.CharField(
+        label="Code",
+        max_length=32,
+        strip=True,
+        help_text="The six digits your authenticator app shows now, or one of your backup codes.",
+        widget=forms.TextInput(
+            attrs={"autocomplete": "one-time-code", "inputmode": "text", "autofocus": True}
+        ),
+    )
+
+
+class AppCodeForm(CodeForm):
+    code = forms.CharField(
+        label="Code from the app",
+        max_length=32,
+        strip=True,
+        help_text="After adding the account in the app, type the six digits it shows.",
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}),
+    )
+
+
+class UserAddForm(forms.ModelForm):
+    administrator = forms.BooleanField(
+        label="Administrator (may manage SMTP, users and activity)",
+        required=False,
+        initial=True,
+    )
+    password1 = forms.CharField(
+        label="Initial password",
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text="Leave blank to e-mail them a link to choose their own password (sent "
+        "through the outbox, valid for an hour; the Users page can send it again).",
+    )
+    password2 = forms.CharField(
+        label="Initial password again",
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+    )
+
+    class Meta:
+        model = get_user_model()
+        fields = ["username", "email", "first_name", "last_name"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["email"].required = True
+        self.fields[
+            "email"
+        ].help_text = "For the invitation, password resets and the secret-expiry reminders."
+
+    def clean_username(self) -> str:
+        username = self.cleaned_data["username"]
+        taken = get_user_model().objects.filter(username__iexact=username).exists()
+        if taken:
+            raise forms.ValidationError("A user with this name already exists.")
+        return username
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        first, second = cleaned.get("password1") or "", cleaned.get("password2") or ""
+        if first != second:
+            self.add_error("password2", "The two passwords differ.")
+        elif first:
+            candidate = get_user_model()(
+                username=cleaned.get("username", ""),
+                email=cleaned.get("email", ""),
+                first_name=cleaned.get("first_name", ""),
+                last_name=cleaned.get("last_name", ""),
+            )
+            try:
+                validate_password(first, candidate)
+            except forms.ValidationError as error:
+                self.add_error("password1", error)
+        return cleaned

@@ -1,0 +1,234 @@
+"""Users and their administrator role: add, invite, grant, remove, deactivate.
+
+An administrator is an active user holding Manage SMTP's change permission: a superuser,
+a member of the "SMTP administrators" group, or a holder of the permission itself. The
+console grants the role through the group; removing it takes away all three. The last
+active administrator can neither lose the role nor be deactivated: nobody would be left
+to manage the console.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser, Group, Permission
+from django.contrib.auth.tokens import default_token_generator
+from django.core.mail import send_mail
+from django.db import transaction
+from django.db.models import Q, QuerySet
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
+from django.views.decorators.debug import sensitive_variables
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from activity.models import Kind
+from activity.service import activity_record
+from smtp_settings.permissions import ADMINISTER_PERMISSION
+
+ADMINISTRATORS_GROUP = "SMTP administrators"
+
+
+class LastAdministrator(Exception):
+    """The change would leave the console without an active administrator."""
+
+
+def _permission() -> Permission:
+    app_label, codename = ADMINISTER_PERMISSION.split(".")
+    return Permission.objects.get(content_type__app_label=app_label, codename=codename)
+
+
+def administrators_group() -> Group:
+    """The group that grants the role, made on first use (permissions exist only after
+    migrate has run, so a migration cannot rely on them)."""
+    group, _ = Group.objects.get_or_create(name=ADMINISTRATORS_GROUP)
+    group.permissions.add(_permission())
+    return group
+
+
+def _administrator_filter(permission: Permission) -> Q:
+    return Q(is_superuser=True) | Q(user_permissions=permission) | Q(groups__permissions=permission)
+
+
+def administrators(*, active_only: bool = True) -> QuerySet[AbstractBaseUser]:
+    users = get_user_model().objects.filter(_administrator_filter(_permission()))
+    if active_only:
+        users = users.filter(is_active=True)
+    return users.distinct()
+
+
+def _refuse_if_last(user: AbstractBaseUser, doing: str) -> None:
+    """Locks the active administrators' rows, so two administrators removing each other at
+    the same moment cannot both succeed."""
+    user_model = get_user_model()
+    ids = set(
+        user_model.objects.select_for_update()
+        .filter(pk__in=administrators().values("pk"))
+        .values_list("pk", flat=True)
+    )
+    if user.pk in ids and ids == {user.pk}:
+        raise LastAdministrator(
+            f"{user.get_username()} is the only active administrator, so they cannot be "
+            f"{doing}: make someone else an administrator first."
+        )
+
+
+@dataclass(frozen=True)
+class UserRow:
+    user: AbstractBaseUser
+    is_administrator: bool
+    two_factor: bool
+    invited: bool
+    last_login: datetime | None
+
+
+def users_overview() -> list[UserRow]:
+    admin_ids = set(administrators(active_only=False).values_list("pk", flat=True))
+    enrolled = set(TOTPDevice.objects.filter(confirmed=True).values_list("user_id", flat=True))
+    users = get_user_model().objects.order_by("-is_active", "username")
+    return [
+        UserRow(
+            user=user,
+            is_administrator=user.pk in admin_ids,
+            two_factor=user.pk in enrolled,
+            invited=not user.has_usable_password(),
+            last_login=user.last_login,
+        )
+        for user in users
+    ]
+
+
+def _is_administrator(user: AbstractBaseUser) -> bool:
+    return administrators(active_only=False).filter(pk=user.pk).exists()
+
+
+@sensitive_variables("password")
+def user_add(
+    *,
+    username: str,
+    email: str,
+    first_name: str = "",
+    last_name: str = "",
+    administrator: bool,
+    password: str = "",
+    by: AbstractBaseUser,
+    site_url: str,
+    address: str | None = None,
+) -> AbstractBaseUser:
+    """Create a user. Without a password, they get an e-mail (through the outbox) with a
+    link to choose one, valid as long as a password-reset link."""
+    with transaction.atomic():
+        user = get_user_model().objects.create_user(
+            username=username,
+            email=email,
+            password=password or None,
+            first_name=first_name,
+            last_name=last_name,
+        )
+        if administrator:
+            user.groups.add(administrators_group())
+        role = "administrator" if administrator else "user without administrator rights"
+        how = "with a password set by " + by.get_username() if password else "invited by e-mail"
+        activity_record(
+            kind=Kind.USER_ADDED,
+            summary=f"Added {username} <{email}> as {role}, {how}.",
+            actor=by,
+            address=address,
+        )
+        if not password:
+            user_invite(user=user, by=by, site_url=site_url, address=address, record=False)
+    return user
+
+
+def user_invite(
+    *,
+    user: AbstractBaseUser,
+    by: AbstractBaseUser,
+    site_url: str,
+    address: str | None = None,
+    record: bool = True,
+) -> None:
+    """Send (again) the e-mail with a link to choose a password."""
+    uid = urlsafe_base64_encode(force_bytes(user.pk))
+    token = default_token_generator.make_token(user)
+    link = site_url.rstrip("/") + reverse("password_reset_confirm", args=[uid, token])
+    context = {"user": user, "by": by, "link": link}
+    send_mail(
+        render_to_string("accounts/invitation_subject.txt", context).strip(),
+        render_to_string("accounts/invitation_email.txt", context),
+        None,
+        [user.email],
+    )
+    if record:
+        activity_record(
+            kind=Kind.USER_ADDED,
+            summary=f"Sent {user.get_username()} a new invitation to <{user.email}>.",
+            actor=by,
+            address=address,
+        )
+
+
+def user_set_administrator(
+    *,
+    user: AbstractBaseUser,
+    administrator: bool,
+    by: AbstractBaseUser,
+    address: str | None = None,
+) -> bool:
+    """Grant or remove the role; returns whether anything changed."""
+    with transaction.atomic():
+        if administrator == _is_administrator(user):
+            return False
+        if administrator:
+            user.groups.add(administrators_group())
+        else:
+            _refuse_if_last(user, "removed from the administrators")
+            permission = _permission()
+            user.groups.remove(*Group.objects.filter(permissions=permission))
+            user.user_permissions.remove(permission)
+            if user.is_superuser or user.is_staff:
+                user.is_superuser = user.is_staff = False
+                user.save(update_fields=["is_superuser", "is_staff"])
+        activity_record(
+            kind=Kind.ROLE_GRANTED if administrator else Kind.ROLE_REMOVED,
+            summary=(
+                f"Made {user.get_username()} an administrator."
+                if administrator
+                else f"Removed the administrator role from {user.get_username()}."
+            ),
+            actor=by,
+            address=address,
+        )
+    return True
+
+
+def user_set_active(
+    *,
+    user: AbstractBaseUser,
+    active: bool,
+    by: AbstractBaseUser,
+    address: str | None = None,
+) -> bool:
+    """Deactivate (they can no longer sign in, and their open sessions stop working) or
+    reactivate; returns whether anything changed."""
+    with transaction.atomic():
+        if user.is_active == active:
+            return False
+        if not active:
+            _refuse_if_last(user, "deactivated")
+        user.is_active = active
+        user.save(update_fields=["is_active"])
+        activity_record(
+            kind=Kind.USER_REACTIVATED if active else Kind.USER_DEACTIVATED,
+            summary=(
+                f"Reactivated {user.get_username()}."
+                if active
+                else f"Deactivated {user.get_username()}."
+            ),
+            actor=by,
+            address=address,
+        )
+    return True

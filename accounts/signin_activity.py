@@ -1,0 +1,54 @@
+"""Sign-ins into the activity trail: successes, wrong passwords and wrong codes.
+
+Wrong codes are sent as ``user_login_failed`` by the code step (with ``second_factor``),
+so that django-axes counts them with wrong passwords; this receiver tells them apart.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.signals import user_logged_in, user_login_failed
+from django.dispatch import receiver
+from django.http import HttpRequest
+
+from activity.models import Kind
+from activity.service import activity_record
+
+
+def client_address(request: HttpRequest | None) -> str | None:
+    return request.META.get("REMOTE_ADDR") or None if request is not None else None
+
+
+@receiver(user_logged_in, dispatch_uid="accounts.signin_activity.succeeded")
+def _succeeded(sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any) -> None:
+    device = getattr(user, "otp_device", None)
+    activity_record(
+        kind=Kind.SIGNIN_SUCCEEDED,
+        summary="Signed in with password and code." if device else "Signed in with password.",
+        actor=user,
+        address=client_address(request),
+    )
+
+
+@receiver(user_login_failed, dispatch_uid="accounts.signin_activity.failed")
+def _failed(
+    sender: Any,
+    credentials: dict[str, Any],
+    request: HttpRequest | None = None,
+    second_factor: bool = False,
+    **kwargs: Any,
+) -> None:
+    username = str(credentials.get("username", ""))
+    # A name that is no user's may be a password typed in the wrong box: it is not kept.
+    user = get_user_model().objects.filter(username=username).first() if username else None
+    if request is not None and getattr(request, "axes_locked_out", False):
+        kind, summary = Kind.SIGNIN_FAILED, "Sign-in refused: locked after too many failures."
+    elif second_factor:
+        kind, summary = Kind.TWO_FACTOR_FAILED, "Wrong code at sign-in (the password was right)."
+    elif user is None:
+        kind, summary = Kind.SIGNIN_FAILED, "Failed sign-in with an unknown user name."
+    else:
+        kind, summary = Kind.SIGNIN_FAILED, "Failed sign-in: wrong password."
+    activity_record(kind=kind, summary=summary, actor=user, address=client_address(request))

@@ -1,0 +1,37 @@
+"""The Activity page's filters; an invalid value is shown as an error and filters nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+
+from activity.models import Kind
+from activity.service import activity_people
+
+
+class ActivityFilterForm(forms.Form):
+    person = forms.TypedChoiceField(label="Person", required=False, coerce=int, empty_value=None)
+    kind = forms.ChoiceField(
+        label="What", required=False, choices=[("", "Everything"), *Kind.choices]
+    )
+    day_from = forms.DateField(
+        label="From", required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    day_to = forms.DateField(
+        label="To", required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["person"].choices = [
+            ("", "Everyone"),
+            *((user.pk, user.get_username()) for user in activity_people()),
+        ]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        start, end = cleaned.get("day_from"), cleaned.get("day_to")
+        if start and end and end < start:
+            self.add_error("day_to", "The end date is before the start date.")
+        return cleaned

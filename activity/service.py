@@ -1,0 +1,75 @@
+"""Writing to the activity trail, and reading it for the Activity page.
+
+Everything that records imports this module; it imports nothing of the console, so the
+dependencies point one way (smtp_settings and accounts -> activity).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from activity.models import Entry, Kind
+
+SUMMARY_LENGTH = Entry._meta.get_field("summary").max_length or 500
+
+
+def activity_record(
+    *,
+    kind: Kind | str,
+    summary: str,
+    actor: AbstractBaseUser | None = None,
+    actor_name: str = "",
+    address: str | None = None,
+) -> Entry:
+    """Add one entry. ``summary`` is shown to administrators as is: callers never pass a
+    secret, a password, a code or a token in it."""
+    if actor is not None and not actor.is_authenticated:
+        actor = None
+    name = actor_name or (actor.get_username() if actor is not None else "")
+    if len(summary) > SUMMARY_LENGTH:
+        summary = summary[: SUMMARY_LENGTH - 1] + "…"
+    return Entry.objects.create(
+        kind=str(kind),
+        summary=summary,
+        actor=actor,
+        actor_name=name[:150],
+        address=address or None,
+    )
+
+
+def _day_start(day: date) -> datetime:
+    return timezone.make_aware(datetime.combine(day, time.min))
+
+
+def activity_entries(
+    *,
+    actor_id: int | None = None,
+    day_from: date | None = None,
+    day_to: date | None = None,
+    kind: str = "",
+) -> QuerySet[Entry]:
+    """Newest first. Days are whole days in the console's time zone, both ends included;
+    the range is a plain comparison on ``at`` so that the index serves it."""
+    entries = Entry.objects.all()
+    if actor_id is not None:
+        entries = entries.filter(actor_id=actor_id)
+    if day_from is not None:
+        entries = entries.filter(at__gte=_day_start(day_from))
+    if day_to is not None:
+        entries = entries.filter(at__lt=_day_start(day_to + timedelta(days=1)))
+    if kind:
+        entries = entries.filter(kind=kind)
+    return entries
+
+
+def activity_people() -> QuerySet[AbstractBaseUser]:
+    """Everyone who appears in the trail, for the page's person filter."""
+    user_model = get_user_model()
+    return user_model.objects.filter(
+        pk__in=Entry.objects.exclude(actor=None).values("actor")
+    ).order_by(user_model.USERNAME_FIELD)

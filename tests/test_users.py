@@ -1,0 +1,205 @@
+"""Administration > Users: adding and inviting people, granting and removing the
+administrator role, deactivating, and the guard that keeps one active administrator."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.core import mail
+from django.test import Client
+from django.urls import reverse
+
+from accounts import services
+from activity.models import Entry, Kind
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _mail_in_memory(settings: Any) -> None:
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+
+
+def act(client: Client, user: User, action: str) -> Any:
+    return client.post(
+        reverse("accounts:user_action", args=[user.pk]), {"action": action}, follow=True
+    )
+
+
+def signs_in(client: Client, username: str, password: str) -> bool:
+    response = client.post(reverse("login"), {"username": username, "password": password})
+    return response.status_code == 302
+
+
+def is_admin(user: User) -> bool:
+    return User.objects.get(pk=user.pk).has_perm("smtp_settings.change_smtpsettings")
+
+
+def test_the_users_page_lists_everyone_with_their_role(
+    admin_client: Client, delegated_admin: User, plain_user: User
+) -> None:
+    page = admin_client.get(reverse("accounts:users")).content.decode()
+    for name in ("root-admin", "mail-admin", "someone"):
+        assert f'id="user-{name}"' in page
+    row = page.split('id="user-someone"')[1].split("</tr>")[0]
+    assert ">User<" in row and "Make administrator" in row
+
+
+def test_adding_an_administrator_with_a_password_lets_them_administer(
+    admin_client: Client, admin_user: User
+) -> None:
+    response = admin_client.post(
+        reverse("accounts:user_add"),
+        {
+            "username": "new-admin",
+            "email": "new-admin@example.test",
+            "administrator": "on",
+            "password1": "a fresh long passphrase 9",
+            "password2": "a fresh long passphrase 9",
+        },
+    )
+    assert response.status_code == 302
+    added = User.objects.get(username="new-admin")
+    assert is_admin(added) and added.groups.filter(name="SMTP administrators").exists()
+    client = Client()
+    assert signs_in(client, "new-admin", "a fresh long passphrase 9")
+    assert client.get(reverse("smtp_settings:manage")).status_code == 200
+    entry = Entry.objects.get(kind=Kind.USER_ADDED)
+    assert entry.actor == admin_user and "new-admin" in entry.summary
+    assert "a fresh long passphrase" not in entry.summary
+    assert mail.outbox == []  # a password was given: no invitation
+
+
+def test_adding_without_a_password_sends_an_invitation_that_sets_one(
+    admin_client: Client,
+) -> None:
+    response = admin_client.post(
+        reverse("accounts:user_add"),
+        {"username": "invitee", "email": "invitee@example.test", "administrator": ""},
+    )
+    assert response.status_code == 302
+    invitee = User.objects.get(username="invitee")
+    assert not invitee.has_usable_password() and not is_admin(invitee)
+    (message,) = mail.outbox
+    assert message.to == ["invitee@example.test"] and "root-admin" in message.body
+    path = re.search(r"https?://[^/\s]+(/login/reset/\S+/\S+/)", message.body).group(1)
+    browser = Client()
+    form = browser.get(path, follow=True)
+    done = browser.post(
+        form.redirect_chain[-1][0],
+        {"new_password1": "chosen by me 2026", "new_password2": "chosen by me 2026"},
+    )
+    assert done.status_code == 302
+    assert User.objects.get(pk=invitee.pk).check_password("chosen by me 2026")
+
+
+def test_a_bad_new_user_is_refused_next_to_its_fields(admin_client: Client) -> None:
+    response = admin_client.post(
+        reverse("accounts:user_add"),
+        {
+            "username": "ROOT-ADMIN",
+            "email": "",
+            "password1": "short",
+            "password2": "other",
+        },
+    )
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "already exists" in page and "The two passwords differ" in page
+    assert 'id="id_email_error"' in page
+    assert User.objects.count() == 1
+
+
+def test_granting_and_removing_the_role_through_the_page(
+    admin_client: Client, plain_user: User, admin_user: User
+) -> None:
+    assert "is now an administrator" in act(admin_client, plain_user, "grant").content.decode()
+    assert is_admin(plain_user)
+    assert "no longer an administrator" in act(admin_client, plain_user, "revoke").content.decode()
+    assert not is_admin(plain_user)
+    kinds = list(Entry.objects.order_by("pk").values_list("kind", "actor_name"))
+    assert (Kind.ROLE_GRANTED, "root-admin") in kinds
+    assert (Kind.ROLE_REMOVED, "root-admin") in kinds
+
+
+def test_removing_the_role_takes_away_superuser_and_direct_permission(
+    admin_client: Client, delegated_admin: User, admin_user: User
+) -> None:
+    other = User.objects.create_superuser("second-root", "s@example.test", "x long pass 1")
+    act(admin_client, other, "revoke")
+    act(admin_client, delegated_admin, "revoke")
+    assert not is_admin(other) and not User.objects.get(pk=other.pk).is_superuser
+    assert not is_admin(delegated_admin)
+
+
+def test_deactivating_stops_sign_in_and_open_sessions(
+    admin_client: Client, delegated_admin: User
+) -> None:
+    theirs = Client()
+    theirs.force_login(delegated_admin)
+    assert theirs.get(reverse("smtp_settings:manage")).status_code == 200
+    assert "was deactivated" in act(admin_client, delegated_admin, "deactivate").content.decode()
+    assert theirs.get(reverse("smtp_settings:manage")).status_code == 302  # signed out
+    assert not signs_in(Client(), "mail-admin", "correct horse 42")
+    act(admin_client, delegated_admin, "reactivate")
+    assert signs_in(Client(), "mail-admin", "correct horse 42")
+    kinds = set(Entry.objects.values_list("kind", flat=True))
+    assert {Kind.USER_DEACTIVATED, Kind.USER_REACTIVATED} <= kinds
+
+
+@pytest.mark.parametrize("action", ["revoke", "deactivate"])
+def test_the_last_active_administrator_cannot_remove_themselves(
+    admin_client: Client, admin_user: User, plain_user: User, action: str
+) -> None:
+    page = act(admin_client, admin_user, action).content.decode()
+    assert "only active administrator" in page
+    admin_user.refresh_from_db()
+    assert admin_user.is_active and is_admin(admin_user)
+    assert not Entry.objects.filter(kind__startswith="user.").exists()
+
+
+def test_the_guard_counts_only_active_administrators(
+    admin_client: Client, admin_user: User, delegated_admin: User
+) -> None:
+    # Two administrators: one may go. Then the other is the last and must stay.
+    act(admin_client, delegated_admin, "deactivate")
+    assert "only active administrator" in act(admin_client, admin_user, "revoke").content.decode()
+    assert is_admin(admin_user)
+    # With a second active administrator, demoting yourself is allowed.
+    act(admin_client, delegated_admin, "reactivate")
+    act(admin_client, admin_user, "revoke")
+    assert not is_admin(admin_user)
+    assert admin_client.get(reverse("accounts:users")).status_code == 403
+
+
+def test_the_guard_holds_in_the_service_too(admin_user: User, delegated_admin: User) -> None:
+    services.user_set_active(user=delegated_admin, active=False, by=admin_user)
+    with pytest.raises(services.LastAdministrator):
+        services.user_set_administrator(user=admin_user, administrator=False, by=admin_user)
+    with pytest.raises(services.LastAdministrator):
+        services.user_set_active(user=admin_user, active=False, by=delegated_admin)
+
+
+def test_user_actions_need_post_and_csrf(admin_user: User, plain_user: User) -> None:
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(admin_user)
+    url = reverse("accounts:user_action", args=[plain_user.pk])
+    assert client.get(url).status_code == 405
+    assert client.post(url, {"action": "grant"}).status_code == 403
+    assert not is_admin(plain_user)
+
+
+def test_people_without_the_permission_cannot_change_users(
+    client: Client, plain_user: User, admin_user: User
+) -> None:
+    client.force_login(plain_user)
+    response = client.post(
+        reverse("accounts:user_action", args=[plain_user.pk]), {"action": "grant"}
+    )
+    assert response.status_code == 403
+    assert not is_admin(plain_user)
+    add = client.post(reverse("accounts:user_add"), {"username": "x", "email": "x@example.test"})
+    assert add.status_code == 403 and not User.objects.filter(username="x").exists()
