@@ -19,7 +19,6 @@ from smtp_settings.crypto import UnreadableSecret
 from smtp_settings.models import (
     SECRET_FIELD_BY_AUTH_TYPE,
     AuthType,
-    Delivery,
     DeliveryState,
     MailHealthCheck,
     SmtpSettings,
@@ -71,8 +70,16 @@ class MailSnapshot:
         return MailHealthCheck.objects.first()
 
     @cached_property
+    def _outbox(self) -> tuple[dict[str, int], datetime | None]:
+        return outbox.outbox_counts_and_last_sent()
+
+    @property
     def counts(self) -> dict[str, int]:
-        return outbox.outbox_counts()
+        return self._outbox[0]
+
+    @property
+    def last_sent(self) -> datetime | None:
+        return self._outbox[1]
 
     @cached_property
     def held(self) -> dict[str, Any] | None:
@@ -97,9 +104,7 @@ def mail_status(*, snapshot: MailSnapshot) -> dict[str, Any]:
         .select_related("requested_by")
         .order_by("-finished_at")
         .first(),
-        "last_sent": Delivery.objects.filter(state=DeliveryState.SENT).aggregate(at=Max("sent_at"))[
-            "at"
-        ],
+        "last_sent": snapshot.last_sent,
         "outbox": snapshot.counts,
     }
 

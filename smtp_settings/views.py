@@ -33,9 +33,11 @@ def _manage_page(
     recipient_form: TestRecipientForm,
     *,
     status: int = 200,
+    stored: SmtpSettings | None = None,
 ) -> HttpResponse:
-    # Rebuilt from the database: a failed POST must not show an unsaved secret's status.
-    stored = SmtpSettings.load()
+    # Rebuilt from the database after a POST: a failed one must not show an unsaved
+    # secret's status (the form's instance has the POSTed values on it by then).
+    stored = stored or SmtpSettings.load()
     return render(
         request,
         "smtp_settings/manage.html",
@@ -82,8 +84,9 @@ def manage_smtp(request: HttpRequest) -> HttpResponse:
                 messages.warning(request, warning)
             return redirect("smtp_settings:manage")
         return _manage_page(request, form, _recipient_form(request, request.POST), status=400)
+    stored = SmtpSettings.load()
     return _manage_page(
-        request, SmtpSettingsForm(instance=SmtpSettings.load()), _recipient_form(request)
+        request, SmtpSettingsForm(instance=stored), _recipient_form(request), stored=stored
     )
 
 
@@ -129,11 +132,15 @@ def validate(request: HttpRequest) -> HttpResponse:
         messages.error(request, str(refusal))
         return _manage_page(request, form, recipient_form, status=429)
     if _wants_json(request):
+        # The run's steps come with the answer: the page shows them without asking again.
+        shown = validation.validation_run_as_dict(run=run)
         return JsonResponse(
             {
                 "run": str(run.id),
                 "status_url": reverse("smtp_settings:run_status", args=[run.id]),
                 "run_url": reverse("smtp_settings:run_detail", args=[run.id]),
+                "mark": "",
+                "html": render_to_string("smtp_settings/_run.html", {"run": shown}, request),
             },
             status=202,
         )
@@ -195,7 +202,8 @@ def outbox_list(request: HttpRequest) -> HttpResponse:
     emails, older = outbox.outbox_page(
         state=state, before=int(before) if before.isdigit() else None, size=OUTBOX_PAGE_SIZE
     )
-    counts = outbox.outbox_counts()
+    # The banners read the same counts: one query for both.
+    counts = for_request(request).counts
     return render(
         request,
         "smtp_settings/outbox.html",

@@ -49,6 +49,9 @@ def test_validate_starts_a_run_and_saves_nothing(
     assert CLIENT_SECRET not in str(run.candidate)
     assert not SmtpSettings.objects.exists()
     assert len(callbacks) == 1  # the task is enqueued once the run is committed
+    # The answer carries the steps as queued, so the page shows them without asking again.
+    shown = response.json()["html"]
+    assert "Token" in shown and "Sender accepted" in shown and CLIENT_SECRET not in shown
 
     status = admin_client.get(response.json()["status_url"]).json()
     assert status["status"] == "queued"

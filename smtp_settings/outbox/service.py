@@ -16,13 +16,13 @@ import socket
 import time
 import uuid
 from collections import Counter
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
-from django.db.models import Count, Q
+from django.db.models import Count, Max, Q
 from django.utils import timezone
 from post_office.models import STATUS, Attachment, Email, Log
 
@@ -402,8 +402,13 @@ SENT_COUNT_WINDOW = timedelta(hours=24)
 
 
 def outbox_counts() -> dict[str, int]:
-    """Messages per state, sent ones of the last ``SENT_COUNT_WINDOW`` only; one query
-    that reads only unsent rows and the day's sent ones (both indexed)."""
+    return outbox_counts_and_last_sent()[0]
+
+
+def outbox_counts_and_last_sent() -> tuple[dict[str, int], datetime | None]:
+    """Messages per state, sent ones of the last ``SENT_COUNT_WINDOW`` only, and when the
+    last message went out: one query that reads only unsent rows and the day's sent ones
+    (both indexed); a second one only when nothing went out that day."""
     counts = dict.fromkeys(DeliveryState.values, 0)
     unsent = [state for state in DeliveryState.values if state != DeliveryState.SENT]
     since = timezone.now() - SENT_COUNT_WINDOW
@@ -412,12 +417,19 @@ def outbox_counts() -> dict[str, int]:
             Q(state__in=unsent) | Q(state=DeliveryState.SENT, sent_at__gte=since)
         )
         .values("state")
-        .annotate(n=Count("pk"))
+        .annotate(n=Count("pk"), last=Max("sent_at"))
         .order_by()
     )
+    last_sent = None
     for row in rows:
         counts[row["state"]] = row["n"]
-    return counts
+        if row["state"] == DeliveryState.SENT:
+            last_sent = row["last"]
+    if last_sent is None:
+        last_sent = Delivery.objects.filter(state=DeliveryState.SENT).aggregate(at=Max("sent_at"))[
+            "at"
+        ]
+    return counts, last_sent
 
 
 def outbox_held(*, count: int) -> dict[str, Any] | None:

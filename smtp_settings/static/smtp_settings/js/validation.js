@@ -94,12 +94,13 @@
         const status = result[0], json = result[1];
         if (status === 202) {
           section.hidden = false;
-          body.replaceChildren(el("p", "muted", "Starting the validation…"));
+          // The steps as queued, rendered by the server; then wait for the worker's first word.
+          body.innerHTML = json.html;
           section.scrollIntoView({ behavior: "smooth", block: "start" });
           poll(json.status_url, body, function () {
             button.disabled = false;
             refreshRecentRuns();
-          });
+          }, json.mark);
           return;
         }
         button.disabled = false;
