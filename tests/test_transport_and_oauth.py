@@ -193,3 +193,26 @@ def test_the_token_endpoint_trusts_the_system_store_plus_the_extra_file(
     assert len(context.get_ca_certs()) == len(system.get_ca_certs()) + 1  # system ones kept
     oauth.forget_applications()
     assert token_for(sandbox).access_token  # and the extra CA is trusted for HTTPS
+
+
+def test_token_requests_add_nothing_to_the_trust_the_console_decided(
+    sandbox: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """requests would name certifi's bundle (or REQUESTS_CA_BUNDLE's) for each connection
+    and urllib3 load it into the shared context: other roots, and a reload every time."""
+    from smtp_settings.mail import tls
+
+    context = tls.client_context()
+    loaded: list[Any] = []
+    original = ssl.SSLContext.load_verify_locations
+
+    def counting(self: ssl.SSLContext, *args: Any, **kwargs: Any) -> None:
+        loaded.append(args or kwargs)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(ssl.SSLContext, "load_verify_locations", counting)
+    oauth.forget_applications()
+    for _ in range(3):  # a fresh application, so new connections, each time
+        assert token_for(sandbox, fresh=True).access_token
+    assert tls.client_context() is context
+    assert loaded == []

@@ -119,9 +119,24 @@ def _origin_of(url: str) -> tuple[str, int]:
 
 
 class _TrustingAdapter(requests.adapters.HTTPAdapter):
+    """Trust is ``tls.client_context()``'s alone. Left to itself, requests names a CA file
+    for every new connection (certifi's, or REQUESTS_CA_BUNDLE's), and urllib3 then loads
+    it into that shared context: 20 ms a connection, and certifi's roots added to the
+    trust the console decided. The context already holds the system store and both
+    variables' files."""
+
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         kwargs["ssl_context"] = tls.client_context()
         super().init_poolmanager(*args, **kwargs)
+
+    def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        kwargs["verify"] = True  # whatever a caller asks: never off, never another file
+        return super().send(request, *args, **kwargs)
+
+    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
+        super().cert_verify(conn, url, verify, cert)
+        conn.ca_certs = None
+        conn.ca_cert_dir = None
 
 
 class _PinnedSession(requests.Session):
