@@ -10,7 +10,7 @@ from datetime import date, datetime, time, timedelta
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from activity.models import Entry, Kind
@@ -67,9 +67,24 @@ def activity_entries(
     return entries
 
 
+def activity_page(
+    *, entries: QuerySet[Entry], before: int | None = None, size: int = 50
+) -> tuple[list[Entry], int | None]:
+    """A page of ``entries`` older than entry ``before``, and where the next page starts if
+    there is one. By position, not by page number: no count of the whole trail, which only
+    grows, on every visit."""
+    if before is not None:
+        cursor = Entry.objects.filter(pk=before).values("at", "pk").first()
+        if cursor is not None:
+            entries = entries.filter(
+                Q(at__lt=cursor["at"]) | Q(at=cursor["at"], pk__lt=cursor["pk"])
+            )
+    found = list(entries.order_by("-at", "-pk")[: size + 1])
+    return found[:size], (found[size - 1].pk if len(found) > size else None)
+
+
 def activity_people() -> QuerySet[AbstractBaseUser]:
-    """Everyone who appears in the trail, for the page's person filter."""
+    """Everyone who could appear in the trail, for the page's person filter: the users
+    (a handful), not a search of the trail (which only grows)."""
     user_model = get_user_model()
-    return user_model.objects.filter(
-        pk__in=Entry.objects.exclude(actor=None).values("actor")
-    ).order_by(user_model.USERNAME_FIELD)
+    return user_model.objects.order_by(user_model.USERNAME_FIELD)

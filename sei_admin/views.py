@@ -10,14 +10,13 @@ from urllib.parse import urlsplit, urlunsplit
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
-from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from activity.forms import ActivityFilterForm
-from activity.service import activity_entries
+from activity.service import activity_entries, activity_page
 from smtp_settings import alerts, services, status
 from smtp_settings.models import SmtpSettings
 from smtp_settings.permissions import (
@@ -74,13 +73,22 @@ def activity(request: HttpRequest) -> HttpResponse:
         day_to=filters.get("day_to"),
         kind=filters.get("kind") or "",
     )
-    page = Paginator(entries, ACTIVITY_PAGE_SIZE).get_page(request.GET.get("page"))
+    before = request.GET.get("before", "")
+    shown, older = activity_page(
+        entries=entries, before=int(before) if before.isdigit() else None, size=ACTIVITY_PAGE_SIZE
+    )
     query = request.GET.copy()
-    query.pop("page", None)
+    query.pop("before", None)
     return render(
         request,
         "administration/activity.html",
-        {"form": form, "page": page, "query": query.urlencode()},
+        {
+            "form": form,
+            "entries": shown,
+            "older": older,
+            "paged": bool(before),
+            "query": query.urlencode(),
+        },
     )
 
 

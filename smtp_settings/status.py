@@ -71,15 +71,17 @@ class MailSnapshot:
 
     @cached_property
     def _outbox(self) -> tuple[dict[str, int], datetime | None]:
-        return outbox.outbox_counts_and_last_sent()
+        return outbox.outbox_counts_and_last_sent_today()
 
     @property
     def counts(self) -> dict[str, int]:
         return self._outbox[0]
 
-    @property
+    @cached_property
     def last_sent(self) -> datetime | None:
-        return self._outbox[1]
+        # The counts' query knows the day's last message; older ones cost one more query,
+        # and only on the pages that show it.
+        return self._outbox[1] or outbox.outbox_last_sent()
 
     @cached_property
     def held(self) -> dict[str, Any] | None:

@@ -135,11 +135,16 @@ def test_the_page_is_paginated_and_keeps_its_filters(
         activity_record(kind=Kind.SETTINGS_SAVED, summary=f"save {number}", actor=admin_user)
     query = {"person": admin_user.pk, "kind": Kind.SETTINGS_SAVED}
     first = admin_client.get(reverse("activity"), query).content.decode()
-    assert len(rows(first)) == 50 and "save 119" in first and "Page 1 of 3" in first
-    older = f'href="?person={admin_user.pk}&amp;kind=settings.saved&amp;page=2"'
+    assert len(rows(first)) == 50 and "save 119" in first and "Newest</a>" not in first
+    cursor = Entry.objects.get(summary="save 70").pk
+    older = f'href="?person={admin_user.pk}&amp;kind=settings.saved&amp;before={cursor}"'
     assert older in first
-    last = admin_client.get(reverse("activity"), {**query, "page": 3}).content.decode()
-    assert len(rows(last)) == 20 and "save 0<" in last
+    second = admin_client.get(reverse("activity"), {**query, "before": cursor}).content.decode()
+    assert len(rows(second)) == 50 and "save 69<" in second and "save 70<" not in second
+    assert 'rel="first">Newest</a>' in second
+    cursor = Entry.objects.get(summary="save 20").pk
+    last = admin_client.get(reverse("activity"), {**query, "before": cursor}).content.decode()
+    assert len(rows(last)) == 20 and "save 0<" in last and 'rel="next"' not in last
 
 
 def test_the_page_reads_few_queries(

@@ -402,13 +402,13 @@ SENT_COUNT_WINDOW = timedelta(hours=24)
 
 
 def outbox_counts() -> dict[str, int]:
-    return outbox_counts_and_last_sent()[0]
+    return outbox_counts_and_last_sent_today()[0]
 
 
-def outbox_counts_and_last_sent() -> tuple[dict[str, int], datetime | None]:
+def outbox_counts_and_last_sent_today() -> tuple[dict[str, int], datetime | None]:
     """Messages per state, sent ones of the last ``SENT_COUNT_WINDOW`` only, and when the
-    last message went out: one query that reads only unsent rows and the day's sent ones
-    (both indexed); a second one only when nothing went out that day."""
+    last of those went out: one query that reads only unsent rows and the day's sent ones
+    (both indexed)."""
     counts = dict.fromkeys(DeliveryState.values, 0)
     unsent = [state for state in DeliveryState.values if state != DeliveryState.SENT]
     since = timezone.now() - SENT_COUNT_WINDOW
@@ -425,11 +425,11 @@ def outbox_counts_and_last_sent() -> tuple[dict[str, int], datetime | None]:
         counts[row["state"]] = row["n"]
         if row["state"] == DeliveryState.SENT:
             last_sent = row["last"]
-    if last_sent is None:
-        last_sent = Delivery.objects.filter(state=DeliveryState.SENT).aggregate(at=Max("sent_at"))[
-            "at"
-        ]
     return counts, last_sent
+
+
+def outbox_last_sent() -> datetime | None:
+    return Delivery.objects.filter(state=DeliveryState.SENT).aggregate(at=Max("sent_at"))["at"]
 
 
 def outbox_held(*, count: int) -> dict[str, Any] | None:
