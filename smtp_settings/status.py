@@ -22,6 +22,7 @@ from smtp_settings.models import (
     Delivery,
     DeliveryState,
     MailHealthCheck,
+    RunScope,
     SmtpSettings,
     ValidationRun,
     WorkerHeartbeat,
@@ -93,7 +94,9 @@ def mail_status(*, snapshot: MailSnapshot) -> dict[str, Any]:
     return {
         "secret": secret_expiry(snapshot.row),
         "health": snapshot.health,
-        "validation": ValidationRun.objects.filter(status__in=ValidationRun.FINISHED)
+        "validation": ValidationRun.objects.filter(
+            status__in=ValidationRun.FINISHED, scope=RunScope.FULL
+        )
         .select_related("requested_by")
         .first(),
         "last_sent": Delivery.objects.filter(state=DeliveryState.SENT).aggregate(at=Max("sent_at"))[

@@ -1,5 +1,9 @@
 """The seven steps of Validate, each recorded in its row as it starts and ends.
 
+A run's scope picks which steps run: all of them (Validate), only the tenant's
+discovery, or only the token (the setup assistant checks one Microsoft step at a time
+with the same steps and diagnosis).
+
 A step is a ``with self.step(key) as outcome:`` block: the block fills in the
 outcome; a token or SMTP failure inside it ends the step as failed, with the
 diagnosis, and skips the steps after it.
@@ -14,6 +18,7 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.utils import timezone
 
@@ -21,12 +26,14 @@ from smtp_settings.mail import endpoint, jwt_claims, oauth
 from smtp_settings.mail.transport import SmtpConnection, SmtpFailure, TlsInfo
 from smtp_settings.models import (
     AuthType,
+    RunScope,
     StepStatus,
     ValidationRun,
     ValidationStep,
     readable_secret,
 )
 from smtp_settings.validation import diagnosis, token_check
+from smtp_settings.validators import MICROSOFT_LOGIN_HOSTS
 
 STEPS: tuple[tuple[str, str], ...] = (
     ("token", "Token"),
@@ -37,7 +44,13 @@ STEPS: tuple[tuple[str, str], ...] = (
     ("sender", "Sender accepted"),
     ("send", "Test send"),
 )
-STEP_NAMES = dict(STEPS)
+TENANT_STEP = ("tenant", "Tenant")
+STEPS_BY_SCOPE: dict[str, tuple[tuple[str, str], ...]] = {
+    RunScope.FULL: STEPS,
+    RunScope.TENANT: (TENANT_STEP,),
+    RunScope.TOKEN: STEPS[:2],
+}
+STEP_NAMES = dict((*STEPS, TENANT_STEP))
 STEP_KEYS = [key for key, _ in STEPS]
 
 
@@ -67,6 +80,10 @@ class Runner:
         self.connection: SmtpConnection | None = None
         self.fill = diagnosis.values_for(self.mail)
         self.rows = {step.key: step.pk for step in run.steps.all()}
+        self.scope = run.scope or RunScope.FULL
+        self.keys = [key for key, _ in STEPS_BY_SCOPE[self.scope]]
+        # What later setup steps carry on with; written with the run.
+        self.outputs: dict[str, Any] = {}
 
     # -- recording ----------------------------------------------------------------
 
@@ -92,7 +109,7 @@ class Runner:
         self._write(key, status=StepStatus.SKIPPED, detail=reason)
 
     def _skip_after(self, key: str, reason: str) -> None:
-        for later in STEP_KEYS[STEP_KEYS.index(key) + 1 :]:
+        for later in self.keys[self.keys.index(key) + 1 :]:
             self._skip(later, reason)
 
     def _diagnose(self, step: str, **kwargs: Any) -> diagnosis.Finding | None:
@@ -107,7 +124,7 @@ class Runner:
         try:
             yield outcome
         except oauth.TokenError as error:
-            self._finish(key, started, self._token_failure(error))
+            self._finish(key, started, self._token_failure(key, error))
             self._skip_after(key, "Skipped: no token was issued.")
             raise _Stopped from None
         except SmtpFailure as failure:
@@ -122,6 +139,23 @@ class Runner:
 
     def run(self) -> None:
         try:
+            self._run_scope()
+        finally:
+            if self.outputs:
+                ValidationRun.objects.filter(pk=self.run_row.pk).update(outputs=self.outputs)
+
+    def _run_scope(self) -> None:
+        try:
+            if self.scope == RunScope.TENANT:
+                with self.step("tenant") as outcome:
+                    self._tenant(outcome)
+                return
+            if self.scope == RunScope.TOKEN:
+                with self.step("token") as outcome:
+                    self._token(outcome)
+                with self.step("token_contents") as outcome:
+                    self._token_contents(outcome)
+                return
             if self.mail.auth_type == AuthType.OAUTH2:
                 with self.step("token") as outcome:
                     self._token(outcome)
@@ -141,6 +175,32 @@ class Runner:
         except _Stopped:
             pass
 
+    def _tenant(self, outcome: Outcome) -> None:
+        authority = oauth.authority_from_token_endpoint(self.mail.token_endpoint)
+        found = oauth.discover_tenant(authority=authority, timeout=self.timeout)
+        parts = urlsplit(authority)
+        host = parts.netloc
+        detail = f"The tenant exists: its Directory (tenant) ID is {found.tenant_id}."
+        # Entra answers discovery for a tenant of any Microsoft cloud on any of its hosts;
+        # tokens, though, come from the tenant's own cloud.
+        own_host = f"login.{found.cloud_instance}" if found.cloud_instance else ""
+        if (
+            (parts.hostname or "") in MICROSOFT_LOGIN_HOSTS
+            and own_host in MICROSOFT_LOGIN_HOSTS
+            and own_host != parts.hostname
+        ):
+            host = own_host
+            detail += f" It belongs to the cloud signed in at {own_host}, used from now on."
+        token_endpoint = f"https://{host}/{found.tenant_id}/oauth2/v2.0/token"
+        self.outputs.update(tenant_id=found.tenant_id, token_endpoint=token_endpoint)
+        outcome.detail = detail
+        outcome.facts = [
+            ["Directory (tenant) ID", found.tenant_id],
+            ["Token Endpoint", token_endpoint],
+        ]
+        if found.cloud_instance:
+            outcome.facts.append(["Cloud", found.cloud_instance])
+
     def _token(self, outcome: Outcome) -> None:
         self.token = endpoint.acquire_token(self.mail, timeout=self.timeout, fresh=True)
         outcome.detail = (
@@ -149,7 +209,7 @@ class Runner:
         authority = oauth.authority_from_token_endpoint(self.mail.token_endpoint)
         outcome.facts = [["Authority", authority]]
 
-    def _token_failure(self, error: oauth.TokenError) -> Outcome:
+    def _token_failure(self, key: str, error: oauth.TokenError) -> Outcome:
         facts = [["Entra error", error.error]] if error.error else []
         if error.error_codes:
             facts.append(["Error codes", ", ".join(str(c) for c in error.error_codes)])
@@ -162,7 +222,11 @@ class Runner:
             "Entra ID did not issue a token.",
             answer=error.message,
             facts=facts,
-            finding=self._diagnose("token", kind=error.kind, codes=error.error_codes),
+            finding=self._diagnose(
+                key,
+                kind=token_check.token_error_kind(error, secret=self.mail.secret),
+                codes=error.error_codes,
+            ),
         )
 
     def _token_contents(self, outcome: Outcome) -> None:
@@ -173,10 +237,23 @@ class Runner:
             return
         if claims.get("oid"):
             self.fill["sp_object_id"] = str(claims["oid"])
+            self.outputs["sp_object_id"] = str(claims["oid"])
         outcome.facts = token_check.claim_facts(claims)
         problems = token_check.claim_problems(claims, self.mail)
+        # Only the setup assistant asks: a second token, for Microsoft Graph, tells whether
+        # Mail.Send was added there instead of SMTP.SendAsApp.
+        if (
+            problems
+            and problems[0][0] == "no_role"
+            and self.scope == RunScope.TOKEN
+            and token_check.has_graph_mail_send(self.mail, timeout=self.timeout)
+        ):
+            problems[0] = ("graph_mail_send", token_check.GRAPH_MAIL_SEND_TEXT)
         if problems:
-            outcome.status = StepStatus.WARNING
+            # Validate goes on to show what Exchange says; a token check has nothing after.
+            outcome.status = (
+                StepStatus.FAILED if self.scope == RunScope.TOKEN else StepStatus.WARNING
+            )
             outcome.detail = " ".join(text for _, text in problems)
             outcome.finding = self._diagnose("token_contents", kind=problems[0][0])
             return

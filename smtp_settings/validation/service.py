@@ -23,6 +23,7 @@ from smtp_settings import enqueue
 from smtp_settings.models import (
     CONNECTION_FIELDS,
     SECRET_FIELD_BY_AUTH_TYPE,
+    RunScope,
     RunStatus,
     SmtpSettings,
     StepStatus,
@@ -31,7 +32,7 @@ from smtp_settings.models import (
     readable_secret,
     secrets_moved,
 )
-from smtp_settings.validation.runner import STEPS, Runner
+from smtp_settings.validation.runner import STEPS_BY_SCOPE, Runner
 
 logger = logging.getLogger(__name__)
 
@@ -52,10 +53,12 @@ def validation_run_start(
     user: AbstractBaseUser,
     test_recipient: str = "",
     notes: list[str] | None = None,
+    scope: str = RunScope.FULL,
 ) -> ValidationRun:
     """Record a run of validated form values and enqueue it once the row is committed.
 
-    A blank secret means "the stored one", exactly as Save treats it.
+    A blank secret means "the stored one", exactly as Save treats it. ``scope`` runs part
+    of the steps (the setup assistant's checks); a tenant check sends no secret at all.
     """
     # A block, not a decorator: the decorator's frame would show the arguments in error
     # reports, secrets included.
@@ -70,7 +73,7 @@ def validation_run_start(
         candidate = {name: values.get(name, getattr(stored, name)) for name in CONNECTION_FIELDS}
         secret = ""
         secret_field = SECRET_FIELD_BY_AUTH_TYPE.get(candidate["auth_type"])
-        if secret_field:
+        if secret_field and scope != RunScope.TENANT:
             entered = values.get(secret_field) or ""
             if not entered and secret_field in secrets_moved(stored, candidate):
                 raise ValidationNotStarted(
@@ -87,15 +90,17 @@ def validation_run_start(
             candidate=candidate,
             candidate_secret=secret or None,
             test_recipient=test_recipient,
+            scope=scope,
         )
         ValidationStep.objects.bulk_create(
             ValidationStep(run=run, position=position, key=key, name=name)
-            for position, (key, name) in enumerate(STEPS)
+            for position, (key, name) in enumerate(STEPS_BY_SCOPE[scope])
         )
         enqueue.after_commit(VALIDATE_TASK, str(run.id))
         # Where Validate connects, for audit: it can point anywhere an administrator types.
         logger.info(
-            "Validate %s by %s: %s:%s, %s, TLS %s, token endpoint %s",
+            "%s %s by %s: %s:%s, %s, TLS %s, token endpoint %s",
+            RunScope(scope).label,
             run.id,
             user.get_username(),
             candidate["smtp_server"],
@@ -235,6 +240,8 @@ def validation_run_as_dict(*, run: ValidationRun) -> dict[str, Any]:
         "target": f"{run.candidate.get('smtp_server')}:{run.candidate.get('port')}",
         "sender": run.candidate.get("sender_email", ""),
         "auth_type": run.candidate.get("auth_type", ""),
+        "scope": run.scope,
+        "outputs": run.outputs,
         "steps": [
             {
                 "key": step.key,
@@ -277,4 +284,7 @@ def validation_runs_purge() -> int:
 
 
 def validation_recent_runs(*, limit: int = 10) -> list[ValidationRun]:
-    return list(ValidationRun.objects.select_related("requested_by")[:limit])
+    """Validate's runs (the setup assistant's part checks are shown on its own page)."""
+    return list(
+        ValidationRun.objects.filter(scope=RunScope.FULL).select_related("requested_by")[:limit]
+    )
