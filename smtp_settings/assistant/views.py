@@ -78,7 +78,7 @@ def _page(request: HttpRequest, forms: dict[str, Any] | None = None, status: int
 @administrator_required
 @require_http_methods(["GET", "POST"])
 @sensitive_post_parameters("client_secret")
-@sensitive_variables("form", "secret")
+@sensitive_variables("form", "forms", "values", "secret")
 def setup(request: HttpRequest) -> HttpResponse:
     if request.method == "GET":
         return _page(request)
