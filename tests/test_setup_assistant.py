@@ -154,6 +154,16 @@ def test_a_wrong_secret_fails_at_step_four(setup: Any, sandbox: Any, secret: str
     assert result["failed_step"] == "4: Create a client secret"
 
 
+def test_an_unknown_client_id_is_blamed_on_step_one(setup: Any) -> None:
+    service.setup_assistant_save(
+        user=setup, values={"client_id": "0e9f7a3c-1111-4222-8333-944455556666"}
+    )
+    SetupSecret.objects.update(client_id="0e9f7a3c-1111-4222-8333-944455556666")
+    result = check(setup, "token")
+    assert result["by_step"]["token"]["diagnosis"] == "aadsts_unknown_app"
+    assert result["failed_step"] == "1: Register the app"
+
+
 def test_an_expired_secret_fails_at_step_four(setup: Any, sandbox: Any) -> None:
     sandbox.app.secrets = dict.fromkeys(sandbox.app.secrets, True)
     result = check(setup, "token")
@@ -381,3 +391,16 @@ def test_the_held_secret_is_not_used_for_another_token_endpoint(
     assert response.status_code == 400
     assert 'id="id_client_secret_error"' in response.content.decode()
     assert not SmtpSettings.objects.exists()
+
+
+def test_a_fresh_start_begins_from_the_saved_settings(sandbox: Any, admin_user: Any) -> None:
+    from smtp_settings import services
+    from smtp_settings.forms import SmtpSettingsForm
+
+    form = SmtpSettingsForm(sandbox.form_values(), instance=SmtpSettings.load())
+    assert form.is_valid(), form.errors
+    services.smtp_settings_save(values=form.cleaned_data, user=admin_user)
+    row = service.setup_assistant_get(user=admin_user)
+    assert row.cloud == f"host:{sandbox.authority_host}"
+    assert (row.tenant, row.client_id, row.sender_email) == (TENANT_ID, CLIENT_ID, SENDER)
+    assert row.port == sandbox.exchange.port

@@ -70,5 +70,13 @@ def cloud_for(key: str) -> Cloud:
     return DEFAULT
 
 
+def cloud_key_for_host(host: str) -> str:
+    """The choice whose sign-in host is ``host`` ("host[:port]"); the default if none."""
+    for key, _ in cloud_choices():
+        if cloud_for(key).login_host.lower() == host.lower():
+            return key
+    return DEFAULT.key
+
+
 def token_endpoint(cloud: Cloud, tenant: str) -> str:
     return f"https://{cloud.login_host}/{tenant}/oauth2/v2.0/token"

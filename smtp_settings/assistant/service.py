@@ -27,11 +27,12 @@ from smtp_settings.models import (
     RunStatus,
     SetupAssistant,
     SetupSecret,
+    SmtpSettings,
     StepStatus,
     ValidationRun,
 )
 from smtp_settings.validation import service as validation
-from smtp_settings.validators import is_guid, parse_addresses
+from smtp_settings.validators import is_guid, parse_addresses, tenant_from_token_endpoint
 
 # Long enough to run the PowerShell and come back; short enough not to linger.
 SECRET_HELD_FOR = timedelta(hours=2)
@@ -72,14 +73,30 @@ def _session_hash(session_key: str) -> str:
 
 
 def setup_assistant_get(*, user: AbstractBaseUser) -> SetupAssistant:
-    """The user's progress, or a fresh (unsaved) start."""
-    return SetupAssistant.objects.filter(user=user).first() or SetupAssistant(
+    """The user's progress, or a fresh (unsaved) start: from the saved OAuth 2.0 settings
+    when there are some (a new secret, another mailbox), otherwise Microsoft's defaults."""
+    row = SetupAssistant.objects.filter(user=user).first()
+    if row is not None:
+        return row
+    fresh = SetupAssistant(
         user=user,  # type: ignore[misc]
         cloud=clouds.DEFAULT.key,
         smtp_server=clouds.DEFAULT.smtp_server,
         port=clouds.SMTP_PORT,
         sender_email=getattr(user, "email", "") or "",
     )
+    saved = SmtpSettings.objects.filter(pk=SmtpSettings.SINGLETON_PK).first()
+    if saved is not None and saved.auth_type == AuthType.OAUTH2 and saved.token_endpoint:
+        parts = urlsplit(saved.token_endpoint)
+        fresh.cloud = clouds.cloud_key_for_host(parts.netloc)
+        fresh.tenant = tenant_from_token_endpoint(saved.token_endpoint) or ""
+        fresh.client_id = saved.client_id
+        fresh.smtp_server = saved.smtp_server
+        fresh.port = saved.port
+        fresh.sender_email = saved.sender_email
+        fresh.use_sender_email = saved.use_sender_email
+        fresh.secret_expiration_date = saved.secret_expiration_date
+    return fresh
 
 
 def setup_assistant_save(*, user: AbstractBaseUser, values: Mapping[str, Any]) -> SetupAssistant:
@@ -278,12 +295,24 @@ def _step_statuses(run: ValidationRun | None) -> dict[str, str]:
     return {step.key: step.status for step in run.steps.all()}
 
 
+# Failures whose cause lies in an earlier step than the one whose check found them: a token
+# request names a wrong tenant or client ID as readily as a wrong secret.
+STEP_OF_DIAGNOSIS = {
+    "aadsts_unknown_app": 1,
+    "aadsts_unknown_tenant": 1,
+    "aadsts_malformed_tenant": 1,
+    "aadsts_shared_tenant": 1,
+    "token_wrong_tenant": 1,
+    "token_wrong_app": 1,
+}
+
+
 def setup_failed_step(*, run: ValidationRun) -> str:
     """The assistant's step a finished check failed at, in its own words ("" if none)."""
     for step in run.steps.all():
         if step.status == StepStatus.FAILED:
-            number = STEP_OF_RUN_STEP.get(step.key, 0)
-            if step.key == "token_contents":
+            number = STEP_OF_DIAGNOSIS.get(step.diagnosis) or STEP_OF_RUN_STEP.get(step.key, 0)
+            if number == STEP_OF_RUN_STEP["token_contents"]:
                 return "2 and 3: Add SMTP.SendAsApp and grant admin consent"
             return f"{number}: {STEP_TITLES.get(number, step.name)}"
     return ""
