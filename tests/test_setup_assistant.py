@@ -222,6 +222,31 @@ def test_no_mailbox_permission_fails_at_step_five(setup: Any, sandbox: Any) -> N
     assert result["failed_step"].startswith("5: Register the service principal")
 
 
+def test_with_use_sender_email_off_every_listed_mailbox_is_checked(
+    setup: Any, sandbox: Any
+) -> None:
+    sandbox.tenant.add_mailbox("sales@sandbox.example", full_access_for=sandbox.app)
+    sandbox.tenant.add_mailbox("support@sandbox.example")  # no FullAccess for the app
+    service.setup_assistant_save(
+        user=setup,
+        values={
+            "use_sender_email": False,
+            "mailboxes": "sales@sandbox.example, support@sandbox.example",
+        },
+    )
+    state = service.setup_state(user=setup, session_key=SESSION)
+    assert state.mailboxes == [SENDER, "sales@sandbox.example", "support@sandbox.example"]
+    assert "    'support@sandbox.example'" in state.script()
+    result = check(setup, "mailbox")
+    assert result["by_step"]["sender"]["status"] == "passed"
+    assert result["by_step"]["mailbox_0"]["status"] == "passed"
+    failed = result["by_step"]["mailbox_1"]
+    assert failed["name"] == "Mailbox support@sandbox.example"
+    assert failed["status"] == "failed" and failed["diagnosis"] == "auth_token_rejected"
+    assert any("'support@sandbox.example'" in command for command in failed["commands"])
+    assert result["failed_step"].startswith("5: Register the service principal")
+
+
 def test_a_check_of_other_values_is_out_of_date(setup: Any) -> None:
     check(setup, "tenant")
     service.setup_assistant_save(user=setup, values={"tenant": TENANT_DOMAIN})

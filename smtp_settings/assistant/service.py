@@ -32,6 +32,7 @@ from smtp_settings.models import (
     ValidationRun,
 )
 from smtp_settings.validation import service as validation
+from smtp_settings.validation.runner import MAILBOX_STEP_PREFIX
 from smtp_settings.validators import is_guid, parse_addresses, tenant_from_token_endpoint
 
 # Long enough to run the PowerShell and come back; short enough not to linger.
@@ -58,6 +59,7 @@ STEP_OF_RUN_STEP = {
     "authenticate": 5,
     "sender": 5,
     "send": 5,
+    "mailbox": 5,
 }
 
 
@@ -311,7 +313,8 @@ def setup_failed_step(*, run: ValidationRun) -> str:
     """The assistant's step a finished check failed at, in its own words ("" if none)."""
     for step in run.steps.all():
         if step.status == StepStatus.FAILED:
-            number = STEP_OF_DIAGNOSIS.get(step.diagnosis) or STEP_OF_RUN_STEP.get(step.key, 0)
+            key = "mailbox" if step.key.startswith(MAILBOX_STEP_PREFIX) else step.key
+            number = STEP_OF_DIAGNOSIS.get(step.diagnosis) or STEP_OF_RUN_STEP.get(key, 0)
             if number == STEP_OF_RUN_STEP["token_contents"]:
                 return "2 and 3: Add SMTP.SendAsApp and grant admin consent"
             return f"{number}: {STEP_TITLES.get(number, step.name)}"
@@ -345,7 +348,13 @@ def setup_check_start(
         raise SetupNotReady("Enter Sender Email in step 5 first.")
     if check == "tenant":
         values["token_endpoint"] = state.typed_endpoint
-    run = validation.validation_run_start(values=values, user=user, scope=CHECKS[check])
+    run = validation.validation_run_start(
+        values=values,
+        user=user,
+        scope=CHECKS[check],
+        # Use sender email off: every mailbox that sends must let the app sign in.
+        mailboxes=state.mailboxes[1:] if check == "mailbox" else None,
+    )
     SetupAssistant.objects.filter(user=user).update(**{RUN_FIELD[check]: run})
     return run
 

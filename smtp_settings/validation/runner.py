@@ -45,6 +45,17 @@ STEPS: tuple[tuple[str, str], ...] = (
     ("send", "Test send"),
 )
 TENANT_STEP = ("tenant", "Tenant")
+# One step per further mailbox a run signs in as: "mailbox_0", "mailbox_1", ...
+MAILBOX_STEP_PREFIX = "mailbox_"
+
+
+def mailbox_steps(mailboxes: list[str]) -> list[tuple[str, str]]:
+    return [
+        (f"{MAILBOX_STEP_PREFIX}{index}", f"Mailbox {address}"[:60])
+        for index, address in enumerate(mailboxes)
+    ]
+
+
 STEPS_BY_SCOPE: dict[str, tuple[tuple[str, str], ...]] = {
     RunScope.FULL: STEPS,
     RunScope.TENANT: (TENANT_STEP,),
@@ -79,9 +90,12 @@ class Runner:
         self.token: oauth.Token | None = None
         self.connection: SmtpConnection | None = None
         self.fill = diagnosis.values_for(self.mail)
-        self.rows = {step.key: step.pk for step in run.steps.all()}
+        steps = list(run.steps.all())
+        self.rows = {step.key: step.pk for step in steps}
         self.scope = run.scope or RunScope.FULL
-        self.keys = [key for key, _ in STEPS_BY_SCOPE[self.scope]]
+        self.keys = [step.key for step in steps]
+        # More mailboxes to sign in as (the setup assistant, Use sender email off).
+        self.mailboxes = [str(address) for address in run.candidate.get("mailboxes") or []]
         # What later setup steps carry on with; written with the run.
         self.outputs: dict[str, Any] = {}
 
@@ -129,7 +143,9 @@ class Runner:
             raise _Stopped from None
         except SmtpFailure as failure:
             # TLS trouble can surface later in the session; it is the TLS step's failure.
-            key = failure.stage
+            # A mailbox's own check keeps its row, whichever stage of its session failed.
+            if not key.startswith(MAILBOX_STEP_PREFIX):
+                key = failure.stage
             self._finish(key, started, self._smtp_failure(failure))
             self._skip_after(key, f"Skipped: {STEP_NAMES[key]} failed.")
             raise _Stopped from None
@@ -172,8 +188,26 @@ class Runner:
                 self._smtp_steps(self.connection)
             finally:
                 self.connection.close()
+            for index, address in enumerate(self.mailboxes):
+                with self.step(f"{MAILBOX_STEP_PREFIX}{index}") as outcome:
+                    self._mailbox(outcome, address)
         except _Stopped:
             pass
+
+    def _mailbox(self, outcome: Outcome, address: str) -> None:
+        """Sign in as one more mailbox and have it accepted as sender, on its own session."""
+        self.fill["sender"] = address  # the fix's commands name this mailbox
+        self.connection = SmtpConnection(endpoint.smtp_endpoint(self.mail, timeout=self.timeout))
+        try:
+            self.connection.connect()
+            self.connection.secure()
+            credentials = endpoint.credentials(self.mail, mailbox=address, token=self.token)
+            answer = self.connection.authenticate(credentials) if credentials else ""
+            mail_answer, rcpt_answer = self.connection.check_sender(address, address)
+        finally:
+            self.connection.close()
+        outcome.detail = f"AUTH XOAUTH2 as {address} succeeded, and it is accepted as sender."
+        outcome.answer = f"{answer}\nMAIL FROM: {mail_answer}\nRCPT TO: {rcpt_answer}".strip()
 
     def _tenant(self, outcome: Outcome) -> None:
         authority = oauth.authority_from_token_endpoint(self.mail.token_endpoint)

@@ -32,7 +32,7 @@ from smtp_settings.models import (
     readable_secret,
     secrets_moved,
 )
-from smtp_settings.validation.runner import STEPS_BY_SCOPE, Runner
+from smtp_settings.validation.runner import STEPS_BY_SCOPE, Runner, mailbox_steps
 
 logger = logging.getLogger(__name__)
 
@@ -54,11 +54,13 @@ def validation_run_start(
     test_recipient: str = "",
     notes: list[str] | None = None,
     scope: str = RunScope.FULL,
+    mailboxes: list[str] | None = None,
 ) -> ValidationRun:
     """Record a run of validated form values and enqueue it once the row is committed.
 
     A blank secret means "the stored one", exactly as Save treats it. ``scope`` runs part
     of the steps (the setup assistant's checks); a tenant check sends no secret at all.
+    ``mailboxes``: more mailboxes to sign in as after Sender Email, each on its own session.
     """
     # A block, not a decorator: the decorator's frame would show the arguments in error
     # reports, secrets included.
@@ -85,6 +87,9 @@ def validation_run_start(
             candidate["secret_source"] = "entered" if entered else "stored"
         if notes:
             candidate["notes"] = list(notes)  # said with the verdict
+        extra = mailboxes if scope == RunScope.FULL and mailboxes else []
+        if extra:
+            candidate["mailboxes"] = list(extra)
         run = ValidationRun.objects.create(
             requested_by=user,
             candidate=candidate,
@@ -94,7 +99,7 @@ def validation_run_start(
         )
         ValidationStep.objects.bulk_create(
             ValidationStep(run=run, position=position, key=key, name=name)
-            for position, (key, name) in enumerate(STEPS_BY_SCOPE[scope])
+            for position, (key, name) in enumerate([*STEPS_BY_SCOPE[scope], *mailbox_steps(extra)])
         )
         enqueue.after_commit(VALIDATE_TASK, str(run.id))
         # Where Validate connects, for audit: it can point anywhere an administrator types.
