@@ -103,6 +103,11 @@ def test_the_assistant_end_to_end_on_the_sandbox(console: Any, sandbox: Any, tmp
     assert page.get_by_label("Client Secret", exact=True).input_value() == ""
     assert CLIENT_SECRET not in page.content()
     assert not SmtpSettings.objects.exists()
+    if os.environ.get("SEI_SCREENSHOTS_DIR"):
+        page.screenshot(
+            path=str(Path(os.environ["SEI_SCREENSHOTS_DIR"]) / "setup-use-settings.png"),
+            full_page=True,
+        )
 
     page.get_by_role("button", name="Save").click()
     page.get_by_text("SMTP settings saved.").wait_for()

@@ -33,7 +33,9 @@
   const section = document.getElementById("validation");
   if (section && section.dataset.poll === "true") {
     // Manage SMTP keeps its heading and the body the Validate button fills.
-    poll(section.dataset.statusUrl, document.getElementById("validation-body") || section, null);
+    poll(section.dataset.statusUrl, document.getElementById("validation-body") || section, function () {
+      refreshRecentRuns();
+    });
   }
 
   // Manage SMTP: the Validate button.
