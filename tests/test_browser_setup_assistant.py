@@ -115,3 +115,31 @@ def test_the_assistant_end_to_end_on_the_sandbox(console: Any, sandbox: Any, tmp
     assert stored.client_secret == CLIENT_SECRET
     assert str(stored.secret_expiration_date) == "2099-12-31"
     assert not SetupSecret.objects.exists()
+
+
+def test_without_javascript_the_steps_post_and_a_check_shows_when_it_ends(
+    live_server: Any, sandbox: Any, chromium: Any
+) -> None:
+    User.objects.create_superuser("ops", "ops@sandbox.example", "a long passphrase 7")
+    context = chromium.new_context(java_script_enabled=False)
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    try:
+        with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
+            sign_in(page, live_server.url, "ops", "a long passphrase 7")
+            page.goto(f"{live_server.url}/administration/smtp/setup/")
+            page.get_by_label("Microsoft cloud", exact=True).select_option(
+                f"host:{sandbox.authority_host}"
+            )
+            page.get_by_label("Directory (tenant) ID", exact=True).fill("no-such.example")
+            page.get_by_label("Application (client) ID", exact=True).fill(CLIENT_ID)
+            page.get_by_role("button", name="Save and check the tenant").click()
+            # No script polls: the page refreshes itself while the check runs.
+            verdict = page.locator("#step-1 .check-verdict.verdict-failed")
+            verdict.wait_for(timeout=CHECK_TIMEOUT)
+            step = page.locator("#step-1 .check").inner_text()
+            assert "Failed at step 1: Register the app" in step
+            assert "AADSTS90002" in step and "Likely cause:" in step
+            assert page.locator("button.copy").first.is_hidden(), "no copy button without JS"
+    finally:
+        context.close()
