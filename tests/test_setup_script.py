@@ -7,7 +7,10 @@ that is not doubled, and nothing inside it is ever expanded or run.
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from datetime import date
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -132,6 +135,42 @@ def test_admin_consent_url_follows_the_documentation() -> None:
         "scope": ["https://outlook.office365.com/.default"],
         "redirect_uri": ["https://console.example/administration/smtp/setup/"],
     }
+
+
+@pytest.mark.skipif(not shutil.which("pwsh"), reason="no PowerShell (pwsh) on this machine")
+def test_the_script_parses_as_powershell_and_the_mailboxes_are_plain_strings(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "setup.ps1"
+    path.write_text(script_for(HOSTILE))
+    # Parse only (nothing runs): print every element of the $Mailboxes array as the parser
+    # sees it, and fail on a parse error or an element that is not a constant string.
+    check = f"""
+using namespace System.Management.Automation.Language
+$tokens = $null; $errors = $null
+$ast = [Parser]::ParseFile({_quoted(str(path))}, [ref]$tokens, [ref]$errors)
+if ($errors.Count) {{ $errors | ForEach-Object {{ $_.Message }}; exit 1 }}
+$assignment = $ast.Find({{ param($node)
+    $node -is [AssignmentStatementAst] -and $node.Left.VariablePath.UserPath -eq 'Mailboxes'
+}}, $true)
+$array = $assignment.Find({{ param($node) $node -is [ArrayExpressionAst] }}, $true)
+foreach ($statement in $array.SubExpression.Statements) {{
+    $expressions = @($statement.FindAll({{ param($node) $node -is [ExpressionAst] }}, $true))
+    if ($expressions.Count -ne 1 -or $expressions[0] -isnot [StringConstantExpressionAst]) {{
+        exit 2
+    }}
+    [Console]::Out.Write($expressions[0].Value + [char]10)
+}}
+"""
+    result = subprocess.run(
+        ["pwsh", "-NoProfile", "-NonInteractive", "-Command", check],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines() == HOSTILE
 
 
 def _quoted(value: str) -> str:
