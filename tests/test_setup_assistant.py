@@ -430,3 +430,13 @@ def test_a_fresh_start_begins_from_the_saved_settings(sandbox: Any, admin_user: 
     assert row.cloud == f"host:{sandbox.authority_host}"
     assert (row.tenant, row.client_id, row.sender_email) == (TENANT_ID, CLIENT_ID, SENDER)
     assert row.port == sandbox.exchange.port
+
+
+def test_a_check_that_cannot_start_says_why_at_the_top_of_the_page(
+    page_client: Client, sandbox: Any
+) -> None:
+    page_client.post("/administration/smtp/setup/", _app_post(sandbox))
+    response = page_client.post("/administration/smtp/setup/", {"part": "consent"}, follow=True)
+    assert response.redirect_chain[-1][0] == "/administration/smtp/setup/"
+    assert "Enter the client secret" in response.content.decode()
+    assert not ValidationRun.objects.exists()

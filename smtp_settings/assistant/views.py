@@ -114,7 +114,9 @@ def setup(request: HttpRequest) -> HttpResponse:
                 user=request.user, session_key=_session_key(request), check=check
             )
         except (service.SetupNotReady, validation.ValidationNotStarted) as refusal:
+            # Said at the top of the page: the page opens there, not at the step.
             messages.error(request, str(refusal))
+            return redirect("smtp_settings:setup")
     return redirect(f"{reverse('smtp_settings:setup')}#step-{PARTS[part]}")
 
 
