@@ -349,6 +349,8 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env.float("SMTP_OUTBOX_SWEEP_SECONDS", default=30.0),
     },
     "purge-outbox": {"task": "smtp_settings.tasks.purge_outbox", "schedule": 3600.0},
+    # The setup assistant holds a client secret for a session and a short time only.
+    "purge-setup-secrets": {"task": "smtp_settings.tasks.purge_setup_secrets", "schedule": 300.0},
     "purge-validation-runs": {
         "task": "smtp_settings.tasks.purge_validation_runs",
         "schedule": 3600.0,

@@ -175,10 +175,16 @@ class SmtpSettingsForm(forms.ModelForm):
         model = SmtpSettings
         fields: ClassVar[list[str]] = list(EDITABLE_FIELDS)
 
-    def __init__(self, *args: Any, for_validate: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, for_validate: bool = False, setup_secret: Any = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         # Validate tests whether mail gets through: what only Save needs becomes a note.
         self.for_validate = for_validate
+        # The client secret the setup assistant holds for this session (a HeldSecret), used
+        # when the field is left blank; whether it was.
+        self.setup_secret = setup_secret
+        self.used_setup_secret = False
         self.notes: list[str] = []
         self.warnings: list[str] = []
         self.fields["version"].initial = self.instance.version
@@ -238,8 +244,21 @@ class SmtpSettingsForm(forms.ModelForm):
         self._require_secret("password", cleaned, "Enter the password.")
 
     def _require_secret(self, name: str, cleaned: dict[str, Any], missing: str) -> None:
-        """A blank secret field means the stored one, but only where it was entered."""
+        """A blank secret field means the stored one, but only where it was entered; or the
+        one the setup assistant holds, for the sign-in host and app it was entered for."""
         if cleaned.get(name):
+            return
+        held = self.setup_secret
+        if (
+            name == "client_secret"
+            and held is not None
+            and held.fits(
+                token_endpoint=cleaned.get("token_endpoint") or "",
+                client_id=cleaned.get("client_id") or "",
+            )
+        ):
+            cleaned[name] = held.secret
+            self.used_setup_secret = True
             return
         stored = self.instance if self.instance.is_stored else None
         if stored is None or not getattr(stored, name):

@@ -206,8 +206,17 @@ class StepStatus(models.TextChoices):
     SKIPPED = "skipped", "Skipped"
 
 
+class RunScope(models.TextChoices):
+    """How much of Validate a run covers: the setup assistant checks one part at a time."""
+
+    FULL = "full", "Validate"
+    TENANT = "tenant", "Tenant check"
+    TOKEN = "token", "Token check"
+
+
 class ValidationRun(models.Model):
-    """One click on Validate: the unsaved settings it tested and how each step went.
+    """One click on Validate (or one check of the setup assistant): the unsaved settings
+    it tested and how each step went.
 
     The candidate secret is kept encrypted only while the run lasts.
     """
@@ -231,6 +240,10 @@ class ValidationRun(models.Model):
     candidate_secret = EncryptedTextField("Secret under test")
     test_recipient = models.EmailField(blank=True)
     summary = models.TextField(blank=True)
+    scope = models.CharField(max_length=10, choices=RunScope.choices, default=RunScope.FULL)
+    # What the run learnt that the setup assistant carries on with (the tenant's ID and
+    # token endpoint from discovery, the service principal's object ID from the token).
+    outputs = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering: ClassVar[list[str]] = ["-created_at"]
@@ -399,3 +412,66 @@ class MailHealthCheck(models.Model):
 
     def __str__(self) -> str:
         return f"Health check at {self.checked_at:%Y-%m-%d %H:%M}: {'ok' if self.ok else 'failed'}"
+
+
+# -- the setup assistant ------------------------------------------------------------------
+
+
+class SetupAssistant(models.Model):
+    """One administrator's progress through the Microsoft 365 setup assistant.
+
+    Never the client secret: that is a ``SetupSecret``, short-lived and bound to a session.
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, primary_key=True, on_delete=models.CASCADE, related_name="+"
+    )
+    # A key of smtp_settings.assistant.clouds.CLOUDS, or an operator-allowed "host[:port]".
+    cloud = models.CharField(max_length=260, blank=True)
+    # As typed: a Directory (tenant) ID, or one of the tenant's domains.
+    tenant = models.CharField(max_length=253, blank=True)
+    client_id = models.CharField(max_length=36, blank=True)
+    secret_expiration_date = models.DateField(null=True, blank=True)
+    smtp_server = models.CharField(max_length=253, blank=True)
+    port = models.PositiveIntegerField(null=True, blank=True)
+    sender_email = models.EmailField(max_length=254, blank=True)
+    use_sender_email = models.BooleanField(default=True)
+    # More mailboxes that send (Use sender email off), separated by commas.
+    mailboxes = models.TextField(blank=True)
+    # The latest check of each kind; their outputs carry what later steps need.
+    tenant_run = models.ForeignKey(
+        ValidationRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    token_run = models.ForeignKey(
+        ValidationRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    mailbox_run = models.ForeignKey(
+        ValidationRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"Setup assistant of user {self.user_id}"
+
+
+class SetupSecret(models.Model):
+    """The client secret typed into the setup assistant, encrypted, for one session and a
+    short time: the checks and "Use these settings" need it, the progress row never holds it.
+
+    It belongs to the sign-in host and client it was entered for (a secret never follows
+    the settings elsewhere), and is erased once Manage SMTP saves it or it runs out.
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, primary_key=True, on_delete=models.CASCADE, related_name="+"
+    )
+    # A hash of the session key: another browser signed in as the same user cannot use it.
+    session = models.CharField(max_length=64)
+    secret = EncryptedTextField("Client secret")
+    # Where it may be sent: the sign-in host ("host[:port]") and the app it was entered for.
+    login_host = models.CharField(max_length=260)
+    client_id = models.CharField(max_length=36)
+    expires_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"Setup secret of user {self.user_id} until {self.expires_at:%H:%M}"

@@ -21,6 +21,7 @@ from smtp_settings.models import (
     AuthType,
     DeliveryState,
     MailHealthCheck,
+    RunScope,
     SmtpSettings,
     ValidationRun,
     WorkerHeartbeat,
@@ -102,7 +103,7 @@ def mail_status(*, snapshot: MailSnapshot) -> dict[str, Any]:
     return {
         "secret": secret_expiry(snapshot.row),
         "health": snapshot.health,
-        "validation": ValidationRun.objects.filter(finished_at__isnull=False)
+        "validation": ValidationRun.objects.filter(finished_at__isnull=False, scope=RunScope.FULL)
         .select_related("requested_by")
         .order_by("-finished_at")
         .first(),

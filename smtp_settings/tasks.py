@@ -5,6 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from smtp_settings import alerts, services
+from smtp_settings.assistant import service as assistant
 from smtp_settings.outbox import service as outbox
 from smtp_settings.validation import service as validation
 
@@ -55,3 +56,9 @@ def send_secret_expiry_reminders() -> None:
 def mail_health_check() -> None:
     """Scheduled by beat, daily, and started from Manage SMTP: a token with the saved settings."""
     alerts.mail_health_check_run()
+
+
+@shared_task(ignore_result=True)
+def purge_setup_secrets() -> None:
+    """Scheduled by beat: a secret the setup assistant held past its time goes."""
+    assistant.setup_secrets_purge()

@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from post_office.models import Email
 
 from smtp_settings import alerts, services
+from smtp_settings.assistant import service as assistant
 from smtp_settings.forms import SmtpSettingsForm, TestRecipientForm
 from smtp_settings.models import DeliveryState, SmtpSettings, ValidationRun
 from smtp_settings.outbox import service as outbox
@@ -34,6 +35,7 @@ def _manage_page(
     *,
     status: int = 200,
     stored: SmtpSettings | None = None,
+    setup_run: ValidationRun | None = None,
 ) -> HttpResponse:
     # Rebuilt from the database after a POST: a failed one must not show an unsaved
     # secret's status (the form's instance has the POSTed values on it by then).
@@ -50,9 +52,20 @@ def _manage_page(
             "runs": validation.validation_recent_runs(),
             "mail_state": mail_status(snapshot=for_request(request, settings_row=stored)),
             "recipients": alerts.alert_recipients(settings_row=stored),
+            # The setup assistant's secret, waiting for this form (never its value).
+            "setup_secret": form.setup_secret,
+            "setup_run": validation.validation_run_as_dict(run=setup_run) if setup_run else None,
         },
         status=status,
     )
+
+
+def _setup_secret(request: HttpRequest) -> assistant.HeldSecret | None:
+    """The secret the setup assistant holds for this session, when the form asks for it."""
+    wanted = request.GET.get("from") == "setup" or request.POST.get("use_setup_secret")
+    if not wanted:
+        return None
+    return assistant.setup_secret_read(user=request.user, session_key=request.session.session_key)
 
 
 def _recipient_form(request: HttpRequest, data: object = None) -> TestRecipientForm:
@@ -69,7 +82,9 @@ _SECRET_POST_FIELDS = ("client_secret", "password")
 @sensitive_variables("form")
 def manage_smtp(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
-        form = SmtpSettingsForm(request.POST, instance=SmtpSettings.load())
+        form = SmtpSettingsForm(
+            request.POST, instance=SmtpSettings.load(), setup_secret=_setup_secret(request)
+        )
         if form.is_valid():
             try:
                 services.smtp_settings_save(
@@ -79,15 +94,38 @@ def manage_smtp(request: HttpRequest) -> HttpResponse:
                 )
             except services.StaleSettings as stale:
                 return _stale_page(request, stale)
+            if form.used_setup_secret:
+                # Saved (encrypted) where it belongs now: the assistant's copy goes.
+                assistant.setup_secret_erase(user=request.user)
             messages.success(request, "SMTP settings saved.")
             for warning in form.warnings:
                 messages.warning(request, warning)
             return redirect("smtp_settings:manage")
         return _manage_page(request, form, _recipient_form(request, request.POST), status=400)
     stored = SmtpSettings.load()
+    if request.GET.get("from") == "setup":
+        # "Use these settings": the assistant's values, unsaved, and the Validate run of them.
+        form = SmtpSettingsForm(
+            instance=stored,
+            initial=assistant.setup_manage_initial(
+                user=request.user, session_key=request.session.session_key
+            ),
+            setup_secret=_setup_secret(request),
+        )
+        run = ValidationRun.objects.filter(
+            pk=_uuid_or_none(request.GET.get("run")), requested_by=request.user
+        ).first()
+        return _manage_page(request, form, _recipient_form(request), setup_run=run, stored=stored)
     return _manage_page(
         request, SmtpSettingsForm(instance=stored), _recipient_form(request), stored=stored
     )
+
+
+def _uuid_or_none(value: str | None) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value or "")
+    except ValueError:
+        return None
 
 
 def _stale_page(request: HttpRequest, stale: Exception) -> HttpResponse:
@@ -95,7 +133,7 @@ def _stale_page(request: HttpRequest, stale: Exception) -> HttpResponse:
     a deliberate choice over the other administrator's change."""
     data = request.POST.copy()
     data["version"] = str(SmtpSettings.load().version)
-    form = SmtpSettingsForm(data, instance=SmtpSettings.load())
+    form = SmtpSettingsForm(data, instance=SmtpSettings.load(), setup_secret=_setup_secret(request))
     form.is_valid()
     form.add_error(None, str(stale))
     return _manage_page(request, form, _recipient_form(request, request.POST), status=409)
@@ -111,7 +149,12 @@ def _wants_json(request: HttpRequest) -> bool:
 @sensitive_variables("form")
 def validate(request: HttpRequest) -> HttpResponse:
     """Start a validation run of the form's current, unsaved values."""
-    form = SmtpSettingsForm(request.POST, instance=SmtpSettings.load(), for_validate=True)
+    form = SmtpSettingsForm(
+        request.POST,
+        instance=SmtpSettings.load(),
+        for_validate=True,
+        setup_secret=_setup_secret(request),
+    )
     recipient_form = _recipient_form(request, request.POST)
     forms_valid = form.is_valid() & recipient_form.is_valid()  # both, for every message
     if not forms_valid:

@@ -70,7 +70,11 @@ print("ok")
 
 @pytest.mark.parametrize(
     "path",
-    [ROOT / "smtp_settings" / "views.py", ROOT / "sei_admin" / "views.py"],
+    [
+        ROOT / "smtp_settings" / "views.py",
+        ROOT / "smtp_settings" / "assistant" / "views.py",
+        ROOT / "sei_admin" / "views.py",
+    ],
     ids=lambda p: f"{p.parent.name}/{p.name}",
 )
 def test_pages_do_not_reach_into_the_mail_engine_or_tasks(path: Path) -> None:

@@ -21,7 +21,7 @@ from smtp_settings.mail import transport
 
 from .sandbox.exchange import ExchangeStandIn, free_port
 from .sandbox.pki import SandboxPKI
-from .sandbox.world import CLIENT_ID, SENDER, TENANT_ID
+from .sandbox.world import CLIENT_ID, CLIENT_SECRET, SENDER, TENANT_ID
 
 pytestmark = pytest.mark.django_db
 
@@ -74,6 +74,39 @@ def test_wrong_secret(sandbox: Any, run_validation: Any) -> None:
     assert "Value" in step["fix"]
     facts = dict(step["facts"])
     assert facts["Correlation ID"] and facts["Trace ID"]
+
+
+def test_secret_id_pasted_instead_of_its_value(sandbox: Any, run_validation: Any) -> None:
+    secret_id = sandbox.app.secret_ids[CLIENT_SECRET]
+    step = failed_at(
+        run_validation({**sandbox.form_values(), "client_secret": secret_id}),
+        "token",
+        "aadsts_secret_id",
+    )
+    assert "AADSTS7000215" in step["server_answer"]
+    assert "Secret ID" in step["cause"] and "Value" in step["fix"]
+
+
+def test_graph_mail_send_instead_of_smtp_send_as_app_is_named_by_a_token_check(
+    sandbox: Any, admin_user: Any
+) -> None:
+    from smtp_settings.models import RunScope, ValidationRun
+    from smtp_settings.validation import service as validation
+
+    sandbox.app.roles = {"https://graph.microsoft.com": ["Mail.Send"]}
+    started = validation.validation_run_start(
+        values={**sandbox.form_values(), "port": int(sandbox.form_values()["port"])},
+        user=admin_user,
+        scope=RunScope.TOKEN,
+    )
+    validation.validation_run_execute(run_id=str(started.id))
+    result = validation.validation_run_as_dict(run=ValidationRun.objects.get(pk=started.pk))
+    assert [step["key"] for step in result["steps"]] == ["token", "token_contents"]
+    contents = result["steps"][1]
+    assert contents["status"] == "failed"
+    assert contents["diagnosis"] == "token_graph_mail_send"
+    assert "Mail.Send" in contents["cause"] and "Office 365 Exchange Online" in contents["fix"]
+    assert result["status"] == "failed"
 
 
 def test_expired_secret(sandbox: Any, run_validation: Any) -> None:

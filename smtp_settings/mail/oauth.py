@@ -300,3 +300,85 @@ def _root(exc: BaseException) -> str:
     while exc.__cause__ or exc.__context__:
         exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
     return str(exc)
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """What an authority's OIDC discovery says of a tenant."""
+
+    tenant_id: str
+    token_endpoint: str
+    # Entra's name for the cloud the tenant lives in ("microsoftonline.com", ...), if said.
+    cloud_instance: str = ""
+
+
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+def discover_tenant(*, authority: str, timeout: float) -> Tenant:
+    """Ask ``{authority}/v2.0/.well-known/openid-configuration`` which tenant this is.
+
+    No secret is sent. The answer is read only from the authority's own host (the same
+    pinning as the token request), and its token endpoint must be on that host too.
+    """
+    url = f"{authority}/v2.0/.well-known/openid-configuration"
+    session = _PinnedSession(authority, timeout=timeout)
+    try:
+        response = session.get(url)
+    except EndpointRefused as exc:
+        raise TokenError(exc.kind, exc.message) from None
+    except requests.exceptions.SSLError as exc:
+        raise TokenError("tls", f"TLS with the sign-in host failed: {_root(exc)}") from None
+    except requests.exceptions.Timeout:
+        raise TokenError(
+            "timeout", f"The sign-in host did not answer within {timeout:g} s."
+        ) from None
+    except requests.exceptions.ConnectionError as exc:
+        raise TokenError("unreachable", f"Could not reach the sign-in host: {_root(exc)}") from None
+    finally:
+        session.close()
+    try:
+        body: Any = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise TokenError(
+            "service" if response.status_code >= 500 else "refused",
+            f"The sign-in host answered {response.status_code} without OIDC metadata.",
+        )
+    if response.status_code != 200 or "error" in body:
+        raise TokenError(
+            "service" if response.status_code >= 500 else "refused",
+            str(body.get("error_description") or body.get("error") or response.status_code),
+            error=str(body.get("error", "")),
+            error_codes=[int(code) for code in body.get("error_codes") or []]
+            or [int(code) for code in _AADSTS_CODE.findall(str(body.get("error_description")))],
+            correlation_id=str(body.get("correlation_id", "")),
+            trace_id=str(body.get("trace_id", "")),
+        )
+    token_endpoint = str(body.get("token_endpoint", ""))
+    if _origin_of(token_endpoint) != session._origin or not token_endpoint.startswith("https://"):
+        raise TokenError(
+            "foreign_host",
+            "The metadata names a token endpoint on another host "
+            f"({urlsplit(token_endpoint).netloc}); the client secret is only ever sent to "
+            f"{session._origin[0]}.",
+        )
+    tenant_id = _tenant_guid(token_endpoint, str(body.get("issuer", "")))
+    if not tenant_id:
+        raise TokenError("refused", "The metadata does not name the tenant's ID.")
+    return Tenant(
+        tenant_id=tenant_id.lower(),
+        token_endpoint=token_endpoint,
+        cloud_instance=str(body.get("cloud_instance_name", "")),
+    )
+
+
+def _tenant_guid(*urls: str) -> str:
+    # Entra names the tenant's ID as the first path segment of both the token endpoint and
+    # the issuer, whichever name (ID or domain) the metadata was asked for.
+    for url in urls:
+        segments = [segment for segment in urlsplit(url).path.split("/") if segment]
+        if segments and _GUID.match(segments[0]):
+            return segments[0]
+    return ""

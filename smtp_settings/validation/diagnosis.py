@@ -102,13 +102,24 @@ TABLE: tuple[Diagnosis, ...] = (
     ),
     _row(
         "token_foreign_host",
-        "token",
+        "token tenant",
         "The token endpoint's metadata (OIDC discovery) names a token endpoint on another "
         "host. The client secret is only sent to the host in Token Endpoint, so the console "
         "stopped.",
         "Use Microsoft's own token endpoint for your tenant, or ask the operator whether "
         "this authority is the one intended (SMTP_OAUTH_AUTHORITY_HOSTS).",
         kinds="foreign_host",
+    ),
+    _row(
+        "aadsts_secret_id",
+        "token",
+        "Entra ID rejected the client secret (AADSTS7000215), and what was entered has the "
+        "shape of a Secret ID: the ID of the secret was pasted, not its Value.",
+        "In Entra ID > App registrations > your app > Certificates & secrets, the Value column "
+        "holds the secret (Entra shows it only right after the secret is created; if it is "
+        "hidden now, create a new secret and copy its Value at once). Enter that in Client "
+        "Secret.",
+        kinds="secret_id",
     ),
     _row(
         "aadsts_wrong_secret",
@@ -146,7 +157,7 @@ TABLE: tuple[Diagnosis, ...] = (
     ),
     _row(
         "aadsts_unknown_tenant",
-        "token",
+        "token tenant",
         "Entra ID does not know the tenant in the token endpoint (AADSTS90002).",
         "Put the Directory (tenant) ID from the app registration's Overview page into the "
         "Token Endpoint; for a government or China tenant use that cloud's login host.",
@@ -154,7 +165,7 @@ TABLE: tuple[Diagnosis, ...] = (
     ),
     _row(
         "aadsts_malformed_tenant",
-        "token",
+        "token tenant",
         "The tenant part of the token endpoint is malformed (AADSTS900023), for example a "
         "placeholder left in the URL.",
         "Use https://login.microsoftonline.com/{tenant_hint}/oauth2/v2.0/token with your "
@@ -197,7 +208,7 @@ TABLE: tuple[Diagnosis, ...] = (
     ),
     _row(
         "aadsts_shared_tenant",
-        "token",
+        "token tenant",
         "A shared endpoint (/common or /organizations) was used where a tenant is needed "
         "(AADSTS50194 / AADSTS90130).",
         "Use https://login.microsoftonline.com/{tenant_hint}/oauth2/v2.0/token with your "
@@ -206,7 +217,7 @@ TABLE: tuple[Diagnosis, ...] = (
     ),
     _row(
         "aadsts_other",
-        "token",
+        "token tenant",
         "Entra ID refused the token request.",
         "Look up the AADSTS code of the answer in Microsoft's Entra error reference; quote "
         "the correlation ID and trace ID to Microsoft support.",
@@ -214,7 +225,7 @@ TABLE: tuple[Diagnosis, ...] = (
     ),
     _row(
         "token_endpoint_unreachable",
-        "token",
+        "token tenant",
         "The token endpoint could not be reached.",
         "Check the host in Token Endpoint and that this server may open HTTPS connections "
         "to it (proxy, firewall).",
@@ -222,14 +233,14 @@ TABLE: tuple[Diagnosis, ...] = (
     ),
     _row(
         "token_endpoint_timeout",
-        "token",
+        "token tenant",
         "The token endpoint did not answer in time.",
         "Check the network path to the token endpoint; try again in a minute.",
         kinds="timeout",
     ),
     _row(
         "token_endpoint_tls",
-        "token",
+        "token tenant",
         "The token endpoint's TLS certificate was not trusted.",
         "If a proxy inspects TLS, add its CA to the system trust store or point "
         "REQUESTS_CA_BUNDLE / SSL_CERT_FILE at it.",
@@ -237,12 +248,24 @@ TABLE: tuple[Diagnosis, ...] = (
     ),
     _row(
         "token_endpoint_server_error",
-        "token",
+        "token tenant",
         "Entra ID answered with a server error.",
         "This is on Microsoft's side; try again later. Quote the correlation ID to support.",
         kinds="service",
     ),
     # -- The token's contents --------------------------------------------------------
+    _row(
+        "token_graph_mail_send",
+        "token_contents",
+        "The app holds Microsoft Graph's Mail.Send but not SMTP.SendAsApp: the permission was "
+        "added under Microsoft Graph instead of Office 365 Exchange Online, and SMTP needs "
+        "Exchange's.",
+        "In Entra ID > App registrations > your app > API permissions: Add a permission > "
+        "APIs my organization uses > Office 365 Exchange Online > Application permissions > "
+        "SMTP.SendAsApp, then Grant admin consent for your tenant. Remove Mail.Send unless "
+        "something else uses it.",
+        kinds="graph_mail_send",
+    ),
     _row(
         "token_without_role",
         "token_contents",

@@ -1,5 +1,9 @@
 """The seven steps of Validate, each recorded in its row as it ends.
 
+A run's scope picks which steps run: all of them (Validate), only the tenant's
+discovery, or only the token (the setup assistant checks one Microsoft step at a time
+with the same steps and diagnosis).
+
 A step is a ``with self.step(key) as outcome:`` block: the block fills in the
 outcome; a token or SMTP failure inside it ends the step as failed, with the
 diagnosis, and skips the steps after it.
@@ -17,6 +21,7 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.db.models import QuerySet
 from django.utils import timezone
@@ -25,12 +30,14 @@ from smtp_settings.mail import endpoint, jwt_claims, oauth
 from smtp_settings.mail.transport import SmtpConnection, SmtpFailure, TlsInfo
 from smtp_settings.models import (
     AuthType,
+    RunScope,
     StepStatus,
     ValidationRun,
     ValidationStep,
     readable_secret,
 )
 from smtp_settings.validation import diagnosis, progress, token_check
+from smtp_settings.validators import MICROSOFT_LOGIN_HOSTS
 
 STEPS: tuple[tuple[str, str], ...] = (
     ("token", "Token"),
@@ -41,7 +48,32 @@ STEPS: tuple[tuple[str, str], ...] = (
     ("sender", "Sender accepted"),
     ("send", "Test send"),
 )
-STEP_NAMES = dict(STEPS)
+TENANT_STEP = ("tenant", "Tenant")
+# One step per further mailbox a run signs in as: "mailbox_0", "mailbox_1", ...
+MAILBOX_STEP_PREFIX = "mailbox_"
+
+
+def mailbox_steps(mailboxes: list[str]) -> list[tuple[str, str]]:
+    return [
+        (f"{MAILBOX_STEP_PREFIX}{index}", f"Mailbox {address}"[:60])
+        for index, address in enumerate(mailboxes)
+    ]
+
+
+STEPS_BY_SCOPE: dict[str, tuple[tuple[str, str], ...]] = {
+    RunScope.FULL: STEPS,
+    RunScope.TENANT: (TENANT_STEP,),
+    RunScope.TOKEN: STEPS[:2],
+}
+STEP_NAMES = dict((*STEPS, TENANT_STEP))
+
+
+def steps_for(scope: str, mailboxes: list[str]) -> list[tuple[str, str]]:
+    """A run's steps in order: its scope's, then one per further mailbox (full runs)."""
+    extra = mailbox_steps(mailboxes) if scope == RunScope.FULL else []
+    return [*STEPS_BY_SCOPE[scope], *extra]
+
+
 STEP_KEYS = [key for key, _ in STEPS]
 
 
@@ -70,6 +102,14 @@ class Runner:
         self.token: oauth.Token | None = None
         self.connection: SmtpConnection | None = None
         self.fill = diagnosis.values_for(self.mail)
+        self.scope = run.scope or RunScope.FULL
+        # More mailboxes to sign in as (the setup assistant, Use sender email off).
+        self.mailboxes = [str(address) for address in run.candidate.get("mailboxes") or []]
+        # The run's steps, in order, as validation_run_start created their rows.
+        self.names = dict(steps_for(self.scope, self.mailboxes))
+        self.keys = list(self.names)
+        # What later setup steps carry on with; written with the run's verdict.
+        self.outputs: dict[str, Any] = {}
         # How each step ended, for the verdict without reading the rows back.
         self.ended: dict[str, Outcome] = {}
 
@@ -96,6 +136,8 @@ class Runner:
         )
 
     def _skip(self, keys: list[str], reason: str) -> None:
+        if not keys:
+            return
         for key in keys:
             self.ended[key] = Outcome(StepStatus.SKIPPED, reason)
         self._write(
@@ -103,7 +145,7 @@ class Runner:
         )
 
     def _skip_after(self, key: str, reason: str) -> None:
-        self._skip(STEP_KEYS[STEP_KEYS.index(key) + 1 :], reason)
+        self._skip(self.keys[self.keys.index(key) + 1 :], reason)
 
     def _diagnose(self, step: str, **kwargs: Any) -> diagnosis.Finding | None:
         return diagnosis.diagnose(step, auth_type=self.mail.auth_type, values=self.fill, **kwargs)
@@ -115,14 +157,16 @@ class Runner:
         try:
             yield outcome
         except oauth.TokenError as error:
-            self._finish(key, started, self._token_failure(error))
+            self._finish(key, started, self._token_failure(key, error))
             self._skip_after(key, "Skipped: no token was issued.")
             raise _Stopped from None
         except SmtpFailure as failure:
             # TLS trouble can surface later in the session; it is the TLS step's failure.
-            key = failure.stage
+            # A mailbox's own check keeps its row, whichever stage of its session failed.
+            if not key.startswith(MAILBOX_STEP_PREFIX):
+                key = failure.stage
             self._finish(key, started, self._smtp_failure(failure))
-            self._skip_after(key, f"Skipped: {STEP_NAMES[key]} failed.")
+            self._skip_after(key, f"Skipped: {self.names[key]} failed.")
             raise _Stopped from None
         self._finish(key, started, outcome)
 
@@ -130,6 +174,16 @@ class Runner:
 
     def run(self) -> None:
         try:
+            if self.scope == RunScope.TENANT:
+                with self.step("tenant") as outcome:
+                    self._tenant(outcome)
+                return
+            if self.scope == RunScope.TOKEN:
+                with self.step("token") as outcome:
+                    self._token(outcome)
+                with self.step("token_contents") as outcome:
+                    self._token_contents(outcome)
+                return
             if self.mail.auth_type == AuthType.OAUTH2:
                 with self.step("token") as outcome:
                     self._token(outcome)
@@ -145,8 +199,52 @@ class Runner:
                 self._smtp_steps(self.connection)
             finally:
                 self.connection.close()
+            for index, address in enumerate(self.mailboxes):
+                with self.step(f"{MAILBOX_STEP_PREFIX}{index}") as outcome:
+                    self._mailbox(outcome, address)
         except _Stopped:
             pass
+
+    def _mailbox(self, outcome: Outcome, address: str) -> None:
+        """Sign in as one more mailbox and have it accepted as sender, on its own session."""
+        self.fill["sender"] = address  # the fix's commands name this mailbox
+        self.connection = SmtpConnection(endpoint.smtp_endpoint(self.mail, timeout=self.timeout))
+        try:
+            self.connection.connect()
+            self.connection.secure()
+            credentials = endpoint.credentials(self.mail, mailbox=address, token=self.token)
+            answer = self.connection.authenticate(credentials) if credentials else ""
+            mail_answer, rcpt_answer = self.connection.check_sender(address, address)
+        finally:
+            self.connection.close()
+        outcome.detail = f"AUTH XOAUTH2 as {address} succeeded, and it is accepted as sender."
+        outcome.answer = f"{answer}\nMAIL FROM: {mail_answer}\nRCPT TO: {rcpt_answer}".strip()
+
+    def _tenant(self, outcome: Outcome) -> None:
+        authority = oauth.authority_from_token_endpoint(self.mail.token_endpoint)
+        found = oauth.discover_tenant(authority=authority, timeout=self.timeout)
+        parts = urlsplit(authority)
+        host = parts.netloc
+        detail = f"The tenant exists: its Directory (tenant) ID is {found.tenant_id}."
+        # Entra answers discovery for a tenant of any Microsoft cloud on any of its hosts;
+        # tokens, though, come from the tenant's own cloud.
+        own_host = f"login.{found.cloud_instance}" if found.cloud_instance else ""
+        if (
+            (parts.hostname or "") in MICROSOFT_LOGIN_HOSTS
+            and own_host in MICROSOFT_LOGIN_HOSTS
+            and own_host != parts.hostname
+        ):
+            host = own_host
+            detail += f" It belongs to the cloud signed in at {own_host}, used from now on."
+        token_endpoint = f"https://{host}/{found.tenant_id}/oauth2/v2.0/token"
+        self.outputs.update(tenant_id=found.tenant_id, token_endpoint=token_endpoint)
+        outcome.detail = detail
+        outcome.facts = [
+            ["Directory (tenant) ID", found.tenant_id],
+            ["Token Endpoint", token_endpoint],
+        ]
+        if found.cloud_instance:
+            outcome.facts.append(["Cloud", found.cloud_instance])
 
     def _token(self, outcome: Outcome) -> None:
         self.token = endpoint.acquire_token(self.mail, timeout=self.timeout, fresh=True)
@@ -156,7 +254,7 @@ class Runner:
         authority = oauth.authority_from_token_endpoint(self.mail.token_endpoint)
         outcome.facts = [["Authority", authority]]
 
-    def _token_failure(self, error: oauth.TokenError) -> Outcome:
+    def _token_failure(self, key: str, error: oauth.TokenError) -> Outcome:
         facts = [["Entra error", error.error]] if error.error else []
         if error.error_codes:
             facts.append(["Error codes", ", ".join(str(c) for c in error.error_codes)])
@@ -169,7 +267,11 @@ class Runner:
             "Entra ID did not issue a token.",
             answer=error.message,
             facts=facts,
-            finding=self._diagnose("token", kind=error.kind, codes=error.error_codes),
+            finding=self._diagnose(
+                key,
+                kind=token_check.token_error_kind(error, secret=self.mail.secret),
+                codes=error.error_codes,
+            ),
         )
 
     def _token_contents(self, outcome: Outcome) -> None:
@@ -180,10 +282,23 @@ class Runner:
             return
         if claims.get("oid"):
             self.fill["sp_object_id"] = str(claims["oid"])
+            self.outputs["sp_object_id"] = str(claims["oid"])
         outcome.facts = token_check.claim_facts(claims)
         problems = token_check.claim_problems(claims, self.mail)
+        # Only the setup assistant asks: a second token, for Microsoft Graph, tells whether
+        # Mail.Send was added there instead of SMTP.SendAsApp.
+        if (
+            problems
+            and problems[0][0] == "no_role"
+            and self.scope == RunScope.TOKEN
+            and token_check.has_graph_mail_send(self.mail, timeout=self.timeout)
+        ):
+            problems[0] = ("graph_mail_send", token_check.GRAPH_MAIL_SEND_TEXT)
         if problems:
-            outcome.status = StepStatus.WARNING
+            # Validate goes on to show what Exchange says; a token check has nothing after.
+            outcome.status = (
+                StepStatus.FAILED if self.scope == RunScope.TOKEN else StepStatus.WARNING
+            )
             outcome.detail = " ".join(text for _, text in problems)
             outcome.finding = self._diagnose("token_contents", kind=problems[0][0])
             return

@@ -25,6 +25,7 @@ from smtp_settings import enqueue
 from smtp_settings.models import (
     CONNECTION_FIELDS,
     SECRET_FIELD_BY_AUTH_TYPE,
+    RunScope,
     RunStatus,
     SmtpSettings,
     StepStatus,
@@ -34,7 +35,7 @@ from smtp_settings.models import (
     secrets_moved,
 )
 from smtp_settings.validation import progress
-from smtp_settings.validation.runner import STEP_KEYS, STEP_NAMES, STEPS, Outcome, Runner
+from smtp_settings.validation.runner import Runner, steps_for
 
 logger = logging.getLogger(__name__)
 
@@ -55,10 +56,14 @@ def validation_run_start(
     user: AbstractBaseUser,
     test_recipient: str = "",
     notes: list[str] | None = None,
+    scope: str = RunScope.FULL,
+    mailboxes: list[str] | None = None,
 ) -> ValidationRun:
     """Record a run of validated form values and enqueue it once the row is committed.
 
-    A blank secret means "the stored one", exactly as Save treats it.
+    A blank secret means "the stored one", exactly as Save treats it. ``scope`` runs part
+    of the steps (the setup assistant's checks); a tenant check sends no secret at all.
+    ``mailboxes``: more mailboxes to sign in as after Sender Email, each on its own session.
     """
     # A block, not a decorator: the decorator's frame would show the arguments in error
     # reports, secrets included.
@@ -73,7 +78,7 @@ def validation_run_start(
         candidate = {name: values.get(name, getattr(stored, name)) for name in CONNECTION_FIELDS}
         secret = ""
         secret_field = SECRET_FIELD_BY_AUTH_TYPE.get(candidate["auth_type"])
-        if secret_field:
+        if secret_field and scope != RunScope.TENANT:
             entered = values.get(secret_field) or ""
             if not entered and secret_field in secrets_moved(stored, candidate):
                 raise ValidationNotStarted(
@@ -85,15 +90,19 @@ def validation_run_start(
             candidate["secret_source"] = "entered" if entered else "stored"
         if notes:
             candidate["notes"] = list(notes)  # said with the verdict
+        extra = mailboxes if scope == RunScope.FULL and mailboxes else []
+        if extra:
+            candidate["mailboxes"] = list(extra)
         run = ValidationRun.objects.create(
             requested_by=user,
             candidate=candidate,
             candidate_secret=secret or None,
             test_recipient=test_recipient,
+            scope=scope,
         )
         ValidationStep.objects.bulk_create(
             ValidationStep(run=run, position=position, key=key, name=name)
-            for position, (key, name) in enumerate(STEPS)
+            for position, (key, name) in enumerate(steps_for(scope, extra))
         )
         enqueue.after_commit(VALIDATE_TASK, str(run.id))
         activity_record(
@@ -108,7 +117,8 @@ def validation_run_start(
         )
         # Where Validate connects, for audit: it can point anywhere an administrator types.
         logger.info(
-            "Validate %s by %s: %s:%s, %s, TLS %s, token endpoint %s",
+            "%s %s by %s: %s:%s, %s, TLS %s, token endpoint %s",
+            RunScope(scope).label,
             run.id,
             user.get_username(),
             candidate["smtp_server"],
@@ -201,10 +211,12 @@ def validation_run_execute(*, run_id: str) -> None:
         return
     progress.touch(run_id)
     run = ValidationRun.objects.select_related("requested_by").get(pk=run_id)
+    outputs: dict[str, Any] = {}
     try:
         runner = Runner(run, timeout=float(settings.SMTP_NETWORK_TIMEOUT_SECONDS))
         runner.run()
-        status, summary = _verdict(run, runner.ended)
+        status, summary = _verdict(run, runner)
+        outputs = {"outputs": runner.outputs} if runner.outputs else {}
     except Exception:
         logger.exception("Validation run %s stopped on an unexpected error", run_id)
         run.steps.filter(status__in=[StepStatus.PENDING, StepStatus.RUNNING]).update(
@@ -218,21 +230,22 @@ def validation_run_execute(*, run_id: str) -> None:
         summary=f"{summary} Note: {notes}" if notes else summary,
         finished_at=timezone.now(),
         candidate_secret=None,
+        **outputs,
     )
     progress.touch(run_id, final=True)
 
 
-def _verdict(run: ValidationRun, ended: Mapping[str, Outcome]) -> tuple[str, str]:
-    outcomes = [(key, ended[key]) for key in STEP_KEYS if key in ended]
+def _verdict(run: ValidationRun, runner: Runner) -> tuple[str, str]:
+    outcomes = [(key, runner.ended[key]) for key in runner.keys if key in runner.ended]
     failed = [(key, o) for key, o in outcomes if o.status == StepStatus.FAILED]
     if failed:
         key, outcome = failed[0]
         cause = outcome.finding.cause if outcome.finding else ""
-        return RunStatus.FAILED, f"{STEP_NAMES[key]} failed. {cause or outcome.detail}"
-    warnings = [STEP_NAMES[key] for key, o in outcomes if o.status == StepStatus.WARNING]
+        return RunStatus.FAILED, f"{runner.names[key]} failed. {cause or outcome.detail}"
+    warnings = [runner.names[key] for key, o in outcomes if o.status == StepStatus.WARNING]
     if warnings:
         return RunStatus.WARNING, f"Every step passed, with warnings at {', '.join(warnings)}."
-    send = ended.get("send")
+    send = runner.ended.get("send")
     sent = run.test_recipient and send is not None and send.status == StepStatus.PASSED
     return RunStatus.PASSED, (
         f"Every step passed; a test message went to {run.test_recipient}."
@@ -259,6 +272,8 @@ def validation_run_as_dict(*, run: ValidationRun) -> dict[str, Any]:
         "target": f"{run.candidate.get('smtp_server')}:{run.candidate.get('port')}",
         "sender": run.candidate.get("sender_email", ""),
         "auth_type": run.candidate.get("auth_type", ""),
+        "scope": run.scope,
+        "outputs": run.outputs,
         "steps": [
             {
                 "key": step.key,
@@ -313,4 +328,7 @@ def validation_runs_purge() -> int:
 
 
 def validation_recent_runs(*, limit: int = 10) -> list[ValidationRun]:
-    return list(ValidationRun.objects.select_related("requested_by")[:limit])
+    """Validate's runs (the setup assistant's part checks are shown on its own page)."""
+    return list(
+        ValidationRun.objects.filter(scope=RunScope.FULL).select_related("requested_by")[:limit]
+    )

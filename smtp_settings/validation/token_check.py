@@ -6,6 +6,7 @@ health check, which asks Entra ID for a token with the saved settings and no SMT
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +19,51 @@ SEND_AS_APP_ROLE = "SMTP.SendAsApp"
 EXCHANGE_RESOURCE = "https://outlook.office365.com"
 # Exchange Online's application id: tokens may name it instead of its URL as audience.
 EXCHANGE_APP_ID = "00000002-0000-0ff1-ce00-000000000000"
+# Exchange Online in the US Government and China clouds: the resource each one's scope names.
+SOVEREIGN_EXCHANGE_RESOURCES = ("https://outlook.office365.us", "https://partner.outlook.cn")
+# Microsoft Graph beside each cloud's Exchange Online, for telling Mail.Send apart.
+GRAPH_FOR_EXCHANGE = {
+    EXCHANGE_RESOURCE: "https://graph.microsoft.com",
+    "https://outlook.office365.us": "https://graph.microsoft.us",
+    "https://partner.outlook.cn": "https://microsoftgraph.chinacloudapi.cn",
+}
+GRAPH_MAIL_SEND_TEXT = (
+    f"The token has no {SEND_AS_APP_ROLE} role, and the app holds Microsoft Graph's Mail.Send "
+    "instead: a permission SMTP does not use."
+)
+# Entra's secret IDs are GUIDs; its secret values never are.
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+WRONG_SECRET = 7000215
+
+
+def token_error_kind(error: oauth.TokenError, *, secret: str) -> str:
+    """The kind diagnosis looks up: Entra says only "invalid secret" (AADSTS7000215) when the
+    Secret ID was pasted instead of the Value; the shape of what was sent tells them apart."""
+    if WRONG_SECRET in error.error_codes and _GUID.match(secret.strip()):
+        return "secret_id"
+    return error.kind
+
+
+def has_graph_mail_send(mail: endpoint.MailSettings, *, timeout: float) -> bool:
+    """Whether the app holds Graph's Mail.Send: one token for Microsoft Graph, read only."""
+    scopes = endpoint.split_scopes(mail.scopes)
+    resource = scopes[0].removesuffix("/.default").rstrip("/") if scopes else ""
+    graph = GRAPH_FOR_EXCHANGE.get(resource)
+    if graph is None:
+        return False
+    try:
+        token = oauth.acquire_token(
+            token_endpoint=mail.token_endpoint,
+            client_id=mail.client_id,
+            client_secret=mail.secret,
+            scopes=[f"{graph}/.default"],
+            timeout=timeout,
+            fresh=True,
+        )
+    except oauth.TokenError:
+        return False
+    claims = jwt_claims.read_claims(token.access_token) or {}
+    return "Mail.Send" in [str(role) for role in claims.get("roles") or []]
 
 
 def claim_facts(claims: dict[str, Any]) -> list[list[str]]:
@@ -40,7 +86,8 @@ def claim_problems(claims: dict[str, Any], mail: endpoint.MailSettings) -> list[
     problems: list[tuple[str, str]] = []
     # Exchange accepts only tokens issued for itself, whatever the scope asked for.
     audience = str(claims.get("aud", "")).rstrip("/")
-    if audience and audience not in (EXCHANGE_RESOURCE, EXCHANGE_APP_ID):
+    exchange = (EXCHANGE_RESOURCE, EXCHANGE_APP_ID, *SOVEREIGN_EXCHANGE_RESOURCES)
+    if audience and audience not in exchange:
         problems.append(
             ("wrong_audience", f"The token is for {audience}, not for {EXCHANGE_RESOURCE}.")
         )
@@ -78,7 +125,7 @@ def check_token(mail: endpoint.MailSettings, *, timeout: float) -> TokenCheck:
     except oauth.TokenError as error:
         finding = diagnosis.diagnose(
             "token",
-            kind=error.kind,
+            kind=token_error_kind(error, secret=mail.secret),
             codes=error.error_codes,
             auth_type=mail.auth_type,
             values=values,

@@ -18,12 +18,20 @@ class App:
     client_id: str
     # secret value -> expired?
     secrets: dict[str, bool] = field(default_factory=dict)
+    # secret value -> its Secret ID (a GUID), as Certificates & secrets lists them side by side.
+    secret_ids: dict[str, str] = field(default_factory=dict)
     # Application permissions granted with admin consent, per resource.
     roles: dict[str, list[str]] = field(default_factory=lambda: {EXCHANGE_RESOURCE: [SEND_AS_APP]})
     enabled: bool = True
     blocked_by_conditional_access: bool = False
     # The Enterprise application's object id: the token's oid claim.
     service_principal_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    def add_secret(self, value: str, *, expired: bool = False) -> str:
+        """A new client secret; returns its Secret ID."""
+        self.secrets[value] = expired
+        self.secret_ids[value] = str(uuid.uuid4())
+        return self.secret_ids[value]
 
 
 @dataclass
@@ -53,7 +61,8 @@ class Tenant:
     smtp_auth_disabled: bool = False
 
     def add_app(self, client_id: str, secret: str, **kwargs: object) -> App:
-        app = App(client_id=client_id, secrets={secret: False}, **kwargs)  # type: ignore[arg-type]
+        app = App(client_id=client_id, **kwargs)  # type: ignore[arg-type]
+        app.add_secret(secret)
         self.apps[client_id] = app
         return app
 

@@ -107,7 +107,10 @@ class EntraStandIn:
         return {
             "issuer": f"{self.base_url}/{issuer_tenant}/v2.0",
             "authorization_endpoint": f"{self.base_url}/{segment}/oauth2/v2.0/authorize",
-            "token_endpoint": self.discovery_token_endpoint or self.token_endpoint(segment),
+            # Entra names the tenant by its ID here, whichever name it was asked for.
+            "token_endpoint": self.discovery_token_endpoint
+            or self.token_endpoint(tenant.tenant_id if tenant else segment),
+            "cloud_instance_name": "microsoftonline.com",
             "jwks_uri": f"{self.base_url}/{segment}/discovery/v2.0/keys",
             "token_endpoint_auth_methods_supported": ["client_secret_post"],
             "response_types_supported": ["code", "id_token", "token"],

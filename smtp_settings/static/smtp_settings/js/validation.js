@@ -35,7 +35,10 @@
   // The run page: keep polling while the run is unfinished.
   const section = document.getElementById("validation");
   if (section && section.dataset.poll === "true") {
-    poll(section.dataset.statusUrl, section, null);
+    // Manage SMTP keeps its heading and the body the Validate button fills.
+    poll(section.dataset.statusUrl, document.getElementById("validation-body") || section, function () {
+      refreshRecentRuns();
+    });
   }
 
   // Manage SMTP: the Validate button.

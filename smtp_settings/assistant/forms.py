@@ -1,0 +1,116 @@
+"""The setup assistant's forms, one per part of the page: field rules only, no network."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+
+from smtp_settings import validators
+from smtp_settings.assistant import clouds
+from smtp_settings.forms import SecretInput, StrictEmailField
+
+
+class AppForm(forms.Form):
+    """Step 1: which cloud, which tenant, which app."""
+
+    cloud = forms.ChoiceField(
+        label="Microsoft cloud",
+        help_text="Where your tenant lives. Almost every organisation: Microsoft 365 worldwide.",
+    )
+    tenant = forms.CharField(
+        label="Directory (tenant) ID",
+        max_length=253,
+        validators=[validators.validate_tenant],
+        help_text="On the app registration's Overview page. One of the tenant's domains "
+        "(contoso.onmicrosoft.com) works too: the check looks up the ID.",
+    )
+    client_id = forms.CharField(
+        label="Application (client) ID",
+        max_length=36,
+        validators=[validators.validate_client_id],
+        help_text="On the same Overview page, above the Directory (tenant) ID.",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["cloud"].choices = clouds.cloud_choices()  # type: ignore[attr-defined]
+
+    def clean_tenant(self) -> str:
+        return self.cleaned_data["tenant"].strip().lower()
+
+    def clean_client_id(self) -> str:
+        return self.cleaned_data["client_id"].strip().lower()
+
+
+class SecretForm(forms.Form):
+    """Step 4: the secret's Value and its expiry date."""
+
+    client_secret = forms.CharField(
+        label="Client secret Value",
+        max_length=1024,
+        required=False,
+        widget=SecretInput(),
+        help_text="The Value column, copied right after creating the secret (Entra shows it "
+        "only then). The Secret ID beside it is not the secret.",
+    )
+    secret_expiration_date = forms.DateField(
+        label="Secret Expiration Date",
+        required=False,
+        validators=[validators.validate_expiration_date],
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+        help_text='The "Expires" date beside the secret: reminders go out before it.',
+    )
+
+    def __init__(self, *args: Any, secret_held: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.secret_held = secret_held
+
+    def clean_client_secret(self) -> str:
+        value: str = self.cleaned_data.get("client_secret") or ""
+        if not value.strip() and not self.secret_held:
+            raise forms.ValidationError("Paste the secret's Value from Certificates & secrets.")
+        if value != value.strip() or any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+            raise forms.ValidationError(
+                "The Value has spaces or line breaks around it: copy it again with the copy "
+                "icon next to it."
+            )
+        return value
+
+
+class MailboxForm(forms.Form):
+    """Step 5: the mailbox (or mailboxes) the app sends as, and the SMTP server."""
+
+    sender_email = StrictEmailField(
+        label="Sender Email",
+        max_length=254,
+        help_text="The mailbox the console sends as; the app gets FullAccess on it.",
+    )
+    use_sender_email = forms.BooleanField(
+        label="Use sender email",
+        required=False,
+        help_text="On: every message goes out from Sender Email, so only that mailbox needs "
+        "access. Off: messages keep each user's address, and each such mailbox needs access.",
+    )
+    mailboxes = forms.CharField(
+        label="Other mailboxes that send",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Only with Use sender email off: every user mailbox that sends through the "
+        "console, separated by commas or lines.",
+    )
+    smtp_server = forms.CharField(
+        label="SMTP Server",
+        max_length=253,
+        validators=[validators.validate_host],
+        help_text="Exchange Online: smtp.office365.com (filled in for the cloud chosen above).",
+    )
+    port = forms.IntegerField(
+        label="Port",
+        min_value=1,
+        max_value=65535,
+        help_text="587: STARTTLS, as Exchange Online expects.",
+    )
+
+    def clean_mailboxes(self) -> str:
+        return ", ".join(validators.parse_addresses(self.cleaned_data.get("mailboxes", "")))

@@ -1,0 +1,153 @@
+"""The Set up Microsoft 365 page: parse the request, call the assistant's services, render.
+
+Every part is a plain form that posts and comes back to the page, so it works without
+JavaScript; a check's result shows as it ends (the page polls) or on reload.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from smtp_settings.assistant import service
+from smtp_settings.assistant.forms import AppForm, MailboxForm, SecretForm
+from smtp_settings.assistant.script import SCRIPT_FILENAME
+from smtp_settings.permissions import administrator_required
+from smtp_settings.validation import service as validation
+
+PARTS = {"app": 1, "consent": 3, "secret": 4, "mailbox": 5}
+
+
+def _session_key(request: HttpRequest) -> str | None:
+    return request.session.session_key
+
+
+def _forms(state: service.SetupState, data: Any = None, part: str = "") -> dict[str, Any]:
+    row = state.row
+    initial_app = {"cloud": row.cloud, "tenant": row.tenant, "client_id": row.client_id}
+    initial_secret = {"secret_expiration_date": row.secret_expiration_date}
+    initial_mailbox = {name: getattr(row, name) for name in service.MAILBOX_FIELDS}
+    return {
+        "app_form": AppForm(data if part == "app" else None, initial=initial_app),
+        "secret_form": SecretForm(
+            data if part == "secret" else None,
+            initial=initial_secret,
+            secret_held=state.held is not None,
+        ),
+        "mailbox_form": MailboxForm(data if part == "mailbox" else None, initial=initial_mailbox),
+    }
+
+
+def _page(request: HttpRequest, forms: dict[str, Any] | None = None, status: int = 200) -> Any:
+    state = service.setup_state(user=request.user, session_key=_session_key(request))
+    runs = {
+        name: validation.validation_run_as_dict(run=run) if run else None
+        for name, run in state.runs.items()
+    }
+    failed = {
+        name: service.setup_failed_step(run=run) if run else "" for name, run in state.runs.items()
+    }
+    redirect_uri = request.build_absolute_uri(reverse("smtp_settings:setup"))
+    context = {
+        "state": state,
+        "runs": runs,
+        "failed": failed,
+        "polling": any(run and not run["finished"] for run in runs.values()),
+        "consent_url": state.consent_url(redirect_uri=redirect_uri) if state.app_known else "",
+        "redirect_uri": redirect_uri,
+        "script": state.script() if state.app_known and state.mailboxes else "",
+        "script_filename": SCRIPT_FILENAME,
+        # Entra sends the administrator back here after the admin consent URL.
+        "consent_answer": {
+            key: request.GET[key]
+            for key in ("admin_consent", "error", "error_description")
+            if key in request.GET
+        },
+        **(forms or _forms(state)),
+    }
+    return render(request, "smtp_settings/setup.html", context, status=status)
+
+
+@administrator_required
+@require_http_methods(["GET", "POST"])
+@sensitive_post_parameters("client_secret")
+@sensitive_variables("form", "forms", "values", "secret")
+def setup(request: HttpRequest) -> HttpResponse:
+    if request.method == "GET":
+        return _page(request)
+    part = request.POST.get("part", "")
+    if part not in PARTS:
+        return HttpResponse("Unknown part of the setup assistant.", status=400)
+    state = service.setup_state(user=request.user, session_key=_session_key(request))
+    forms = _forms(state, request.POST, part)
+    form = forms.get(f"{part}_form")
+    if form is not None:
+        if not form.is_valid():
+            return _page(request, forms, status=400)
+        values = dict(form.cleaned_data)
+        secret = values.pop("client_secret", "")
+        service.setup_assistant_save(user=request.user, values=values)
+        if secret:
+            if not state.app_known:
+                messages.error(request, "Fill in step 1 first: a secret belongs to its app.")
+                return redirect(f"{reverse('smtp_settings:setup')}#step-1")
+            if not request.session.session_key:
+                request.session.save()
+            service.setup_secret_hold(
+                user=request.user,
+                session_key=request.session.session_key or "",
+                secret=secret,
+                login_host=urlsplit(state.token_endpoint).netloc,
+                client_id=state.row.client_id,
+            )
+    check = {"app": "tenant", "consent": "token", "secret": "token", "mailbox": "mailbox"}[part]
+    if request.POST.get("action") != "save":
+        try:
+            service.setup_check_start(
+                user=request.user, session_key=_session_key(request), check=check
+            )
+        except (service.SetupNotReady, validation.ValidationNotStarted) as refusal:
+            # Said at the top of the page: the page opens there, not at the step.
+            messages.error(request, str(refusal))
+            return redirect("smtp_settings:setup")
+    return redirect(f"{reverse('smtp_settings:setup')}#step-{PARTS[part]}")
+
+
+@administrator_required
+@require_GET
+def setup_script(request: HttpRequest) -> HttpResponse:
+    """The Exchange Online PowerShell, as a .ps1 file."""
+    state = service.setup_state(user=request.user, session_key=_session_key(request))
+    if not state.app_known or not state.mailboxes:
+        messages.error(request, "Fill in steps 1 and 5 first: the script needs their values.")
+        return redirect("smtp_settings:setup")
+    response = HttpResponse(state.script(), content_type="text/plain; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{SCRIPT_FILENAME}"'
+    return response
+
+
+@administrator_required
+@require_POST
+def setup_use(request: HttpRequest) -> HttpResponse:
+    """Fill Manage SMTP with the assistant's values and validate them; nothing is saved."""
+    try:
+        run = service.setup_use_settings(user=request.user, session_key=_session_key(request))
+    except (service.SetupNotReady, validation.ValidationNotStarted) as refusal:
+        messages.error(request, str(refusal))
+        return redirect("smtp_settings:setup")
+    return redirect(f"{reverse('smtp_settings:manage')}?from=setup&run={run.id}#validation")
+
+
+@administrator_required
+@require_POST
+def setup_restart(request: HttpRequest) -> HttpResponse:
+    service.setup_assistant_restart(user=request.user)
+    messages.success(request, "The setup assistant starts over; nothing in Manage SMTP changed.")
+    return redirect("smtp_settings:setup")
