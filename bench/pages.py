@@ -127,6 +127,7 @@ def measure(*, form_values: dict[str, Any]) -> list[dict[str, Any]]:
         "run status.json": started["status_url"],
         "Outbox": reverse("smtp_settings:outbox"),
         "Outbox message": reverse("smtp_settings:outbox_message", args=[Email.objects.first().pk]),
+        "Set up Microsoft 365": reverse("smtp_settings:setup"),
         "Users": reverse("accounts:users"),
         "Activity": reverse("activity"),
         "healthz/live": "/healthz/live",
