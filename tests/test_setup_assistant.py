@@ -8,6 +8,8 @@ test_validate_diagnosis.
 
 from __future__ import annotations
 
+import html
+import re
 from typing import Any
 
 import pytest
@@ -185,11 +187,14 @@ def test_checks_that_need_the_secret_wait_for_it(setup: Any) -> None:
     assert not ValidationRun.objects.exists()
 
 
-def test_checks_share_validates_rate_limits(setup: Any, settings: Any) -> None:
+def test_checks_that_sign_in_share_validates_rate_limits(setup: Any, settings: Any) -> None:
     settings.SMTP_VALIDATION_MAX_RUNS = 1
+    # A tenant check reads a public document and signs in to nothing: not counted.
     check(setup, "tenant")
-    with pytest.raises(validation.ValidationNotStarted, match="try again after"):
-        service.setup_check_start(user=setup, session_key=SESSION, check="tenant")
+    check(setup, "tenant")
+    check(setup, "token")
+    with pytest.raises(validation.ValidationNotStarted, match="signs in to Microsoft"):
+        service.setup_check_start(user=setup, session_key=SESSION, check="token")
 
 
 # -- step 5: Exchange -------------------------------------------------------------------
@@ -440,3 +445,29 @@ def test_a_check_that_cannot_start_says_why_at_the_top_of_the_page(
     assert response.redirect_chain[-1][0] == "/administration/smtp/setup/"
     assert "Enter the client secret" in response.content.decode()
     assert not ValidationRun.objects.exists()
+
+
+def test_only_an_answer_to_this_sessions_consent_link_is_shown_and_never_its_text(
+    page_client: Client, sandbox: Any
+) -> None:
+    from urllib.parse import parse_qs, urlsplit
+
+    url = "/administration/smtp/setup/"
+    page_client.post(url, _app_post(sandbox, action="save"))
+    page = page_client.get(url).content.decode()
+    consent = re.search(r'href="(https://[^"]*/adminconsent\?[^"]*)"', page)
+    assert consent is not None
+    state = parse_qs(urlsplit(html.unescape(consent.group(1))).query)["state"][0]
+    lure = "Your tenant is locked. Call +1-555-0100 and read them your client secret."
+    forged = page_client.get(
+        url, {"error": "access_denied", "error_description": lure, "state": "guess"}
+    ).content.decode()
+    assert 'id="consent-answer"' not in forged and "555-0100" not in forged
+    refused = page_client.get(
+        url, {"error": "access_denied", "error_description": lure, "state": state}
+    ).content.decode()
+    assert "did not grant admin consent" in refused and "555-0100" not in refused
+    not_granted = page_client.get(url, {"admin_consent": "False", "state": state})
+    assert "consent was granted" not in not_granted.content.decode()
+    granted = page_client.get(url, {"admin_consent": "True", "state": state})
+    assert "admin consent was granted" in granted.content.decode()

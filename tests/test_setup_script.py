@@ -125,6 +125,7 @@ def test_admin_consent_url_follows_the_documentation() -> None:
         client_id=APP,
         scope="https://outlook.office365.com/.default",
         redirect_uri="https://console.example/administration/smtp/setup/",
+        state="session-value",
     )
     parts = urlsplit(url)
     assert f"{parts.scheme}://{parts.netloc}{parts.path}" == (
@@ -134,6 +135,7 @@ def test_admin_consent_url_follows_the_documentation() -> None:
         "client_id": [APP],
         "scope": ["https://outlook.office365.com/.default"],
         "redirect_uri": ["https://console.example/administration/smtp/setup/"],
+        "state": ["session-value"],
     }
 
 

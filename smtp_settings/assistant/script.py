@@ -18,10 +18,15 @@ SCRIPT_FILENAME = "sei-exchange-smtp-setup.ps1"
 
 
 def admin_consent_url(
-    *, login_host: str, tenant: str, client_id: str, scope: str, redirect_uri: str
+    *, login_host: str, tenant: str, client_id: str, scope: str, redirect_uri: str, state: str
 ) -> str:
-    """The documentation's ``/v2.0/adminconsent`` address for this tenant and app."""
-    query = urlencode({"client_id": client_id, "scope": scope, "redirect_uri": redirect_uri})
+    """The documentation's ``/v2.0/adminconsent`` address for this tenant and app.
+
+    ``state`` comes back with Entra's answer: an answer without this session's value was
+    not started here, and is ignored."""
+    query = urlencode(
+        {"client_id": client_id, "scope": scope, "redirect_uri": redirect_uri, "state": state}
+    )
     return f"https://{login_host}/{tenant}/v2.0/adminconsent?{query}"
 
 

@@ -199,13 +199,14 @@ class SetupState:
     def app_known(self) -> bool:
         return bool(self.row.tenant and self.row.client_id)
 
-    def consent_url(self, *, redirect_uri: str) -> str:
+    def consent_url(self, *, redirect_uri: str, state: str) -> str:
         return script.admin_consent_url(
             login_host=urlsplit(self.token_endpoint).netloc or self.cloud.login_host,
             tenant=self.tenant_id or self.row.tenant,
             client_id=self.row.client_id,
             scope=self.cloud.scope,
             redirect_uri=redirect_uri,
+            state=state,
         )
 
     def script(self) -> str:

@@ -6,6 +6,7 @@ JavaScript; a check's result shows as it ends (the page polls) or on reload.
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -55,24 +56,42 @@ def _page(request: HttpRequest, forms: dict[str, Any] | None = None, status: int
         name: service.setup_failed_step(run=run) if run else "" for name, run in state.runs.items()
     }
     redirect_uri = request.build_absolute_uri(reverse("smtp_settings:setup"))
+    consent_state = _consent_state(request)
     context = {
         "state": state,
         "runs": runs,
         "failed": failed,
         "polling": any(run and not run["finished"] for run in runs.values()),
-        "consent_url": state.consent_url(redirect_uri=redirect_uri) if state.app_known else "",
+        "consent_url": (
+            state.consent_url(redirect_uri=redirect_uri, state=consent_state)
+            if state.app_known
+            else ""
+        ),
         "redirect_uri": redirect_uri,
         "script": state.script() if state.app_known and state.mailboxes else "",
         "script_filename": SCRIPT_FILENAME,
-        # Entra sends the administrator back here after the admin consent URL.
-        "consent_answer": {
-            key: request.GET[key]
-            for key in ("admin_consent", "error", "error_description")
-            if key in request.GET
-        },
+        "consent_answer": _consent_answer(request, consent_state),
         **(forms or _forms(state)),
     }
     return render(request, "smtp_settings/setup.html", context, status=status)
+
+
+def _consent_state(request: HttpRequest) -> str:
+    """This session's value for the consent address's ``state``."""
+    if "setup_consent_state" not in request.session:
+        request.session["setup_consent_state"] = secrets.token_urlsafe(16)
+    return request.session["setup_consent_state"]
+
+
+def _consent_answer(request: HttpRequest, expected_state: str) -> str:
+    """Entra's answer when it sends the administrator back from the consent address:
+    "granted", "refused" or "" (none, or not an answer to this session's address). Only
+    the outcome is shown, never Entra's description: anyone can put text in a link."""
+    if not secrets.compare_digest(request.GET.get("state", ""), expected_state):
+        return ""
+    if request.GET.get("admin_consent") == "True" and "error" not in request.GET:
+        return "granted"
+    return "refused" if "error" in request.GET or "admin_consent" in request.GET else ""
 
 
 @administrator_required

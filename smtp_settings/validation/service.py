@@ -107,12 +107,7 @@ def validation_run_start(
         enqueue.after_commit(VALIDATE_TASK, str(run.id))
         activity_record(
             kind=Kind.VALIDATION_STARTED,
-            summary=(
-                f"Validate started: {candidate['smtp_server']}:{candidate['port']}, "
-                f"{candidate['auth_type']}, sender {candidate.get('sender_email') or '-'}"
-                + (f", test e-mail to {test_recipient}" if test_recipient else "")
-                + "."
-            ),
+            summary=_started_summary(scope, candidate, test_recipient),
             actor=user,
         )
         # Where Validate connects, for audit: it can point anywhere an administrator types.
@@ -174,6 +169,19 @@ def validation_runs_expire_abandoned(*, run_id: str | None = None) -> int:
     return expired
 
 
+def _started_summary(scope: str, candidate: Mapping[str, Any], test_recipient: str) -> str:
+    if scope == RunScope.TENANT:
+        return f"Tenant check started: {candidate.get('token_endpoint') or '-'}."
+    what = RunScope(scope).label
+    return (
+        f"{what} started: {candidate['smtp_server']}:{candidate['port']}, "
+        f"{candidate['auth_type']}, sender {candidate.get('sender_email') or '-'}"
+        + (f", client {candidate['client_id']}" if candidate.get("client_id") else "")
+        + (f", test e-mail to {test_recipient}" if test_recipient else "")
+        + "."
+    )
+
+
 def _check_guard_rails(user: AbstractBaseUser) -> None:
     # Two clicks at once must not both pass: the user's row serialises them.
     get_user_model().objects.select_for_update().filter(pk=user.pk).exists()
@@ -184,8 +192,10 @@ def _check_guard_rails(user: AbstractBaseUser) -> None:
             "starting another."
         )
     window = timedelta(seconds=settings.SMTP_VALIDATION_WINDOW_SECONDS)
+    # A tenant check only reads Microsoft's public discovery document: no sign-in to count.
     recent = list(
         mine.filter(created_at__gte=timezone.now() - window)
+        .exclude(scope=RunScope.TENANT)
         .order_by("created_at")
         .values_list("created_at", flat=True)
     )
@@ -193,8 +203,9 @@ def _check_guard_rails(user: AbstractBaseUser) -> None:
         retry_at = timezone.localtime(recent[0] + window)
         raise ValidationNotStarted(
             f"You have started {len(recent)} validations in the last "
-            f"{window.seconds // 60} minutes; try again after {retry_at:%H:%M}. Repeated "
-            "failed sign-ins can get an Exchange mailbox blocked for a while (550 5.2.251)."
+            f"{window.seconds // 60} minutes; try again after {retry_at:%H:%M}. Each one "
+            "signs in to Microsoft, and repeated failed sign-ins can get the app or an "
+            "Exchange mailbox blocked for a while (550 5.2.251)."
         )
 
 
