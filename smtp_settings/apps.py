@@ -10,3 +10,4 @@ class SmtpSettingsConfig(AppConfig):
 
     def ready(self) -> None:
         from smtp_settings import signin  # noqa: F401  (connects the sign-in log)
+        from smtp_settings.assistant import service  # noqa: F401  (erases on sign-out)

@@ -471,3 +471,22 @@ def test_only_an_answer_to_this_sessions_consent_link_is_shown_and_never_its_tex
     assert "consent was granted" not in not_granted.content.decode()
     granted = page_client.get(url, {"admin_consent": "True", "state": state})
     assert "admin consent was granted" in granted.content.decode()
+
+
+def test_signing_out_erases_the_held_secret(page_client: Client, sandbox: Any) -> None:
+    from smtp_settings.models import SetupSecret
+
+    url = "/administration/smtp/setup/"
+    page_client.post(url, _app_post(sandbox, action="save"))
+    page_client.post(
+        url,
+        {
+            "part": "secret",
+            "action": "save",
+            "client_secret": CLIENT_SECRET,
+            "secret_expiration_date": "2099-12-31",
+        },
+    )
+    assert SetupSecret.objects.exists()
+    page_client.post("/logout/")
+    assert not SetupSecret.objects.exists()

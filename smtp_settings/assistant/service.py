@@ -16,7 +16,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.signals import user_logged_out
 from django.db import transaction
+from django.dispatch import receiver
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
@@ -168,6 +170,14 @@ def setup_secret_read(*, user: AbstractBaseUser, session_key: str | None) -> Hel
 
 def setup_secret_erase(*, user: AbstractBaseUser) -> None:
     SetupSecret.objects.filter(user=user).delete()
+
+
+@receiver(user_logged_out)
+def _erase_on_sign_out(sender: Any, request: Any, user: AbstractBaseUser | None, **_: Any) -> None:
+    # The held secret belongs to the session that typed it; once that ends, nothing can
+    # reach it, so it goes at once rather than at its expiry.
+    if user is not None:
+        setup_secret_erase(user=user)
 
 
 def setup_secrets_purge() -> int:
