@@ -161,9 +161,12 @@ def test_an_unknown_client_id_is_blamed_on_step_one(setup: Any) -> None:
         user=setup, values={"client_id": "0e9f7a3c-1111-4222-8333-944455556666"}
     )
     SetupSecret.objects.update(client_id="0e9f7a3c-1111-4222-8333-944455556666")
+    check(setup, "tenant")  # the tenant exists: step 1 looks done...
     result = check(setup, "token")
     assert result["by_step"]["token"]["diagnosis"] == "aadsts_unknown_app"
     assert result["failed_step"] == "1: Register the app"
+    # ...until the token request shows the client ID is no app of it.
+    assert not service.setup_state(user=setup, session_key=SESSION).done[1]
 
 
 def test_an_expired_secret_fails_at_step_four(setup: Any, sandbox: Any) -> None:
@@ -250,6 +253,24 @@ def test_with_use_sender_email_off_every_listed_mailbox_is_checked(
     assert failed["status"] == "failed" and failed["diagnosis"] == "auth_token_rejected"
     assert any("'support@sandbox.example'" in command for command in failed["commands"])
     assert result["failed_step"].startswith("5: Register the service principal")
+
+
+def test_a_mailbox_check_of_other_mailboxes_is_out_of_date(setup: Any, sandbox: Any) -> None:
+    assert check(setup, "mailbox")["status"] == "passed"
+    assert service.setup_state(user=setup, session_key=SESSION).done[5]
+    service.setup_assistant_save(
+        user=setup, values={"use_sender_email": False, "mailboxes": "nobody@sandbox.example"}
+    )
+    state = service.setup_state(user=setup, session_key=SESSION)
+    assert state.runs["mailbox"] is None and not state.done[5]
+
+
+def test_a_secret_refused_later_undoes_the_mailbox_steps_pass(setup: Any, sandbox: Any) -> None:
+    assert check(setup, "mailbox")["status"] == "passed"
+    hold(setup, sandbox, "not the secret")
+    assert check(setup, "token")["failed_step"] == "4: Create a client secret"
+    done = service.setup_state(user=setup, session_key=SESSION).done
+    assert not done[4] and not done[5]
 
 
 def test_a_check_of_other_values_is_out_of_date(setup: Any) -> None:

@@ -280,7 +280,19 @@ def setup_state(*, user: AbstractBaseUser, session_key: str | None) -> SetupStat
         and not held.fits(token_endpoint=token_endpoint, client_id=row.client_id)
     ):
         held = None
+    if mailbox_run is not None and (
+        bool(mailbox_run.candidate.get("use_sender_email")) != row.use_sender_email
+        or [m.lower() for m in mailbox_run.candidate.get("mailboxes") or []]
+        != [m.lower() for m in ([] if row.use_sender_email else mailboxes[1:])]
+    ):
+        mailbox_run = None  # it checked other mailboxes than the ones listed now
     token_steps = _step_statuses(token_run)
+    token_failed = token_run is not None and token_run.is_finished and not _passed(token_run)
+    # A later check can find out that an earlier step is wrong after all: a token refused
+    # for an unknown client ID undoes step 1; a secret refused now undoes step 5's pass.
+    undone = {_failed_at(token_run)} if token_failed else set()
+    if token_failed and mailbox_run is not None and token_run.created_at > mailbox_run.created_at:
+        undone.add(5)
     done = {
         1: _passed(tenant_run),
         2: token_steps.get("token_contents") in (StepStatus.PASSED,),
@@ -288,6 +300,7 @@ def setup_state(*, user: AbstractBaseUser, session_key: str | None) -> SetupStat
         4: token_steps.get("token") == StepStatus.PASSED,
         5: _passed(mailbox_run),
     }
+    done = {number: passed and number not in undone for number, passed in done.items()}
     return SetupState(
         row=row,
         cloud=cloud,
@@ -320,16 +333,23 @@ STEP_OF_DIAGNOSIS = {
 }
 
 
-def setup_failed_step(*, run: ValidationRun) -> str:
-    """The assistant's step a finished check failed at, in its own words ("" if none)."""
-    for step in run.steps.all():
+def _failed_at(run: ValidationRun | None) -> int:
+    """The assistant's step number a check failed at (0 if none)."""
+    for step in run.steps.all() if run is not None else []:
         if step.status == StepStatus.FAILED:
             key = "mailbox" if step.key.startswith(MAILBOX_STEP_PREFIX) else step.key
-            number = STEP_OF_DIAGNOSIS.get(step.diagnosis) or STEP_OF_RUN_STEP.get(key, 0)
-            if number == STEP_OF_RUN_STEP["token_contents"]:
-                return "2 and 3: Add SMTP.SendAsApp and grant admin consent"
-            return f"{number}: {STEP_TITLES.get(number, step.name)}"
-    return ""
+            return STEP_OF_DIAGNOSIS.get(step.diagnosis) or STEP_OF_RUN_STEP.get(key, 0)
+    return 0
+
+
+def setup_failed_step(*, run: ValidationRun) -> str:
+    """The assistant's step a finished check failed at, in its own words ("" if none)."""
+    number = _failed_at(run)
+    if not number:
+        return ""
+    if number == STEP_OF_RUN_STEP["token_contents"]:
+        return "2 and 3: Add SMTP.SendAsApp and grant admin consent"
+    return f"{number}: {STEP_TITLES.get(number, '')}"
 
 
 # -- the checks -------------------------------------------------------------------------
