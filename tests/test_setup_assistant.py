@@ -511,3 +511,24 @@ def test_signing_out_erases_the_held_secret(page_client: Client, sandbox: Any) -
     assert SetupSecret.objects.exists()
     page_client.post("/logout/")
     assert not SetupSecret.objects.exists()
+
+
+def test_a_past_expiry_date_is_refused_next_to_its_field(
+    page_client: Client, sandbox: Any
+) -> None:
+    from smtp_settings.models import SetupSecret
+
+    url = "/administration/smtp/setup/"
+    page_client.post(url, _app_post(sandbox, action="save"))
+    response = page_client.post(
+        url,
+        {
+            "part": "secret",
+            "action": "save",
+            "client_secret": CLIENT_SECRET,
+            "secret_expiration_date": "2020-01-01",
+        },
+    )
+    assert response.status_code == 400
+    assert "2020-01-01 is in the past" in response.content.decode()
+    assert not SetupSecret.objects.exists()  # nothing kept from a refused form

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from django import forms
+from django.utils import timezone
 
 from smtp_settings import validators
 from smtp_settings.assistant import clouds
@@ -65,6 +67,17 @@ class SecretForm(forms.Form):
     def __init__(self, *args: Any, secret_held: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.secret_held = secret_held
+
+    def clean_secret_expiration_date(self) -> date | None:
+        # A new secret expires in the future; a past date is a mistyped or an old secret's
+        # date, and the reminders would never come.
+        value: date | None = self.cleaned_data.get("secret_expiration_date")
+        if value is not None and value < timezone.localdate():
+            raise forms.ValidationError(
+                f"{value:%Y-%m-%d} is in the past. Copy the Expires date of the secret you "
+                "just created (a secret past that date no longer works)."
+            )
+        return value
 
     def clean_client_secret(self) -> str:
         value: str = self.cleaned_data.get("client_secret") or ""
