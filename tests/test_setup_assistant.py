@@ -513,9 +513,7 @@ def test_signing_out_erases_the_held_secret(page_client: Client, sandbox: Any) -
     assert not SetupSecret.objects.exists()
 
 
-def test_a_past_expiry_date_is_refused_next_to_its_field(
-    page_client: Client, sandbox: Any
-) -> None:
+def test_a_past_expiry_date_is_refused_next_to_its_field(page_client: Client, sandbox: Any) -> None:
     from smtp_settings.models import SetupSecret
 
     url = "/administration/smtp/setup/"
@@ -532,3 +530,16 @@ def test_a_past_expiry_date_is_refused_next_to_its_field(
     assert response.status_code == 400
     assert "2020-01-01 is in the past" in response.content.decode()
     assert not SetupSecret.objects.exists()  # nothing kept from a refused form
+
+
+def test_a_failed_mailbox_check_points_at_the_script_instead_of_repeating_part_of_it(
+    setup: Any, sandbox: Any
+) -> None:
+    sandbox.tenant.exchange_service_principals.clear()
+    assert check(setup, "mailbox")["failed_step"].startswith("5:")
+    client = Client()
+    client.force_login(setup)
+    page = client.get("/administration/smtp/setup/").content.decode()
+    assert 'class="fix script-above"' in page
+    assert "&lt;SERVICE_PRINCIPAL_ID&gt;" not in page
+    assert page.count("New-ServicePrincipal") == page.count('id="ps-script"') == 1
