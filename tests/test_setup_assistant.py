@@ -543,3 +543,19 @@ def test_a_failed_mailbox_check_points_at_the_script_instead_of_repeating_part_o
     assert 'class="fix script-above"' in page
     assert "&lt;SERVICE_PRINCIPAL_ID&gt;" not in page
     assert page.count("New-ServicePrincipal") == page.count('id="ps-script"') == 1
+
+
+def test_starting_over_forgets_progress_and_the_held_secret_but_not_manage_smtp(
+    setup: Any,
+) -> None:
+    from smtp_settings.models import SetupSecret
+
+    check(setup, "tenant")
+    client = Client()
+    client.force_login(setup)
+    page = client.get("/administration/smtp/setup/").content.decode()
+    assert '<details class="help" id="restart-box">' in page  # asked for, not one click away
+    client.post("/administration/smtp/setup/restart/")
+    state = service.setup_state(user=setup, session_key=SESSION)
+    assert not state.row.tenant and state.runs["tenant"] is None
+    assert not SetupSecret.objects.exists()
