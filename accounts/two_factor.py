@@ -107,6 +107,13 @@ def two_factor_check_code(*, user: AbstractBaseUser, code: str) -> CodeCheck:
         return CodeCheck(device=None)
 
 
+def two_factor_setup_wait(*, user: AbstractBaseUser) -> int:
+    """Seconds before django-otp checks another code for the app being set up (it pauses
+    after wrong ones, and refuses even the right code until then)."""
+    device = TOTPDevice.objects.filter(user=user, confirmed=False).order_by("pk").first()
+    return _wait(device) if device is not None else 0
+
+
 def two_factor_enrol(
     *, user: AbstractBaseUser, code: str, address: str | None = None
 ) -> list[str] | None:

@@ -15,6 +15,7 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import AbstractBaseUser
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.debug import sensitive_post_parameters
@@ -100,8 +101,8 @@ def signin_code(request: HttpRequest) -> HttpResponse:
 def _wrong_code_text(wait_seconds: int) -> str:
     if wait_seconds:
         return (
-            f"Too many wrong codes in a row: wait {wait_seconds} seconds, then type the code "
-            "your app shows at that moment."
+            f"Too many wrong codes in a row: wait {wait_seconds} "
+            f"second{pluralize(wait_seconds)}, then type the code your app shows at that moment."
         )
     return (
         "That code is not right. Type the code your app shows now (codes change every 30 "
@@ -182,9 +183,13 @@ def _set_up_app(request: HttpRequest, context: dict[str, Any]) -> HttpResponse:
     form = AppCodeForm(request.POST or None)
     device = two_factor.two_factor_pending_app(user=user)
     if request.method == "POST" and form.is_valid():
-        codes = two_factor.two_factor_enrol(
-            user=user, code=form.cleaned_data["code"], address=client_address(request)
-        )
+        # django-otp pauses after a wrong code and refuses even the right one until then.
+        wait = two_factor.two_factor_setup_wait(user=user)
+        codes = None
+        if not wait:
+            codes = two_factor.two_factor_enrol(
+                user=user, code=form.cleaned_data["code"], address=client_address(request)
+            )
         if codes is not None:
             device.refresh_from_db()
             otp_login(request, device)
@@ -196,8 +201,10 @@ def _set_up_app(request: HttpRequest, context: dict[str, Any]) -> HttpResponse:
             return redirect(_with_next("accounts:backup_codes", context["next"]))
         form.add_error(
             "code",
-            "That code is not right. Check that the phone's clock is set automatically, wait "
-            "for the next code and type it.",
+            _wrong_code_text(wait)
+            if wait
+            else "That code is not right. Check that the phone's clock is set automatically, "
+            "wait for the next code and type it.",
         )
     context.update(form=form, setup=two_factor.two_factor_app_setup(device=device))
     return render(request, "accounts/two_factor.html", context)

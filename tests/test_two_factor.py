@@ -393,3 +393,43 @@ def test_wrong_passwords_when_asked_again_lock_and_end_the_session(
     assert "signed out" in Entry.objects.filter(kind=Kind.PASSWORD_WRONG).latest("pk").summary
     # The sign-in is locked too: the wrong passwords counted with failed sign-ins.
     assert password_step(Client()).status_code == 429
+
+
+def test_one_second_to_wait_is_said_in_the_singular(admin_user: User, settings: Any) -> None:
+    settings.OTP_TOTP_THROTTLE_FACTOR = 1
+    key, _ = enrolled(admin_user)
+    client = Client()
+    password_step(client)
+    wrong = f"{(int(code_for(key, steps_ahead=1)) + 1) % 10**6:06d}"
+    client.post(reverse("login_code"), {"code": wrong})
+    page = client.post(reverse("login_code"), {"code": code_for(key, steps_ahead=1)})
+    assert "wait 1 second," in page.content.decode()
+
+
+def test_setting_up_after_a_wrong_code_says_to_wait(
+    admin_client: Client, admin_user: User, settings: Any
+) -> None:
+    settings.OTP_TOTP_THROTTLE_FACTOR = 60
+    page = admin_client.get(reverse("accounts:two_factor")).content.decode()
+    key = base64.b32decode(
+        re.search(r'id="totp-secret">([A-Z2-7 ]+)<', page).group(1).replace(" ", "")
+    )
+    admin_client.post(
+        reverse("accounts:two_factor"), {"code": f"{(int(code_for(key)) + 1) % 10**6:06d}"}
+    )
+    right = admin_client.post(reverse("accounts:two_factor"), {"code": code_for(key)})
+    text = right.content.decode()
+    assert right.status_code == 200 and "Too many wrong codes in a row: wait" in text
+    assert "That code is not right" not in text
+    assert not two_factor.two_factor_is_enrolled(user=admin_user)
+
+
+def test_the_lockout_page_says_how_long_in_words(admin_user: User) -> None:
+    client = Client()
+    for attempt in range(5):
+        response = client.post(
+            reverse("login"), {"username": "root-admin", "password": f"no {attempt}"}
+        )
+    text = response.content.decode()
+    assert response.status_code == 429 and "Try again in 15 minutes," in text
+    assert "PT15M" not in text
