@@ -1,23 +1,28 @@
 """Password change for the signed-in user, and password reset by e-mail through the outbox:
 Django's own views, with the change form's current password counted like a sign-in, the
-reset form rate-limited (each request sends mail), and each step recorded in the activity
-trail."""
+reset form rate-limited (each request sends mail), the mail marked as carrying a one-time
+link, and each step recorded in the activity trail."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.forms import PasswordResetForm
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
+from django.template import loader
 
-from accounts import signin_flow
+from accounts import services, signin_flow
 from accounts.signin_activity import client_address
 from activity.models import Kind
 from activity.service import activity_record
+
+logger = logging.getLogger(__name__)
 
 RESETS_PER_ADDRESS = 3
 RESET_WINDOW_SECONDS = 15 * 60
@@ -82,9 +87,37 @@ class GuardedPasswordChangeView(auth_views.PasswordChangeView):
         return response
 
 
+class OneTimeLinkPasswordResetForm(PasswordResetForm):
+    """Django's reset form, whose mail is marked as carrying a one-time link (the outbox page
+    does not show such a message's text)."""
+
+    def send_mail(
+        self,
+        subject_template_name: str,
+        email_template_name: str,
+        context: dict[str, Any],
+        from_email: str | None,
+        to_email: str,
+        html_email_template_name: str | None = None,
+    ) -> None:
+        subject = "".join(loader.render_to_string(subject_template_name, context).splitlines())
+        body = loader.render_to_string(email_template_name, context)
+        try:
+            services.one_time_link_send(subject=subject, body=body, to=to_email)
+        except Exception:
+            # As Django's form does: an error page only for addresses that have an account
+            # would tell which ones do.
+            user = context.get("user")
+            logger.exception(
+                "Failed to queue the password reset e-mail for user %s", getattr(user, "pk", None)
+            )
+
+
 class ThrottledPasswordResetView(auth_views.PasswordResetView):
     """At most three reset mails per client address a quarter of an hour: the form sends
     mail to whatever address is typed, and must not become a way to flood a mailbox."""
+
+    form_class = OneTimeLinkPasswordResetForm
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         key = f"password-reset:{request.META.get('REMOTE_ADDR', '')}"

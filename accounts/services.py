@@ -15,7 +15,7 @@ from datetime import datetime
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, Group, Permission
 from django.contrib.auth.tokens import default_token_generator
-from django.core.mail import send_mail
+from django.core.mail import EmailMessage
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.template.loader import render_to_string
@@ -27,6 +27,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from activity.models import Kind
 from activity.service import activity_record
+from smtp_settings.outbox.service import ONE_TIME_LINK_HEADER
 from smtp_settings.permissions import ADMINISTER_PERMISSION
 
 ADMINISTRATORS_GROUP = "SMTP administrators"
@@ -34,6 +35,11 @@ ADMINISTRATORS_GROUP = "SMTP administrators"
 
 class LastAdministrator(Exception):
     """The change would leave the console without an active administrator."""
+
+
+class InvitationRefused(Exception):
+    """The user has a password already (or cannot sign in): an invitation's link would let
+    whoever reads the mail choose a new one."""
 
 
 def _permission() -> Permission:
@@ -151,16 +157,26 @@ def user_invite(
     address: str | None = None,
     record: bool = True,
 ) -> None:
-    """Send (again) the e-mail with a link to choose a password."""
+    """Send (again) the e-mail with a link to choose a password; only to someone who has
+    none yet, and may sign in."""
+    if user.has_usable_password():
+        raise InvitationRefused(
+            f"{user.get_username()} has a password already, so no invitation was sent: "
+            "they can use Forgot your password? on the sign-in page."
+        )
+    if not user.is_active:
+        raise InvitationRefused(
+            f"{user.get_username()} is deactivated, so no invitation was sent: reactivate "
+            "them first."
+        )
     uid = urlsafe_base64_encode(force_bytes(user.pk))
     token = default_token_generator.make_token(user)
     link = site_url.rstrip("/") + reverse("password_reset_confirm", args=[uid, token])
     context = {"user": user, "by": by, "link": link}
-    send_mail(
-        render_to_string("accounts/invitation_subject.txt", context).strip(),
-        render_to_string("accounts/invitation_email.txt", context),
-        None,
-        [user.email],
+    one_time_link_send(
+        subject=render_to_string("accounts/invitation_subject.txt", context).strip(),
+        body=render_to_string("accounts/invitation_email.txt", context),
+        to=user.email,
     )
     if record:
         activity_record(
@@ -169,6 +185,12 @@ def user_invite(
             actor=by,
             address=address,
         )
+
+
+def one_time_link_send(*, subject: str, body: str, to: str) -> None:
+    """Mail that carries a one-time link to choose a password (a reset, an invitation),
+    marked so that the outbox page does not show its text. Delivered as written."""
+    EmailMessage(subject, body, None, [to], headers={ONE_TIME_LINK_HEADER: "yes"}).send()
 
 
 def user_set_administrator(

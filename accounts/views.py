@@ -303,7 +303,11 @@ def user_add(request: HttpRequest) -> HttpResponse:
         messages.success(
             request,
             f"{user.get_username()} was added."
-            + ("" if data.get("password1") else f" An invitation went to {user.email}."),
+            + (
+                ""
+                if data.get("password1")
+                else f" An invitation to {user.email} is in the outbox and will be sent shortly."
+            ),
         )
         return redirect("accounts:users")
     return render(
@@ -334,10 +338,20 @@ def user_action(request: HttpRequest, user_id: int) -> HttpResponse:
         )
         return redirect("accounts:users")
     if action == "invite":
-        services.user_invite(
-            user=target, by=request.user, site_url=request.build_absolute_uri("/"), address=address
+        try:
+            services.user_invite(
+                user=target,
+                by=request.user,
+                site_url=request.build_absolute_uri("/"),
+                address=address,
+            )
+        except services.InvitationRefused as refusal:
+            messages.error(request, str(refusal))
+            return redirect("accounts:users")
+        messages.success(
+            request,
+            f"A new invitation to {target.email} is in the outbox and will be sent shortly.",
         )
-        messages.success(request, f"A new invitation went to {target.email}.")
         return redirect("accounts:users")
     if action not in _ACTIONS:
         return HttpResponse("Unknown action.", status=400)

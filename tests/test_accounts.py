@@ -185,3 +185,32 @@ def test_reset_requests_and_completions_are_in_the_activity(
     )
     entry = Entry.objects.get(kind=Kind.PASSWORD_RESET_COMPLETED)
     assert entry.actor == admin_user and "passphrase" not in entry.summary
+
+
+def test_the_outbox_does_not_show_a_reset_link_but_delivers_it(
+    sandbox: Any, admin_user: User, admin_client: Client, settings: Any
+) -> None:
+    settings.EMAIL_BACKEND = "smtp_settings.outbox.queue.OutboxBackend"
+    save(sandbox.form_values())
+    Client().post(reverse("password_reset"), {"email": admin_user.email})
+    queued = Email.objects.get()
+    token_path = re.search(r"/login/reset/\S+/\S+/", queued.message).group(0)
+    page = admin_client.get(reverse("smtp_settings:outbox_message", args=[queued.pk]))
+    text = page.content.decode()
+    assert page.status_code == 200 and 'id="message-withheld"' in text
+    assert "one-time sign-in link" in text
+    assert token_path not in text and 'id="message-body"' not in text
+    listing = admin_client.get(reverse("smtp_settings:outbox")).content.decode()
+    assert token_path not in listing
+    outbox.outbox_deliver_due()
+    (_, content) = sandbox.exchange.delivered[0]
+    body = email.message_from_bytes(content, policy=email.policy.default).get_content()
+    assert token_path in body  # delivered intact
+
+
+def test_the_outbox_shows_ordinary_messages(admin_client: Client, settings: Any) -> None:
+    settings.EMAIL_BACKEND = "smtp_settings.outbox.queue.OutboxBackend"
+    mail.send_mail("Hello", "An ordinary body", "a@contoso.example", ["it@contoso.example"])
+    page = admin_client.get(reverse("smtp_settings:outbox_message", args=[Email.objects.get().pk]))
+    assert "An ordinary body" in page.content.decode()
+    assert 'id="message-withheld"' not in page.content.decode()
