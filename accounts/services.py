@@ -11,15 +11,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from importlib import import_module
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, Group, Permission
 from django.contrib.auth.tokens import default_token_generator
+from django.contrib.sessions.models import Session
 from django.core.mail import EmailMessage
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 from django.views.decorators.debug import sensitive_variables
@@ -253,4 +257,16 @@ def user_set_active(
             actor=by,
             address=address,
         )
+    if not active:
+        _end_sessions(user)
     return True
+
+
+def _end_sessions(user: AbstractBaseUser) -> None:
+    """Delete the user's sessions through the session engine, so that the cached copies go
+    too (``cached_db``): reactivating them later must not bring an old session back."""
+    store = import_module(settings.SESSION_ENGINE).SessionStore
+    user_id = str(user.pk)
+    for session in Session.objects.filter(expire_date__gt=timezone.now()).iterator():
+        if session.get_decoded().get("_auth_user_id") == user_id:
+            store(session.session_key).delete()

@@ -241,3 +241,18 @@ def test_an_invitation_waits_in_the_outbox_without_its_link_shown(
             reverse("smtp_settings:outbox_message", args=[second.pk])
         ).content.decode()
     )
+
+
+def test_reactivating_does_not_bring_back_old_sessions(
+    admin_client: Client, delegated_admin: User
+) -> None:
+    theirs = Client()
+    theirs.force_login(delegated_admin)
+    assert theirs.get(reverse("smtp_settings:manage")).status_code == 200
+    act(admin_client, delegated_admin, "deactivate")
+    act(admin_client, delegated_admin, "reactivate")
+    # The old cookie is signed out for good: they sign in again.
+    assert theirs.get(reverse("smtp_settings:manage")).status_code == 302
+    assert theirs.get(reverse("home")).status_code == 302
+    # Other people's sessions stay.
+    assert admin_client.get(reverse("accounts:users")).status_code == 200
