@@ -54,7 +54,6 @@ class UserAddForm(forms.ModelForm):
     administrator = forms.BooleanField(
         label="Administrator (may manage SMTP, users and activity)",
         required=False,
-        initial=True,
     )
     password1 = forms.CharField(
         label="Initial password",

@@ -93,10 +93,13 @@ class UserRow:
     two_factor: bool
     invited: bool
     last_login: datetime | None
+    # The only active administrator: neither the role nor the account can be taken away.
+    last_administrator: bool = False
 
 
 def users_overview() -> list[UserRow]:
     admin_ids = set(administrators(active_only=False).values_list("pk", flat=True))
+    active_admin_ids = set(administrators().values_list("pk", flat=True))
     enrolled = set(TOTPDevice.objects.filter(confirmed=True).values_list("user_id", flat=True))
     users = get_user_model().objects.order_by("-is_active", "username")
     return [
@@ -106,6 +109,7 @@ def users_overview() -> list[UserRow]:
             two_factor=user.pk in enrolled,
             invited=not user.has_usable_password(),
             last_login=user.last_login,
+            last_administrator=active_admin_ids == {user.pk},
         )
         for user in users
     ]

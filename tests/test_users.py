@@ -256,3 +256,24 @@ def test_reactivating_does_not_bring_back_old_sessions(
     assert theirs.get(reverse("home")).status_code == 302
     # Other people's sessions stay.
     assert admin_client.get(reverse("accounts:users")).status_code == 200
+
+
+def test_administrator_is_not_ticked_when_adding_a_user(admin_client: Client) -> None:
+    page = admin_client.get(reverse("accounts:user_add")).content.decode()
+    box = re.search(r"<input[^>]*name=\"administrator\"[^>]*>", page).group(0)
+    assert "checked" not in box
+
+
+def test_the_last_active_administrator_is_offered_no_way_to_lose_the_role(
+    admin_client: Client, admin_user: User, delegated_admin: User
+) -> None:
+    def row(name: str) -> str:
+        page = admin_client.get(reverse("accounts:users")).content.decode()
+        return page.split(f'id="user-{name}"')[1].split("</tr>")[0]
+
+    # Two administrators: either may go.
+    assert 'value="revoke"' in row("root-admin") and 'value="deactivate"' in row("root-admin")
+    act(admin_client, delegated_admin, "deactivate")
+    last = row("root-admin")
+    assert 'value="revoke"' not in last and 'value="deactivate"' not in last
+    assert "only active administrator" in last
