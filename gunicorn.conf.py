@@ -16,4 +16,7 @@ timeout = 60
 # One machine may serve several consoles (and their tests); a shared control socket in
 # the home directory would make them trip over each other, and nothing here uses it.
 control_socket_disable = True
-accesslog = "-"
+# No access log (gunicorn's default): a request line holds the path, and the path of a
+# password-reset or invitation link holds its one-time token, which must not end up in
+# log files or log collectors. Errors still go to the error log; pass --access-logfile to
+# gunicorn for a log of requests, knowing what it will contain.

@@ -31,11 +31,29 @@ class AppCodeForm(CodeForm):
     )
 
 
+class PasswordRecheckForm(forms.Form):
+    """The account's password again, before a change a stolen session must not make."""
+
+    password = forms.CharField(
+        label="Your password",
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+        help_text="Asked again so that someone who found this browser signed in cannot take "
+        "over your second factor.",
+        error_messages={"required": "Type your password to confirm it is you."},
+    )
+
+
+RECHECK_REFUSED_TEXT = (
+    "That is not your password. Wrong passwords here count as failed sign-ins: after too "
+    "many, this session is signed out."
+)
+
+
 class UserAddForm(forms.ModelForm):
     administrator = forms.BooleanField(
         label="Administrator (may manage SMTP, users and activity)",
         required=False,
-        initial=True,
     )
     password1 = forms.CharField(
         label="Initial password",

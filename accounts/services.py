@@ -11,15 +11,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from importlib import import_module
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, Group, Permission
 from django.contrib.auth.tokens import default_token_generator
-from django.core.mail import send_mail
+from django.contrib.sessions.models import Session
+from django.core.mail import EmailMessage
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 from django.views.decorators.debug import sensitive_variables
@@ -27,6 +31,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from activity.models import Kind
 from activity.service import activity_record
+from smtp_settings.outbox.service import ONE_TIME_LINK_HEADER
 from smtp_settings.permissions import ADMINISTER_PERMISSION
 
 ADMINISTRATORS_GROUP = "SMTP administrators"
@@ -34,6 +39,11 @@ ADMINISTRATORS_GROUP = "SMTP administrators"
 
 class LastAdministrator(Exception):
     """The change would leave the console without an active administrator."""
+
+
+class InvitationRefused(Exception):
+    """The user has a password already (or cannot sign in): an invitation's link would let
+    whoever reads the mail choose a new one."""
 
 
 def _permission() -> Permission:
@@ -83,10 +93,13 @@ class UserRow:
     two_factor: bool
     invited: bool
     last_login: datetime | None
+    # The only active administrator: neither the role nor the account can be taken away.
+    last_administrator: bool = False
 
 
 def users_overview() -> list[UserRow]:
     admin_ids = set(administrators(active_only=False).values_list("pk", flat=True))
+    active_admin_ids = set(administrators().values_list("pk", flat=True))
     enrolled = set(TOTPDevice.objects.filter(confirmed=True).values_list("user_id", flat=True))
     users = get_user_model().objects.order_by("-is_active", "username")
     return [
@@ -96,6 +109,7 @@ def users_overview() -> list[UserRow]:
             two_factor=user.pk in enrolled,
             invited=not user.has_usable_password(),
             last_login=user.last_login,
+            last_administrator=active_admin_ids == {user.pk},
         )
         for user in users
     ]
@@ -151,16 +165,26 @@ def user_invite(
     address: str | None = None,
     record: bool = True,
 ) -> None:
-    """Send (again) the e-mail with a link to choose a password."""
+    """Send (again) the e-mail with a link to choose a password; only to someone who has
+    none yet, and may sign in."""
+    if user.has_usable_password():
+        raise InvitationRefused(
+            f"{user.get_username()} has a password already, so no invitation was sent: "
+            "they can use Forgot your password? on the sign-in page."
+        )
+    if not user.is_active:
+        raise InvitationRefused(
+            f"{user.get_username()} is deactivated, so no invitation was sent: reactivate "
+            "them first."
+        )
     uid = urlsafe_base64_encode(force_bytes(user.pk))
     token = default_token_generator.make_token(user)
     link = site_url.rstrip("/") + reverse("password_reset_confirm", args=[uid, token])
     context = {"user": user, "by": by, "link": link}
-    send_mail(
-        render_to_string("accounts/invitation_subject.txt", context).strip(),
-        render_to_string("accounts/invitation_email.txt", context),
-        None,
-        [user.email],
+    one_time_link_send(
+        subject=render_to_string("accounts/invitation_subject.txt", context).strip(),
+        body=render_to_string("accounts/invitation_email.txt", context),
+        to=user.email,
     )
     if record:
         activity_record(
@@ -169,6 +193,12 @@ def user_invite(
             actor=by,
             address=address,
         )
+
+
+def one_time_link_send(*, subject: str, body: str, to: str) -> None:
+    """Mail that carries a one-time link to choose a password (a reset, an invitation),
+    marked so that the outbox page does not show its text. Delivered as written."""
+    EmailMessage(subject, body, None, [to], headers={ONE_TIME_LINK_HEADER: "yes"}).send()
 
 
 def user_set_administrator(
@@ -231,4 +261,16 @@ def user_set_active(
             actor=by,
             address=address,
         )
+    if not active:
+        _end_sessions(user)
     return True
+
+
+def _end_sessions(user: AbstractBaseUser) -> None:
+    """Delete the user's sessions through the session engine, so that the cached copies go
+    too (``cached_db``): reactivating them later must not bring an old session back."""
+    store = import_module(settings.SESSION_ENGINE).SessionStore
+    user_id = str(user.pk)
+    for session in Session.objects.filter(expire_date__gt=timezone.now()).iterator():
+        if session.get_decoded().get("_auth_user_id") == user_id:
+            store(session.session_key).delete()

@@ -1,6 +1,7 @@
 """Sign-ins into the activity trail: successes, wrong passwords and wrong codes.
 
 Wrong codes are sent as ``user_login_failed`` by the code step (with ``second_factor``),
+and wrong current passwords from signed-in sessions (with ``reauthentication``, the page),
 so that django-axes counts them with wrong passwords; this receiver tells them apart.
 """
 
@@ -38,12 +39,19 @@ def _failed(
     credentials: dict[str, Any],
     request: HttpRequest | None = None,
     second_factor: bool = False,
+    reauthentication: str = "",
     **kwargs: Any,
 ) -> None:
     username = str(credentials.get("username", ""))
     # A name that is no user's may be a password typed in the wrong box: it is not kept.
     user = get_user_model().objects.filter(username=username).first() if username else None
-    if request is not None and getattr(request, "axes_locked_out", False):
+    locked = request is not None and getattr(request, "axes_locked_out", False)
+    if reauthentication:
+        kind = Kind.PASSWORD_WRONG
+        summary = f"Wrong current password at {reauthentication}." + (
+            " Locked after too many failures: the session was signed out." if locked else ""
+        )
+    elif locked:
         kind, summary = Kind.SIGNIN_FAILED, "Sign-in refused: locked after too many failures."
     elif second_factor:
         kind, summary = Kind.TWO_FACTOR_FAILED, "Wrong code at sign-in (the password was right)."

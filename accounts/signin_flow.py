@@ -4,20 +4,27 @@ The password step does not sign in: it remembers who passed it, in the session, 
 minutes. Only the right code signs in (``django.contrib.auth.login``), so the signal that
 django-axes resets its failure count on fires after both factors, never between them: a
 right password cannot wipe out the count of wrong codes.
+
+Changes that a stolen session must not be able to make (a new phone, new backup codes, a new
+password) ask for the account's password again. A wrong one there counts as a failed
+sign-in too, and at the limit the session is signed out.
 """
 
 from __future__ import annotations
 
+import enum
 import time
 from dataclasses import dataclass
 
 from axes.handlers.proxy import AxesProxyHandler
+from axes.helpers import get_lockout_response
 from django.conf import settings
-from django.contrib.auth import get_user_model
+from django.contrib.auth import get_user_model, logout
 from django.contrib.auth import login as auth_login
 from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.auth.signals import user_login_failed
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.debug import sensitive_variables
 from django_otp.models import Device
 
 PENDING = "sei_signin_pending"
@@ -83,3 +90,49 @@ def signin_complete(*, request: HttpRequest, pending: PendingSignIn, device: Dev
     # django-otp marks the session as verified by this device when login() sees it here.
     pending.user.otp_device = device  # type: ignore[attr-defined]
     auth_login(request, pending.user, backend=pending.backend)
+
+
+def signin_credentials(*, user: AbstractBaseUser) -> dict[str, str]:
+    return {"username": user.get_username()}
+
+
+class Recheck(enum.Enum):
+    RIGHT = "right"
+    WRONG = "wrong"
+    # Too many failures for this user from this address: the session must end.
+    LOCKED = "locked"
+
+
+def signin_password_failed(*, request: HttpRequest, user: AbstractBaseUser, doing: str) -> bool:
+    """A wrong current password from a signed-in session (``doing`` names the page, for the
+    trail) counts as a failed sign-in for django-axes. Returns whether that locked the user
+    out from this address."""
+    user_login_failed.send(
+        sender=__name__,
+        credentials=signin_credentials(user=user),
+        request=request,
+        reauthentication=doing,
+    )
+    return bool(getattr(request, "axes_locked_out", False))
+
+
+@sensitive_variables("password")
+def signin_password_recheck(
+    *, request: HttpRequest, user: AbstractBaseUser, password: str, doing: str
+) -> Recheck:
+    """Ask the signed-in user's password again before a change that would let a stolen
+    session keep the account (a new phone, new backup codes)."""
+    if signin_is_locked(request=request, credentials=signin_credentials(user=user)):
+        return Recheck.LOCKED
+    if password and user.check_password(password):
+        return Recheck.RIGHT
+    locked = signin_password_failed(request=request, user=user, doing=doing)
+    return Recheck.LOCKED if locked else Recheck.WRONG
+
+
+def signin_end_locked(*, request: HttpRequest, user: AbstractBaseUser) -> HttpResponse:
+    """A signed-in session that reached the lock-out ends, like the sign-in would; the answer
+    is django-axes' lock-out page."""
+    credentials = signin_credentials(user=user)
+    logout(request)
+    return get_lockout_response(request, None, credentials)

@@ -8,10 +8,12 @@ same codes as the app), so it is shown once while setting up and never logged.
 from __future__ import annotations
 
 import base64
+import time
 from dataclasses import dataclass
 
 import segno
 from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.sessions.backends.base import SessionBase
 from django.db import transaction
 from django.utils import timezone
 from django_otp import user_has_device
@@ -25,6 +27,10 @@ from activity.service import activity_record
 BACKUP_CODE_COUNT = 10
 APP_DEVICE_NAME = "Authenticator app"
 BACKUP_DEVICE_NAME = "Backup codes"
+# Backup codes are shown once, right after they are made, within this many seconds; to see
+# codes again, one makes new ones, which asks for the password.
+SHOW_CODES = "sei_backup_codes_show"
+SHOW_CODES_SECONDS = 10 * 60
 
 
 def two_factor_is_enrolled(*, user: AbstractBaseUser) -> bool:
@@ -99,6 +105,13 @@ def two_factor_check_code(*, user: AbstractBaseUser, code: str) -> CodeCheck:
         if device.verify_token(code):
             return CodeCheck(device=device)
         return CodeCheck(device=None)
+
+
+def two_factor_setup_wait(*, user: AbstractBaseUser) -> int:
+    """Seconds before django-otp checks another code for the app being set up (it pauses
+    after wrong ones, and refuses even the right code until then)."""
+    device = TOTPDevice.objects.filter(user=user, confirmed=False).order_by("pk").first()
+    return _wait(device) if device is not None else 0
 
 
 def two_factor_enrol(
@@ -203,3 +216,15 @@ def two_factor_backup_code_used(*, user: AbstractBaseUser, address: str | None =
         actor=user,
         address=address,
     )
+
+
+def two_factor_codes_show_once(*, session: SessionBase) -> None:
+    """Let this session see the backup codes once: they were just made in it."""
+    session[SHOW_CODES] = time.time()
+
+
+def two_factor_codes_may_show(*, session: SessionBase) -> bool:
+    """Whether the backup codes may be shown now; only once after they were made, so that
+    a session found signed in later cannot read them."""
+    made = session.pop(SHOW_CODES, None)
+    return isinstance(made, int | float) and time.time() - made <= SHOW_CODES_SECONDS

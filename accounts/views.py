@@ -15,6 +15,7 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import AbstractBaseUser
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.debug import sensitive_post_parameters
@@ -22,7 +23,13 @@ from django.views.decorators.http import require_http_methods, require_POST
 from django_otp import login as otp_login
 
 from accounts import services, signin_flow, two_factor
-from accounts.forms import AppCodeForm, CodeForm, UserAddForm
+from accounts.forms import (
+    RECHECK_REFUSED_TEXT,
+    AppCodeForm,
+    CodeForm,
+    PasswordRecheckForm,
+    UserAddForm,
+)
 from accounts.signin_activity import client_address
 from smtp_settings.permissions import (
     ADMINISTER_PERMISSION,
@@ -94,8 +101,8 @@ def signin_code(request: HttpRequest) -> HttpResponse:
 def _wrong_code_text(wait_seconds: int) -> str:
     if wait_seconds:
         return (
-            f"Too many wrong codes in a row: wait {wait_seconds} seconds, then type the code "
-            "your app shows at that moment."
+            f"Too many wrong codes in a row: wait {wait_seconds} "
+            f"second{pluralize(wait_seconds)}, then type the code your app shows at that moment."
         )
     return (
         "That code is not right. Type the code your app shows now (codes change every 30 "
@@ -116,10 +123,11 @@ def _next(request: HttpRequest) -> str:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-@sensitive_post_parameters("code")
+@sensitive_post_parameters("code", "password")
 def two_factor_page(request: HttpRequest) -> HttpResponse:
     """Set up the app when none is; enter a code when this session has not given one (a
-    session older than the set-up); otherwise the state and the backup codes' count."""
+    session older than the set-up); otherwise the state and the backup codes' count. A new
+    phone asks for the password again."""
     user = request.user
     enrolled = two_factor.two_factor_is_enrolled(user=user)
     verified = second_factor_verified(user)
@@ -133,17 +141,41 @@ def two_factor_page(request: HttpRequest) -> HttpResponse:
         return _verify_session(request, context)
     if enrolled:
         action = request.POST.get("action", "") if request.method == "POST" else ""
+        recheck = PasswordRecheckForm(request.POST if action == "replace" else None)
         if action == "replace":
-            two_factor.two_factor_start_replacement(user=user)
-            return redirect("accounts:two_factor")
+            refused = _password_recheck(request, recheck, doing="Set up a new phone")
+            if isinstance(refused, HttpResponse):
+                return refused
+            if not refused:
+                two_factor.two_factor_start_replacement(user=user)
+                return redirect("accounts:two_factor")
         if action == "cancel":
             two_factor.two_factor_cancel_replacement(user=user)
             return redirect("accounts:two_factor")
         if not two_factor.two_factor_replacing(user=user):
             context["backup_left"] = len(two_factor.two_factor_backup_codes(user=user))
+            context["recheck"] = recheck
             return render(request, "accounts/two_factor.html", context)
         context["replacing"] = True
     return _set_up_app(request, context)
+
+
+def _password_recheck(
+    request: HttpRequest, form: PasswordRecheckForm, *, doing: str
+) -> HttpResponse | bool:
+    """False when the password is right; True (the error is on the form) when it is not;
+    the lock-out page, with the session ended, when it was one wrong password too many."""
+    if not form.is_valid():
+        return True
+    result = signin_flow.signin_password_recheck(
+        request=request, user=request.user, password=form.cleaned_data["password"], doing=doing
+    )
+    if result is signin_flow.Recheck.LOCKED:
+        return signin_flow.signin_end_locked(request=request, user=request.user)
+    if result is signin_flow.Recheck.WRONG:
+        form.add_error("password", RECHECK_REFUSED_TEXT)
+        return True
+    return False
 
 
 def _set_up_app(request: HttpRequest, context: dict[str, Any]) -> HttpResponse:
@@ -151,12 +183,17 @@ def _set_up_app(request: HttpRequest, context: dict[str, Any]) -> HttpResponse:
     form = AppCodeForm(request.POST or None)
     device = two_factor.two_factor_pending_app(user=user)
     if request.method == "POST" and form.is_valid():
-        codes = two_factor.two_factor_enrol(
-            user=user, code=form.cleaned_data["code"], address=client_address(request)
-        )
+        # django-otp pauses after a wrong code and refuses even the right one until then.
+        wait = two_factor.two_factor_setup_wait(user=user)
+        codes = None
+        if not wait:
+            codes = two_factor.two_factor_enrol(
+                user=user, code=form.cleaned_data["code"], address=client_address(request)
+            )
         if codes is not None:
             device.refresh_from_db()
             otp_login(request, device)
+            two_factor.two_factor_codes_show_once(session=request.session)
             messages.success(
                 request,
                 "Two-factor sign-in is on. From now on, signing in asks for a code from the app.",
@@ -164,8 +201,10 @@ def _set_up_app(request: HttpRequest, context: dict[str, Any]) -> HttpResponse:
             return redirect(_with_next("accounts:backup_codes", context["next"]))
         form.add_error(
             "code",
-            "That code is not right. Check that the phone's clock is set automatically, wait "
-            "for the next code and type it.",
+            _wrong_code_text(wait)
+            if wait
+            else "That code is not right. Check that the phone's clock is set automatically, "
+            "wait for the next code and type it.",
         )
     context.update(form=form, setup=two_factor.two_factor_app_setup(device=device))
     return render(request, "accounts/two_factor.html", context)
@@ -199,19 +238,34 @@ def _with_next(name: str, next_url: str) -> str:
 
 @login_required
 @require_http_methods(["GET", "POST"])
+@sensitive_post_parameters("password")
 def backup_codes(request: HttpRequest) -> HttpResponse:
-    """The unused backup codes, to print or store; only in a session that gave its code."""
+    """The backup codes, to print or store: shown once, right after they are made, in a
+    session that gave its code. New ones ask for the password again."""
     user = request.user
     if not (two_factor.two_factor_is_enrolled(user=user) and second_factor_verified(user)):
         return redirect("accounts:two_factor")
+    form = PasswordRecheckForm(request.POST or None)
     if request.method == "POST":
-        two_factor.two_factor_renew_backup_codes(user=user, address=client_address(request))
-        messages.success(request, "New backup codes: the old ones no longer work.")
-        return redirect("accounts:backup_codes")
+        refused = _password_recheck(request, form, doing="Make new backup codes")
+        if isinstance(refused, HttpResponse):
+            return refused
+        if not refused:
+            two_factor.two_factor_renew_backup_codes(user=user, address=client_address(request))
+            two_factor.two_factor_codes_show_once(session=request.session)
+            messages.success(request, "New backup codes: the old ones no longer work.")
+            return redirect(_with_next("accounts:backup_codes", _next(request)))
+    codes = two_factor.two_factor_backup_codes(user=user)
+    show = request.method == "GET" and two_factor.two_factor_codes_may_show(session=request.session)
     return render(
         request,
         "accounts/backup_codes.html",
-        {"codes": two_factor.two_factor_backup_codes(user=user), "next": _next(request)},
+        {
+            "codes": codes if show else None,
+            "left": len(codes),
+            "form": form,
+            "next": _next(request),
+        },
     )
 
 
@@ -249,7 +303,11 @@ def user_add(request: HttpRequest) -> HttpResponse:
         messages.success(
             request,
             f"{user.get_username()} was added."
-            + ("" if data.get("password1") else f" An invitation went to {user.email}."),
+            + (
+                ""
+                if data.get("password1")
+                else f" An invitation to {user.email} is in the outbox and will be sent shortly."
+            ),
         )
         return redirect("accounts:users")
     return render(
@@ -280,10 +338,20 @@ def user_action(request: HttpRequest, user_id: int) -> HttpResponse:
         )
         return redirect("accounts:users")
     if action == "invite":
-        services.user_invite(
-            user=target, by=request.user, site_url=request.build_absolute_uri("/"), address=address
+        try:
+            services.user_invite(
+                user=target,
+                by=request.user,
+                site_url=request.build_absolute_uri("/"),
+                address=address,
+            )
+        except services.InvitationRefused as refusal:
+            messages.error(request, str(refusal))
+            return redirect("accounts:users")
+        messages.success(
+            request,
+            f"A new invitation to {target.email} is in the outbox and will be sent shortly.",
         )
-        messages.success(request, f"A new invitation went to {target.email}.")
         return redirect("accounts:users")
     if action not in _ACTIONS:
         return HttpResponse("Unknown action.", status=400)

@@ -144,9 +144,17 @@ AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 # Sign-ins are logged by smtp_settings.signin; axes' own lines mask who and where.
 AXES_VERBOSE = False
-# Masked in what axes keeps of a failed attempt's form: who, where, and the code typed at
-# the second step (a near miss of a backup code would tell much about the real one).
-AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "code"]
+# Masked in what axes keeps of a failed attempt's form: who, where, the code typed at the
+# second step (a near miss of a backup code would tell much about the real one), and the
+# Change password form's fields (a wrong current password there counts as a failure).
+AXES_SENSITIVE_PARAMETERS = [
+    "username",
+    "ip_address",
+    "code",
+    "old_password",
+    "new_password1",
+    "new_password2",
+]
 # Administrators must set up two-factor sign-in (an authenticator app) before they may use
 # any page under Administration; development mode lets them skip it.
 SEI_REQUIRE_2FA = env.bool("SEI_REQUIRE_2FA", default=not DEBUG)

@@ -15,7 +15,11 @@ urlpatterns = [
     path("login/", account_views.SignInView.as_view(), name="login"),
     path("login/code/", account_views.signin_code, name="login_code"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("account/password/", auth_views.PasswordChangeView.as_view(), name="password_change"),
+    path(
+        "account/password/",
+        passwords.GuardedPasswordChangeView.as_view(),
+        name="password_change",
+    ),
     path(
         "account/password/done/",
         auth_views.PasswordChangeDoneView.as_view(),
@@ -29,7 +33,7 @@ urlpatterns = [
     ),
     path(
         "login/reset/<uidb64>/<token>/",
-        auth_views.PasswordResetConfirmView.as_view(),
+        passwords.RecordedPasswordResetConfirmView.as_view(),
         name="password_reset_confirm",
     ),
     path(

@@ -267,7 +267,12 @@ def outbox_message(request: HttpRequest, email_id: int) -> HttpResponse:
     return render(
         request,
         "smtp_settings/outbox_message.html",
-        {"email": email, "delivery": email.delivery, "logs": email.logs.order_by("-date")},
+        {
+            "email": email,
+            "delivery": email.delivery,
+            "logs": email.logs.order_by("-date"),
+            "withheld": outbox.outbox_body_withheld(email=email),
+        },
     )
 
 

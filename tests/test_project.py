@@ -96,6 +96,23 @@ def test_compose_services_use_the_project_commands_and_known_names() -> None:
     assert "celery -A sei_admin worker" in procfile and "celery -A sei_admin beat" in procfile
 
 
+def test_gunicorn_writes_no_access_log_that_would_hold_reset_tokens() -> None:
+    # A reset or invitation link's path is its one-time token: request lines must not be
+    # logged by default, under make run or in Docker.
+    import runpy
+
+    from gunicorn.config import Config
+
+    config = Config()
+    namespace = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    for name, value in namespace.items():
+        if name in config.settings:
+            config.set(name, value)
+    assert config.accesslog is None
+    for path in ("Procfile", "docker-compose.yml", "Dockerfile", "Makefile"):
+        assert "access-log" not in (ROOT / path).read_text(), path
+
+
 def test_production_settings_pass_the_deploy_check(tmp_path: Path) -> None:
     result = run_manage(
         "check", "--deploy", "--fail-level", "WARNING", env=production_env(tmp_path)

@@ -222,9 +222,12 @@ def test_renewing_backup_codes_replaces_them(admin_client: Client, admin_user: U
     admin_client.post(
         reverse("accounts:two_factor"), {"code": code_for(key, steps_ahead=1)}
     )  # this session gives its code
-    assert admin_client.post(reverse("accounts:backup_codes")).status_code == 302
+    renewed = admin_client.post(reverse("accounts:backup_codes"), {"password": PASSWORD})
+    assert renewed.status_code == 302
+    shown = admin_client.get(renewed["Location"]).content.decode()
     fresh = two_factor.two_factor_backup_codes(user=admin_user)
     assert len(fresh) == two_factor.BACKUP_CODE_COUNT and not set(fresh) & set(codes)
+    assert all(f"<code>{code}</code>" in shown for code in fresh)
     assert Entry.objects.filter(kind=Kind.BACKUP_CODES_RENEWED).exists()
 
 
@@ -257,7 +260,7 @@ def test_a_new_phone_replaces_the_old_app_once_confirmed(
 ) -> None:
     old_key, _ = enrolled(admin_user)
     admin_client.post(reverse("accounts:two_factor"), {"code": code_for(old_key, steps_ahead=1)})
-    admin_client.post(reverse("accounts:two_factor"), {"action": "replace"})
+    admin_client.post(reverse("accounts:two_factor"), {"action": "replace", "password": PASSWORD})
     page = admin_client.get(reverse("accounts:two_factor")).content.decode()
     assert "Set up a new phone" in page
     new_key = base64.b32decode(
@@ -309,3 +312,124 @@ def test_an_administrator_without_a_second_factor_sets_it_up_right_after_the_pas
     # People who are not administrators are not asked.
     other = Client().post(reverse("login"), {"username": "someone", "password": PASSWORD})
     assert other["Location"] == reverse("home")
+
+
+def verified_session(client: Client, user: User) -> tuple[bytes, list[str]]:
+    key, codes = enrolled(user)
+    client.post(reverse("accounts:two_factor"), {"code": code_for(key, steps_ahead=1)})
+    return key, codes
+
+
+def test_a_new_phone_asks_for_the_password_again(admin_client: Client, admin_user: User) -> None:
+    verified_session(admin_client, admin_user)
+    url = reverse("accounts:two_factor")
+    # A stolen session, without the password, cannot start setting up its own phone.
+    for data in ({"action": "replace"}, {"action": "replace", "password": "a guess"}):
+        response = admin_client.post(url, data)
+        assert response.status_code == 200
+        assert 'id="totp-secret"' not in response.content.decode()
+        assert not two_factor.two_factor_replacing(user=admin_user)
+    assert "That is not your password" in response.content.decode()
+    entry = Entry.objects.get(kind=Kind.PASSWORD_WRONG)
+    assert entry.actor == admin_user and entry.summary.startswith("Wrong current password")
+    assert "a guess" not in entry.summary
+    attempt = AccessAttempt.objects.get()  # counted with failed sign-ins, the guess masked
+    assert attempt.failures_since_start == 1 and "a guess" not in attempt.post_data
+    right = admin_client.post(url, {"action": "replace", "password": PASSWORD})
+    assert right.status_code == 302
+    assert 'id="totp-secret"' in admin_client.get(url).content.decode()
+
+
+def test_new_backup_codes_ask_for_the_password_again(
+    admin_client: Client, admin_user: User
+) -> None:
+    _, codes = verified_session(admin_client, admin_user)
+    url = reverse("accounts:backup_codes")
+    for data in ({}, {"password": "a guess"}):
+        response = admin_client.post(url, data)
+        assert response.status_code == 200
+        assert two_factor.two_factor_backup_codes(user=admin_user) == codes
+        assert not any(code in response.content.decode() for code in codes)
+    assert "That is not your password" in response.content.decode()
+    assert Entry.objects.filter(kind=Kind.PASSWORD_WRONG).count() == 1
+    assert not Entry.objects.filter(kind=Kind.BACKUP_CODES_RENEWED).exists()
+
+
+def test_backup_codes_are_shown_only_once_after_they_are_made(
+    admin_client: Client, admin_user: User
+) -> None:
+    page = admin_client.get(reverse("accounts:two_factor")).content.decode()
+    key = base64.b32decode(
+        re.search(r'id="totp-secret">([A-Z2-7 ]+)<', page).group(1).replace(" ", "")
+    )
+    done = admin_client.post(reverse("accounts:two_factor"), {"code": code_for(key)})
+    codes = two_factor.two_factor_backup_codes(user=admin_user)
+    first = admin_client.get(done["Location"]).content.decode()
+    assert all(f"<code>{code}</code>" in first for code in codes)
+    # Later, as to someone who found the session signed in: the count, not the codes.
+    again = admin_client.get(reverse("accounts:backup_codes")).content.decode()
+    assert not any(code in again for code in codes)
+    assert 'id="codes-not-shown"' in again and 'id="backup-left">10<' in again
+
+
+@pytest.mark.parametrize(
+    ("route", "data"),
+    [
+        ("accounts:two_factor", {"action": "replace", "password": "a guess"}),
+        ("accounts:backup_codes", {"password": "a guess"}),
+    ],
+)
+def test_wrong_passwords_when_asked_again_lock_and_end_the_session(
+    admin_client: Client, admin_user: User, route: str, data: dict[str, str]
+) -> None:
+    _, codes = verified_session(admin_client, admin_user)
+    for _ in range(4):
+        assert admin_client.post(reverse(route), data).status_code == 200
+    locked = admin_client.post(reverse(route), data)
+    assert locked.status_code == 429 and 'id="locked-out"' in locked.content.decode()
+    assert admin_client.get(reverse("home")).status_code == 302  # signed out
+    assert two_factor.two_factor_backup_codes(user=admin_user) == codes
+    assert not two_factor.two_factor_replacing(user=admin_user)
+    assert "signed out" in Entry.objects.filter(kind=Kind.PASSWORD_WRONG).latest("pk").summary
+    # The sign-in is locked too: the wrong passwords counted with failed sign-ins.
+    assert password_step(Client()).status_code == 429
+
+
+def test_one_second_to_wait_is_said_in_the_singular(admin_user: User, settings: Any) -> None:
+    settings.OTP_TOTP_THROTTLE_FACTOR = 1
+    key, _ = enrolled(admin_user)
+    client = Client()
+    password_step(client)
+    wrong = f"{(int(code_for(key, steps_ahead=1)) + 1) % 10**6:06d}"
+    client.post(reverse("login_code"), {"code": wrong})
+    page = client.post(reverse("login_code"), {"code": code_for(key, steps_ahead=1)})
+    assert "wait 1 second," in page.content.decode()
+
+
+def test_setting_up_after_a_wrong_code_says_to_wait(
+    admin_client: Client, admin_user: User, settings: Any
+) -> None:
+    settings.OTP_TOTP_THROTTLE_FACTOR = 60
+    page = admin_client.get(reverse("accounts:two_factor")).content.decode()
+    key = base64.b32decode(
+        re.search(r'id="totp-secret">([A-Z2-7 ]+)<', page).group(1).replace(" ", "")
+    )
+    admin_client.post(
+        reverse("accounts:two_factor"), {"code": f"{(int(code_for(key)) + 1) % 10**6:06d}"}
+    )
+    right = admin_client.post(reverse("accounts:two_factor"), {"code": code_for(key)})
+    text = right.content.decode()
+    assert right.status_code == 200 and "Too many wrong codes in a row: wait" in text
+    assert "That code is not right" not in text
+    assert not two_factor.two_factor_is_enrolled(user=admin_user)
+
+
+def test_the_lockout_page_says_how_long_in_words(admin_user: User) -> None:
+    client = Client()
+    for attempt in range(5):
+        response = client.post(
+            reverse("login"), {"username": "root-admin", "password": f"no {attempt}"}
+        )
+    text = response.content.decode()
+    assert response.status_code == 429 and "Try again in 15 minutes," in text
+    assert "PT15M" not in text

@@ -203,3 +203,77 @@ def test_people_without_the_permission_cannot_change_users(
     assert not is_admin(plain_user)
     add = client.post(reverse("accounts:user_add"), {"username": "x", "email": "x@example.test"})
     assert add.status_code == 403 and not User.objects.filter(username="x").exists()
+
+
+def test_an_invitation_is_refused_to_someone_with_a_password(
+    admin_client: Client, plain_user: User
+) -> None:
+    page = act(admin_client, plain_user, "invite").content.decode()
+    assert "has a password already, so no invitation was sent" in page
+    assert mail.outbox == []
+    assert User.objects.get(pk=plain_user.pk).check_password("correct horse 42")
+
+
+def test_an_invitation_waits_in_the_outbox_without_its_link_shown(
+    admin_client: Client, settings: Any
+) -> None:
+    from post_office.models import Email
+
+    settings.EMAIL_BACKEND = "smtp_settings.outbox.queue.OutboxBackend"
+    response = admin_client.post(
+        reverse("accounts:user_add"),
+        {"username": "invitee", "email": "invitee@example.test"},
+        follow=True,
+    )
+    assert "An invitation to invitee@example.test is in the outbox" in response.content.decode()
+    assert "went to" not in response.content.decode()
+    queued = Email.objects.get()
+    link = re.search(r"/login/reset/\S+/\S+/", queued.message).group(0)
+    page = admin_client.get(reverse("smtp_settings:outbox_message", args=[queued.pk]))
+    assert 'id="message-withheld"' in page.content.decode()
+    assert link not in page.content.decode()
+    again = act(admin_client, User.objects.get(username="invitee"), "invite").content.decode()
+    assert "A new invitation to invitee@example.test is in the outbox" in again
+    second = Email.objects.latest("pk")
+    assert (
+        'id="message-withheld"'
+        in admin_client.get(
+            reverse("smtp_settings:outbox_message", args=[second.pk])
+        ).content.decode()
+    )
+
+
+def test_reactivating_does_not_bring_back_old_sessions(
+    admin_client: Client, delegated_admin: User
+) -> None:
+    theirs = Client()
+    theirs.force_login(delegated_admin)
+    assert theirs.get(reverse("smtp_settings:manage")).status_code == 200
+    act(admin_client, delegated_admin, "deactivate")
+    act(admin_client, delegated_admin, "reactivate")
+    # The old cookie is signed out for good: they sign in again.
+    assert theirs.get(reverse("smtp_settings:manage")).status_code == 302
+    assert theirs.get(reverse("home")).status_code == 302
+    # Other people's sessions stay.
+    assert admin_client.get(reverse("accounts:users")).status_code == 200
+
+
+def test_administrator_is_not_ticked_when_adding_a_user(admin_client: Client) -> None:
+    page = admin_client.get(reverse("accounts:user_add")).content.decode()
+    box = re.search(r"<input[^>]*name=\"administrator\"[^>]*>", page).group(0)
+    assert "checked" not in box
+
+
+def test_the_last_active_administrator_is_offered_no_way_to_lose_the_role(
+    admin_client: Client, admin_user: User, delegated_admin: User
+) -> None:
+    def row(name: str) -> str:
+        page = admin_client.get(reverse("accounts:users")).content.decode()
+        return page.split(f'id="user-{name}"')[1].split("</tr>")[0]
+
+    # Two administrators: either may go.
+    assert 'value="revoke"' in row("root-admin") and 'value="deactivate"' in row("root-admin")
+    act(admin_client, delegated_admin, "deactivate")
+    last = row("root-admin")
+    assert 'value="revoke"' not in last and 'value="deactivate"' not in last
+    assert "only active administrator" in last

@@ -77,6 +77,14 @@ def test_gear_icon_leads_to_administration_and_manage_smtp(admin_client: Client)
     assert "Manage SMTP" in index and reverse("smtp_settings:manage") in index
 
 
+def test_people_without_the_permission_see_no_gear_icon(client: Client, plain_user: User) -> None:
+    client.force_login(plain_user)
+    home = client.get(reverse("home")).content.decode()
+    assert 'aria-label="Administration"' not in home
+    assert f'href="{reverse("administration")}"' not in home
+    assert client.get(reverse("administration")).status_code == 403  # where it would lead
+
+
 def test_post_without_csrf_token_is_rejected(
     admin_user: User, oauth_form_data: dict[str, Any]
 ) -> None:

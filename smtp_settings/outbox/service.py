@@ -37,6 +37,11 @@ from smtp_settings.validation import diagnosis
 
 logger = logging.getLogger(__name__)
 
+# Set by whoever sends a message carrying a one-time link to choose a password (a reset, an
+# invitation): the outbox page shows that it is there, not its text, since anyone reading
+# the text could use the link before its owner. Delivery sends the message as it is.
+ONE_TIME_LINK_HEADER = "X-SEI-One-Time-Link"
+
 DELIVER_TASK = "smtp_settings.tasks.deliver_outbox"
 _MAX_BACKOFF_SECONDS = 3600.0
 # How long a message waits when every connection to its mailbox is taken.
@@ -53,6 +58,15 @@ def _due(now: Any) -> Q:
 
 
 # -- accepting (the web, or whatever calls send_mail) -----------------------------------
+
+
+def outbox_body_withheld(*, email: Email) -> bool:
+    """Whether the outbox page must not show this message's text (a one-time link)."""
+    headers = email.headers or {}
+    return any(
+        str(name).lower() == ONE_TIME_LINK_HEADER.lower() and str(value).strip().lower() == "yes"
+        for name, value in headers.items()
+    )
 
 
 def outbox_accept(*, emails: list[Email]) -> None:
