@@ -20,7 +20,7 @@ from django.contrib.auth.tokens import default_token_generator
 from django.contrib.sessions.models import Session
 from django.core.mail import EmailMessage
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -98,15 +98,31 @@ class UserRow:
 
 
 def users_overview() -> list[UserRow]:
-    admin_ids = set(administrators(active_only=False).values_list("pk", flat=True))
-    active_admin_ids = set(administrators().values_list("pk", flat=True))
-    enrolled = set(TOTPDevice.objects.filter(confirmed=True).values_list("user_id", flat=True))
-    users = get_user_model().objects.order_by("-is_active", "username")
+    """Every user with their role and second factor, in one query."""
+    user_model = get_user_model()
+    app_label, codename = ADMINISTER_PERMISSION.split(".")
+    directly = user_model.user_permissions.through.objects.filter(
+        user=OuterRef("pk"),
+        permission__codename=codename,
+        permission__content_type__app_label=app_label,
+    )
+    by_group = user_model.groups.through.objects.filter(
+        user=OuterRef("pk"),
+        group__permissions__codename=codename,
+        group__permissions__content_type__app_label=app_label,
+    )
+    users = list(
+        user_model.objects.annotate(
+            _administrator=Q(is_superuser=True) | Exists(directly) | Exists(by_group),
+            _two_factor=Exists(TOTPDevice.objects.filter(user=OuterRef("pk"), confirmed=True)),
+        ).order_by("-is_active", "username")
+    )
+    active_admin_ids = {user.pk for user in users if user._administrator and user.is_active}
     return [
         UserRow(
             user=user,
-            is_administrator=user.pk in admin_ids,
-            two_factor=user.pk in enrolled,
+            is_administrator=user._administrator,
+            two_factor=user._two_factor,
             invited=not user.has_usable_password(),
             last_login=user.last_login,
             last_administrator=active_admin_ids == {user.pk},

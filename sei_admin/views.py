@@ -17,7 +17,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from activity.forms import ActivityFilterForm
 from activity.service import activity_entries, activity_page
-from smtp_settings import alerts, services, status
+from smtp_settings import alerts, status
 from smtp_settings.models import SmtpSettings
 from smtp_settings.permissions import (
     ADMINISTER_PERMISSION,
@@ -40,16 +40,15 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @administrator_required
 def administration_index(request: HttpRequest) -> HttpResponse:
-    smtp = SmtpSettings.load()
+    snapshot = status.for_request(request)
+    smtp = snapshot.row
     return render(
         request,
         "administration/index.html",
         {
             "smtp": smtp,
-            "heartbeat": services.worker_last_seen(),
-            "mail_state": status.mail_status(
-                snapshot=status.for_request(request, settings_row=smtp)
-            ),
+            "heartbeat": snapshot.worker,
+            "mail_state": status.mail_status(snapshot=snapshot),
             "recipients": alerts.alert_recipients(settings_row=smtp),
             "two_factor_required": settings.SEI_REQUIRE_2FA,
             # A verified session has a second factor; no query needed to know that.

@@ -6,12 +6,14 @@ Nothing here is secret or personal: it is fit for ``/healthz`` as much as for th
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from functools import cached_property
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Max
+from django.contrib.auth import get_user_model
+from django.db.models import Count, JSONField, Max, Model, QuerySet, Subquery
+from django.db.models.functions import Coalesce, JSONObject
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -19,6 +21,7 @@ from smtp_settings.crypto import UnreadableSecret
 from smtp_settings.models import (
     SECRET_FIELD_BY_AUTH_TYPE,
     AuthType,
+    Delivery,
     DeliveryState,
     MailHealthCheck,
     RunScope,
@@ -55,45 +58,139 @@ def secret_expiry(row: SmtpSettings, *, today: date | None = None) -> SecretExpi
     return SecretExpiry(row.secret_expiration_date, days, row.secret_expiration_alert)
 
 
+def _latest(queryset: QuerySet[Any], fields: list[str]) -> Subquery:
+    """The first row of ``queryset`` as one JSON value: a whole row in one column."""
+    return Subquery(
+        queryset.values(row=JSONObject(**{name: name for name in fields}))[:1],
+        output_field=JSONField(),
+    )
+
+
+def _from_json(model: type[Model], data: dict[str, Any] | None) -> Any:
+    """A model instance back from ``_latest``'s JSON (dates arrive as text)."""
+    if not data:
+        return None
+    values = {}
+    for field in model._meta.concrete_fields:
+        if field.name in data:
+            value = field.to_python(data[field.name])
+            if isinstance(value, datetime) and timezone.is_naive(value):
+                value = timezone.make_aware(value, UTC)  # SQLite keeps UTC without its zone
+            values[field.attname] = value
+    return model(**values)
+
+
+def _count(queryset: QuerySet[Any]) -> Coalesce:
+    return Coalesce(
+        Subquery(queryset.order_by().values("state").annotate(n=Count("pk")).values("n")),
+        0,
+    )
+
+
+_HEALTH_FIELDS = [field.name for field in MailHealthCheck._meta.concrete_fields]
+_VERDICT_FIELDS = ["id", "status", "summary", "created_at", "finished_at", "requested_by"]
+
+
+def _settings_with_status() -> SmtpSettings | None:
+    """The stored settings row with everything the status block and the banners show,
+    in one query however long the history: each part is an indexed "latest" or a count
+    of unsent mail (and of the day's sent mail)."""
+    since = timezone.now() - outbox.SENT_COUNT_WINDOW
+    deliveries = Delivery.objects.all()
+    counts = {
+        f"_count_{state}": _count(deliveries.filter(state=state))
+        for state in DeliveryState.values
+        if state != DeliveryState.SENT
+    }
+    counts[f"_count_{DeliveryState.SENT}"] = _count(
+        deliveries.filter(state=DeliveryState.SENT, sent_at__gte=since)
+    )
+    return (
+        SmtpSettings.objects.filter(pk=SmtpSettings.SINGLETON_PK)
+        .annotate(
+            _health=_latest(MailHealthCheck.objects.order_by("-checked_at", "-pk"), _HEALTH_FIELDS),
+            _verdict=_latest(
+                ValidationRun.objects.filter(
+                    finished_at__isnull=False, scope=RunScope.FULL
+                ).order_by("-finished_at"),
+                [*_VERDICT_FIELDS, "requested_by__username"],
+            ),
+            _worker=_latest(
+                WorkerHeartbeat.objects.filter(role=WorkerHeartbeat.WORKER).order_by("-seen_at"),
+                ["worker", "role", "seen_at"],
+            ),
+            _last_sent=Subquery(
+                deliveries.filter(state=DeliveryState.SENT)
+                .order_by("-sent_at")
+                .values("sent_at")[:1]
+            ),
+            **counts,
+        )
+        .first()
+    )
+
+
 class MailSnapshot:
     """What one request knows of mail, each piece read once: the status block and the
-    banners of the same page share it."""
+    banners of the same page share it. With the settings stored, one query reads it all;
+    before that, each piece is read when asked for."""
 
-    def __init__(self, settings_row: SmtpSettings | None = None) -> None:
-        self._row = settings_row
-
-    @cached_property
-    def row(self) -> SmtpSettings:
-        return self._row if self._row is not None else SmtpSettings.load()
+    def __init__(self) -> None:
+        row = _settings_with_status()
+        self.row = row or SmtpSettings.load()
+        if row is None:
+            return
+        # Filled in from the one query: the cached properties below are not asked.
+        self.__dict__["health"] = _from_json(MailHealthCheck, row._health)
+        verdict = _from_json(ValidationRun, row._verdict)
+        if verdict is not None and verdict.requested_by_id:
+            verdict.requested_by = get_user_model()(
+                pk=verdict.requested_by_id, username=row._verdict.get("requested_by__username")
+            )
+        self.__dict__["verdict"] = verdict
+        self.__dict__["worker"] = _from_json(WorkerHeartbeat, row._worker)
+        self.__dict__["last_sent"] = row._last_sent
+        self.__dict__["counts"] = {
+            state: getattr(row, f"_count_{state}") for state in DeliveryState.values
+        }
 
     @cached_property
     def health(self) -> MailHealthCheck | None:
         return MailHealthCheck.objects.first()
 
     @cached_property
-    def _outbox(self) -> tuple[dict[str, int], datetime | None]:
-        return outbox.outbox_counts_and_last_sent_today()
+    def verdict(self) -> ValidationRun | None:
+        return (
+            ValidationRun.objects.filter(finished_at__isnull=False, scope=RunScope.FULL)
+            .select_related("requested_by")
+            .order_by("-finished_at")
+            .first()
+        )
 
-    @property
+    @cached_property
+    def worker(self) -> WorkerHeartbeat | None:
+        return (
+            WorkerHeartbeat.objects.filter(role=WorkerHeartbeat.WORKER).order_by("-seen_at").first()
+        )
+
+    @cached_property
     def counts(self) -> dict[str, int]:
-        return self._outbox[0]
+        return outbox.outbox_counts()
 
     @cached_property
     def last_sent(self) -> datetime | None:
-        # The counts' query knows the day's last message; older ones cost one more query,
-        # and only on the pages that show it.
-        return self._outbox[1] or outbox.outbox_last_sent()
+        return outbox.outbox_last_sent()
 
     @cached_property
     def held(self) -> dict[str, Any] | None:
         return outbox.outbox_held(count=self.counts[DeliveryState.HELD])
 
 
-def for_request(request: HttpRequest, *, settings_row: SmtpSettings | None = None) -> MailSnapshot:
-    """The request's snapshot: made once, by the view (with the row it loaded) or the banners."""
+def for_request(request: HttpRequest) -> MailSnapshot:
+    """The request's snapshot: made once, by the view or by the banners."""
     snapshot = getattr(request, "_mail_snapshot", None)
     if snapshot is None:
-        snapshot = MailSnapshot(settings_row)
+        snapshot = MailSnapshot()
         request._mail_snapshot = snapshot  # type: ignore[attr-defined]
     return snapshot
 
@@ -103,10 +200,7 @@ def mail_status(*, snapshot: MailSnapshot) -> dict[str, Any]:
     return {
         "secret": secret_expiry(snapshot.row),
         "health": snapshot.health,
-        "validation": ValidationRun.objects.filter(finished_at__isnull=False, scope=RunScope.FULL)
-        .select_related("requested_by")
-        .order_by("-finished_at")
-        .first(),
+        "validation": snapshot.verdict,
         "last_sent": snapshot.last_sent,
         "outbox": snapshot.counts,
     }

@@ -37,9 +37,11 @@ def _manage_page(
     stored: SmtpSettings | None = None,
     setup_run: ValidationRun | None = None,
 ) -> HttpResponse:
-    # Rebuilt from the database after a POST: a failed one must not show an unsaved
-    # secret's status (the form's instance has the POSTed values on it by then).
-    stored = stored or SmtpSettings.load()
+    # Read again after a POST: a failed one must not show an unsaved secret's status (the
+    # form's instance has the POSTed values on it by then). The request's mail snapshot
+    # reads the row with the status block's data in one query.
+    snapshot = for_request(request)
+    stored = stored or snapshot.row
     return render(
         request,
         "smtp_settings/manage.html",
@@ -50,7 +52,7 @@ def _manage_page(
             "secret_status": services.smtp_settings_secret_status(settings_row=stored),
             "changes": services.smtp_settings_recent_changes(),
             "runs": validation.validation_recent_runs(),
-            "mail_state": mail_status(snapshot=for_request(request, settings_row=stored)),
+            "mail_state": mail_status(snapshot=snapshot),
             "recipients": alerts.alert_recipients(settings_row=stored),
             # The setup assistant's secret, waiting for this form (never its value).
             "setup_secret": form.setup_secret,
@@ -102,7 +104,7 @@ def manage_smtp(request: HttpRequest) -> HttpResponse:
                 messages.warning(request, warning)
             return redirect("smtp_settings:manage")
         return _manage_page(request, form, _recipient_form(request, request.POST), status=400)
-    stored = SmtpSettings.load()
+    stored = for_request(request).row
     if request.GET.get("from") == "setup":
         # "Use these settings": the assistant's values, unsaved, and the Validate run of them.
         form = SmtpSettingsForm(

@@ -228,3 +228,36 @@ def test_basic_password_is_write_only_too(
     assert "b4sic-pw!" not in html and "A password is stored" in html
     admin_client.post(reverse("smtp_settings:manage"), {**data, "password": ""})
     assert SmtpSettings.load().password == "b4sic-pw!"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/administration/",
+        "/administration/smtp/",
+        "/administration/smtp/outbox/",
+        "/administration/smtp/setup/",
+        "/administration/users/",
+        "/administration/activity/",
+    ],
+)
+def test_an_administration_page_costs_at_most_five_queries(
+    url: str, sandbox: Any, admin_client: Client, django_assert_max_num_queries: Any
+) -> None:
+    """The status block and the banners come with the settings row in one query, whatever
+    the history holds; the session comes from the cache once it is there."""
+    from django.core import mail
+
+    from smtp_settings.validation import service as validation
+
+    from .test_sending import save
+
+    save(sandbox.form_values())
+    mail.send_mail("Sent", "Body", "notifications@sandbox.example", ["it@x.example"])
+    started = admin_client.post(
+        "/administration/smtp/validate/", sandbox.form_values(), HTTP_ACCEPT="application/json"
+    ).json()
+    validation.validation_run_execute(run_id=started["run"])
+    assert admin_client.get(url).status_code == 200  # the session is now in the cache
+    with django_assert_max_num_queries(5):
+        assert admin_client.get(url).status_code == 200
