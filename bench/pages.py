@@ -80,7 +80,7 @@ def _grow_to(size: int, user: User) -> None:
         ),
         batch_size=5000,
     )
-    missing = size - Entry.objects.count()
+    missing = max(size, OUTBOX_PAGE_SIZE + 1) - Entry.objects.count()
     Entry.objects.bulk_create(
         (
             Entry(
@@ -94,8 +94,8 @@ def _grow_to(size: int, user: User) -> None:
         ),
         batch_size=5000,
     )
-    # At least a full Outbox page from the start: the row measures the history's growth,
-    # not the difference between rendering one row and fifty.
+    # At least a full page of outbox messages (and activity entries, above) from the start:
+    # the rows measure the history's growth, not rendering one row against fifty.
     missing = max(size, OUTBOX_PAGE_SIZE + 1) - Email.objects.count()
     for start in range(0, max(missing, 0), 5000):
         emails = Email.objects.bulk_create(
@@ -132,6 +132,10 @@ def measure(*, form_values: dict[str, Any]) -> list[dict[str, Any]]:
         "Activity": reverse("activity"),
         "healthz/live": "/healthz/live",
     }
+    # Steady state: each page once before counting (the session into the cache, the setup
+    # assistant's row made on a first visit).
+    for url in pages.values():
+        client.get(url, **JSON)
     per_page = {
         name: _queries(lambda url=url: client.get(url, **JSON)) for name, url in pages.items()
     }
@@ -164,7 +168,7 @@ def measure(*, form_values: dict[str, Any]) -> list[dict[str, Any]]:
     rows = [
         {
             "name": "P5 queries",
-            "measure": "SQL queries per page and JSON endpoint (most of any page)",
+            "measure": "SQL queries per page and JSON endpoint, visited once before (most of any)",
             "goal": "≤ 5 per page",
             "values": [float(max(per_page.values()))],
             "detail": ", ".join(f"{name} {count}" for name, count in per_page.items()),
