@@ -9,6 +9,10 @@ from typing import Any
 
 
 def _serve(pipe: Connection) -> None:
+    import warnings
+
+    # aiosmtpd's own deprecation, once per session: not the bench's news.
+    warnings.filterwarnings("ignore", message="Session.login_data is deprecated")
     from tests.sandbox.world import Sandbox
 
     world = Sandbox().start()

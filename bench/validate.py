@@ -13,6 +13,7 @@ Rounds alternate which side goes first.
 from __future__ import annotations
 
 import base64
+import functools
 import os
 import secrets
 import smtplib
@@ -41,13 +42,50 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def bare_validate(values: dict[str, str], ca_bundle: str) -> float:
-    """The protocol work alone; returns seconds."""
+@functools.lru_cache(maxsize=1)
+def _context(ca_bundle: str) -> ssl.SSLContext:
+    # Read once, as the console reads its trust once: the baseline does the protocol's
+    # work and no more.
+    return ssl.create_default_context(cafile=ca_bundle)
+
+
+class _Adapter(requests.adapters.HTTPAdapter):
+    """HTTPS with that one context; without this, requests has urllib3 load a CA file into
+    it for every new connection (about 20 ms each), which the console does not pay."""
+
+    def __init__(self, context: ssl.SSLContext) -> None:
+        self._context = context
+        super().__init__()
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["ssl_context"] = self._context
+        super().init_poolmanager(*args, **kwargs)
+
+    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
+        super().cert_verify(conn, url, verify, cert)
+        conn.ca_certs = None
+
+
+def bare_validate(values: dict[str, str], ca_bundle: str, *, tuned: bool = False) -> float:
+    """The protocol work alone; returns seconds.
+
+    As a script is usually written (the issue's baseline), each run builds its TLS context
+    and lets requests load its CA file for each connection; ``tuned`` keeps one context,
+    as the console does, so that only the protocol's own work is left."""
     started = time.perf_counter()
+    if tuned:
+        context = _context(ca_bundle)
+        http = requests.Session()
+        http.trust_env = False
+        http.mount("https://", _Adapter(context))
+    else:
+        context = ssl.create_default_context(cafile=ca_bundle)
+        http = requests.Session()
     app = msal.ConfidentialClientApplication(
         values["client_id"],
         client_credential=values["client_secret"],
         authority=values["token_endpoint"].rsplit("/oauth2/", 1)[0],
+        http_client=http,
         # As the console does for a host that is not Microsoft's: never ask
         # login.microsoftonline.com (loopback only here).
         instance_discovery=False,
@@ -55,7 +93,6 @@ def bare_validate(values: dict[str, str], ca_bundle: str) -> float:
     token = app.acquire_token_for_client(scopes=[values["scopes"]])
     if "access_token" not in token:
         raise SystemExit(f"bare script: no token: {token.get('error_description')}")
-    context = ssl.create_default_context(cafile=ca_bundle)
     with smtplib.SMTP(values["smtp_server"], int(values["port"]), timeout=10) as smtp:
         smtp.starttls(context=context)
         smtp.ehlo()
@@ -162,6 +199,12 @@ class Console:
                 process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 process.kill()
+        if self.env.get("REDIS_URL"):
+            # The Redis server is shared: the bench's queue and its binding go with it.
+            import redis
+
+            queue = self.env["CELERY_TASK_DEFAULT_QUEUE"]
+            redis.Redis.from_url(self.env["REDIS_URL"]).delete(queue, f"_kombu.binding.{queue}")
 
     def validate(self, values: dict[str, str]) -> tuple[float, float, float]:
         """Seconds from the click to: the steps on the page (the POST's answer carries them),
@@ -227,20 +270,26 @@ def measure(
             # Warm-up, not counted: imports in the worker's child, the first TLS handshakes.
             console.validate(values)
             bare_validate(values, info["ca_bundle"])
-            totals, firsts, samples = [], [], []
+            totals, firsts, samples, tuned_ratios = [], [], [], []
             for round_number in range(rounds):
                 if round_number % 2:
                     shown, first, done = console.validate(values)
                     bare = bare_validate(values, info["ca_bundle"])
+                    tuned = bare_validate(values, info["ca_bundle"], tuned=True)
                 else:
+                    tuned = bare_validate(values, info["ca_bundle"], tuned=True)
                     bare = bare_validate(values, info["ca_bundle"])
                     shown, first, done = console.validate(values)
                 totals.append(done / bare)
                 firsts.append(first / bare)
-                samples.append((bare, shown, first, done))
-        detail = "rounds (bare script; console: run shown, first step, verdict) ms: " + ", ".join(
-            f"({b * 1000:.0f}; {s * 1000:.0f}, {f * 1000:.0f}, {d * 1000:.0f})"
-            for b, s, f, d in samples
+                tuned_ratios.append(done / tuned)
+                samples.append((bare, shown, first, done, tuned))
+        detail = (
+            "rounds (bare script; console: run shown, first step, verdict; tuned script) ms: "
+            + ", ".join(
+                f"({b * 1000:.0f}; {s * 1000:.0f}, {f * 1000:.0f}, {d * 1000:.0f}; {t * 1000:.0f})"
+                for b, s, f, d, t in samples
+            )
         )
         rows.append(
             {
@@ -256,8 +305,8 @@ def measure(
                 "name": f"P3 steps shown, {label}",
                 "measure": "click to the run's steps on the page ÷ the bare script",
                 "goal": "< 0.25",
-                "values": [s[1] / s[0] for s in samples],
-                "detail": f"median bare script {_median([s[0] for s in samples]) * 1000:.0f} ms",
+                "values": [sample[1] / sample[0] for sample in samples],
+                "detail": f"median bare script {_median([x[0] for x in samples]) * 1000:.0f} ms",
             }
         )
         rows.append(
@@ -267,6 +316,16 @@ def measure(
                 "goal": "(for reference)",
                 "values": firsts,
                 "detail": "the token request alone is about half of the bare script",
+            }
+        )
+        rows.append(
+            {
+                "name": f"P3 against a tuned script, {label}",
+                "measure": "click to verdict ÷ the same script with one TLS context for all runs",
+                "goal": "(for reference)",
+                "values": tuned_ratios,
+                "detail": f"median tuned script {_median([x[4] for x in samples]) * 1000:.0f} ms: "
+                "the protocol's own work, without loading CA files",
             }
         )
     return rows

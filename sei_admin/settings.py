@@ -304,6 +304,11 @@ def _cache_url(broker: str) -> str:
     return urlunsplit(parts._replace(path=f"/{(number + 1) % 16}"))
 
 
+# Run pages' status requests that may wait for the worker at once in one web process
+# (each holds a thread): half of gunicorn's threads by default, so pages always get some.
+SEI_LONG_POLLS_PER_PROCESS = env.int(
+    "SEI_LONG_POLLS_PER_PROCESS", default=max(1, env.int("SEI_WEB_THREADS", default=8) // 2)
+)
 SEI_CACHE_URL = env.str("SEI_CACHE_URL", default=_cache_url(REDIS_URL) if REDIS_URL else "")
 if SEI_CACHE_URL:
     CACHES = {

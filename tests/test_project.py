@@ -23,6 +23,8 @@ OTHER_NAMES = {
     "DJANGO_SUPERUSER_EMAIL",
     "SSL_CERT_FILE",
     "REQUESTS_CA_BUNDLE",
+    # Read by gunicorn.conf.py.
+    "WEB_CONCURRENCY",
 }
 
 

@@ -322,3 +322,33 @@ def test_the_status_request_answers_as_soon_as_the_worker_writes(
     assert progress.wait(started["run"], seen=answer["mark"], timeout=60).startswith("final-")
     final = progress.mark(started["run"])
     assert progress.wait(started["run"], seen=final, timeout=60) == final
+
+
+def test_only_so_many_status_requests_wait_at_once_the_rest_answer_at_once(
+    settings: Any,
+) -> None:
+    """A waiting request holds a web thread; open run pages must never take them all."""
+    import threading
+
+    from smtp_settings.validation import progress
+
+    settings.SEI_LONG_POLLS_PER_PROCESS = 1
+    progress.touch("run-a")
+    seen = progress.mark("run-a")
+    first = threading.Thread(
+        target=progress.wait, args=["run-a"], kwargs={"seen": seen, "timeout": 30}
+    )
+    first.start()
+    try:
+        for _ in range(200):  # until the first request is waiting
+            if progress._waiting == 1:
+                break
+            threading.Event().wait(0.01)
+        assert progress._waiting == 1
+        # The second has nothing new to say and says it at once: the first still waits.
+        assert progress.wait("run-a", seen=seen, timeout=30) == seen
+        assert first.is_alive()
+    finally:
+        progress.touch("run-a")
+        first.join(timeout=10)
+    assert not first.is_alive() and progress._waiting == 0

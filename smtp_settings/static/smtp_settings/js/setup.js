@@ -40,7 +40,9 @@
       })
       .then(function (run) {
         if (run.finished) { window.location.reload(); return; }
-        poll(url, run.mark);
+        // Nothing new (the server could not wait, or waited its fill): ask again shortly.
+        if (run.mark === mark) { setTimeout(function () { poll(url, run.mark); }, 1000); }
+        else { poll(url, run.mark); }
       })
       .catch(function () { setTimeout(function () { poll(url, mark); }, RETRY_MS); });
   }

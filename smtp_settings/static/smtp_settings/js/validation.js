@@ -6,6 +6,7 @@
 (function () {
   "use strict";
   const RETRY_MS = 1500;
+  const AGAIN_MS = 1000;
 
   function el(tag, className, text) {
     const node = document.createElement(tag);
@@ -25,7 +26,12 @@
         // The server renders the run (the same partial as the run page), escaped there.
         target.innerHTML = run.html;
         if (run.finished) { if (onDone) onDone(run); return; }
-        poll(url, target, onDone, run.mark);
+        // Nothing new (the server could not wait, or waited its fill): ask again shortly.
+        if (run.mark === seen) {
+          setTimeout(function () { poll(url, target, onDone, run.mark); }, AGAIN_MS);
+        } else {
+          poll(url, target, onDone, run.mark);
+        }
       })
       .catch(function () {
         setTimeout(function () { poll(url, target, onDone, seen); }, RETRY_MS);
