@@ -352,3 +352,18 @@ def test_only_so_many_status_requests_wait_at_once_the_rest_answer_at_once(
         progress.touch("run-a")
         first.join(timeout=10)
     assert not first.is_alive() and progress._waiting == 0
+
+
+def test_a_run_no_worker_takes_says_so_before_it_is_given_up(
+    admin_client: Client, oauth_form_data: dict[str, Any]
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    started = admin_client.post(reverse("smtp_settings:validate"), oauth_form_data, **JSON).json()
+    assert 'id="run-unclaimed"' not in admin_client.get(started["status_url"]).json()["html"]
+    ValidationRun.objects.update(created_at=timezone.now() - timedelta(seconds=20))
+    shown = admin_client.get(started["status_url"]).json()
+    assert shown["status"] == "queued"
+    assert "No worker has taken this run in 20 seconds" in shown["html"]

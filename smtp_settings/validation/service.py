@@ -285,6 +285,9 @@ def validation_run_as_dict(*, run: ValidationRun) -> dict[str, Any]:
         "auth_type": run.candidate.get("auth_type", ""),
         "scope": run.scope,
         "outputs": run.outputs,
+        # A worker takes a run within a second or so; after this long, say that none has.
+        "unclaimed_seconds": _unclaimed_seconds(run),
+        "given_up_after": int(QUEUED_FOR_AT_MOST.total_seconds()),
         "steps": [
             {
                 "key": step.key,
@@ -303,6 +306,16 @@ def validation_run_as_dict(*, run: ValidationRun) -> dict[str, Any]:
             for step in _steps_as_shown(run)
         ],
     }
+
+
+UNCLAIMED_NOTICE_AFTER = timedelta(seconds=10)
+
+
+def _unclaimed_seconds(run: ValidationRun) -> int:
+    waited = timezone.now() - run.created_at
+    if run.status != RunStatus.QUEUED or waited < UNCLAIMED_NOTICE_AFTER:
+        return 0
+    return int(waited.total_seconds())
 
 
 def _steps_as_shown(run: ValidationRun) -> list[ValidationStep]:
