@@ -39,21 +39,22 @@ def main() -> None:
         "port": "Port",
         "client_id": "Client ID",
         "client_secret": "Client Secret",
+        "secret_expiration_date": "Secret Expiration Date",
         "token_endpoint": "Token Endpoint",
         "scopes": "Scopes",
     }
     for name, label in labels.items():
-        print(f"  {label:15} {values[name]}")
-    print("  Authentication Type OAuth 2.0, Use SSL/TLS on, Use sender email on")
+        print(f"  {label:22} {values[name]}")
+    print(f"  {'Authentication Type':22} OAuth 2.0, Use SSL/TLS on, Use sender email on")
     print("\nOr walk Set up Microsoft 365 with:")
     print(
-        f"  {'Tenant ID':15} {sandbox.tenant.tenant_id} (or the domain {sandbox.tenant.domains[0]})"
+        f"  {'Tenant ID':22} {sandbox.tenant.tenant_id} (or the domain {sandbox.tenant.domains[0]})"
     )
-    print(f"  {'Client ID':15} {values['client_id']}")
+    print(f"  {'Client ID':22} {values['client_id']}")
     secret_id = sandbox.app.secret_ids.get(values["client_secret"], "")
-    print(f"  {'Secret value':15} {values['client_secret']}")
-    print(f"  {'Secret ID':15} {secret_id} (paste it as the secret to see that mistake named)")
-    print(f"  {'Cloud':15} Sign-in host allowed by the operator: {sandbox.authority_host}")
+    print(f"  {'Secret value':22} {values['client_secret']}")
+    print(f"  {'Secret ID':22} {secret_id} (paste it as the secret to see that mistake named)")
+    print(f"  {'Cloud':22} Sign-in host allowed by the operator: {sandbox.authority_host}")
     print("\nDelivered test messages are printed here and saved under", options.folder / "mail")
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
