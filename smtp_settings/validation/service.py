@@ -68,7 +68,6 @@ def validation_run_start(
     # A block, not a decorator: the decorator's frame would show the arguments in error
     # reports, secrets included.
     with transaction.atomic():
-        validation_runs_expire_abandoned()
         _check_guard_rails(user)
         # Locked: a Save cannot slip between this read and the check below.
         stored = (
@@ -186,7 +185,13 @@ def _check_guard_rails(user: AbstractBaseUser) -> None:
     # Two clicks at once must not both pass: the user's row serialises them.
     get_user_model().objects.select_for_update().filter(pk=user.pk).exists()
     mine = ValidationRun.objects.filter(requested_by=user)
-    if mine.filter(status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).exists():
+    unfinished = mine.filter(status__in=[RunStatus.QUEUED, RunStatus.RUNNING])
+    if unfinished.exists():
+        # A run whose worker is gone must not block the next click: end it first (beat
+        # does this for everyone every 20 s; here only when one stands in the way).
+        for pk in unfinished.values_list("pk", flat=True):
+            validation_runs_expire_abandoned(run_id=str(pk))
+    if unfinished.exists():
         raise ValidationNotStarted(
             "Your previous validation is still running; wait for its verdict before "
             "starting another."
