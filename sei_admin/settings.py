@@ -160,6 +160,9 @@ AXES_SENSITIVE_PARAMETERS = [
 SEI_REQUIRE_2FA = env.bool("SEI_REQUIRE_2FA", default=not DEBUG)
 # What authenticator apps show beside the account name.
 OTP_TOTP_ISSUER = "SEI Administration"
+# While nothing is configured, Manage SMTP opens the Set up Microsoft 365 assistant instead
+# of an empty form, once per session (the assistant links back to the form).
+SEI_SETUP_ASSISTANT_FIRST = env.bool("SEI_SETUP_ASSISTANT_FIRST", default=True)
 # A sign-in waiting for its code is forgotten after this long.
 SEI_SIGNIN_CODE_MINUTES = 5
 # A reset link works once (it is bound to the password it replaces) and for an hour.

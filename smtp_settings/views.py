@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -78,6 +79,9 @@ def _recipient_form(request: HttpRequest, data: object = None) -> TestRecipientF
 _SECRET_POST_FIELDS = ("client_secret", "password")
 
 
+_SETUP_OFFERED = "setup_assistant_offered"
+
+
 @administrator_required
 @require_http_methods(["GET", "POST"])
 @sensitive_post_parameters(*_SECRET_POST_FIELDS)
@@ -105,6 +109,16 @@ def manage_smtp(request: HttpRequest) -> HttpResponse:
             return redirect("smtp_settings:manage")
         return _manage_page(request, form, _recipient_form(request, request.POST), status=400)
     stored = for_request(request).row
+    if (
+        settings.SEI_SETUP_ASSISTANT_FIRST
+        and not stored.is_stored
+        and "form" not in request.GET
+        and "from" not in request.GET
+        and not request.session.get(_SETUP_OFFERED)
+    ):
+        # Nothing is configured: the five Microsoft steps come before any of this form.
+        request.session[_SETUP_OFFERED] = True
+        return redirect(f"{reverse('smtp_settings:setup')}?first=1")
     if request.GET.get("from") == "setup":
         # "Use these settings": the assistant's values, unsaved, and the Validate run of them.
         form = SmtpSettingsForm(

@@ -27,6 +27,9 @@ os.environ.setdefault("DJANGO_STATIC_MANIFEST", "false")
 # follows; the two-factor tests turn the requirement on themselves, and a test checks that
 # it is on by default outside development.
 os.environ.setdefault("SEI_REQUIRE_2FA", "false")
+# Likewise most tests open an empty Manage SMTP to fill in its form; the assistant's tests
+# turn the detour on themselves.
+os.environ.setdefault("SEI_SETUP_ASSISTANT_FIRST", "false")
 # The file-system broker and SQLite files of a test run live apart from a developer's var/.
 _var = tempfile.mkdtemp(prefix="sei-test-var-")
 atexit.register(shutil.rmtree, _var, ignore_errors=True)

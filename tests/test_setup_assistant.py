@@ -559,3 +559,35 @@ def test_starting_over_forgets_progress_and_the_held_secret_but_not_manage_smtp(
     state = service.setup_state(user=setup, session_key=SESSION)
     assert not state.row.tenant and state.runs["tenant"] is None
     assert not SetupSecret.objects.exists()
+
+
+def test_an_empty_manage_smtp_opens_the_assistant_first_once_a_session(
+    page_client: Client, settings: Any, sandbox: Any
+) -> None:
+    settings.SEI_SETUP_ASSISTANT_FIRST = True
+    manage = "/administration/smtp/"
+    first = page_client.get(manage)
+    assert first.status_code == 302 and first.url == "/administration/smtp/setup/?first=1"
+    page = page_client.get(first.url).content.decode()
+    assert 'id="setup-first"' in page and 'href="/administration/smtp/?form=1"' in page
+    # Once offered, the form: on the next visit, or straight away through the link.
+    assert 'id="smtp-form"' in page_client.get(manage).content.decode()
+    other = Client()
+    other.force_login(_user(page_client))
+    assert 'id="smtp-form"' in other.get(manage, {"form": "1"}).content.decode()
+
+
+def test_configured_settings_open_manage_smtp_directly(
+    page_client: Client, settings: Any, sandbox: Any
+) -> None:
+    from .test_sending import save
+
+    settings.SEI_SETUP_ASSISTANT_FIRST = True
+    save(sandbox.form_values())
+    assert page_client.get("/administration/smtp/").status_code == 200
+
+
+def _user(client: Client) -> Any:
+    from django.contrib.auth import get_user
+
+    return get_user(client)

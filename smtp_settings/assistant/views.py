@@ -71,6 +71,8 @@ def _page(request: HttpRequest, forms: dict[str, Any] | None = None, status: int
         "script": state.script() if state.app_known and state.mailboxes else "",
         "script_filename": SCRIPT_FILENAME,
         "consent_answer": _consent_answer(request, consent_state),
+        # Sent here from an empty Manage SMTP: say why, and where the form is.
+        "first_visit": "first" in request.GET,
         **(forms or _forms(state)),
     }
     return render(request, "smtp_settings/setup.html", context, status=status)
