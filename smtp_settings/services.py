@@ -239,10 +239,6 @@ def worker_heartbeat_record(*, worker: str, role: str = WorkerHeartbeat.WORKER) 
     return heartbeat
 
 
-def worker_last_seen() -> WorkerHeartbeat | None:
-    return WorkerHeartbeat.objects.filter(role=WorkerHeartbeat.WORKER).order_by("-seen_at").first()
-
-
 def beat_heartbeat_start(*, name: str) -> threading.Thread:
     """In the beat process: report every SEI_HEARTBEAT_SECONDS that beat runs (health endpoint)."""
 

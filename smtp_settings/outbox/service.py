@@ -416,13 +416,8 @@ SENT_COUNT_WINDOW = timedelta(hours=24)
 
 
 def outbox_counts() -> dict[str, int]:
-    return outbox_counts_and_last_sent_today()[0]
-
-
-def outbox_counts_and_last_sent_today() -> tuple[dict[str, int], datetime | None]:
-    """Messages per state, sent ones of the last ``SENT_COUNT_WINDOW`` only, and when the
-    last of those went out: one query that reads only unsent rows and the day's sent ones
-    (both indexed)."""
+    """Messages per state, sent ones of the last ``SENT_COUNT_WINDOW`` only: one query that
+    reads only unsent rows and the day's sent ones (both indexed)."""
     counts = dict.fromkeys(DeliveryState.values, 0)
     unsent = [state for state in DeliveryState.values if state != DeliveryState.SENT]
     since = timezone.now() - SENT_COUNT_WINDOW
@@ -431,15 +426,12 @@ def outbox_counts_and_last_sent_today() -> tuple[dict[str, int], datetime | None
             Q(state__in=unsent) | Q(state=DeliveryState.SENT, sent_at__gte=since)
         )
         .values("state")
-        .annotate(n=Count("pk"), last=Max("sent_at"))
+        .annotate(n=Count("pk"))
         .order_by()
     )
-    last_sent = None
     for row in rows:
         counts[row["state"]] = row["n"]
-        if row["state"] == DeliveryState.SENT:
-            last_sent = row["last"]
-    return counts, last_sent
+    return counts
 
 
 def outbox_last_sent() -> datetime | None:

@@ -65,16 +65,12 @@ STEPS_BY_SCOPE: dict[str, tuple[tuple[str, str], ...]] = {
     RunScope.TENANT: (TENANT_STEP,),
     RunScope.TOKEN: STEPS[:2],
 }
-STEP_NAMES = dict((*STEPS, TENANT_STEP))
 
 
 def steps_for(scope: str, mailboxes: list[str]) -> list[tuple[str, str]]:
     """A run's steps in order: its scope's, then one per further mailbox (full runs)."""
     extra = mailbox_steps(mailboxes) if scope == RunScope.FULL else []
     return [*STEPS_BY_SCOPE[scope], *extra]
-
-
-STEP_KEYS = [key for key, _ in STEPS]
 
 
 @dataclass
