@@ -14,6 +14,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from activity.models import Entry, Kind
+from external_text import printable
 
 SUMMARY_LENGTH = Entry._meta.get_field("summary").max_length or 500
 
@@ -27,7 +28,10 @@ def activity_record(
     address: str | None = None,
 ) -> Entry:
     """Add one entry. ``summary`` is shown to administrators as is: callers never pass a
-    secret, a password, a code or a token in it."""
+    secret, a password, a code or a token in it. It is one line: a server's answer quoted in
+    it cannot add a line break or a terminal escape (the mail engine cleans such text where
+    it enters; this holds for whatever else a caller quotes)."""
+    summary = printable(summary)
     if actor is not None and not actor.is_authenticated:
         actor = None
     name = actor_name or (actor.get_username() if actor is not None else "")

@@ -19,6 +19,7 @@ import requests.adapters
 import urllib3.util
 from msal.authority import WELL_KNOWN_AUTHORITY_HOSTS
 
+from external_text import printable
 from smtp_settings.mail import tls
 
 _TOKEN_PATH_SUFFIX = "/oauth2/v2.0/token"  # noqa: S105  (a URL path, not a secret)
@@ -44,13 +45,15 @@ class TokenError(Exception):
         correlation_id: str = "",
         trace_id: str = "",
     ) -> None:
+        # All of it may come from the endpoint: cleaned here, once, before anyone logs it.
+        message = printable(message)
         super().__init__(message)
         self.kind = kind
         self.message = message
-        self.error = error
+        self.error = printable(error)
         self.error_codes = error_codes or []
-        self.correlation_id = correlation_id
-        self.trace_id = trace_id
+        self.correlation_id = printable(correlation_id)
+        self.trace_id = printable(trace_id)
 
 
 def authority_from_token_endpoint(token_endpoint: str) -> str:

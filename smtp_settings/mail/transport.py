@@ -22,6 +22,7 @@ from functools import cache
 from io import BytesIO
 from typing import Literal
 
+from external_text import printable
 from smtp_settings.mail import tls
 
 Stage = Literal["connect", "tls", "authenticate", "sender", "send"]
@@ -36,11 +37,13 @@ class SmtpFailure(Exception):
     """A delivery failure: which stage, what kind, and what the server said (if anything)."""
 
     def __init__(self, stage: Stage, kind: str, message: str, *, answer: str = "") -> None:
+        # Both may quote the server: cleaned here, once, before anyone logs or records them.
+        message = printable(message)
         super().__init__(message)
         self.stage = stage
         self.kind = kind
         self.message = message
-        self.answer = answer
+        self.answer = printable(answer, keep_lines=True)
 
 
 @dataclass(frozen=True)
@@ -121,13 +124,15 @@ def printable_excerpt(text: bytes | str) -> str:
 
 
 def _answer(code: int, text: bytes | str) -> str:
+    """A server's reply as the console quotes it: its lines (smtplib joins them with LF),
+    none of its control characters."""
     text = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
-    return f"{code} {text}".strip()
+    return printable(f"{code} {text}".strip(), keep_lines=True)
 
 
 def _name(attributes: tuple[tuple[tuple[str, str], ...], ...] | None) -> str:
     parts = [f"{key}={value}" for rdn in attributes or () for key, value in rdn]
-    return ", ".join(parts)
+    return printable(", ".join(parts))  # the certificate's own text, shown and logged
 
 
 class SmtpConnection:
