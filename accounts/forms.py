@@ -7,6 +7,7 @@ from typing import Any
 from django import forms
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
+from django.utils.encoding import punycode
 
 
 class CodeForm(forms.Form):
@@ -87,6 +88,20 @@ class UserAddForm(forms.ModelForm):
         if taken:
             raise forms.ValidationError("A user with this name already exists.")
         return username
+
+    def clean_email(self) -> str:
+        # Django accepts an international domain; mail goes to it in its xn-- form, so that
+        # form must exist (a label that is too long once encoded has none).
+        address = self.cleaned_data["email"]
+        try:
+            punycode(address.rpartition("@")[2])
+        except UnicodeError:
+            raise forms.ValidationError(
+                "This domain cannot be written the way e-mail carries it (in its xn-- form, "
+                "one of its parts is longer than 63 characters).",
+                code="domain_not_encodable",
+            ) from None
+        return address
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}

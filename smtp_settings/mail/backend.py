@@ -20,12 +20,13 @@ from typing import Any
 from django.conf import settings
 from django.core.mail import EmailMessage
 from django.core.mail.backends.base import BaseEmailBackend
+from django.utils.encoding import punycode
 from django.utils.module_loading import import_string
 
 from smtp_settings.mail import endpoint
 from smtp_settings.mail.errors import DeliveryError, MessageRefused, classify
 from smtp_settings.mail.oauth import Token, TokenError
-from smtp_settings.mail.transport import SmtpConnection, SmtpFailure
+from smtp_settings.mail.transport import SmtpConnection, SmtpFailure, ehlo_name
 
 # A session idle for longer than this is checked with NOOP before it carries a message.
 IDLE_CHECK_SECONDS = 1.0
@@ -35,6 +36,16 @@ _BROKEN_KINDS = frozenset({"timeout", "disconnected", "protocol", "tls_failed"})
 
 def _domain(address: str) -> str:
     return address.rpartition("@")[2].lower()
+
+
+def message_id_for(address: str) -> str:
+    """A new Message-ID on ``address``'s domain (in its xn-- form): Django's default would
+    name this host through a DNS lookup."""
+    try:
+        domain = punycode(_domain(parseaddr(address)[1] or address))
+    except UnicodeError:
+        domain = ""
+    return make_msgid(domain=domain or ehlo_name())
 
 
 class _Session:
@@ -162,7 +173,17 @@ class EmailBackend(BaseEmailBackend):
         if not recipients:
             return ""
         mailbox = self.mailbox_for(message)
-        wire = self._wire_message(message, mailbox)
+        try:
+            wire = self._wire_message(message, mailbox)
+        except (UnicodeError, ValueError) as exc:
+            # Django could not write a header (an address it cannot parse or encode): this
+            # message's fault, and its text may quote anything; the type says enough.
+            raise MessageRefused(
+                f"This message could not be written as SMTP carries it ({type(exc).__name__}): "
+                "an address in it is malformed or cannot be encoded.",
+                stage="send",
+                kind="unwritable",
+            ) from None
         session = self._session(mailbox)
         try:
             answer = session.connection.send(sender=mailbox, recipients=recipients, message=wire)
@@ -190,8 +211,9 @@ class EmailBackend(BaseEmailBackend):
                 # Replies still reach whoever the message was written for.
                 outgoing.reply_to = [original]
         if not any(name.lower() == "message-id" for name in headers):
-            # Django would otherwise name this host through a DNS lookup.
-            headers["Message-ID"] = make_msgid(domain=_domain(mailbox) or None)
+            # The outbox gave its messages theirs when they were queued (a copy sent again
+            # after a worker died keeps it); this is for callers that send directly.
+            headers["Message-ID"] = message_id_for(mailbox)
         outgoing.extra_headers = headers
         return outgoing.message()
 

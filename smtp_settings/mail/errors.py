@@ -19,7 +19,9 @@ _PASSING_TOKEN_KINDS = frozenset({"timeout", "unreachable", "service"})
 # Entra ID's "temporarily unavailable" family.
 _PASSING_AADSTS = frozenset({90033})
 # Refusals that concern one message (its recipients or its content), not the settings.
-_MESSAGE_KINDS = frozenset({"rcpt_refused", "data_refused", "outside_organisation"})
+_MESSAGE_KINDS = frozenset(
+    {"rcpt_refused", "data_refused", "outside_organisation", "address_not_ascii", "unwritable"}
+)
 
 
 class DeliveryError(Exception):

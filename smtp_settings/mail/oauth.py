@@ -21,6 +21,7 @@ from msal.authority import WELL_KNOWN_AUTHORITY_HOSTS
 
 from external_text import printable
 from smtp_settings.mail import tls
+from smtp_settings.mail.deadline import exchange_deadline, watch_pools
 
 _TOKEN_PATH_SUFFIX = "/oauth2/v2.0/token"  # noqa: S105  (a URL path, not a secret)
 
@@ -131,6 +132,10 @@ class _TrustingAdapter(requests.adapters.HTTPAdapter):
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         kwargs["ssl_context"] = tls.client_context()
         super().init_poolmanager(*args, **kwargs)
+        watch_pools(self.poolmanager)  # so that a deadline can end a blocked read
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        return watch_pools(super().proxy_manager_for(proxy, **proxy_kwargs))
 
     def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         kwargs["verify"] = True  # whatever a caller asks: never off, never another file
@@ -186,25 +191,22 @@ class _PinnedSession(requests.Session):
                 f"than {self._origin[0]}; the client secret is only ever sent to the token "
                 "endpoint's own host.",
             )
-        kwargs["timeout"] = self.timeout
         kwargs["allow_redirects"] = False
-        aborted = threading.Event()
-
-        def abort() -> None:
-            aborted.set()
-            self.close()  # the blocked read fails at once
-
-        watchdog = threading.Timer(self.timeout, abort)
-        watchdog.daemon = True
-        watchdog.start()
-        try:
-            response = super().request(method, url, *args, **kwargs)
-        except requests.exceptions.RequestException:
-            if aborted.is_set():
-                raise requests.exceptions.Timeout(f"no answer within {self.timeout:g} s") from None
-            raise
-        finally:
-            watchdog.cancel()
+        # Within the caller's deadline if one runs (a whole token step), else its own: at
+        # the deadline the connection's socket is shut down, which ends a blocked read.
+        with exchange_deadline(self.timeout) as exchange:
+            left = exchange.remaining()
+            if exchange.expired or left <= 0:
+                raise requests.exceptions.Timeout(f"no answer within {exchange.seconds:g} s")
+            kwargs["timeout"] = left
+            try:
+                response = super().request(method, url, *args, **kwargs)
+            except requests.exceptions.RequestException:
+                if exchange.expired:
+                    raise requests.exceptions.Timeout(
+                        f"no answer within {exchange.seconds:g} s"
+                    ) from None
+                raise
         if 300 <= response.status_code < 400:
             location = response.headers.get("Location", "")
             raise EndpointRefused(
@@ -247,14 +249,16 @@ def acquire_token(
     """
     authority = authority_from_token_endpoint(token_endpoint)
     try:
-        app = _application(
-            authority=authority,
-            client_id=client_id,
-            client_secret=client_secret,
-            timeout=timeout,
-            fresh=fresh,
-        )
-        result: dict[str, Any] = app.acquire_token_for_client(scopes=scopes)
+        # One deadline for the step: MSAL's discovery and the token request share it.
+        with exchange_deadline(timeout):
+            app = _application(
+                authority=authority,
+                client_id=client_id,
+                client_secret=client_secret,
+                timeout=timeout,
+                fresh=fresh,
+            )
+            result: dict[str, Any] = app.acquire_token_for_client(scopes=scopes)
     except EndpointRefused as exc:
         _forget(authority, client_id, client_secret)
         raise TokenError(exc.kind, exc.message) from None
@@ -262,7 +266,8 @@ def acquire_token(
         raise TokenError("tls", f"TLS with the token endpoint failed: {_root(exc)}") from None
     except requests.exceptions.Timeout:
         raise TokenError(
-            "timeout", f"The token endpoint did not answer within {timeout:g} s."
+            "timeout",
+            f"The token endpoint did not answer in time: no complete answer within {timeout:g} s.",
         ) from None
     except requests.exceptions.ConnectionError as exc:
         raise TokenError(
@@ -327,14 +332,17 @@ def discover_tenant(*, authority: str, timeout: float) -> Tenant:
     url = f"{authority}/v2.0/.well-known/openid-configuration"
     session = _PinnedSession(authority, timeout=timeout)
     try:
-        response = session.get(url)
+        with exchange_deadline(timeout):
+            response = session.get(url)
     except EndpointRefused as exc:
         raise TokenError(exc.kind, exc.message) from None
     except requests.exceptions.SSLError as exc:
         raise TokenError("tls", f"TLS with the sign-in host failed: {_root(exc)}") from None
     except requests.exceptions.Timeout:
         raise TokenError(
-            "timeout", f"The sign-in host did not answer within {timeout:g} s."
+            "timeout",
+            f"The sign-in host (OIDC discovery) did not answer in time: no complete answer "
+            f"within {timeout:g} s.",
         ) from None
     except requests.exceptions.ConnectionError as exc:
         raise TokenError("unreachable", f"Could not reach the sign-in host: {_root(exc)}") from None

@@ -18,9 +18,12 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from email.generator import BytesGenerator
 from email.message import Message
+from email.utils import parseaddr
 from functools import cache
 from io import BytesIO
 from typing import Literal
+
+from django.utils.encoding import punycode
 
 from external_text import printable
 from smtp_settings.mail import tls
@@ -111,6 +114,37 @@ def wire_bytes(message: Message) -> bytes:
     )
     generator.flatten(message)
     return buffer.getvalue()
+
+
+def envelope_address(address: str, *, stage: Stage) -> str:
+    """``address`` as MAIL FROM and RCPT TO carry it: the bare address, its domain in the
+    IDNA (xn--) form, as Django's own SMTP backend writes it (``sanitize_address``).
+
+    The console does not speak SMTPUTF8, so a part before @ that is not ASCII cannot be
+    carried at all: that message is refused (``address_not_ascii``), not the session.
+    """
+    bare = parseaddr(address)[1] or address.strip()
+    local, at, domain = bare.rpartition("@")
+    if not at:
+        local, domain = bare, ""
+    if not local.isascii():
+        raise SmtpFailure(
+            stage,
+            "address_not_ascii",
+            f"The address {bare} cannot be sent to: the part before @ holds characters "
+            "that SMTP carries only with SMTPUTF8, which the console does not use.",
+        )
+    if domain.isascii():
+        return bare
+    try:
+        return f"{local}@{punycode(domain)}"
+    except UnicodeError:
+        raise SmtpFailure(
+            stage,
+            "address_not_ascii",
+            f"The address {bare} cannot be sent to: its domain is not a valid international "
+            "domain name.",
+        ) from None
 
 
 EXCERPT_LENGTH = 100
@@ -278,6 +312,8 @@ class SmtpConnection:
     def check_sender(self, sender: str, recipient: str) -> tuple[str, str]:
         """MAIL FROM and RCPT TO, then RSET: send-as refusals show without sending."""
         self._stage = "sender"
+        sender = envelope_address(sender, stage="sender")
+        recipient = envelope_address(recipient, stage="sender")
         with self._deadline(), self._failures():
             code, text = self._smtp.mail(sender)
             self._require(code == 250, "sender", "mail_refused", code, text)
@@ -295,15 +331,25 @@ class SmtpConnection:
         """
         self._stage = "send"
         payload = wire_bytes(message)
+        sender = envelope_address(sender, stage="send")
+        envelope, unsendable = [], []
+        for recipient in recipients:
+            try:
+                envelope.append(envelope_address(recipient, stage="send"))
+            except SmtpFailure as failure:
+                unsendable.append(failure)
+        if not envelope:
+            # Nothing was said to the server: the session stays good for the next message.
+            raise unsendable[0]
         with self._deadline(), self._failures():
             code, text = self._smtp.mail(sender)
             self._require(code == 250, "send", "mail_refused", code, text)
             refused = []
-            for recipient in recipients:
+            for recipient in envelope:
                 code, text = self._smtp.rcpt(recipient)
                 if code not in (250, 251):
                     refused.append(_answer(code, text))
-            if len(refused) == len(recipients):
+            if len(refused) == len(envelope):
                 self._smtp.rset()
                 raise SmtpFailure(
                     "send", "rcpt_refused", "Every recipient was refused.", answer=refused[0]
@@ -394,11 +440,18 @@ class SmtpConnection:
             raise
         except UnicodeError:
             # Its message quotes the text it could not encode: a password, maybe. Not repeated.
+            if self._stage in ("sender", "send"):
+                # MAIL, RCPT or DATA: this message's text, not the settings (no hold).
+                raise SmtpFailure(
+                    self._stage,
+                    "address_not_ascii",
+                    "This message could not be sent: an address in it holds characters SMTP "
+                    "carries only with SMTPUTF8, which the console does not use.",
+                ) from None
             raise SmtpFailure(
                 self._stage,
                 "not_ascii",
-                "A value could not be sent: SMTP here carries ASCII only (user name, password "
-                "or address).",
+                "A value could not be sent: SMTP here carries ASCII only (user name or password).",
             ) from None
         except (smtplib.SMTPException, OSError) as exc:
             if self._aborted:

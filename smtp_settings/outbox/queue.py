@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from email.mime.base import MIMEBase
+from email.utils import formatdate
 from typing import Any
 
+from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.mail import EmailMessage
 from django.core.mail.backends.base import BaseEmailBackend
@@ -19,6 +21,7 @@ from django.db import transaction
 from post_office.models import STATUS, Email
 from post_office.utils import create_attachments
 
+from smtp_settings.mail.backend import message_id_for
 from smtp_settings.outbox import service
 
 
@@ -34,6 +37,15 @@ class OutboxBackend(BaseEmailBackend):
     @staticmethod
     def _store(message: EmailMessage) -> Email:
         headers: dict[str, Any] = dict(message.extra_headers)
+        # The message's identity is fixed now, not at each delivery: a copy sent again (a
+        # worker died after the server took it) carries the same Message-ID and Date, so a
+        # receiver can recognise it. post_office keeps the Message-ID in its own column.
+        given_id = [name for name in headers if name.lower() == "message-id"]
+        message_id = str(headers.pop(given_id[0])) if given_id else ""
+        for name in given_id[1:]:
+            del headers[name]
+        if not any(name.lower() == "date" for name in headers):
+            headers["Date"] = formatdate(localtime=settings.EMAIL_USE_LOCALTIME)
         if message.reply_to:
             headers.setdefault("Reply-To", ", ".join(str(v) for v in message.reply_to))
         html = next(
@@ -52,7 +64,9 @@ class OutboxBackend(BaseEmailBackend):
             subject=message.subject,
             message=message.body,
             html_message=html,
-            headers=headers or None,
+            headers=headers,
+            message_id=message_id
+            or message_id_for(message.from_email or settings.DEFAULT_FROM_EMAIL),
             status=STATUS.queued,
         )
         files: dict[str, Any] = {}

@@ -548,11 +548,29 @@ TABLE: tuple[Diagnosis, ...] = (
     ),
     _row(
         "not_ascii",
-        "authenticate sender send",
-        "A user name, password or address holds characters SMTP cannot carry here.",
-        "Use only ASCII in Username and Password (no accents), and the ASCII (xn--) form of "
-        "international domains.",
+        "authenticate",
+        "The user name or password holds characters SMTP AUTH cannot carry here.",
+        "Use only ASCII in Username and Password (no accents).",
         kinds="not_ascii",
+    ),
+    _row(
+        "address_not_ascii",
+        "sender send",
+        "An address of this message has letters outside ASCII before the @ (an international "
+        "domain after the @ is sent in its xn-- form). Such an address needs SMTPUTF8, which "
+        "the console does not use; only this message is affected.",
+        "Ask the recipient for an address whose part before @ is ASCII (most people with an "
+        "international address have one), and send the message to that address.",
+        kinds="address_not_ascii",
+    ),
+    _row(
+        "unwritable",
+        "send",
+        "The message could not be written as SMTP carries it: one of its addresses is "
+        "malformed or cannot be encoded. Only this message is affected.",
+        "Check the From, To, Cc and Reply-To addresses of this message where it was written "
+        "(the user's e-mail address, for a password reset).",
+        kinds="unwritable",
     ),
     _row(
         "not_smtp",

@@ -75,6 +75,15 @@ class EntraStandIn:
         self.redirect_token_to = ""
         # Every POST the stand-in received on a path it does not serve, e.g. a redirect target.
         self.stray_posts: list[str] = []
+        # Endpoints ("discovery", "token") that send their whole answer, status line first,
+        # one byte every trickle_interval seconds: each read gets a byte in time, and the
+        # answer never completes. Given up after trickle_limit seconds, or at stop().
+        self.trickle: set[str] = set()
+        self.trickle_interval = 1.0
+        self.trickle_limit = 30.0
+        # Appended to every error_description: what a hostile or broken endpoint might say.
+        self.description_suffix = ""
+        self._stopping = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(self))
         self._server.daemon_threads = True
         self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
@@ -96,8 +105,21 @@ class EntraStandIn:
         return self
 
     def stop(self) -> None:
+        self._stopping.set()
         self._server.shutdown()
         self._server.server_close()
+
+    def trickle_out(self, wfile: Any, data: bytes) -> None:
+        started = time.monotonic()
+        for index in range(len(data)):
+            if self._stopping.is_set() or time.monotonic() - started > self.trickle_limit:
+                return
+            try:
+                wfile.write(data[index : index + 1])
+                wfile.flush()
+            except OSError:
+                return  # the client gave up
+            self._stopping.wait(self.trickle_interval)
 
     # -- the two endpoints ----------------------------------------------------------
 
@@ -196,7 +218,7 @@ class EntraStandIn:
         return resource
 
 
-def error_body(error: EntraError) -> dict[str, Any]:
+def error_body(error: EntraError, suffix: str = "") -> dict[str, Any]:
     trace_id, correlation_id = str(uuid.uuid4()), str(uuid.uuid4())
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
     text = MESSAGES.get(error.code, "The request was refused.")
@@ -204,7 +226,7 @@ def error_body(error: EntraError) -> dict[str, Any]:
     return {
         "error": error.error,
         "error_description": f"AADSTS{error.code}: {text} Trace ID: {trace_id} "
-        f"Correlation ID: {correlation_id} Timestamp: {stamp}",
+        f"Correlation ID: {correlation_id} Timestamp: {stamp}{suffix}",
         "error_codes": [error.code],
         "timestamp": stamp,
         "trace_id": trace_id,
@@ -220,8 +242,17 @@ def _handler_for(stand_in: EntraStandIn) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: Any) -> None:
             return  # requests carry secrets in their bodies; nothing is logged
 
-        def _send(self, status: int, body: dict[str, Any]) -> None:
+        def _send(self, status: int, body: dict[str, Any], endpoint: str = "") -> None:
             payload = json.dumps(body).encode()
+            if endpoint in stand_in.trickle:
+                head = (
+                    f"HTTP/1.1 {status} {self.responses[status][0]}\r\n"
+                    "Content-Type: application/json; charset=utf-8\r\n"
+                    f"Content-Length: {len(payload)}\r\n\r\n"
+                )
+                self.close_connection = True
+                stand_in.trickle_out(self.wfile, head.encode() + payload)
+                return
             self.send_response(status)
             self.send_header("Content-Type", "application/json; charset=utf-8")
             self.send_header("Content-Length", str(len(payload)))
@@ -233,9 +264,9 @@ def _handler_for(stand_in: EntraStandIn) -> type[BaseHTTPRequestHandler]:
             parts = [part for part in self.path.split("?")[0].split("/") if part]
             if len(parts) == 4 and parts[1:] == ["v2.0", ".well-known", "openid-configuration"]:
                 try:
-                    self._send(200, stand_in.discovery(parts[0]))
+                    self._send(200, stand_in.discovery(parts[0]), "discovery")
                 except EntraError as error:
-                    self._send(error.status, error_body(error))
+                    self._send(error.status, error_body(error, stand_in.description_suffix))
                 return
             self._send(404, {"error": "not_found"})
 
@@ -251,9 +282,11 @@ def _handler_for(stand_in: EntraStandIn) -> type[BaseHTTPRequestHandler]:
                     self.end_headers()
                     return
                 try:
-                    self._send(200, stand_in.issue(parts[0], form))
+                    self._send(200, stand_in.issue(parts[0], form), "token")
                 except EntraError as error:
-                    self._send(error.status, error_body(error))
+                    self._send(
+                        error.status, error_body(error, stand_in.description_suffix), "token"
+                    )
                 return
             stand_in.stray_posts.append(self.path)
             self._send(404, {"error": "not_found"})
