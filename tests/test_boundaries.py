@@ -126,3 +126,13 @@ def test_accounts_does_not_import_the_project() -> None:
         (path, name) for path, name in _package_imports("accounts") if name.startswith("sei_admin")
     ]
     assert bad == []
+
+
+def test_external_text_needs_no_one() -> None:
+    # The mail engine, the activity trail and the log formatter all use it.
+    bad = [
+        (path, name)
+        for path, name in _package_imports("external_text")
+        if name.split(".")[0] in {"django", "smtp_settings", "accounts", "activity", "sei_admin"}
+    ]
+    assert bad == []

@@ -806,6 +806,39 @@ def test_a_non_ascii_password_is_named_and_never_logged(
     assert password not in caplog.text
 
 
+def test_a_test_recipient_smtp_cannot_carry_is_named_at_the_sender_step(
+    sandbox: Any, run_validation: Any
+) -> None:
+    step = failed_at(
+        run_validation(sandbox.form_values(), recipient="j\u00f6rg@elsewhere.example"),
+        "sender",
+        "address_not_ascii",
+    )
+    assert "SMTPUTF8" in step["detail"] and "only this message" in step["cause"]
+    assert sandbox.exchange.delivered == []
+
+
+def test_a_message_whose_domain_has_no_xn_form_fails_alone_in_the_outbox(
+    sandbox: Any, settings: Any
+) -> None:
+    # Django's address check accepts the domain; in its xn-- form one part is too long.
+    from django.core import mail
+
+    from smtp_settings.models import Delivery, DeliveryState
+    from smtp_settings.outbox import service as outbox
+
+    from .test_sending import save
+
+    settings.EMAIL_BACKEND = "smtp_settings.outbox.queue.OutboxBackend"
+    save(sandbox.form_values())
+    mail.send_mail("Unwritable", "Body", SENDER, ["a@" + "\u00e4" * 62 + ".example"])
+    mail.send_mail("Fine", "Body", SENDER, ["it@elsewhere.example"])
+    outbox.outbox_deliver_due()
+    failed = Delivery.objects.get(email__subject="Unwritable")
+    assert (failed.state, failed.diagnosis) == (DeliveryState.FAILED, "unwritable")
+    assert Delivery.objects.get(email__subject="Fine").state == DeliveryState.SENT
+
+
 def test_a_discovery_url_that_parsers_read_differently_gets_no_secret(
     sandbox: Any, run_validation: Any
 ) -> None:
