@@ -6,6 +6,7 @@ WORKDIR /app
 COPY pyproject.toml ./
 COPY sei_admin ./sei_admin
 COPY smtp_settings ./smtp_settings
+COPY external_text ./external_text
 RUN pip install --no-cache-dir .
 COPY manage.py gunicorn.conf.py ./
 COPY templates ./templates
