@@ -25,8 +25,11 @@ from smtp_settings.outbox import throttle
 
 from .sandbox import exchange
 from .sandbox.world import SENDER
-from .test_outbox_worker import subjects, wait_for
-from .test_outbox_worker import worker_process as _worker_process  # noqa: F401  (the fixture)
+from .test_outbox_worker import (
+    subjects,
+    wait_for,
+    worker_process,  # noqa: F401  (the fixture)
+)
 from .test_sending import save
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -51,7 +54,9 @@ def stop_delivering() -> None:
 
 
 def test_validate_gets_its_verdict_within_5_seconds_behind_2000_queued_messages(
-    sandbox: Any, worker_process: Any, monkeypatch: pytest.MonkeyPatch
+    sandbox: Any,
+    worker_process: Any,  # noqa: F811  (the fixture)
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # The sandbox's Exchange allows the drains' connections and Validate's together.
     monkeypatch.setattr(exchange, "MAX_CONNECTIONS_PER_MAILBOX", 10)
@@ -87,7 +92,8 @@ def test_validate_gets_its_verdict_within_5_seconds_behind_2000_queued_messages(
 
 
 def test_sending_resumes_within_15_seconds_after_the_draining_worker_is_killed(
-    sandbox: Any, worker_process: Any
+    sandbox: Any,
+    worker_process: Any,  # noqa: F811  (the fixture)
 ) -> None:
     save(sandbox.form_values())
     expected = queue_backlog(120, prefix="Message")
@@ -121,7 +127,8 @@ def test_sending_resumes_within_15_seconds_after_the_draining_worker_is_killed(
 
 
 def test_a_message_postponed_for_a_connection_goes_soon_after_one_frees(
-    sandbox: Any, worker_process: Any
+    sandbox: Any,
+    worker_process: Any,  # noqa: F811  (the fixture)
 ) -> None:
     save(sandbox.form_values())
     # Every connection the mailbox allows is taken by another worker, which renews its lease
