@@ -203,8 +203,10 @@ class Console:
             # The Redis server is shared: the bench's queue and its binding go with it.
             import redis
 
-            queue = self.env["CELERY_TASK_DEFAULT_QUEUE"]
-            redis.Redis.from_url(self.env["REDIS_URL"]).delete(queue, f"_kombu.binding.{queue}")
+            default = self.env["CELERY_TASK_DEFAULT_QUEUE"]
+            client = redis.Redis.from_url(self.env["REDIS_URL"])
+            for queue in (default, f"{default}-interactive"):
+                client.delete(queue, f"_kombu.binding.{queue}")
 
     def validate(self, values: dict[str, str]) -> tuple[float, float, float]:
         """Seconds from the click to: the steps on the page (the POST's answer carries them),

@@ -8,7 +8,7 @@ import socket
 from typing import Any
 
 from celery import Celery
-from celery.signals import beat_init, worker_ready
+from celery.signals import beat_init, task_prerun, worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sei_admin.settings")
 
@@ -36,3 +36,16 @@ def _worker_ready(sender: Any = None, **kwargs: Any) -> None:
         services.worker_heartbeat_record(worker=getattr(sender, "hostname", None) or "worker")
     except DatabaseError as error:  # not migrated yet: the scheduled heartbeat reports later
         logging.getLogger(__name__).warning("No heartbeat recorded at start: %s", error)
+        return
+    # A worker starting again after a crash finds the outbox where the dead one left it, and
+    # the task that was delivering it died too: look for due mail now, not at beat's sweep.
+    from smtp_settings.outbox import service as outbox
+
+    outbox.outbox_delivery_request_if_pending()
+
+
+@task_prerun.connect
+def _task_started(sender: Any = None, **kwargs: Any) -> None:
+    from smtp_settings import enqueue
+
+    enqueue.task_started(getattr(sender, "name", ""))

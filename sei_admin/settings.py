@@ -15,6 +15,7 @@ from celery.schedules import crontab
 from cryptography.fernet import Fernet
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Exchange, Queue
 
 from sei_admin import dev_secrets
 
@@ -330,6 +331,27 @@ else:
         }
     }
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="sei-admin")
+# Work someone waits for (Validate runs, the setup assistant's checks, "Run health check
+# now") and the worker's heartbeat get a queue of their own: outbox delivery never fills it,
+# so a click is not behind a backlog. Every worker consumes both (no -Q needed).
+SEI_INTERACTIVE_QUEUE = env.str(
+    "SEI_INTERACTIVE_QUEUE", default=f"{CELERY_TASK_DEFAULT_QUEUE}-interactive"
+)
+CELERY_TASK_QUEUES = tuple(
+    Queue(name, Exchange(name), routing_key=name)
+    for name in (SEI_INTERACTIVE_QUEUE, CELERY_TASK_DEFAULT_QUEUE)
+)
+CELERY_TASK_ROUTES = {
+    name: {"queue": SEI_INTERACTIVE_QUEUE}
+    for name in (
+        "smtp_settings.tasks.validate_smtp_settings",
+        "smtp_settings.tasks.mail_health_check",
+        "smtp_settings.tasks.worker_heartbeat",
+    )
+}
+# A worker reserves one message per process: a busy worker must not hold a Validate run
+# that an idle one could start.
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
@@ -419,10 +441,12 @@ SMTP_MAX_CONNECTIONS = env.int("SMTP_MAX_CONNECTIONS", default=3)
 # Temporary failures wait this long, doubled at each attempt (with jitter), at most an hour.
 SMTP_OUTBOX_RETRY_SECONDS = env.float("SMTP_OUTBOX_RETRY_SECONDS", default=60.0)
 SMTP_OUTBOX_MAX_ATTEMPTS = env.int("SMTP_OUTBOX_MAX_ATTEMPTS", default=12)
-# A message claimed by a worker that died goes back to the queue after this.
-SMTP_OUTBOX_CLAIM_SECONDS = env.float("SMTP_OUTBOX_CLAIM_SECONDS", default=180.0)
-# One delivery task works this long, then hands over to a new task: a Validate run queued
-# on the same worker waits at most that.
+# How long a claim on a message and a lease on a connection last without renewal. A drain
+# renews both every quarter of this while its process lives, so only a dead worker's claims
+# and leases lapse: its message is retried and its connection slot freed after this.
+SMTP_OUTBOX_CLAIM_SECONDS = env.float("SMTP_OUTBOX_CLAIM_SECONDS", default=10.0)
+# One delivery task works at most this long, then hands over to a new task (it hands over
+# sooner, between two messages, when a Validate run or health check waits for a worker).
 SMTP_OUTBOX_DRAIN_SECONDS = env.float("SMTP_OUTBOX_DRAIN_SECONDS", default=20.0)
 SMTP_OUTBOX_RETENTION_DAYS = env.int("SMTP_OUTBOX_RETENTION_DAYS", default=30)
 

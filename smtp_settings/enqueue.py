@@ -3,15 +3,86 @@
 Services enqueue through here and never import ``tasks`` (tasks import services):
 a message in the broker carries ids only, and a worker never sees a row that was
 rolled back.
+
+Two marks in the shared cache keep a backlog from starving what someone waits for:
+
+- *interactive waiting*: set when a task routed to ``SEI_INTERACTIVE_QUEUE`` is enqueued,
+  deleted when such a task starts. A long task (an outbox drain) looks at it between two
+  units of work and hands its process over.
+- *one waiting* (``after_commit_once``): at most one message of a task waits in the broker;
+  set on enqueue with the time the task is due, deleted when a task of that name starts. A
+  lost task (its worker killed after taking it) cannot block the next one for long: the mark
+  has a time to live.
 """
 
 from __future__ import annotations
 
+import time
+
 from celery import current_app
+from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
+
+_INTERACTIVE_KEY = "enqueue:interactive-waiting"
+# A click's task starts within a second or two once a process is free; a mark left by a task
+# lost on its way (or with no worker on the queue) stops slowing drains down after this.
+_INTERACTIVE_MARK_SECONDS = 15
+# A task waiting longer than this (every process busy) lets a second one be enqueued.
+_ONCE_MARK_SECONDS = 30
+# Due times closer than this count as the same.
+_SAME_TIME_SECONDS = 1.0
 
 
 def after_commit(task_name: str, *ids: str, countdown: float | None = None) -> None:
-    transaction.on_commit(
-        lambda: current_app.send_task(task_name, args=list(ids), countdown=countdown)
-    )
+    def send() -> None:
+        if is_interactive(task_name):
+            # Before the message exists: a drain must see the mark by the time a worker could
+            # reserve the message, and the task's start (which deletes it) comes after this.
+            cache.set(_INTERACTIVE_KEY, True, timeout=_INTERACTIVE_MARK_SECONDS)
+        current_app.send_task(task_name, args=list(ids), countdown=countdown)
+
+    transaction.on_commit(send)
+
+
+def after_commit_once(task_name: str, *, countdown: float = 0.0) -> None:
+    """Enqueue a task that takes no arguments unless one already waits that starts no later."""
+
+    def send() -> None:
+        due = time.time() + countdown
+        key = _once_key(task_name)
+        timeout = int(countdown + _ONCE_MARK_SECONDS)
+        if not cache.add(key, due, timeout=timeout):
+            waiting = cache.get(key)
+            if waiting is not None and waiting <= due + _SAME_TIME_SECONDS:
+                return
+            # The one waiting starts later (a countdown): this one is due sooner.
+            cache.set(key, due, timeout=timeout)
+        current_app.send_task(task_name, countdown=countdown or None)
+
+    transaction.on_commit(send)
+
+
+def task_started(task_name: str) -> None:
+    """Called as every task starts (a Celery signal): the marks it answers are deleted."""
+    if is_interactive(task_name):
+        cache.delete(_INTERACTIVE_KEY)
+    key = _once_key(task_name)
+    due = cache.get(key)
+    # A mark for a later countdown stays: that task still waits.
+    if due is not None and due <= time.time() + _SAME_TIME_SECONDS:
+        cache.delete(key)
+
+
+def interactive_waiting() -> bool:
+    """Whether a task someone waits for is queued and not started yet."""
+    return bool(cache.get(_INTERACTIVE_KEY))
+
+
+def is_interactive(task_name: str) -> bool:
+    route = settings.CELERY_TASK_ROUTES.get(task_name) or {}
+    return route.get("queue") == settings.SEI_INTERACTIVE_QUEUE
+
+
+def _once_key(task_name: str) -> str:
+    return f"enqueue:waiting:{task_name}"

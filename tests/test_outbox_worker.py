@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings as django_settings
 from django.contrib.auth.models import User
 from django.core import mail
 from django.db import connection
@@ -52,7 +53,10 @@ def database_url_for_workers() -> str:
 def worker_process(sandbox: Any, tmp_path: Path) -> Callable[[str], subprocess.Popen[bytes]]:
     started: list[subprocess.Popen[bytes]] = []
 
-    def start(name: str) -> subprocess.Popen[bytes]:
+    # Every queue a worker consumes by default: Validate's and the outbox's.
+    queues = f"{django_settings.SEI_INTERACTIVE_QUEUE},{django_settings.CELERY_TASK_DEFAULT_QUEUE}"
+
+    def start(name: str, **extra_env: str) -> subprocess.Popen[bytes]:
         env = {
             **os.environ,
             "DATABASE_URL": database_url_for_workers(),
@@ -61,12 +65,13 @@ def worker_process(sandbox: Any, tmp_path: Path) -> Callable[[str], subprocess.P
             "SMTP_OUTBOX_CLAIM_SECONDS": str(CLAIM_SECONDS),
             "SMTP_NETWORK_TIMEOUT_SECONDS": "5",
             "DJANGO_LOG_LEVEL": "DEBUG",
+            **extra_env,
         }
         log = (tmp_path / f"{name}.log").open("wb")
         process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "sei_admin", "worker", "--pool=solo",
              "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", f"{name}@%h",
-             "-Q", os.environ["CELERY_TASK_DEFAULT_QUEUE"]],
+             "-Q", queues],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
         started.append(process)

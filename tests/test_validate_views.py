@@ -367,3 +367,33 @@ def test_a_run_no_worker_takes_says_so_before_it_is_given_up(
     shown = admin_client.get(started["status_url"]).json()
     assert shown["status"] == "queued"
     assert "No worker has taken this run in 20 seconds" in shown["html"]
+
+
+def test_a_run_waiting_behind_busy_workers_says_they_are_busy_not_stopped(
+    admin_client: Client, oauth_form_data: dict[str, Any]
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+    from post_office.models import Email
+
+    from smtp_settings.models import Delivery, DeliveryState, WorkerHeartbeat
+    from smtp_settings.validation.service import validation_runs_expire_abandoned
+
+    # A worker reported a moment ago and is sending outbox mail; more waits.
+    WorkerHeartbeat.objects.create(worker="celery@busy", role="worker", seen_at=timezone.now())
+    for n, state in enumerate([DeliveryState.SENDING, DeliveryState.QUEUED]):
+        email = Email.objects.create(from_email="a@x.example", to=["b@x.example"], subject=str(n))
+        Delivery.objects.create(
+            email=email, state=state, claimed_until=timezone.now() + timedelta(seconds=10)
+        )
+    started = admin_client.post(reverse("smtp_settings:validate"), oauth_form_data, **JSON).json()
+    ValidationRun.objects.update(created_at=timezone.now() - timedelta(seconds=20))
+    shown = admin_client.get(started["status_url"]).json()["html"]
+    assert "busy delivering the outbox (1 messages waiting)" in shown
+    assert "Check that the Celery worker is running" not in shown
+
+    ValidationRun.objects.update(created_at=timezone.now() - timedelta(seconds=100))
+    assert validation_runs_expire_abandoned() == 1
+    summary = ValidationRun.objects.get().summary
+    assert "busy delivering the outbox" in summary and "worker is running" not in summary

@@ -1,10 +1,16 @@
 """The outbox: accept messages, deliver what is due, hold and release, retry, discard, purge.
 
 Delivery runs in workers. Each message is claimed on its own (a row update that
-only one worker can win) for ``SMTP_OUTBOX_CLAIM_SECONDS``; a worker that dies
-leaves the claim to run out, and the message is taken again. What a failure
-means comes from the mail engine's error classes: defer with backoff, hold every
-message until an administrator saves working settings, or fail this message.
+only one worker can win) for ``SMTP_OUTBOX_CLAIM_SECONDS``, and a small thread of the
+drain renews that claim and the drain's connection leases while its process lives: a
+worker that dies leaves them to lapse within seconds, and the message is taken again.
+What a failure means comes from the mail engine's error classes: defer with backoff,
+hold every message until an administrator saves working settings, or fail this message.
+
+At most one delivery task waits in the broker (``enqueue.after_commit_once``): a backlog
+is drained by a few long tasks, not one task per message, so a Validate run finds a free
+worker. A drain also hands its process over between two messages when interactive work
+waits, and carries on in a new task.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import logging
 import os
 import random
 import socket
+import threading
 import time
 import uuid
 from collections import Counter
@@ -69,6 +76,20 @@ def outbox_body_withheld(*, email: Email) -> bool:
     )
 
 
+def outbox_delivery_request(*, countdown: float = 0.0) -> None:
+    """Ask a worker to deliver what is due, unless a delivery task already waits that starts
+    no later (a backlog does not fill the broker with one task per message)."""
+    enqueue.after_commit_once(DELIVER_TASK, countdown=countdown)
+
+
+def outbox_delivery_request_if_pending() -> None:
+    """Ask for delivery when messages wait or are being sent (a worker starting after a crash)."""
+    if Delivery.objects.filter(
+        Q(state__in=Delivery.PENDING) | Q(state=DeliveryState.SENDING)
+    ).exists():
+        outbox_delivery_request()
+
+
 def outbox_accept(*, emails: list[Email]) -> None:
     """New messages join the queue, or wait with the held ones; a worker is asked to deliver."""
     hold = (
@@ -82,30 +103,53 @@ def outbox_accept(*, emails: list[Email]) -> None:
         Delivery(email=email, state=state, **(hold or {})) for email in emails
     )
     if not hold:
-        enqueue.after_commit(DELIVER_TASK)
+        outbox_delivery_request()
 
 
 # -- delivering (worker) ----------------------------------------------------------------
 
 
 def outbox_deliver_due(*, budget_seconds: float | None = None) -> Counter[str]:
-    """Deliver due messages until none is due, the queue is held, a limit says wait, or the
-    budget is spent; then, if more is due soon, a later task carries on."""
+    """Deliver due messages until none is due, the queue is held, a limit says wait, the
+    budget is spent or interactive work waits for this process; then, if more is due within
+    a minute (a postponed message, a deferred one, another worker's claim that may lapse),
+    a later task carries on at that time."""
     budget = budget_seconds or settings.SMTP_OUTBOX_DRAIN_SECONDS
     run = _DeliveryRun(deadline=time.monotonic() + budget)
     report = run.drain()
-    if report["postponed"] or run.out_of_time:
-        next_due = (
-            Delivery.objects.filter(state__in=Delivery.PENDING)
-            .order_by("next_attempt_at")
-            .values_list("next_attempt_at", flat=True)
-            .first()
-        )
-        if next_due is not None:
-            wait = (next_due - timezone.now()).total_seconds()
-            if wait < 60:  # later than that, beat's sweep is soon enough
-                enqueue.after_commit(DELIVER_TASK, countdown=max(wait, 0))
+    if run.handed_over:
+        outbox_delivery_request()
+        return report
+    wait = _seconds_until_next_due()
+    if wait is not None and run.resume_at is not None:
+        # Postponed for a connection or a send slot: the other due messages most likely wait
+        # for the same, so the continuation comes then rather than at once.
+        wait = max(wait, (run.resume_at - timezone.now()).total_seconds())
+    if wait is not None and wait < 60:  # later than that, beat's sweep is soon enough
+        outbox_delivery_request(countdown=wait)
     return report
+
+
+def _seconds_until_next_due() -> float | None:
+    """When the next message falls due: a pending one's next attempt, or the end of a claim
+    (a live holder renews it and sends; a dead one's lapses and the message is retried)."""
+    now = timezone.now()
+    pending = (
+        Delivery.objects.filter(state__in=Delivery.PENDING)
+        .order_by("next_attempt_at")
+        .values_list("next_attempt_at", flat=True)
+        .first()
+    )
+    claimed = (
+        Delivery.objects.filter(state=DeliveryState.SENDING)
+        .order_by("claimed_until")
+        .values_list("claimed_until", flat=True)
+        .first()
+    )
+    times = [at for at in (pending, claimed) if at is not None]
+    if not times:
+        return None
+    return max((min(times) - now).total_seconds(), 0.0)
 
 
 def _claim_next() -> Delivery | None:
@@ -120,18 +164,53 @@ def _claim_next() -> Delivery | None:
                 return None
             # Conditional, so that of two workers reading the same row only one wins it.
             won = Delivery.objects.filter(_due(now), pk=candidate).update(
-                state=DeliveryState.SENDING,
-                claimed_until=now + timedelta(seconds=settings.SMTP_OUTBOX_CLAIM_SECONDS),
+                state=DeliveryState.SENDING, claimed_until=_claim_end()
             )
         if won:
             return Delivery.objects.select_related("email").get(pk=candidate)
     return None
 
 
+def _claim_end() -> datetime:
+    return timezone.now() + timedelta(seconds=settings.SMTP_OUTBOX_CLAIM_SECONDS)
+
+
 def _backoff(attempts: int) -> timedelta:
     seconds = min(settings.SMTP_OUTBOX_RETRY_SECONDS * 2 ** (attempts - 1), _MAX_BACKOFF_SECONDS)
     # Jitter keeps many deferred messages from coming back in one burst.
     return timedelta(seconds=seconds * random.uniform(0.8, 1.2))  # noqa: S311  (not security)
+
+
+class _Renewer(threading.Thread):
+    """Keeps a live drain's claim and connection leases from lapsing: they are short so that a
+    killed worker's lapse soon, and only a process that still runs renews them."""
+
+    def __init__(self, run: _DeliveryRun) -> None:
+        super().__init__(name="outbox-renewer", daemon=True)
+        self.run_ = run
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        interval = settings.SMTP_OUTBOX_CLAIM_SECONDS / 4
+        try:
+            while not self.stopped.wait(interval):
+                try:
+                    throttle.renew_leases(list(self.run_.leases.values()))
+                    current = self.run_.current
+                    if current is not None:
+                        Delivery.objects.filter(pk=current, state=DeliveryState.SENDING).update(
+                            claimed_until=_claim_end()
+                        )
+                except Exception as exc:  # the next round tries again; the drain goes on
+                    logger.warning("Outbox: claims not renewed (%s)", type(exc).__name__)
+        finally:
+            # The thread's own database connection, which nothing else would close.
+            connection.close()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        # Not waited for long: a renewal blocked on a lock must not hold the drain up.
+        self.join(timeout=1)
 
 
 class _DeliveryRun:
@@ -142,8 +221,17 @@ class _DeliveryRun:
         self.leases: dict[str, int] = {}
         self.report: Counter[str] = Counter()
         self.out_of_time = False
+        # Interactive work waited for this process: the drain stopped to let it run.
+        self.handed_over = False
+        # The message claimed now, whose claim the renewer keeps alive.
+        self.current: int | None = None
+        # A postponed message's time: the drain's continuation is not due before it.
+        self.resume_at: datetime | None = None
+        self._helper_asked = False
 
     def drain(self) -> Counter[str]:
+        renewer = _Renewer(self)
+        renewer.start()
         try:
             while True:
                 if time.monotonic() >= self.deadline:
@@ -153,14 +241,33 @@ class _DeliveryRun:
                 delivery = _claim_next()
                 if delivery is None:
                     break
+                self.current = delivery.pk
                 outcome = self._deliver(delivery)
+                self.current = None
                 self.report[outcome] += 1
                 if outcome == "postponed":
                     break
+                if enqueue.interactive_waiting():
+                    self.handed_over = True
+                    break
+                self._ask_for_a_helper()
         finally:
+            renewer.stop()
             self.backend.close()
             throttle.release_leases(list(self.leases.values()))
         return self.report
+
+    def _ask_for_a_helper(self) -> None:
+        """One drain per connection a mailbox allows: while this one holds a lease and more
+        are free, another worker process may help (at most one task waits for it)."""
+        if self._helper_asked or not self.leases:
+            return
+        self._helper_asked = True
+        mailbox = next(iter(self.leases))
+        if throttle.leases_held(mailbox) < settings.SMTP_MAX_CONNECTIONS and (
+            Delivery.objects.filter(_due(timezone.now())).exists()
+        ):
+            outbox_delivery_request()
 
     def _deliver(self, delivery: Delivery) -> str:
         message = delivery.email.email_message()
@@ -222,6 +329,7 @@ class _DeliveryRun:
 
     def _postpone(self, delivery: Delivery, until: Any) -> str:
         """Back to the queue without counting an attempt: a limit, not a failure."""
+        self.resume_at = until
         Delivery.objects.filter(pk=delivery.pk).update(
             state=DeliveryState.QUEUED if not delivery.attempts else DeliveryState.DEFERRED,
             next_attempt_at=until,
@@ -327,7 +435,7 @@ def outbox_release_held(
             summary=f"Released {released} held message(s): {reason}.",
             actor=by,
         )
-        enqueue.after_commit(DELIVER_TASK)
+        outbox_delivery_request()
     return released
 
 
@@ -350,7 +458,7 @@ def outbox_retry(*, email_id: int, user: AbstractBaseUser) -> bool:
         activity_record(
             kind=Kind.OUTBOX_RETRIED, summary=f"Retried outbox message {email_id}.", actor=user
         )
-        enqueue.after_commit(DELIVER_TASK)
+        outbox_delivery_request()
     return bool(retried)
 
 

@@ -2,8 +2,10 @@
 
 Messages: a mailbox's next send slot is spaced 60/``SMTP_MAX_MESSAGES_PER_MINUTE``
 seconds after the last one, so a burst drains at the allowed rate. Connections: at
-most ``SMTP_MAX_CONNECTIONS`` unexpired leases per mailbox. The mailbox's throttle
-row, locked, serialises both.
+most ``SMTP_MAX_CONNECTIONS`` unexpired leases per mailbox; a lease lasts
+``SMTP_OUTBOX_CLAIM_SECONDS`` and its drain renews it while its process lives, so a killed
+worker's connection slot frees within seconds. The mailbox's throttle row, locked,
+serialises both.
 """
 
 from __future__ import annotations
@@ -62,7 +64,19 @@ def acquire_lease(mailbox: str, holder: str) -> int | None:
 
 
 def renew_lease(lease_id: int) -> None:
-    MailboxLease.objects.filter(pk=lease_id).update(expires_at=timezone.now() + _lease_length())
+    renew_leases([lease_id])
+
+
+def renew_leases(lease_ids: list[int]) -> None:
+    if lease_ids:
+        MailboxLease.objects.filter(pk__in=lease_ids).update(
+            expires_at=timezone.now() + _lease_length()
+        )
+
+
+def leases_held(mailbox: str) -> int:
+    """Connections to this mailbox whose holders still renew them."""
+    return MailboxLease.objects.filter(mailbox=mailbox, expires_at__gte=timezone.now()).count()
 
 
 def release_leases(lease_ids: list[int]) -> None:

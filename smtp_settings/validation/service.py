@@ -25,12 +25,15 @@ from smtp_settings import enqueue
 from smtp_settings.models import (
     CONNECTION_FIELDS,
     SECRET_FIELD_BY_AUTH_TYPE,
+    Delivery,
+    DeliveryState,
     RunScope,
     RunStatus,
     SmtpSettings,
     StepStatus,
     ValidationRun,
     ValidationStep,
+    WorkerHeartbeat,
     readable_secret,
     secrets_moved,
 )
@@ -124,8 +127,9 @@ def validation_run_start(
         return run
 
 
-# A queued run no worker took within this is given up (the worker may be busy with one
-# outbox delivery task, SMTP_OUTBOX_DRAIN_SECONDS, but not longer).
+# A queued run no worker took within this is given up. Runs have a queue of their own and
+# outbox drains hand their process over between two messages, so a running worker takes a
+# run within seconds even behind a backlog.
 QUEUED_FOR_AT_MOST = timedelta(seconds=90)
 
 
@@ -148,17 +152,25 @@ def validation_runs_expire_abandoned(*, run_id: str | None = None) -> int:
     ).exclude(Q(status=RunStatus.RUNNING) & Exists(step_ended_lately))
     if run_id is not None:
         abandoned = abandoned.filter(pk=run_id)
-    ids = list(abandoned.values_list("pk", flat=True))
-    if not ids:
+    found = list(abandoned.values_list("pk", "status"))
+    if not found:
         return 0
-    expired = ValidationRun.objects.filter(
-        pk__in=ids, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]
-    ).update(
+    ids = [pk for pk, _ in found]
+    expired = 0
+    if any(status == RunStatus.QUEUED for _, status in found):
+        expired += ValidationRun.objects.filter(pk__in=ids, status=RunStatus.QUEUED).update(
+            status=RunStatus.ERROR,
+            finished_at=now,
+            candidate_secret=None,
+            summary=f"No worker took this run in {int(QUEUED_FOR_AT_MOST.total_seconds())} "
+            f"seconds: {_why_no_worker_took_it()} Click Validate again.",
+        )
+    expired += ValidationRun.objects.filter(pk__in=ids, status=RunStatus.RUNNING).update(
         status=RunStatus.ERROR,
         finished_at=now,
         candidate_secret=None,
-        summary="No worker finished this run (none took it, or the one running it stopped). "
-        "Check that the Celery worker is running, then click Validate again.",
+        summary="The worker running this run stopped before it finished (killed, or out of "
+        "memory). Check the worker's log, then click Validate again.",
     )
     ValidationStep.objects.filter(
         run__in=ids, status__in=[StepStatus.PENDING, StepStatus.RUNNING]
@@ -291,7 +303,8 @@ def validation_run_as_dict(*, run: ValidationRun) -> dict[str, Any]:
         "scope": run.scope,
         "outputs": run.outputs,
         # A worker takes a run within a second or so; after this long, say that none has.
-        "unclaimed_seconds": _unclaimed_seconds(run),
+        "unclaimed_seconds": (unclaimed := _unclaimed_seconds(run)),
+        "unclaimed_reason": _why_no_worker_took_it() if unclaimed else "",
         "given_up_after": int(QUEUED_FOR_AT_MOST.total_seconds()),
         "steps": [
             {
@@ -321,6 +334,32 @@ def _unclaimed_seconds(run: ValidationRun) -> int:
     if run.status != RunStatus.QUEUED or waited < UNCLAIMED_NOTICE_AFTER:
         return 0
     return int(waited.total_seconds())
+
+
+def _why_no_worker_took_it() -> str:
+    """The real reason a queued run waits: workers that report in are busy, or none runs."""
+    now = timezone.now()
+    # The worker's heartbeat comes every SEI_HEARTBEAT_SECONDS on the queue runs use.
+    recent = now - timedelta(seconds=max(3 * settings.SEI_HEARTBEAT_SECONDS, 180.0))
+    if not WorkerHeartbeat.objects.filter(role=WorkerHeartbeat.WORKER, seen_at__gte=recent):
+        return (
+            "no worker has reported in lately. Check that the Celery worker is running "
+            "(make run starts one)."
+        )
+    sending = Delivery.objects.filter(state=DeliveryState.SENDING, claimed_until__gte=now)
+    if sending.exists():
+        waiting = Delivery.objects.filter(state__in=Delivery.PENDING).count()
+        return (
+            f"the workers are running but busy delivering the outbox ({waiting} messages "
+            "waiting) and none has come free. Every worker process may be busy: start more "
+            "workers, or a worker for the runs' queue alone (-Q "
+            f"{settings.SEI_INTERACTIVE_QUEUE})."
+        )
+    return (
+        "the workers report in but none has taken it: they may be busy with long tasks, or "
+        f"started without the runs' queue ({settings.SEI_INTERACTIVE_QUEUE}); a worker "
+        "started with -Q must list it."
+    )
 
 
 def _steps_as_shown(run: ValidationRun) -> list[ValidationStep]:
