@@ -70,15 +70,22 @@ def administrators(*, active_only: bool = True) -> QuerySet[AbstractBaseUser]:
     return users.distinct()
 
 
+def _administrators_lock() -> None:
+    """Serialise every change that can take an administrator away on ONE row, the group's,
+    until the transaction ends. Locking the administrators' own rows is not enough: two
+    administrators removing each other each lock a different row, both still see the
+    other one, and both succeed (PostgreSQL's READ COMMITTED). SQLite serialises whole
+    transactions already (``transaction_mode`` IMMEDIATE), where this is a no-op."""
+    group = administrators_group()
+    Group.objects.select_for_update().get(pk=group.pk)
+
+
 def _refuse_if_last(user: AbstractBaseUser, doing: str) -> None:
-    """Locks the active administrators' rows, so two administrators removing each other at
-    the same moment cannot both succeed."""
-    user_model = get_user_model()
-    ids = set(
-        user_model.objects.select_for_update()
-        .filter(pk__in=administrators().values("pk"))
-        .values_list("pk", flat=True)
-    )
+    """Counts the active administrators after taking the lock, so that the count includes
+    whatever another change committed while this one waited. Call inside the transaction
+    that makes the change."""
+    _administrators_lock()
+    ids = set(administrators().values_list("pk", flat=True))
     if user.pk in ids and ids == {user.pk}:
         raise LastAdministrator(
             f"{user.get_username()} is the only active administrator, so they cannot be "
