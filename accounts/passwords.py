@@ -16,11 +16,13 @@ from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template import loader
+from django.urls import reverse
 
 from accounts import services, signin_flow
 from accounts.signin_activity import client_address
 from activity.models import Kind
 from activity.service import activity_record
+from smtp_settings.links import console_url
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +102,14 @@ class OneTimeLinkPasswordResetForm(PasswordResetForm):
         to_email: str,
         html_email_template_name: str | None = None,
     ) -> None:
+        # The link comes from SEI_CONSOLE_URL: Django's ``domain`` and ``protocol`` are the
+        # request's Host header, which the person asking for the reset chooses.
+        context = {
+            **context,
+            "link": console_url(
+                reverse("password_reset_confirm", args=[context["uid"], context["token"]])
+            ),
+        }
         subject = "".join(loader.render_to_string(subject_template_name, context).splitlines())
         body = loader.render_to_string(email_template_name, context)
         try:

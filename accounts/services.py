@@ -31,6 +31,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from activity.models import Kind
 from activity.service import activity_record
+from smtp_settings.links import console_url
 from smtp_settings.outbox.service import ONE_TIME_LINK_HEADER
 from smtp_settings.permissions import ADMINISTER_PERMISSION
 
@@ -152,7 +153,6 @@ def user_add(
     administrator: bool,
     password: str = "",
     by: AbstractBaseUser,
-    site_url: str,
     address: str | None = None,
 ) -> AbstractBaseUser:
     """Create a user. Without a password, they get an e-mail (through the outbox) with a
@@ -176,7 +176,7 @@ def user_add(
             address=address,
         )
         if not password:
-            user_invite(user=user, by=by, site_url=site_url, address=address, record=False)
+            user_invite(user=user, by=by, address=address, record=False)
     return user
 
 
@@ -184,7 +184,6 @@ def user_invite(
     *,
     user: AbstractBaseUser,
     by: AbstractBaseUser,
-    site_url: str,
     address: str | None = None,
     record: bool = True,
 ) -> None:
@@ -202,7 +201,7 @@ def user_invite(
         )
     uid = urlsafe_base64_encode(force_bytes(user.pk))
     token = default_token_generator.make_token(user)
-    link = site_url.rstrip("/") + reverse("password_reset_confirm", args=[uid, token])
+    link = console_url(reverse("password_reset_confirm", args=[uid, token]))
     context = {"user": user, "by": by, "link": link}
     one_time_link_send(
         subject=render_to_string("accounts/invitation_subject.txt", context).strip(),

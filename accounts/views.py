@@ -297,7 +297,6 @@ def user_add(request: HttpRequest) -> HttpResponse:
             administrator=data["administrator"],
             password=data.get("password1") or "",
             by=request.user,
-            site_url=request.build_absolute_uri("/"),
             address=client_address(request),
         )
         messages.success(
@@ -342,7 +341,6 @@ def user_action(request: HttpRequest, user_id: int) -> HttpResponse:
             services.user_invite(
                 user=target,
                 by=request.user,
-                site_url=request.build_absolute_uri("/"),
                 address=address,
             )
         except services.InvitationRefused as refusal:
