@@ -12,7 +12,6 @@ from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.forms import PasswordResetForm
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template import loader
@@ -20,6 +19,7 @@ from django.urls import reverse
 
 from accounts import services, signin_flow
 from accounts.signin_activity import client_address
+from accounts.throttle import throttle_hit
 from activity.models import Kind
 from activity.service import activity_record
 from smtp_settings.links import console_url
@@ -131,8 +131,7 @@ class ThrottledPasswordResetView(auth_views.PasswordResetView):
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         key = f"password-reset:{request.META.get('REMOTE_ADDR', '')}"
-        cache.add(key, 0, timeout=RESET_WINDOW_SECONDS)
-        if cache.incr(key) > RESETS_PER_ADDRESS:
+        if throttle_hit(key=key, window_seconds=RESET_WINDOW_SECONDS) > RESETS_PER_ADDRESS:
             messages.error(
                 request, "Too many reset requests from here: try again in a quarter of an hour."
             )
