@@ -12,15 +12,17 @@ from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.forms import PasswordResetForm
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template import loader
+from django.urls import reverse
 
 from accounts import services, signin_flow
 from accounts.signin_activity import client_address
+from accounts.throttle import throttle_hit
 from activity.models import Kind
 from activity.service import activity_record
+from smtp_settings.links import console_url
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +102,14 @@ class OneTimeLinkPasswordResetForm(PasswordResetForm):
         to_email: str,
         html_email_template_name: str | None = None,
     ) -> None:
+        # The link comes from SEI_CONSOLE_URL: Django's ``domain`` and ``protocol`` are the
+        # request's Host header, which the person asking for the reset chooses.
+        context = {
+            **context,
+            "link": console_url(
+                reverse("password_reset_confirm", args=[context["uid"], context["token"]])
+            ),
+        }
         subject = "".join(loader.render_to_string(subject_template_name, context).splitlines())
         body = loader.render_to_string(email_template_name, context)
         try:
@@ -121,8 +131,7 @@ class ThrottledPasswordResetView(auth_views.PasswordResetView):
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         key = f"password-reset:{request.META.get('REMOTE_ADDR', '')}"
-        cache.add(key, 0, timeout=RESET_WINDOW_SECONDS)
-        if cache.incr(key) > RESETS_PER_ADDRESS:
+        if throttle_hit(key=key, window_seconds=RESET_WINDOW_SECONDS) > RESETS_PER_ADDRESS:
             messages.error(
                 request, "Too many reset requests from here: try again in a quarter of an hour."
             )

@@ -31,6 +31,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from activity.models import Kind
 from activity.service import activity_record
+from smtp_settings.links import console_url
 from smtp_settings.outbox.service import ONE_TIME_LINK_HEADER
 from smtp_settings.permissions import ADMINISTER_PERMISSION
 
@@ -70,15 +71,22 @@ def administrators(*, active_only: bool = True) -> QuerySet[AbstractBaseUser]:
     return users.distinct()
 
 
+def _administrators_lock() -> None:
+    """Serialise every change that can take an administrator away on ONE row, the group's,
+    until the transaction ends. Locking the administrators' own rows is not enough: two
+    administrators removing each other each lock a different row, both still see the
+    other one, and both succeed (PostgreSQL's READ COMMITTED). SQLite serialises whole
+    transactions already (``transaction_mode`` IMMEDIATE), where this is a no-op."""
+    group = administrators_group()
+    Group.objects.select_for_update().get(pk=group.pk)
+
+
 def _refuse_if_last(user: AbstractBaseUser, doing: str) -> None:
-    """Locks the active administrators' rows, so two administrators removing each other at
-    the same moment cannot both succeed."""
-    user_model = get_user_model()
-    ids = set(
-        user_model.objects.select_for_update()
-        .filter(pk__in=administrators().values("pk"))
-        .values_list("pk", flat=True)
-    )
+    """Counts the active administrators after taking the lock, so that the count includes
+    whatever another change committed while this one waited. Call inside the transaction
+    that makes the change."""
+    _administrators_lock()
+    ids = set(administrators().values_list("pk", flat=True))
     if user.pk in ids and ids == {user.pk}:
         raise LastAdministrator(
             f"{user.get_username()} is the only active administrator, so they cannot be "
@@ -145,7 +153,6 @@ def user_add(
     administrator: bool,
     password: str = "",
     by: AbstractBaseUser,
-    site_url: str,
     address: str | None = None,
 ) -> AbstractBaseUser:
     """Create a user. Without a password, they get an e-mail (through the outbox) with a
@@ -169,7 +176,7 @@ def user_add(
             address=address,
         )
         if not password:
-            user_invite(user=user, by=by, site_url=site_url, address=address, record=False)
+            user_invite(user=user, by=by, address=address, record=False)
     return user
 
 
@@ -177,7 +184,6 @@ def user_invite(
     *,
     user: AbstractBaseUser,
     by: AbstractBaseUser,
-    site_url: str,
     address: str | None = None,
     record: bool = True,
 ) -> None:
@@ -195,7 +201,7 @@ def user_invite(
         )
     uid = urlsafe_base64_encode(force_bytes(user.pk))
     token = default_token_generator.make_token(user)
-    link = site_url.rstrip("/") + reverse("password_reset_confirm", args=[uid, token])
+    link = console_url(reverse("password_reset_confirm", args=[uid, token]))
     context = {"user": user, "by": by, "link": link}
     one_time_link_send(
         subject=render_to_string("accounts/invitation_subject.txt", context).strip(),

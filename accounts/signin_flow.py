@@ -5,9 +5,9 @@ minutes. Only the right code signs in (``django.contrib.auth.login``), so the si
 django-axes resets its failure count on fires after both factors, never between them: a
 right password cannot wipe out the count of wrong codes.
 
-Changes that a stolen session must not be able to make (a new phone, new backup codes, a new
-password) ask for the account's password again. A wrong one there counts as a failed
-sign-in too, and at the limit the session is signed out.
+Changes that a stolen session must not be able to make (the first app, a new phone, new
+backup codes, a new password) ask for the account's password again. A wrong one there
+counts as a failed sign-in too, and at the limit the session is signed out.
 """
 
 from __future__ import annotations
@@ -121,7 +121,7 @@ def signin_password_recheck(
     *, request: HttpRequest, user: AbstractBaseUser, password: str, doing: str
 ) -> Recheck:
     """Ask the signed-in user's password again before a change that would let a stolen
-    session keep the account (a new phone, new backup codes)."""
+    session keep the account (the first app, a new phone, new backup codes)."""
     if signin_is_locked(request=request, credentials=signin_credentials(user=user)):
         return Recheck.LOCKED
     if password and user.check_password(password):

@@ -126,8 +126,8 @@ def _next(request: HttpRequest) -> str:
 @sensitive_post_parameters("code", "password")
 def two_factor_page(request: HttpRequest) -> HttpResponse:
     """Set up the app when none is; enter a code when this session has not given one (a
-    session older than the set-up); otherwise the state and the backup codes' count. A new
-    phone asks for the password again."""
+    session older than the set-up); otherwise the state and the backup codes' count. The
+    first app and a new phone both ask for the password again."""
     user = request.user
     enrolled = two_factor.two_factor_is_enrolled(user=user)
     verified = second_factor_verified(user)
@@ -181,8 +181,17 @@ def _password_recheck(
 def _set_up_app(request: HttpRequest, context: dict[str, Any]) -> HttpResponse:
     user = request.user
     form = AppCodeForm(request.POST or None)
+    # The first app binds the account to a phone: a stolen session of an administrator
+    # without a second factor must not bind the thief's. (A new phone asked for the
+    # password when it was started.)
+    recheck = None if context.get("replacing") else PasswordRecheckForm(request.POST or None)
     device = two_factor.two_factor_pending_app(user=user)
-    if request.method == "POST" and form.is_valid():
+    refused: HttpResponse | bool = False
+    if request.method == "POST" and recheck is not None:
+        refused = _password_recheck(request, recheck, doing="Set up two-factor sign-in")
+        if isinstance(refused, HttpResponse):
+            return refused
+    if request.method == "POST" and not refused and form.is_valid():
         # django-otp pauses after a wrong code and refuses even the right one until then.
         wait = two_factor.two_factor_setup_wait(user=user)
         codes = None
@@ -206,7 +215,7 @@ def _set_up_app(request: HttpRequest, context: dict[str, Any]) -> HttpResponse:
             else "That code is not right. Check that the phone's clock is set automatically, "
             "wait for the next code and type it.",
         )
-    context.update(form=form, setup=two_factor.two_factor_app_setup(device=device))
+    context.update(form=form, recheck=recheck, setup=two_factor.two_factor_app_setup(device=device))
     return render(request, "accounts/two_factor.html", context)
 
 
@@ -297,7 +306,6 @@ def user_add(request: HttpRequest) -> HttpResponse:
             administrator=data["administrator"],
             password=data.get("password1") or "",
             by=request.user,
-            site_url=request.build_absolute_uri("/"),
             address=client_address(request),
         )
         messages.success(
@@ -342,7 +350,6 @@ def user_action(request: HttpRequest, user_id: int) -> HttpResponse:
             services.user_invite(
                 user=target,
                 by=request.user,
-                site_url=request.build_absolute_uri("/"),
                 address=address,
             )
         except services.InvitationRefused as refusal:

@@ -20,6 +20,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from smtp_settings import services
+from smtp_settings.links import console_url
 from smtp_settings.mail.errors import CredentialFailure
 from smtp_settings.models import AuthType, MailHealthCheck, SecretReminder, SmtpSettings
 from smtp_settings.permissions import ADMINISTER_PERMISSION
@@ -33,7 +34,7 @@ REMINDER_DAYS = (30, 14, 7, 3, 1, 0)
 
 
 def manage_smtp_url() -> str:
-    return settings.SEI_CONSOLE_URL.rstrip("/") + reverse("smtp_settings:manage")
+    return console_url(reverse("smtp_settings:manage"))
 
 
 def alert_recipients(*, settings_row: SmtpSettings) -> list[str]:

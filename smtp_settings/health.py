@@ -4,6 +4,11 @@ HTTP 200 when every check passes, 503 otherwise; JSON for ``Accept: application/
 or ``?format=json``. ``/healthz/live`` checks only that the web process and its database
 answer: point a load balancer there, so that broken mail settings never take the page
 that fixes them out of service. No check names a secret or a person.
+
+Why a check fails (the worker is silent, the secret has expired, Redis does not answer) is
+for operators: anonymous callers learn per check only "OK" or "unavailable". Signed-in
+administrators, and callers with ``Authorization: Bearer <SEI_HEALTHZ_TOKEN>`` (monitoring),
+see the words.
 """
 
 from __future__ import annotations
@@ -11,17 +16,22 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import os
+import secrets
 from pathlib import Path
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
-from health_check.base import HealthCheck
-from health_check.exceptions import ServiceUnavailable
+from django.http import HttpRequest
+from django.utils.cache import patch_vary_headers
+from health_check.base import HealthCheck, HealthCheckResult
+from health_check.exceptions import HealthCheckException, ServiceUnavailable
 from health_check.views import HealthCheckView
 
 from smtp_settings import status
 from smtp_settings.models import SmtpSettings, WorkerHeartbeat
+from smtp_settings.permissions import ADMINISTER_PERMISSION, second_factor_verified
 
 
 class _ClosesConnections:
@@ -91,6 +101,32 @@ class Mail(_ClosesConnections, HealthCheck):
             raise ServiceUnavailable(" ".join(problems))
 
 
+class Withheld(HealthCheckException):
+    """A failed check, as anonymous callers see it: that it failed, not why."""
+
+    def __str__(self) -> str:
+        return "unavailable"
+
+
+def healthz_shows_details(*, request: HttpRequest) -> bool:
+    """Whether this caller may read why a check fails: the monitoring token (compared in
+    constant time), or an administrator whose session may open Administration."""
+    token = settings.SEI_HEALTHZ_TOKEN
+    scheme, _, offered = request.headers.get("Authorization", "").partition(" ")
+    if (
+        token
+        and scheme.lower() == "bearer"
+        and secrets.compare_digest(offered.strip().encode(), token.encode())
+    ):
+        return True
+    user = request.user
+    return bool(
+        user.is_authenticated
+        and user.has_perm(ADMINISTER_PERMISSION)
+        and (not settings.SEI_REQUIRE_2FA or second_factor_verified(user))
+    )
+
+
 class HealthView(HealthCheckView):
     checks = (
         "health_check.checks.Database",
@@ -99,6 +135,32 @@ class HealthView(HealthCheckView):
         Beat,
         Mail,
     )
+
+    show_details = False
+
+    async def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        # The session and the permission are read from the database: not in the event loop.
+        self.show_details = await sync_to_async(healthz_shows_details)(request=request)
+        response = await super().get(request, *args, **kwargs)
+        patch_vary_headers(response, ["Authorization", "Cookie"])
+        return response
+
+    # Every format django-health-check renders (HTML, JSON, text, feeds) reads
+    # ``self.results``: withholding the words where they are stored covers them all.
+    @property
+    def results(self) -> list[HealthCheckResult]:
+        return self._results
+
+    @results.setter
+    def results(self, results: list[HealthCheckResult]) -> None:
+        if not self.show_details:
+            results = [
+                dataclasses.replace(result, error=Withheld("unavailable"))
+                if result.error
+                else result
+                for result in results
+            ]
+        self._results = results
 
     def render_to_response(self, context: dict[str, Any], **kwargs: Any) -> Any:
         response = self._unavailable(super().render_to_response(context, **kwargs))

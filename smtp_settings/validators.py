@@ -228,6 +228,9 @@ def validate_token_endpoint(value: str) -> None:
             )
         if any(ch.isspace() for ch in value):
             raise ValidationError("The token endpoint cannot contain spaces.", code="spaces")
+        # An allowed host (a sovereign cloud's proxy, the sandbox) stands in for Microsoft's:
+        # the same tenant rule, so "common", a placeholder or any text is not saved there.
+        validate_tenant(_tenant_segment(parts.path))
         return
     tenant = tenant_from_token_endpoint(value)
     if tenant is None or port not in (None, 443):
@@ -237,6 +240,10 @@ def validate_token_endpoint(value: str) -> None:
             code="shape",
         )
     validate_tenant(tenant)
+
+
+def _tenant_segment(path: str) -> str:
+    return path.split("/")[1]
 
 
 def _is_token_endpoint_path(path: str) -> bool:

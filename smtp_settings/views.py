@@ -295,6 +295,9 @@ def outbox_message(request: HttpRequest, email_id: int) -> HttpResponse:
 @administrator_required
 @require_POST
 def outbox_action(request: HttpRequest, email_id: int) -> HttpResponse:
+    # A message that does not exist is a 404 like its page (and an id beyond the column's
+    # range never reaches the services' updates, which SQLite would refuse with an error).
+    email_id = get_object_or_404(Email.objects.only("pk"), pk=email_id).pk
     action = request.POST.get("action")
     if action == "retry":
         done = outbox.outbox_retry(email_id=email_id, user=request.user)

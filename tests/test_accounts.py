@@ -98,6 +98,57 @@ def test_reset_requests_are_limited_per_address(admin_user: User, settings: Any)
     assert len(mail.outbox) == 3
 
 
+def _file_cache(tmp_path: Any) -> dict[str, Any]:
+    return {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(tmp_path / "cache"),
+        }
+    }
+
+
+def _redis_cache(_: Any) -> dict[str, Any]:
+    import os
+
+    if not os.environ.get("REDIS_URL"):
+        pytest.skip("REDIS_URL is not set")
+    from django.conf import settings
+
+    return settings.CACHES
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("caches", [_file_cache, _redis_cache], ids=["file-cache", "redis"])
+def test_twenty_simultaneous_reset_requests_send_three_mails(
+    admin_user: User, settings: Any, tmp_path: Any, caches: Any
+) -> None:
+    import threading
+
+    from django.db import connection
+
+    settings.CACHES = caches(tmp_path)
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    start = threading.Barrier(20)
+    answers: list[str] = []
+
+    def ask() -> None:
+        client = Client()
+        start.wait()
+        try:
+            answers.append(client.post(reverse("password_reset"), {"email": admin_user.email}).url)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=ask) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert answers.count(reverse("password_reset_done")) == 3, answers
+    assert answers.count(reverse("password_reset")) == 17
+    assert len(mail.outbox) == 3
+
+
 def change(client: Client, old: str) -> Any:
     return client.post(
         reverse("password_change"),

@@ -127,6 +127,26 @@ def test_a_reversed_date_range_is_explained_and_filters_nothing(admin_client: Cl
     assert len(rows(page)) == Entry.objects.count()
 
 
+@pytest.mark.parametrize(("name", "day"), [("day_to", "9999-12-31"), ("day_from", "0001-01-01")])
+def test_a_day_at_the_calendars_end_is_a_field_error_not_a_server_error(
+    admin_client: Client, name: str, day: str
+) -> None:
+    response = admin_client.get(reverse("activity"), {name: day})
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert f'id="id_{name}_error"' in page and "Choose a day between" in page
+    assert len(rows(page)) == Entry.objects.count()
+
+
+def test_an_outbox_action_on_a_message_that_does_not_exist_is_not_found(
+    admin_client: Client,
+) -> None:
+    for email_id in (12345, 99999999999999999999999):
+        for action in ("retry", "discard"):
+            url = reverse("smtp_settings:outbox_action", args=[email_id])
+            assert admin_client.post(url, {"action": action}).status_code == 404
+
+
 def test_the_page_is_paginated_and_keeps_its_filters(
     admin_client: Client, admin_user: User
 ) -> None:

@@ -154,7 +154,8 @@ def test_microsoft_token_endpoint_must_have_the_v2_shape(
         f"https://login.microsoftonline.com/{TENANT_ID}/oauth2/v2.0/token",
         "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token",
         f"https://login.microsoftonline.us/{TENANT_ID}/oauth2/v2.0/token",
-        "https://127.0.0.1:8443/some-tenant/oauth2/v2.0/token",
+        f"https://127.0.0.1:8443/{TENANT_ID}/oauth2/v2.0/token",
+        "https://127.0.0.1:8443/contoso.onmicrosoft.com/oauth2/v2.0/token",
     ],
 )
 def test_token_endpoint_accepts_real_tenants_and_allowed_hosts(
@@ -162,6 +163,25 @@ def test_token_endpoint_accepts_real_tenants_and_allowed_hosts(
 ) -> None:
     settings.SMTP_OAUTH_AUTHORITY_HOSTS = ["127.0.0.1:8443"]
     assert "token_endpoint" not in submit(oauth_form_data, token_endpoint=url).errors
+
+
+@pytest.mark.parametrize(
+    ("tenant", "words"),
+    [
+        ("some-tenant", "Directory (tenant) ID is a GUID"),
+        ("common", "shared endpoint"),
+        ("organizations", "shared endpoint"),
+        ("%3CTENANT_ID%3E", "GUID"),
+        ("TENANT_ID", "placeholder"),
+    ],
+)
+def test_an_allowed_token_host_gets_the_same_tenant_rule_as_microsofts(
+    oauth_form_data: dict[str, Any], settings: Any, tenant: str, words: str
+) -> None:
+    settings.SMTP_OAUTH_AUTHORITY_HOSTS = ["127.0.0.1:8443"]
+    url = f"https://127.0.0.1:8443/{tenant}/oauth2/v2.0/token"
+    form = submit(oauth_form_data, token_endpoint=url)
+    assert words in form.errors["token_endpoint"][0]
 
 
 @pytest.mark.parametrize(

@@ -275,23 +275,28 @@ def test_banners_are_for_administrators_only(sandbox: Any, plain_user: User) -> 
 # -- /healthz --------------------------------------------------------------------------------
 
 
-def probe(path: str) -> Any:
+HEALTHZ_TOKEN = "monitoring-token-0123456789abcdef"
+
+
+def probe(path: str, client: Client | None = None, **headers: str) -> Any:
     """GET in a thread of its own: the health view is async, and a browser test may have
     left an event loop running in this thread."""
     answers: list[Any] = []
-    thread = threading.Thread(
-        target=lambda: answers.append(Client().get(path, HTTP_ACCEPT="application/json"))
-    )
+    client = client or Client()
+    headers.setdefault("HTTP_ACCEPT", "application/json")
+    thread = threading.Thread(target=lambda: answers.append(client.get(path, **headers)))
     thread.start()
     thread.join(timeout=30)
     return answers[0]
 
 
 @pytest.mark.django_db(transaction=True)
-def test_healthz_is_503_without_a_worker_and_200_with_one(sandbox: Any) -> None:
+def test_healthz_is_503_without_a_worker_and_200_with_one(sandbox: Any, settings: Any) -> None:
     configured(sandbox, secret_expiration_date="2099-01-01")
     WorkerHeartbeat.objects.create(worker="beat@test", role="beat", seen_at=timezone.now())
-    down = probe("/healthz")
+    # Why it fails is for monitoring with the token (anonymous callers: test below).
+    settings.SEI_HEALTHZ_TOKEN = HEALTHZ_TOKEN
+    down = probe("/healthz", HTTP_AUTHORIZATION=f"Bearer {HEALTHZ_TOKEN}")
     assert down.status_code == 503
     assert any("worker" in str(value).lower() for value in down.json().values())
 
@@ -313,3 +318,49 @@ def test_healthz_is_503_without_a_worker_and_200_with_one(sandbox: Any) -> None:
     )
     assert probe("/healthz").status_code == 503
     assert probe("/healthz/live").status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_healthz_tells_anonymous_callers_only_that_a_check_failed(
+    sandbox: Any, settings: Any
+) -> None:
+    # Mail is broken (the secret has expired) and no worker reports: the words name both.
+    configured(sandbox, secret_expiration_date="2020-01-01")
+    settings.SEI_HEALTHZ_TOKEN = HEALTHZ_TOKEN
+    for accept in ("application/json", "text/plain", "text/html"):
+        anonymous = probe("/healthz", HTTP_ACCEPT=accept)
+        assert anonymous.status_code == 503
+        text = anonymous.content.decode()
+        assert "unavailable" in text
+        assert "has reported" not in text and "expired" not in text, text
+    assert set(probe("/healthz").json().values()) == {"OK", "unavailable"}
+    wrong = probe("/healthz", HTTP_AUTHORIZATION="Bearer not-the-token")
+    assert set(wrong.json().values()) == {"OK", "unavailable"}
+
+
+def check(answer: dict[str, str], name: str) -> str:
+    """A check's value in /healthz's JSON, whose keys are the checks' repr."""
+    (value,) = (value for key, value in answer.items() if key.startswith(name))
+    return value
+
+
+@pytest.mark.django_db(transaction=True)
+def test_healthz_tells_administrators_and_the_token_why(
+    sandbox: Any, settings: Any, admin_user: Any, plain_user: Any
+) -> None:
+    configured(sandbox, secret_expiration_date="2020-01-01")
+    settings.SEI_HEALTHZ_TOKEN = HEALTHZ_TOKEN
+    with_token = probe("/healthz", HTTP_AUTHORIZATION=f"Bearer {HEALTHZ_TOKEN}").json()
+    admin = Client()
+    admin.force_login(admin_user)
+    signed_in = probe("/healthz", admin).json()
+    for answer in (with_token, signed_in):
+        assert "No worker has reported yet" in check(answer, "Worker(")
+        assert "expired" in check(answer, "Mail(")
+    user = Client()
+    user.force_login(plain_user)
+    assert set(probe("/healthz", user).json().values()) == {"OK", "unavailable"}
+    # No token configured: no Bearer value opens the words.
+    settings.SEI_HEALTHZ_TOKEN = ""
+    answer = probe("/healthz", HTTP_AUTHORIZATION="Bearer ").json()
+    assert check(answer, "Worker(") == "unavailable"

@@ -87,11 +87,13 @@ def test_setting_up_the_app_opens_administration(
     key = base64.b32decode(secret.replace(" ", ""))
 
     wrong = admin_client.post(
-        reverse("accounts:two_factor"), {"code": f"{(int(code_for(key)) + 1) % 10**6:06d}"}
+        reverse("accounts:two_factor"),
+        {"password": PASSWORD, "code": f"{(int(code_for(key)) + 1) % 10**6:06d}"},
     )
     assert wrong.status_code == 200 and "That code is not right" in wrong.content.decode()
     done = admin_client.post(
-        reverse("accounts:two_factor"), {"code": code_for(key), "next": target}
+        reverse("accounts:two_factor"),
+        {"password": PASSWORD, "code": code_for(key), "next": target},
     )
     assert done.status_code == 302
     assert done["Location"].startswith(reverse("accounts:backup_codes"))
@@ -340,6 +342,45 @@ def test_a_new_phone_asks_for_the_password_again(admin_client: Client, admin_use
     assert 'id="totp-secret"' in admin_client.get(url).content.decode()
 
 
+def first_setup_key(client: Client) -> bytes:
+    page = client.get(reverse("accounts:two_factor")).content.decode()
+    return base64.b32decode(
+        re.search(r'id="totp-secret">([A-Z2-7 ]+)<', page).group(1).replace(" ", "")
+    )
+
+
+def test_the_first_app_asks_for_the_password_again(admin_client: Client, admin_user: User) -> None:
+    # A stolen session of an administrator without a second factor cannot bind its phone.
+    key = first_setup_key(admin_client)
+    url = reverse("accounts:two_factor")
+    assert 'id="id_password"' in admin_client.get(url).content.decode()
+    for data in ({"code": code_for(key)}, {"code": code_for(key), "password": "a guess"}):
+        response = admin_client.post(url, data)
+        assert response.status_code == 200
+        assert not two_factor.two_factor_is_enrolled(user=admin_user)
+    assert "That is not your password" in response.content.decode()
+    entry = Entry.objects.get(kind=Kind.PASSWORD_WRONG)
+    assert entry.actor == admin_user and "a guess" not in entry.summary
+    assert AccessAttempt.objects.get().failures_since_start == 1  # counted as a failed sign-in
+    assert not Entry.objects.filter(kind=Kind.TWO_FACTOR_ENROLLED).exists()
+    done = admin_client.post(url, {"code": code_for(key), "password": PASSWORD})
+    assert done.status_code == 302 and two_factor.two_factor_is_enrolled(user=admin_user)
+
+
+def test_wrong_passwords_at_the_first_app_lock_and_end_the_session(
+    admin_client: Client, admin_user: User
+) -> None:
+    key = first_setup_key(admin_client)
+    url = reverse("accounts:two_factor")
+    data = {"code": code_for(key), "password": "a guess"}
+    for _ in range(4):
+        assert admin_client.post(url, data).status_code == 200
+    locked = admin_client.post(url, data)
+    assert locked.status_code == 429 and 'id="locked-out"' in locked.content.decode()
+    assert admin_client.get(reverse("home")).status_code == 302  # signed out
+    assert not two_factor.two_factor_is_enrolled(user=admin_user)
+
+
 def test_new_backup_codes_ask_for_the_password_again(
     admin_client: Client, admin_user: User
 ) -> None:
@@ -362,7 +403,9 @@ def test_backup_codes_are_shown_only_once_after_they_are_made(
     key = base64.b32decode(
         re.search(r'id="totp-secret">([A-Z2-7 ]+)<', page).group(1).replace(" ", "")
     )
-    done = admin_client.post(reverse("accounts:two_factor"), {"code": code_for(key)})
+    done = admin_client.post(
+        reverse("accounts:two_factor"), {"password": PASSWORD, "code": code_for(key)}
+    )
     codes = two_factor.two_factor_backup_codes(user=admin_user)
     first = admin_client.get(done["Location"]).content.decode()
     assert all(f"<code>{code}</code>" in first for code in codes)
@@ -415,9 +458,12 @@ def test_setting_up_after_a_wrong_code_says_to_wait(
         re.search(r'id="totp-secret">([A-Z2-7 ]+)<', page).group(1).replace(" ", "")
     )
     admin_client.post(
-        reverse("accounts:two_factor"), {"code": f"{(int(code_for(key)) + 1) % 10**6:06d}"}
+        reverse("accounts:two_factor"),
+        {"password": PASSWORD, "code": f"{(int(code_for(key)) + 1) % 10**6:06d}"},
     )
-    right = admin_client.post(reverse("accounts:two_factor"), {"code": code_for(key)})
+    right = admin_client.post(
+        reverse("accounts:two_factor"), {"password": PASSWORD, "code": code_for(key)}
+    )
     text = right.content.decode()
     assert right.status_code == 200 and "Too many wrong codes in a row: wait" in text
     assert "That code is not right" not in text

@@ -277,3 +277,64 @@ def test_the_last_active_administrator_is_offered_no_way_to_lose_the_role(
     last = row("root-admin")
     assert 'value="revoke"' not in last and 'value="deactivate"' not in last
     assert "only active administrator" in last
+
+
+# -- the guard under concurrency (PostgreSQL's READ COMMITTED) ----------------------------
+
+ROUNDS = 30
+
+
+def _removal(variant: str, doer: User, target: User, lost: list[str]) -> Any:
+    """What ``doer`` does to ``target`` in a thread: deactivate or demote them."""
+    from django.db import connection
+
+    def run() -> None:
+        try:
+            if variant == "deactivate":
+                services.user_set_active(user=target, active=False, by=doer)
+            else:
+                services.user_set_administrator(user=target, administrator=False, by=doer)
+        except services.LastAdministrator:
+            lost.append(doer.username)
+        finally:
+            connection.close()
+
+    return run
+
+
+def _together(start: Any, job: Any) -> None:
+    start.wait()
+    job()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("a_does", "b_does"),
+    [("deactivate", "deactivate"), ("demote", "demote"), ("deactivate", "demote")],
+)
+def test_two_administrators_removing_each_other_at_once_leave_one(a_does: str, b_does: str) -> None:
+    import threading
+
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite runs one writing transaction at a time; the race needs PostgreSQL")
+    group = services.administrators_group()
+    for round_ in range(ROUNDS):
+        User.objects.update(is_active=False)
+        a = User.objects.create_user(f"a{round_}", password="x")
+        b = User.objects.create_user(f"b{round_}", password="x")
+        a.groups.add(group)
+        b.groups.add(group)
+        refused: list[str] = []
+        start = threading.Barrier(2)
+        jobs = [_removal(a_does, a, b, refused), _removal(b_does, b, a, refused)]
+
+        threads = [threading.Thread(target=_together, args=(start, job)) for job in jobs]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        left = list(services.administrators().values_list("username", flat=True))
+        assert len(left) == 1, f"round {round_}: active administrators left: {left}"
+        assert len(refused) == 1

@@ -20,6 +20,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from smtp_settings.assistant import service
 from smtp_settings.assistant.forms import AppForm, MailboxForm, SecretForm
 from smtp_settings.assistant.script import SCRIPT_FILENAME
+from smtp_settings.links import console_url
 from smtp_settings.permissions import administrator_required
 from smtp_settings.validation import service as validation
 
@@ -55,7 +56,9 @@ def _page(request: HttpRequest, forms: dict[str, Any] | None = None, status: int
     failed = {
         name: service.setup_failed_step(run=run) if run else "" for name, run in state.runs.items()
     }
-    redirect_uri = request.build_absolute_uri(reverse("smtp_settings:setup"))
+    # Registered in the app in Entra as it is shown here: the console's address, not
+    # whatever Host this request came with.
+    redirect_uri = console_url(reverse("smtp_settings:setup"))
     consent_state = _consent_state(request)
     context = {
         "state": state,

@@ -1,0 +1,16 @@
+"""Absolute links to the console, for mail and for addresses handed to others (Entra's
+consent redirect): always built from ``SEI_CONSOLE_URL``, never from the request.
+
+A request's Host header is whatever the client sent; with a permissive
+``DJANGO_ALLOWED_HOSTS``, a reset requested with ``Host: evil.example`` would mail a link
+to evil.example, and its one-time token with it.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+
+def console_url(path: str) -> str:
+    """The console's address followed by ``path`` (a ``reverse()`` result)."""
+    return settings.SEI_CONSOLE_URL.rstrip("/") + "/" + path.lstrip("/")
