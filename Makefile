@@ -4,6 +4,9 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
+# The sandbox's ports on 127.0.0.1: the Entra ID stand-in (HTTPS) and the Exchange stand-in (SMTP).
+SANDBOX_ENTRA_PORT ?= 8443
+SANDBOX_SMTP_PORT ?= 8587
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
 .PHONY: install run run-with-sandbox sandbox manage test bench screenshots lint format clean
@@ -35,10 +38,10 @@ manage: install
 
 # Local Entra ID and Exchange Online stand-ins with a ready tenant (see README).
 sandbox: install
-	$(PY) -m tests.sandbox --folder var/sandbox
+	$(PY) -m tests.sandbox --folder var/sandbox --entra-port $(SANDBOX_ENTRA_PORT) --smtp-port $(SANDBOX_SMTP_PORT)
 
 # The console, trusting the sandbox's CA and allowing its token endpoint.
-run-with-sandbox: export SMTP_OAUTH_AUTHORITY_HOSTS ?= 127.0.0.1:8443
+run-with-sandbox: export SMTP_OAUTH_AUTHORITY_HOSTS ?= 127.0.0.1:$(SANDBOX_ENTRA_PORT)
 run-with-sandbox: export SSL_CERT_FILE = $(CURDIR)/var/sandbox/ca-bundle.pem
 run-with-sandbox: export REQUESTS_CA_BUNDLE = $(CURDIR)/var/sandbox/ca-bundle.pem
 run-with-sandbox: run

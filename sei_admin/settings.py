@@ -466,8 +466,20 @@ LOGGING = {
             "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
         }
     },
+    "filters": {"expected_responses": {"()": "sei_admin.quiet_log.ExpectedResponses"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
     # A failing check is the answer of /healthz, not a traceback in the log at every probe.
-    "loggers": {"health_check": {"level": "ERROR"}, "axes": {"level": "WARNING"}},
+    # An idle console logs what changes, not its routine: beat's "Sending due task", the
+    # worker's "received" and "succeeded" lines (about 20 a minute) only from
+    # CELERY_ROUTINE_LOG_LEVEL=INFO; failures stay ERROR.
+    "loggers": {
+        "health_check": {"level": "ERROR"},
+        "axes": {"level": "WARNING"},
+        "django.request": {"filters": ["expected_responses"]},
+        **{
+            name: {"level": env.str("CELERY_ROUTINE_LOG_LEVEL", default="WARNING")}
+            for name in ("celery.beat", "celery.worker.strategy", "celery.app.trace")
+        },
+    },
 }

@@ -81,7 +81,7 @@ def test_the_page_shows_what_administrators_did_and_no_secret(
         "Message retried",
         "Administrator role granted",
     ):
-        assert f"<td>{label}</td>" in page, label
+        assert f'<td data-label="What">{label}</td>' in page, label
     saved = Entry.objects.get(kind=Kind.SETTINGS_SAVED)
     assert saved.actor == admin_user
     assert "Client Secret replaced" in saved.summary and "smtp.office365.com" in saved.summary

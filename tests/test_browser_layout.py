@@ -17,7 +17,7 @@ from sei_admin.celery import app
 from smtp_settings.models import Delivery, ValidationRun
 from smtp_settings.outbox import service as outbox
 
-from .browser import sign_in
+from .browser import out_of_reach, sign_in
 from .sandbox.world import SENDER
 from .test_sending import save
 
@@ -50,6 +50,47 @@ def configured(live_server: Any, sandbox: Any, settings: Any) -> Any:
     )
     outbox.outbox_deliver_due()
     return live_server
+
+
+PAGES_WITH_ROWS = {
+    "Outbox": "/administration/smtp/outbox/",
+    "Users": "/administration/users/",
+    "Activity": "/administration/activity/",
+    "Manage SMTP": "/administration/smtp/",
+    "Set up Microsoft 365": "/administration/smtp/setup/",
+}
+
+
+def test_every_row_action_lies_in_the_window_at_every_width_light_and_dark(
+    configured: Any, chromium: Any, sandbox: Any
+) -> None:
+    # A held message (Retry now and Discard), a user with a long address, an invitee.
+    User.objects.create_user(
+        "someone.with.a.long.name", "someone.with.a.long.address@elsewhere.example", "x"
+    )
+    sandbox.mailbox.full_access.clear()
+    mail.send_mail("Held", "Body", SENDER, ["another.long.address@elsewhere.example"])
+    outbox.outbox_deliver_due()
+    assert Delivery.objects.filter(state="held").exists()
+    for scheme in ("light", "dark"):
+        context = chromium.new_context(viewport={"width": 1366, "height": 800}, color_scheme=scheme)
+        page = context.new_page()
+        try:
+            sign_in(page, configured.url, "ops", "a long passphrase 7")
+            for width in WIDTHS:
+                page.set_viewport_size({"width": width, "height": 800})
+                for name, path in PAGES_WITH_ROWS.items():
+                    page.goto(f"{configured.url}{path}")
+                    assert out_of_reach(page) == [], (scheme, width, name)
+                page.goto(f"{configured.url}/administration/smtp/outbox/")
+                for action in ("Retry now", "Discard"):
+                    button = page.locator("#outbox-table tr[data-state='held']").get_by_role(
+                        "button", name=action
+                    )
+                    box = button.bounding_box()
+                    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width
+        finally:
+            context.close()
 
 
 @pytest.mark.parametrize("width", WIDTHS)

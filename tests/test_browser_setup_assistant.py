@@ -15,7 +15,7 @@ from django.contrib.auth.models import User
 from sei_admin.celery import app
 from smtp_settings.models import SetupSecret, SmtpSettings
 
-from .browser import sign_in
+from .browser import out_of_reach, sign_in
 from .sandbox.world import CLIENT_ID, CLIENT_SECRET, SENDER, TENANT_DOMAIN, TENANT_ID
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -49,8 +49,11 @@ def test_the_assistant_end_to_end_on_the_sandbox(console: Any, sandbox: Any, tmp
     page.get_by_label("Application (client) ID", exact=True).fill(CLIENT_ID)
     page.get_by_role("button", name="Save and check the tenant").click()
     passed(page, 1)
-    facts = page.locator("#tenant-facts").inner_text()
+    assert TENANT_ID in page.locator("#tenant-facts").inner_text()
+    facts = page.locator("#step-1 .check").inner_text()
     assert TENANT_ID in facts and sandbox.entra.token_endpoint(TENANT_ID) in facts
+    # Shown once: the check's facts, not again beside it.
+    assert page.locator("#step-1").inner_text().count(sandbox.entra.token_endpoint(TENANT_ID)) == 1
     assert (
         page.locator("#consent-url")
         .get_attribute("href")
@@ -75,6 +78,19 @@ def test_the_assistant_end_to_end_on_the_sandbox(console: Any, sandbox: Any, tmp
     page.get_by_role("button", name="Save and check mailbox access").click()
     passed(page, 5)
     assert "Authenticate" in page.locator("#step-5 .check").inner_text()
+    # The token's steps are shown once (steps 3 and 4), not again under step 5.
+    assert page.locator(".check li[data-key='token']").count() == 1
+    assert page.locator(".check li[data-key='token_contents']").count() == 1
+    # Finished steps fold to their title and result; all five passed, the page is short.
+    page.set_viewport_size({"width": 1366, "height": 900})
+    height = page.evaluate("document.documentElement.scrollHeight")
+    assert height < 2500, height
+    assert page.locator("#step-1 .check").is_hidden()
+    page.locator("#step-1 > details > summary").click()
+    assert page.locator("#step-1 .check-verdict.verdict-passed").is_visible()
+    for width in (390, 768, 1366):
+        page.set_viewport_size({"width": width, "height": 900})
+        assert out_of_reach(page) == [], width
     assert page.locator("#step-5 button.copy").is_visible(), "copy buttons come with JavaScript"
     with page.expect_download() as download_info:
         page.locator("#download-script").click()

@@ -59,6 +59,7 @@ def _page(request: HttpRequest, forms: dict[str, Any] | None = None, status: int
     # Registered in the app in Entra as it is shown here: the console's address, not
     # whatever Host this request came with.
     redirect_uri = console_url(reverse("smtp_settings:setup"))
+    forms = forms or _forms(state)
     consent_state = _consent_state(request)
     context = {
         "state": state,
@@ -76,9 +77,30 @@ def _page(request: HttpRequest, forms: dict[str, Any] | None = None, status: int
         "consent_answer": _consent_answer(request, consent_state),
         # Sent here from an empty Manage SMTP: say why, and where the form is.
         "first_visit": "first" in request.GET,
-        **(forms or _forms(state)),
+        "open_steps": _open_steps(state, forms),
+        **forms,
     }
     return render(request, "smtp_settings/setup.html", context, status=status)
+
+
+# The steps each check answers (the token check answers steps 2 to 4 at once).
+CHECK_STEPS = {"tenant": (1,), "token": (2, 3, 4), "mailbox": (5,)}
+FORM_STEPS = {"app_form": 1, "secret_form": 4, "mailbox_form": 5}
+
+
+def _open_steps(state: service.SetupState, forms: dict[str, Any]) -> set[int]:
+    """Steps shown in full: those not done, the ones the latest check answered (its result
+    is what the administrator is looking for) and any whose form came back with errors.
+    A finished step otherwise folds to its title and result."""
+    shown = {step for step in range(1, 6) if not state.done.get(step)}
+    latest = max(
+        ((run.created_at, name) for name, run in state.runs.items() if run is not None),
+        default=None,
+    )
+    if latest is not None:
+        shown.update(CHECK_STEPS[latest[1]])
+    shown.update(step for name, step in FORM_STEPS.items() if forms[name].errors)
+    return shown
 
 
 def _consent_state(request: HttpRequest) -> str:

@@ -11,10 +11,36 @@ from .world import Sandbox
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--entra-port", type=int, default=8443)
-    parser.add_argument("--smtp-port", type=int, default=8587)
-    parser.add_argument("--folder", type=Path, default=Path("var/sandbox"))
+    parser = argparse.ArgumentParser(
+        description=__doc__,
+        epilog=(
+            "make sandbox passes SANDBOX_ENTRA_PORT and SANDBOX_SMTP_PORT as the two ports, "
+            "e.g. make sandbox SANDBOX_ENTRA_PORT=9443 SANDBOX_SMTP_PORT=9587; start the "
+            "console with make run-with-sandbox and the same SANDBOX_ENTRA_PORT."
+        ),
+    )
+    parser.add_argument(
+        "--entra-port",
+        type=int,
+        default=8443,
+        metavar="PORT",
+        help="HTTPS port of the Entra ID stand-in (token endpoint, OIDC discovery) on "
+        "127.0.0.1; make sandbox: SANDBOX_ENTRA_PORT (default %(default)s)",
+    )
+    parser.add_argument(
+        "--smtp-port",
+        type=int,
+        default=8587,
+        metavar="PORT",
+        help="SMTP port (STARTTLS, XOAUTH2) of the Exchange Online stand-in on 127.0.0.1; "
+        "make sandbox: SANDBOX_SMTP_PORT (default %(default)s)",
+    )
+    parser.add_argument(
+        "--folder",
+        type=Path,
+        default=Path("var/sandbox"),
+        help="where the CA bundle and the delivered messages go (default %(default)s)",
+    )
     options = parser.parse_args()
     options.folder.mkdir(parents=True, exist_ok=True)
     sandbox = Sandbox(options.entra_port, options.smtp_port, options.folder.resolve()).start()

@@ -52,8 +52,25 @@ QUOTA = (
 MAILBOX_FULL = "554 5.2.2 mailbox full; STOREDRV.Submission.Exception:QuotaExceededException"
 
 
+class _Session(Session):
+    """aiosmtpd's session without its legacy ``login_data``: aiosmtpd 1.4 still sets it after
+    every successful AUTH and logs a deprecation WARNING each time; nothing here reads it
+    (``auth_data`` holds the mailbox)."""
+
+    @property
+    def login_data(self) -> Any:
+        return self._login_data
+
+    @login_data.setter
+    def login_data(self, value: Any) -> None:
+        self._login_data = value
+
+
 class ExchangeSMTP(SMTP):
     """aiosmtpd's server, with Exchange's answers where Exchange differs from the RFC defaults."""
+
+    def _create_session(self) -> Session:
+        return _Session(self.loop)
 
     # A token makes the XOAUTH2 response line about 2 KB.
     line_length_limit = 16384
