@@ -45,7 +45,7 @@ def _worker_ready(sender: Any = None, **kwargs: Any) -> None:
 
 
 @task_prerun.connect
-def _task_started(sender: Any = None, **kwargs: Any) -> None:
+def _task_started(sender: Any = None, task_id: str = "", **kwargs: Any) -> None:
     from smtp_settings import enqueue
 
-    enqueue.task_started(getattr(sender, "name", ""))
+    enqueue.task_started(getattr(sender, "name", ""), task_id or "")

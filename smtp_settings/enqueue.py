@@ -6,9 +6,11 @@ rolled back.
 
 Two marks in the shared cache keep a backlog from starving what someone waits for:
 
-- *interactive waiting*: set when a task routed to ``SEI_INTERACTIVE_QUEUE`` is enqueued,
-  deleted when such a task starts. A long task (an outbox drain) looks at it between two
-  units of work and hands its process over.
+- *interactive waiting*: a count of the tasks routed to ``SEI_INTERACTIVE_QUEUE`` that were
+  enqueued here and have not started. Each such task has a mark of its own (by task id), so a
+  task nobody waits for on the same queue (beat's heartbeat) starting cannot clear another's
+  wait. A long task (an outbox drain) looks at the count between two units of work and hands
+  its process over.
 - *one waiting* (``after_commit_once``): at most one message of a task waits in the broker;
   set on enqueue with the time the task is due, deleted when a task of that name starts. A
   lost task (its worker killed after taking it) cannot block the next one for long: the mark
@@ -19,12 +21,12 @@ from __future__ import annotations
 
 import time
 
-from celery import current_app
+from celery import current_app, uuid
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 
-_INTERACTIVE_KEY = "enqueue:interactive-waiting"
+_INTERACTIVE_COUNT_KEY = "enqueue:interactive-waiting"
 # A click's task starts within a second or two once a process is free; a mark left by a task
 # lost on its way (or with no worker on the queue) stops slowing drains down after this.
 _INTERACTIVE_MARK_SECONDS = 15
@@ -36,11 +38,12 @@ _SAME_TIME_SECONDS = 1.0
 
 def after_commit(task_name: str, *ids: str, countdown: float | None = None) -> None:
     def send() -> None:
+        task_id = uuid()
         if is_interactive(task_name):
             # Before the message exists: a drain must see the mark by the time a worker could
-            # reserve the message, and the task's start (which deletes it) comes after this.
-            cache.set(_INTERACTIVE_KEY, True, timeout=_INTERACTIVE_MARK_SECONDS)
-        current_app.send_task(task_name, args=list(ids), countdown=countdown)
+            # reserve the message, and the task's start (which removes it) comes after this.
+            _mark_interactive(task_id)
+        current_app.send_task(task_name, args=list(ids), countdown=countdown, task_id=task_id)
 
     transaction.on_commit(send)
 
@@ -63,10 +66,14 @@ def after_commit_once(task_name: str, *, countdown: float = 0.0) -> None:
     transaction.on_commit(send)
 
 
-def task_started(task_name: str) -> None:
+def task_started(task_name: str, task_id: str = "") -> None:
     """Called as every task starts (a Celery signal): the marks it answers are deleted."""
-    if is_interactive(task_name):
-        cache.delete(_INTERACTIVE_KEY)
+    if task_id and cache.delete(_interactive_key(task_id)):
+        try:
+            if cache.decr(_INTERACTIVE_COUNT_KEY) <= 0:
+                cache.delete(_INTERACTIVE_COUNT_KEY)
+        except ValueError:  # the count lived out its time: nothing waits any more
+            pass
     key = _once_key(task_name)
     due = cache.get(key)
     # A mark for a later countdown stays: that task still waits.
@@ -76,12 +83,27 @@ def task_started(task_name: str) -> None:
 
 def interactive_waiting() -> bool:
     """Whether a task someone waits for is queued and not started yet."""
-    return bool(cache.get(_INTERACTIVE_KEY))
+    return (cache.get(_INTERACTIVE_COUNT_KEY) or 0) > 0
 
 
 def is_interactive(task_name: str) -> bool:
     route = settings.CELERY_TASK_ROUTES.get(task_name) or {}
     return route.get("queue") == settings.SEI_INTERACTIVE_QUEUE
+
+
+def _mark_interactive(task_id: str) -> None:
+    cache.set(_interactive_key(task_id), True, timeout=_INTERACTIVE_MARK_SECONDS)
+    cache.add(_INTERACTIVE_COUNT_KEY, 0, timeout=_INTERACTIVE_MARK_SECONDS)
+    try:
+        cache.incr(_INTERACTIVE_COUNT_KEY)
+    except ValueError:  # expired between the two calls
+        cache.set(_INTERACTIVE_COUNT_KEY, 1, timeout=_INTERACTIVE_MARK_SECONDS)
+    # The count lives as long as the newest mark: tasks lost on their way stop counting then.
+    cache.touch(_INTERACTIVE_COUNT_KEY, timeout=_INTERACTIVE_MARK_SECONDS)
+
+
+def _interactive_key(task_id: str) -> str:
+    return f"enqueue:interactive:{task_id}"
 
 
 def _once_key(task_name: str) -> str:
