@@ -237,6 +237,21 @@ def test_a_message_sent_again_after_a_lost_claim_keeps_its_message_id_and_date(
     assert Delivery.objects.get().email.message_id == first["Message-ID"]
 
 
+def test_a_message_sent_as_the_sender_email_has_its_message_id_on_that_domain(
+    sandbox: Any, settings: Any
+) -> None:
+    # The console's own mail comes from DEFAULT_FROM_EMAIL; Use sender email (on in the
+    # sandbox's values) sends it as Sender Email, and the Message-ID follows what is sent.
+    settings.DEFAULT_FROM_EMAIL = "console@localhost"
+    save(sandbox.form_values())
+    mail.send_mail("Default From", "Body", None, ["it@elsewhere.example"])
+    outbox.outbox_deliver_due()
+
+    (received,) = delivered(sandbox)
+    assert received["From"] == SENDER
+    assert received["Message-ID"].endswith("@sandbox.example>"), received["Message-ID"]
+
+
 def test_a_message_id_given_by_the_caller_is_kept(sandbox: Any) -> None:
     save(sandbox.form_values())
     message = mail.EmailMessage(

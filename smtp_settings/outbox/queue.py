@@ -22,6 +22,7 @@ from post_office.models import STATUS, Email
 from post_office.utils import create_attachments
 
 from smtp_settings.mail.backend import message_id_for
+from smtp_settings.models import SmtpSettings
 from smtp_settings.outbox import service
 
 
@@ -29,13 +30,14 @@ class OutboxBackend(BaseEmailBackend):
     def send_messages(self, email_messages: Sequence[EmailMessage]) -> int:
         if not email_messages:
             return 0
+        sent_as = _sent_as()
         with transaction.atomic():
-            emails = [self._store(message) for message in email_messages]
+            emails = [self._store(message, sent_as) for message in email_messages]
             service.outbox_accept(emails=emails)
         return len(emails)
 
     @staticmethod
-    def _store(message: EmailMessage) -> Email:
+    def _store(message: EmailMessage, sent_as: str) -> Email:
         headers: dict[str, Any] = dict(message.extra_headers)
         # The message's identity is fixed now, not at each delivery: a copy sent again (a
         # worker died after the server took it) carries the same Message-ID and Date, so a
@@ -66,7 +68,7 @@ class OutboxBackend(BaseEmailBackend):
             html_message=html,
             headers=headers,
             message_id=message_id
-            or message_id_for(message.from_email or settings.DEFAULT_FROM_EMAIL),
+            or message_id_for(sent_as or message.from_email or settings.DEFAULT_FROM_EMAIL),
             status=STATUS.queued,
         )
         files: dict[str, Any] = {}
@@ -85,3 +87,14 @@ class OutboxBackend(BaseEmailBackend):
         if files:
             email.attachments.add(*create_attachments(files))
         return email
+
+
+def _sent_as() -> str:
+    """The address every message leaves from when Use sender email is on (else ""): its
+    Message-ID is then on the Sender Email's domain, like the From the receiver sees."""
+    saved = (
+        SmtpSettings.objects.filter(pk=SmtpSettings.SINGLETON_PK)
+        .values_list("sender_email", "use_sender_email")
+        .first()
+    )
+    return saved[0] if saved and saved[1] else ""
