@@ -54,7 +54,6 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
-    "post_office",
     "health_check",
     "csp",
     "axes",
@@ -64,6 +63,8 @@ INSTALLED_APPS = [
     "activity",
     "smtp_settings",
     "accounts",
+    # After smtp_settings, whose send_queued_mail command replaces post_office's.
+    "post_office",
 ]
 
 MIDDLEWARE = [

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from django.core import mail
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.test import Client
 from django.urls import reverse
 
@@ -295,6 +295,30 @@ def test_a_mailbox_with_every_connection_taken_waits(sandbox: Any, settings: Any
     outbox.outbox_deliver_due()
     assert states() == [DeliveryState.SENT]
     assert not MailboxLease.objects.exists()  # released when the run ended
+
+
+def test_post_office_send_queued_mail_cannot_send_around_the_outbox(
+    sandbox: Any, settings: Any
+) -> None:
+    # A message the outbox keeps waiting (every connection of the mailbox is taken) still
+    # has post_office's status "queued": post_office's own command would send it at once.
+    settings.SMTP_MAX_CONNECTIONS = 1
+    save(sandbox.form_values())
+    from django.utils import timezone
+
+    MailboxLease.objects.create(
+        mailbox=SENDER,
+        holder="another-worker",
+        expires_at=timezone.now() + timezone.timedelta(minutes=1),
+    )
+    mail.send_mail("Wait", "Body", SENDER, ["it@x.example"])
+    outbox.outbox_deliver_due(budget_seconds=1)
+    assert states() == [DeliveryState.QUEUED]
+
+    with pytest.raises(CommandError, match=r"switched off .* Celery worker delivers the outbox"):
+        call_command("send_queued_mail", "--processes", "1")
+    assert sandbox.exchange.delivered == []
+    assert states() == [DeliveryState.QUEUED]
 
 
 # -- the Outbox page ------------------------------------------------------------------------
