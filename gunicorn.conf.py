@@ -20,3 +20,7 @@ control_socket_disable = True
 # password-reset or invitation link holds its one-time token, which must not end up in
 # log files or log collectors. Errors still go to the error log; pass --access-logfile to
 # gunicorn for a log of requests, knowing what it will contain.
+# A run page's status request may be waiting (up to 15 s) when web is asked to stop; it is
+# cut rather than waited for, since the page asks again. honcho (make run) kills what is
+# still running after 5 s, docker after its grace period.
+graceful_timeout = 4

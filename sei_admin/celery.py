@@ -10,12 +10,17 @@ from typing import Any
 from celery import Celery
 from celery.signals import beat_init, task_prerun, worker_ready
 
+from sei_admin.beat_thread import OPTION as BEAT_THREAD_OPTION
+from sei_admin.beat_thread import BeatThread
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sei_admin.settings")
 
 app = Celery("sei_admin")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 app.autodiscover_tasks(["sei_admin"])
+app.steps["worker"].add(BeatThread)
+app.user_options["worker"].add(BEAT_THREAD_OPTION)
 
 
 @beat_init.connect

@@ -86,6 +86,15 @@ def interactive_waiting() -> bool:
     return (cache.get(_INTERACTIVE_COUNT_KEY) or 0) > 0
 
 
+def worker_stopping() -> bool:
+    """Whether the worker this code runs in was asked to stop (SIGTERM, Ctrl-C): a long task
+    ends between two units of work so that the warm shutdown waits for one, not for all.
+    Seen by the threads and solo pools, which run tasks in the worker's own process."""
+    from celery.worker import state
+
+    return state.should_stop is not None or state.should_terminate is not None
+
+
 def is_interactive(task_name: str) -> bool:
     route = settings.CELERY_TASK_ROUTES.get(task_name) or {}
     return route.get("queue") == settings.SEI_INTERACTIVE_QUEUE

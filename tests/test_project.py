@@ -95,7 +95,8 @@ def test_compose_services_use_the_project_commands_and_known_names() -> None:
     # page's long poll must not hold a whole process, nor runserver's keep-alive stall).
     assert "web: gunicorn sei_admin.wsgi" in procfile
     assert 'worker_class = "gthread"' in (ROOT / "gunicorn.conf.py").read_text()
-    assert "celery -A sei_admin worker" in procfile and "celery -A sei_admin beat" in procfile
+    # One worker runs beat's scheduler in a thread (tests/test_worker_as_make_run_starts_it.py).
+    assert "celery -A sei_admin worker" in procfile and "--beat-thread" in procfile
 
 
 def test_gunicorn_writes_no_access_log_that_would_hold_reset_tokens() -> None:

@@ -221,7 +221,8 @@ class _DeliveryRun:
         self.leases: dict[str, int] = {}
         self.report: Counter[str] = Counter()
         self.out_of_time = False
-        # Interactive work waited for this process: the drain stopped to let it run.
+        # The drain stopped early for others: interactive work waited for this process, or
+        # the worker is shutting down. A new task carries on where it stopped.
         self.handed_over = False
         # The message claimed now, whose claim the renewer keeps alive.
         self.current: int | None = None
@@ -247,7 +248,7 @@ class _DeliveryRun:
                 self.report[outcome] += 1
                 if outcome == "postponed":
                     break
-                if enqueue.interactive_waiting():
+                if enqueue.interactive_waiting() or enqueue.worker_stopping():
                     self.handed_over = True
                     break
                 self._ask_for_a_helper()

@@ -7,6 +7,7 @@ the ``user=`` mailbox, and answers every failure with Exchange's own reply.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import email
 import email.policy
@@ -121,6 +122,10 @@ class ExchangeHandler:
         self.seen_auth_commands = 0
         # Answers to RCPT TO for particular recipients (unknown addresses and the like).
         self.recipient_answers: dict[str, str] = {}
+        # Seconds to think before answering DATA (a slow server), and how many DATA
+        # commands arrived, answered or not yet.
+        self.data_delay_seconds = 0.0
+        self.data_commands = 0
         self._sessions: dict[int, str] = {}
         self._lock = threading.Lock()
 
@@ -234,6 +239,9 @@ class ExchangeHandler:
         return "250 2.1.5 Recipient OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        self.data_commands += 1
+        if self.data_delay_seconds:
+            await asyncio.sleep(self.data_delay_seconds)
         scripted = self.next_scripted("DATA")
         if scripted:
             return scripted
