@@ -68,7 +68,7 @@ def main() -> int:
     import django
 
     django.setup()
-    from bench import pages, sending, validate
+    from bench import pages, sending, stack_memory, validate
     from bench.sandbox_process import SandboxProcess
 
     world = SandboxProcess()
@@ -82,6 +82,7 @@ def main() -> int:
         # The page rows validate against the sandbox's token endpoint.
         settings.SMTP_OAUTH_AUTHORITY_HOSTS = [world.info["authority_host"]]
         rows += pages.measure(form_values=world.info["form_values"])
+        rows += stack_memory.measure()
     finally:
         world.stop()
     lines = [

@@ -2,7 +2,7 @@
 protocol work done by a bare script.
 
 The console side is what `make run` starts: gunicorn serving the pages, a Celery worker
-(prefork, as in the Procfile) and the broker: the embedded file-system one, and Redis too
+(its pool as in the Procfile) and the broker: the embedded file-system one, and Redis too
 when ``REDIS_URL`` is set. The client does what the page's script does: POST Validate,
 ask for the run's status at once, then long-poll with the mark it has seen until the
 verdict. The baseline is a bare msal + smtplib script: a token, STARTTLS, AUTH XOAUTH2,
@@ -40,6 +40,14 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def _procfile_worker_pool() -> list[str]:
+    """The Procfile worker's pool and concurrency, so that P3 measures what `make run` runs."""
+    line = next(
+        ln for ln in (ROOT / "Procfile").read_text().splitlines() if ln.startswith("worker:")
+    )
+    return [word for word in line.split() if word.startswith(("--pool=", "--concurrency="))]
 
 
 @functools.lru_cache(maxsize=1)
@@ -170,8 +178,7 @@ class Console:
             "-A",
             "sei_admin",
             "worker",
-            "--pool=prefork",
-            "--concurrency=2",
+            *_procfile_worker_pool(),
             "--without-gossip",
             "--without-mingle",
             "--loglevel=WARNING",
