@@ -21,11 +21,12 @@ from django.utils import timezone
 
 from smtp_settings import services
 from smtp_settings.links import console_url
+from smtp_settings.mail import microsoft
 from smtp_settings.mail.errors import CredentialFailure
 from smtp_settings.models import AuthType, MailHealthCheck, SecretReminder, SmtpSettings
 from smtp_settings.permissions import ADMINISTER_PERMISSION
 from smtp_settings.validation import token_check
-from smtp_settings.validators import parse_addresses, tenant_from_token_endpoint
+from smtp_settings.validators import parse_addresses
 
 logger = logging.getLogger(__name__)
 
@@ -119,7 +120,7 @@ def _reminder_text(row: SmtpSettings, *, today: date) -> tuple[str, str]:
     else:
         when = f"expired on {expires:%Y-%m-%d}, {-days} days ago"
         subject = f"expired {-days} days ago"
-    tenant = tenant_from_token_endpoint(row.token_endpoint) or row.token_endpoint
+    tenant = microsoft.tenant_from_token_endpoint(row.token_endpoint) or row.token_endpoint
     replaced = (
         f"{timezone.localtime(row.client_secret_replaced_at):%Y-%m-%d %H:%M %Z}"
         if row.client_secret_replaced_at
