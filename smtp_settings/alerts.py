@@ -19,12 +19,12 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
-from smtp_settings import services
 from smtp_settings.links import console_url
 from smtp_settings.mail import microsoft
 from smtp_settings.mail.errors import CredentialFailure
 from smtp_settings.models import AuthType, MailHealthCheck, SecretReminder, SmtpSettings
 from smtp_settings.permissions import ADMINISTER_PERMISSION
+from smtp_settings.sending import smtp_settings_mail_for_sending
 from smtp_settings.validation import token_check
 from smtp_settings.validators import parse_addresses
 
@@ -211,7 +211,7 @@ def mail_health_check_run() -> MailHealthCheck | None:
     if row is None or row.auth_type != AuthType.OAUTH2:
         return None
     try:
-        mail = services.smtp_settings_mail_for_sending()
+        mail = smtp_settings_mail_for_sending()
     except CredentialFailure as failure:
         result = token_check.TokenCheck(False, "settings", failure.message)
     else:
