@@ -21,7 +21,6 @@ from django.utils import timezone
 
 from smtp_settings.links import console_url
 from smtp_settings.mail import microsoft
-from smtp_settings.mail.errors import CredentialFailure
 from smtp_settings.models import AuthType, MailHealthCheck, SecretReminder, SmtpSettings
 from smtp_settings.permissions import ADMINISTER_PERMISSION
 from smtp_settings.sending import smtp_settings_mail_for_sending
@@ -210,12 +209,9 @@ def mail_health_check_run() -> MailHealthCheck | None:
     row = SmtpSettings.objects.filter(pk=SmtpSettings.SINGLETON_PK).first()
     if row is None or row.auth_type != AuthType.OAUTH2:
         return None
-    try:
-        mail = smtp_settings_mail_for_sending()
-    except CredentialFailure as failure:
-        result = token_check.TokenCheck(False, "settings", failure.message)
-    else:
-        result = token_check.check_token(mail, timeout=float(settings.SMTP_NETWORK_TIMEOUT_SECONDS))
+    result = token_check.check_token_of(
+        smtp_settings_mail_for_sending, timeout=float(settings.SMTP_NETWORK_TIMEOUT_SECONDS)
+    )
     previous = MailHealthCheck.objects.first()
     changed = (previous is None and not result.ok) or (
         previous is not None and previous.ok != result.ok

@@ -36,6 +36,7 @@ from post_office.models import STATUS, Attachment, Email, Log
 from activity.models import Kind
 from activity.service import activity_record
 from smtp_settings import enqueue
+from smtp_settings.links import ONE_TIME_LINK_HEADER
 from smtp_settings.mail.backend import EmailBackend
 from smtp_settings.mail.endpoint import MailSettings
 from smtp_settings.mail.errors import DeliveryError, TemporaryFailure
@@ -45,11 +46,6 @@ from smtp_settings.sending import smtp_settings_mail_for_sending
 from smtp_settings.validation import diagnosis
 
 logger = logging.getLogger(__name__)
-
-# Set by whoever sends a message carrying a one-time link to choose a password (a reset, an
-# invitation): the outbox page shows that it is there, not its text, since anyone reading
-# the text could use the link before its owner. Delivery sends the message as it is.
-ONE_TIME_LINK_HEADER = "X-SEI-One-Time-Link"
 
 DELIVER_TASK = "smtp_settings.tasks.deliver_outbox"
 _MAX_BACKOFF_SECONDS = 3600.0

@@ -6,11 +6,13 @@ health check, which asks Entra ID for a token with the saved settings and no SMT
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from smtp_settings.mail import endpoint, jwt_claims, microsoft, oauth
+from smtp_settings.mail.errors import CredentialFailure
 from smtp_settings.validation import diagnosis
 
 GRAPH_MAIL_SEND_TEXT = (
@@ -132,3 +134,13 @@ def check_token(mail: endpoint.MailSettings, *, timeout: float) -> TokenCheck:
         "token_contents",
         f"Entra ID issued a token for Exchange Online with the {microsoft.SEND_AS_APP_ROLE} role.",
     )
+
+
+def check_token_of(load: Callable[[], endpoint.MailSettings], *, timeout: float) -> TokenCheck:
+    """The token check on settings still to be loaded (the health check's saved ones): what
+    stops them loading fails the check at the step "settings"."""
+    try:
+        mail = load()
+    except CredentialFailure as failure:
+        return TokenCheck(False, "settings", failure.message)
+    return check_token(mail, timeout=timeout)
