@@ -31,8 +31,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from activity.models import Kind
 from activity.service import activity_record
-from smtp_settings.links import console_url
-from smtp_settings.outbox.service import ONE_TIME_LINK_HEADER
+from smtp_settings.links import ONE_TIME_LINK_HEADER, console_url
 from smtp_settings.permissions import ADMINISTER_PERMISSION
 
 ADMINISTRATORS_GROUP = "SMTP administrators"

@@ -431,11 +431,9 @@ SEI_CONSOLE_URL = env.str("SEI_CONSOLE_URL", default="http://127.0.0.1:8000")
 # Monitoring that sends "Authorization: Bearer <this>" reads why a /healthz check fails;
 # without it (and to anyone but a signed-in administrator) each check says only "unavailable".
 SEI_HEALTHZ_TOKEN = env.str("SEI_HEALTHZ_TOKEN", default="")
-# Where the delivering backend finds the settings to send with (a callable's path).
-SMTP_MAIL_SETTINGS_LOADER = "smtp_settings.services.smtp_settings_mail_for_sending"
 POST_OFFICE = {
     # Delivery is the console's own loop (smtp_settings/outbox); post_office keeps the rows.
-    "BACKENDS": {"default": "smtp_settings.mail.backend.EmailBackend"},
+    "BACKENDS": {"default": "smtp_settings.sending.SavedSettingsEmailBackend"},
     "CELERY_ENABLED": False,
     "MESSAGE_ID_ENABLED": False,
 }

@@ -19,13 +19,13 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
-from smtp_settings import services
 from smtp_settings.links import console_url
-from smtp_settings.mail.errors import CredentialFailure
+from smtp_settings.mail import microsoft
 from smtp_settings.models import AuthType, MailHealthCheck, SecretReminder, SmtpSettings
 from smtp_settings.permissions import ADMINISTER_PERMISSION
+from smtp_settings.sending import smtp_settings_mail_for_sending
 from smtp_settings.validation import token_check
-from smtp_settings.validators import parse_addresses, tenant_from_token_endpoint
+from smtp_settings.validators import parse_addresses
 
 logger = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ def _reminder_text(row: SmtpSettings, *, today: date) -> tuple[str, str]:
     else:
         when = f"expired on {expires:%Y-%m-%d}, {-days} days ago"
         subject = f"expired {-days} days ago"
-    tenant = tenant_from_token_endpoint(row.token_endpoint) or row.token_endpoint
+    tenant = microsoft.tenant_from_token_endpoint(row.token_endpoint) or row.token_endpoint
     replaced = (
         f"{timezone.localtime(row.client_secret_replaced_at):%Y-%m-%d %H:%M %Z}"
         if row.client_secret_replaced_at
@@ -209,12 +209,9 @@ def mail_health_check_run() -> MailHealthCheck | None:
     row = SmtpSettings.objects.filter(pk=SmtpSettings.SINGLETON_PK).first()
     if row is None or row.auth_type != AuthType.OAUTH2:
         return None
-    try:
-        mail = services.smtp_settings_mail_for_sending()
-    except CredentialFailure as failure:
-        result = token_check.TokenCheck(False, "settings", failure.message)
-    else:
-        result = token_check.check_token(mail, timeout=float(settings.SMTP_NETWORK_TIMEOUT_SECONDS))
+    result = token_check.check_token_of(
+        smtp_settings_mail_for_sending, timeout=float(settings.SMTP_NETWORK_TIMEOUT_SECONDS)
+    )
     previous = MailHealthCheck.objects.first()
     changed = (previous is None and not result.ok) or (
         previous is not None and previous.ok != result.ok

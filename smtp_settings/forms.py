@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from smtp_settings import validators
 from smtp_settings.crypto import UnreadableSecret
+from smtp_settings.mail import microsoft
 from smtp_settings.models import (
     EDITABLE_FIELDS,
     SECRET_BOUND_TO,
@@ -126,6 +127,16 @@ class SmtpSettingsForm(forms.ModelForm):
         max_length=253,
         required=False,
         validators=[validators.validate_tenant],
+        # The page's script fills the Token Endpoint in with Microsoft's rules, given as data
+        # rather than written a second time in JavaScript.
+        widget=forms.TextInput(
+            attrs={
+                "data-tenant-pattern": microsoft.TENANT_HINT_PATTERN,
+                "data-token-endpoint": microsoft.token_endpoint(
+                    microsoft.GLOBAL.login_host, "{tenant}"
+                ),
+            }
+        ),
         help_text="Optional helper: entering the Directory (tenant) ID from the Overview page "
         "fills the Token Endpoint for Microsoft's global cloud.",
     )
@@ -189,7 +200,7 @@ class SmtpSettingsForm(forms.ModelForm):
         self.warnings: list[str] = []
         self.fields["version"].initial = self.instance.version
         if self.instance.token_endpoint:
-            tenant = validators.tenant_from_token_endpoint(self.instance.token_endpoint)
+            tenant = microsoft.tenant_from_token_endpoint(self.instance.token_endpoint)
             self.fields["tenant_id"].initial = tenant
 
     def clean_alert_recipients(self) -> str:
@@ -222,7 +233,9 @@ class SmtpSettingsForm(forms.ModelForm):
     def _clean_oauth(self, cleaned: dict[str, Any]) -> None:
         tenant = cleaned.get("tenant_id")
         if tenant and not cleaned.get("token_endpoint") and "token_endpoint" not in self.errors:
-            cleaned["token_endpoint"] = validators.global_token_endpoint(tenant)
+            cleaned["token_endpoint"] = microsoft.token_endpoint(
+                microsoft.GLOBAL.login_host, tenant
+            )
         for name in ("client_id", "token_endpoint", "scopes"):
             if not cleaned.get(name) and name not in self.errors:
                 self.add_error(name, f"{self.fields[name].label} is required for OAuth 2.0.")

@@ -10,6 +10,11 @@ from __future__ import annotations
 
 from django.conf import settings
 
+# Set by whoever mails a one-time link to choose a password (a reset, an invitation): the
+# outbox page shows that it is there, not its text, since anyone reading the text could use
+# the link before its owner. Delivery sends the message as it is.
+ONE_TIME_LINK_HEADER = "X-SEI-One-Time-Link"
+
 
 def console_url(path: str) -> str:
     """The console's address followed by ``path`` (a ``reverse()`` result)."""

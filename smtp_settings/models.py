@@ -11,8 +11,7 @@ from django.utils import timezone
 
 from smtp_settings.crypto import SecretDecryptionError, UnreadableSecret
 from smtp_settings.fields import EncryptedTextField
-
-EXCHANGE_ONLINE_SCOPE = "https://outlook.office365.com/.default"
+from smtp_settings.mail import microsoft
 
 
 class AuthType(models.TextChoices):
@@ -105,7 +104,9 @@ class SmtpSettings(models.Model):
     # Besides every administrator with an e-mail address: e.g. a shared IT mailbox.
     alert_recipients = models.TextField("Alert recipients", blank=True)
     token_endpoint = models.URLField("Token Endpoint", max_length=500, blank=True)
-    scopes = models.CharField("Scopes", max_length=1000, blank=True, default=EXCHANGE_ONLINE_SCOPE)
+    scopes = models.CharField(
+        "Scopes", max_length=1000, blank=True, default=microsoft.GLOBAL.exchange_scope
+    )
     username = models.CharField("Username", max_length=254, blank=True)
     password = EncryptedTextField("Password")
     password_replaced_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -426,7 +427,7 @@ class SetupAssistant(models.Model):
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, primary_key=True, on_delete=models.CASCADE, related_name="+"
     )
-    # A key of smtp_settings.assistant.clouds.CLOUDS, or an operator-allowed "host[:port]".
+    # A key of smtp_settings.mail.microsoft.CLOUDS, or an operator-allowed "host[:port]".
     cloud = models.CharField(max_length=260, blank=True)
     # As typed: a Directory (tenant) ID, or one of the tenant's domains.
     tenant = models.CharField(max_length=253, blank=True)

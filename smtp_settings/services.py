@@ -23,9 +23,7 @@ from django.views.decorators.debug import sensitive_variables
 from activity.models import Kind
 from activity.service import activity_record
 from smtp_settings import enqueue
-from smtp_settings.crypto import SecretDecryptionError, UnreadableSecret
-from smtp_settings.mail.endpoint import MailSettings
-from smtp_settings.mail.errors import CredentialFailure
+from smtp_settings.crypto import UnreadableSecret
 from smtp_settings.models import (
     EDITABLE_FIELDS,
     REPLACED_AT,
@@ -173,33 +171,6 @@ def smtp_settings_save(
         # Messages held on broken settings get one more attempt with these.
         outbox.outbox_release_held(by=row.updated_by)
         return row
-
-
-@sensitive_variables("row", "secret")
-def smtp_settings_mail_for_sending() -> MailSettings:
-    """The saved settings as the mail engine takes them, the secret decrypted in memory.
-
-    What stops every message (nothing saved, no secret, a key that cannot decrypt it)
-    is a ``CredentialFailure``: the outbox holds its messages until a Save.
-    """
-    row = SmtpSettings.objects.filter(pk=SmtpSettings.SINGLETON_PK).first()
-    if row is None or not row.smtp_server:
-        raise CredentialFailure(
-            "Manage SMTP has no saved settings yet: mail waits until an administrator saves them.",
-            stage="settings",
-            kind="not_configured",
-        )
-    try:
-        secret = row.secret_for_auth_type()
-    except SecretDecryptionError as error:
-        raise CredentialFailure(str(error), stage="settings", kind="undecryptable") from None
-    if row.auth_type in SECRET_FIELD_BY_AUTH_TYPE and not secret:
-        raise CredentialFailure(
-            "No secret is stored for the configured authentication type.",
-            stage="settings",
-            kind="no_secret",
-        )
-    return MailSettings.from_values(row.connection_values(), secret=secret)
 
 
 def smtp_settings_recent_changes(*, limit: int = 10) -> list[SettingsChange]:

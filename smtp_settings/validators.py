@@ -11,21 +11,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
-# Microsoft's login hosts for its public and sovereign clouds.
-MICROSOFT_LOGIN_HOSTS = frozenset(
-    {
-        "login.microsoftonline.com",
-        "login.microsoft.com",
-        "login.windows.net",
-        "login.microsoftonline.us",
-        "login.partner.microsoftonline.cn",
-        "login.chinacloudapi.cn",
-        "login.microsoftonline.de",
-    }
-)
-GLOBAL_LOGIN_HOST = "login.microsoftonline.com"
+from smtp_settings.mail import microsoft
 
-_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 _SHARED_TENANTS = frozenset({"common", "organizations", "consumers"})
 _PLACEHOLDER = re.compile(r"[<>{}\[\]]|^(tenant|tenant_id|tenantid|directory_id)$", re.IGNORECASE)
@@ -34,10 +21,6 @@ _PLACEHOLDER = re.compile(r"[<>{}\[\]]|^(tenant|tenant_id|tenantid|directory_id)
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
 # The unquoted local part of RFC 5321 (dot-atom): nothing that changes the SMTP command.
 _LOCAL_PART = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
-
-
-def is_guid(value: str) -> bool:
-    return bool(_GUID.match(value))
 
 
 def is_domain(value: str) -> bool:
@@ -141,7 +124,7 @@ def validate_smtp_address(value: str) -> None:
 
 
 def validate_client_id(value: str) -> None:
-    if not is_guid(value):
+    if not microsoft.is_guid(value):
         raise ValidationError(
             "The Application (client) ID is a GUID such as 00000000-0000-0000-0000-000000000000; "
             "copy it from the app registration's Overview page in Entra ID.",
@@ -163,25 +146,12 @@ def validate_tenant(value: str) -> None:
             "from the app registration's Overview page.",
             code="placeholder",
         )
-    if not (is_guid(value) or is_domain(value)):
+    if not (microsoft.is_guid(value) or is_domain(value)):
         raise ValidationError(
             "A Directory (tenant) ID is a GUID (or a domain of the tenant such as "
             "contoso.onmicrosoft.com); copy it from the app registration's Overview page.",
             code="invalid_tenant",
         )
-
-
-def tenant_from_token_endpoint(url: str) -> str | None:
-    """The tenant segment of a Microsoft token endpoint URL, if the URL has that shape."""
-    parts = urlsplit(url)
-    segments = [segment for segment in parts.path.split("/") if segment]
-    if len(segments) == 4 and segments[1:] == ["oauth2", "v2.0", "token"]:
-        return segments[0]
-    return None
-
-
-def global_token_endpoint(tenant: str) -> str:
-    return f"https://{GLOBAL_LOGIN_HOST}/{tenant}/oauth2/v2.0/token"
 
 
 def validate_token_endpoint(value: str) -> None:
@@ -215,11 +185,12 @@ def validate_token_endpoint(value: str) -> None:
         raise ValidationError(
             "The port in the token endpoint is not a number from 1 to 65535.", code="port"
         ) from None
-    if not _is_token_endpoint_path(parts.path):
+    path_tenant = microsoft.tenant_in_path(parts.path)
+    if path_tenant is None:
         raise ValidationError(
             "A token endpoint's address ends in /<TENANT_ID>/oauth2/v2.0/token.", code="shape"
         )
-    if parts.hostname.lower() not in MICROSOFT_LOGIN_HOSTS:
+    if parts.hostname.lower() not in microsoft.LOGIN_HOSTS:
         if not _extra_authority_allowed(parts.hostname.lower(), port):
             raise ValidationError(
                 f"{parts.netloc} is not a Microsoft login host, and the client secret would be "
@@ -230,9 +201,9 @@ def validate_token_endpoint(value: str) -> None:
             raise ValidationError("The token endpoint cannot contain spaces.", code="spaces")
         # An allowed host (a sovereign cloud's proxy, the sandbox) stands in for Microsoft's:
         # the same tenant rule, so "common", a placeholder or any text is not saved there.
-        validate_tenant(_tenant_segment(parts.path))
+        validate_tenant(path_tenant)
         return
-    tenant = tenant_from_token_endpoint(value)
+    tenant = microsoft.tenant_from_token_endpoint(value)
     if tenant is None or port not in (None, 443):
         raise ValidationError(
             f"A Microsoft token endpoint has the form https://{parts.hostname}/<TENANT_ID>"
@@ -240,15 +211,6 @@ def validate_token_endpoint(value: str) -> None:
             code="shape",
         )
     validate_tenant(tenant)
-
-
-def _tenant_segment(path: str) -> str:
-    return path.split("/")[1]
-
-
-def _is_token_endpoint_path(path: str) -> bool:
-    segments = path.split("/")
-    return len(segments) == 5 and segments[0] == "" and segments[2:] == ["oauth2", "v2.0", "token"]
 
 
 def _extra_authority_allowed(host: str, port: int | None) -> bool:

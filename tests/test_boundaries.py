@@ -3,11 +3,16 @@
 The mail engine (``smtp_settings/mail``) takes plain values: it never imports the
 page (forms, views), the database (models, ``django.db``) or the services and tasks
 above it. Pages never reach into the mail engine; tasks hold no logic of their own.
+
+The Packages table of docs/architecture.md is written here as data (``PACKAGES``) and
+checked for every module of the console; the project's own imports are read with ``ast``,
+and so are the dotted paths that settings name and a module reads through ``settings``.
 """
 
 from __future__ import annotations
 
 import ast
+import fnmatch
 import subprocess
 import sys
 from pathlib import Path
@@ -68,24 +73,6 @@ print("ok")
     assert result.stdout.strip() == "ok", result.stderr
 
 
-@pytest.mark.parametrize(
-    "path",
-    [
-        ROOT / "smtp_settings" / "views.py",
-        ROOT / "smtp_settings" / "assistant" / "views.py",
-        ROOT / "sei_admin" / "views.py",
-    ],
-    ids=lambda p: f"{p.parent.name}/{p.name}",
-)
-def test_pages_do_not_reach_into_the_mail_engine_or_tasks(path: Path) -> None:
-    bad = sorted(
-        name
-        for name in imported_modules(path)
-        if name.startswith(("smtp_settings.mail", "smtp_settings.tasks"))
-    )
-    assert bad == [], f"{path.name} imports {bad}"
-
-
 def test_services_never_import_tasks() -> None:
     # Tasks import services; the other way round would be a cycle. Services enqueue by name.
     for path in [ROOT / "smtp_settings" / "services.py", *ROOT.glob("smtp_settings/*/service*.py")]:
@@ -136,3 +123,304 @@ def test_external_text_needs_no_one() -> None:
         if name.split(".")[0] in {"django", "smtp_settings", "accounts", "activity", "sei_admin"}
     ]
     assert bad == []
+
+
+# -- the Packages table of docs/architecture.md, as data --------------------------------------
+
+# Row name -> (its modules, as dotted-name patterns; what it may import: rows, or a module
+# or package by its dotted name). A module may import the modules of its own row; the most
+# specific pattern names a module's row.
+PACKAGES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "project": (("sei_admin", "sei_admin.*"), ("smtp_settings", "accounts", "activity", "text")),
+    "activity": (("activity", "activity.*"), ("text",)),
+    "accounts": (("accounts", "accounts.*"), ("permissions", "links", "activity")),
+    "text": (("external_text", "external_text.*"), ()),
+    # Microsoft's facts: data and pure functions, for every layer (the engine included).
+    "facts": (("smtp_settings.mail.microsoft",), ()),
+    # Leaves of Django only that every part of Manage SMTP may use.
+    "permissions": (("smtp_settings.permissions",), ()),
+    "links": (("smtp_settings.links",), ()),
+    # Knows the tasks by name only: their routes (settings.CELERY_TASK_ROUTES), never code.
+    "enqueue": (("smtp_settings.enqueue",), ("tasks",)),
+    "rows": (
+        ("smtp_settings.models", "smtp_settings.fields", "smtp_settings.crypto"),
+        ("facts",),
+    ),
+    "field rules": (("smtp_settings.forms", "smtp_settings.validators"), ("rows", "facts")),
+    "mail": (("smtp_settings.mail", "smtp_settings.mail.*"), ("facts", "text")),
+    "sending": (("smtp_settings.sending",), ("rows", "mail")),
+    "validation": (
+        ("smtp_settings.validation", "smtp_settings.validation.*"),
+        ("rows", "mail", "facts", "activity", "enqueue"),
+    ),
+    # The assistant's forms reuse Manage SMTP's field kinds (SecretInput, StrictEmailField).
+    "assistant": (
+        ("smtp_settings.assistant", "smtp_settings.assistant.*"),
+        ("rows", "field rules", "validation", "facts", "permissions", "links"),
+    ),
+    "outbox": (
+        ("smtp_settings.outbox", "smtp_settings.outbox.*"),
+        (
+            "rows",
+            "mail",
+            "sending",
+            "smtp_settings.validation.diagnosis",
+            "activity",
+            "enqueue",
+            "links",
+        ),
+    ),
+    "services": (
+        ("smtp_settings.services",),
+        ("rows", "outbox", "activity", "enqueue", "facts"),
+    ),
+    # Reminders, the health check, mail at a glance and /healthz.
+    "monitoring": (
+        ("smtp_settings.alerts", "smtp_settings.status", "smtp_settings.health"),
+        (
+            *("services", "outbox", "sending", "smtp_settings.validation.token_check"),
+            *("rows", "field rules", "facts", "permissions", "links"),
+        ),
+    ),
+    "pages": (
+        (
+            "smtp_settings.views",
+            "smtp_settings.urls",
+            "smtp_settings.context_processors",
+            "smtp_settings.templatetags*",
+        ),
+        (
+            *("services", "outbox", "validation", "assistant", "monitoring", "field rules"),
+            *("rows", "permissions", "links"),
+        ),
+    ),
+    "tasks": (
+        ("smtp_settings.tasks",),
+        ("services", "outbox", "validation", "assistant", "monitoring", "enqueue"),
+    ),
+    # The app's wiring: its AppConfig, the sign-in receivers, management commands.
+    "wiring": (
+        (
+            "smtp_settings",
+            "smtp_settings.apps",
+            "smtp_settings.signin",
+            "smtp_settings.management*",
+        ),
+        ("assistant", "monitoring", "rows"),
+    ),
+}
+# "Never", followed through every module on the way: pages and tasks do not reach the mail
+# engine but through a row that may import it (a service: it hands the engine plain values).
+NEVER_REACH = {"pages": "mail", "tasks": "mail"}
+PROJECT_PACKAGES = ("sei_admin", "activity", "accounts", "external_text", "smtp_settings")
+SETTINGS_MODULE = "sei_admin.settings"
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def project_modules() -> dict[str, Path]:
+    return {
+        _module_name(path): path
+        for package in PROJECT_PACKAGES
+        for path in sorted((ROOT / package).rglob("*.py"))
+        if "migrations" not in path.parts
+    }
+
+
+MODULES = project_modules()
+
+
+def _owning_module(name: str) -> str | None:
+    """The project module a dotted name lives in (``smtp_settings.models.SmtpSettings`` ->
+    ``smtp_settings.models``), or None outside the project."""
+    while name:
+        if name in MODULES:
+            return name
+        name = name.rpartition(".")[0]
+    return None
+
+
+def _settings_paths() -> dict[str, set[str]]:
+    """Each setting -> the project modules its dotted-path strings name."""
+    tree = ast.parse(MODULES[SETTINGS_MODULE].read_text())
+    named: dict[str, set[str]] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None:
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            found = {
+                owner
+                for constant in ast.walk(node.value)
+                if isinstance(constant, ast.Constant) and isinstance(constant.value, str)
+                for owner in [_owning_module(constant.value.removesuffix(".*"))]
+                if owner and constant.value.split(".")[0] in PROJECT_PACKAGES
+            }
+            for target in targets:
+                if isinstance(target, ast.Name) and found:
+                    named.setdefault(target.id, set()).update(found)
+    return named
+
+
+SETTINGS_PATHS = _settings_paths()
+
+
+def project_imports(module: str) -> set[str]:
+    """The project modules ``module`` depends on: its imports, relative ones resolved, and
+    the modules named by the settings it reads (``settings.X`` holding a dotted path)."""
+    path = MODULES[module]
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                base = ".".join([*anchor, base] if base else anchor)
+            # "from package import module" names the module; "from module import name", it.
+            names = [f"{base}.{alias.name}" for alias in node.names]
+        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            names = list(SETTINGS_PATHS.get(node.attr, ())) if node.value.id == "settings" else []
+        else:
+            continue
+        found.update(owner for name in names if (owner := _owning_module(name)))
+    return found - {module}
+
+
+def row_of(module: str) -> str:
+    best: tuple[int, str] | None = None
+    for row, (patterns, _) in PACKAGES.items():
+        for pattern in patterns:
+            if fnmatch.fnmatchcase(module, pattern):
+                specificity = len(pattern.rstrip("*"))
+                if best is None or specificity > best[0]:
+                    best = (specificity, row)
+    assert best is not None, f"{module} is in no row of the Packages table"
+    return best[1]
+
+
+def _allowed(importer: str, imported: str) -> bool:
+    row, target = row_of(importer), row_of(imported)
+    if row == target:
+        return True
+    allowed = PACKAGES[row][1]
+    return target in allowed or any(
+        imported == entry or imported.startswith(f"{entry}.")
+        for entry in allowed
+        if entry not in PACKAGES
+    )
+
+
+def table_violations() -> list[str]:
+    return [
+        f"{module} ({row_of(module)}) imports {imported} ({row_of(imported)})"
+        for module in MODULES
+        for imported in sorted(project_imports(module))
+        if not _allowed(module, imported)
+    ]
+
+
+def never_violations() -> list[str]:
+    """Each page or task module that reaches a forbidden row, with the way it gets there."""
+    found: list[str] = []
+    for module in MODULES:
+        forbidden = NEVER_REACH.get(row_of(module))
+        if forbidden is None:
+            continue
+        seen, way = {module}, [[module]]
+        while way:
+            trail = way.pop()
+            for imported in sorted(project_imports(trail[-1]) - seen):
+                seen.add(imported)
+                if row_of(imported) == forbidden:
+                    found.append(" -> ".join([*trail, imported]))
+                # A row that may import the forbidden one is its gateway: not followed.
+                elif forbidden not in PACKAGES[row_of(imported)][1]:
+                    way.append([*trail, imported])
+    return found
+
+
+def test_every_module_is_in_the_packages_table() -> None:
+    assert len(MODULES) > 60
+    for module in MODULES:
+        row_of(module)
+
+
+def test_every_module_imports_only_what_its_row_of_the_table_allows() -> None:
+    assert table_violations() == []
+
+
+def test_pages_and_tasks_never_reach_the_mail_engine_even_through_others() -> None:
+    assert never_violations() == []
+
+
+def _top_level_names(module: str) -> set[str]:
+    names: set[str] = set()
+    for node in ast.parse(MODULES[module].read_text()).body:
+        if isinstance(node, ast.FunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign):
+            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+        elif isinstance(node, ast.ImportFrom | ast.Import):
+            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+    return names
+
+
+def test_dotted_paths_in_settings_name_what_exists() -> None:
+    # A dotted path in settings is code wiring: it must name a module of the project and a
+    # name in it (a stale task name or backend would fail only at run time). A module that
+    # reads such a setting depends on what it names: the checks above count it as an import.
+    tree = ast.parse(MODULES[SETTINGS_MODULE].read_text())
+    paths = [
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and node.value.split(".")[0] in PROJECT_PACKAGES
+        and "." in node.value
+        and " " not in node.value
+        and not node.value.endswith(".sqlite3")  # a database file's name
+    ]
+    assert len(paths) > 20
+    stale = []
+    for path in paths:
+        owner = _owning_module(path.removesuffix(".*"))
+        rest = path.removesuffix(".*")[len(owner or "") + 1 :]
+        if owner is None or (rest and rest.split(".")[0] not in _top_level_names(owner)):
+            stale.append(path)
+    assert stale == []
+    assert SETTINGS_PATHS["EMAIL_BACKEND"] == {"smtp_settings.outbox.queue"}
+
+
+def _scratch(tmp_path: Path, module: str, extra: str) -> Path:
+    # The module's source with one more line, where the checks will read it instead.
+    copy = tmp_path / module / MODULES[module].name
+    copy.parent.mkdir()
+    copy.write_text(MODULES[module].read_text() + extra)
+    return copy
+
+
+def test_the_checks_see_an_import_through_a_setting_and_one_through_a_module(
+    tmp_path: Path,
+) -> None:
+    # The loader the engine once read (settings.SMTP_MAIL_SETTINGS_LOADER) counts as an
+    # import; so does the mail engine reached from a page through a module in between.
+    SETTINGS_PATHS["SMTP_MAIL_SETTINGS_LOADER"] = {"smtp_settings.services"}
+    backend, status = "smtp_settings.mail.backend", "smtp_settings.status"
+    try:
+        MODULES[backend] = _scratch(tmp_path, backend, "\nx = settings.SMTP_MAIL_SETTINGS_LOADER\n")
+        MODULES[status] = _scratch(tmp_path, status, "\nfrom smtp_settings.mail import errors\n")
+        violations = table_violations()
+        assert f"{backend} (mail) imports smtp_settings.services (services)" in violations
+        assert f"{status} (monitoring) imports smtp_settings.mail.errors (mail)" in violations
+        assert any(
+            way.startswith("smtp_settings.views -> ")
+            and way.endswith(f"-> {status} -> smtp_settings.mail.errors")
+            for way in never_violations()
+        )
+    finally:
+        SETTINGS_PATHS.pop("SMTP_MAIL_SETTINGS_LOADER")
+        MODULES.update(project_modules())

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from django.core import mail
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management import CommandError, call_command
 from django.test import Client
 from django.urls import reverse
@@ -185,6 +186,28 @@ def test_a_cached_token_refused_with_535_is_replaced_once(sandbox: Any) -> None:
     assert EmailBackend(mail_settings=settings_for(sandbox)).send_messages([message]) == 1
     assert sandbox.entra.token_requests == 2
     assert len(sandbox.exchange.delivered) == 2
+
+
+def test_the_engine_sends_only_with_settings_it_is_given(sandbox: Any) -> None:
+    save(sandbox.form_values())
+    message = mail.EmailMessage("Hi", "Body", SENDER, ["it@x.example"])
+    with pytest.raises(ImproperlyConfigured):
+        EmailBackend().send_messages([message])
+    assert sandbox.exchange.delivered == []
+
+
+def test_send_mail_through_the_saved_settings_backend_sends_at_once(
+    sandbox: Any, settings: Any
+) -> None:
+    # The EMAIL_BACKEND an operator may name to send without the outbox: the saved settings,
+    # read again at each open, so a Save takes effect at the next message.
+    settings.EMAIL_BACKEND = "smtp_settings.sending.SavedSettingsEmailBackend"
+    with pytest.raises(CredentialFailure):
+        mail.send_mail("Hi", "Body", SENDER, ["it@x.example"])
+    assert mail.send_mail("Hi", "Body", SENDER, ["it@x.example"], fail_silently=True) == 0
+    save(sandbox.form_values())
+    assert mail.send_mail("Hi", "Body", SENDER, ["it@x.example"]) == 1
+    assert [m["Subject"] for m in delivered(sandbox)] == ["Hi"]
 
 
 # -- temporary, permanent and credential failures in the outbox ----------------------------

@@ -23,6 +23,7 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from smtp_settings.assistant import clouds, script
+from smtp_settings.mail import microsoft
 from smtp_settings.models import (
     AuthType,
     RunScope,
@@ -35,7 +36,7 @@ from smtp_settings.models import (
 )
 from smtp_settings.validation import service as validation
 from smtp_settings.validation.runner import MAILBOX_STEP_PREFIX
-from smtp_settings.validators import is_guid, parse_addresses, tenant_from_token_endpoint
+from smtp_settings.validators import parse_addresses
 
 # Long enough to run the PowerShell and come back; short enough not to linger.
 SECRET_HELD_FOR = timedelta(hours=2)
@@ -85,7 +86,7 @@ def setup_assistant_get(*, user: AbstractBaseUser) -> SetupAssistant:
     fresh = SetupAssistant(
         user=user,  # type: ignore[misc]
         cloud=clouds.DEFAULT.key,
-        smtp_server=clouds.DEFAULT.smtp_server,
+        smtp_server=clouds.DEFAULT.smtp_host,
         port=clouds.SMTP_PORT,
         sender_email=getattr(user, "email", "") or "",
     )
@@ -93,7 +94,7 @@ def setup_assistant_get(*, user: AbstractBaseUser) -> SetupAssistant:
     if saved is not None and saved.auth_type == AuthType.OAUTH2 and saved.token_endpoint:
         parts = urlsplit(saved.token_endpoint)
         fresh.cloud = clouds.cloud_key_for_host(parts.netloc)
-        fresh.tenant = tenant_from_token_endpoint(saved.token_endpoint) or ""
+        fresh.tenant = microsoft.tenant_from_token_endpoint(saved.token_endpoint) or ""
         fresh.client_id = saved.client_id
         fresh.smtp_server = saved.smtp_server
         fresh.port = saved.port
@@ -112,9 +113,9 @@ def setup_assistant_save(*, user: AbstractBaseUser, values: Mapping[str, Any]) -
             if name in values:
                 setattr(row, name, values[name])
         after_cloud = clouds.cloud_for(row.cloud)
-        if after_cloud != before_cloud and row.smtp_server in ("", before_cloud.smtp_server):
+        if after_cloud != before_cloud and row.smtp_server in ("", before_cloud.smtp_host):
             # The SMTP host follows the cloud until the administrator sets one of their own.
-            row.smtp_server = after_cloud.smtp_server
+            row.smtp_server = after_cloud.smtp_host
         row.save()
         return row
 
@@ -195,7 +196,7 @@ def _passed(run: ValidationRun | None) -> bool:
 @dataclass
 class SetupState:
     row: SetupAssistant
-    cloud: clouds.Cloud
+    cloud: microsoft.Cloud
     typed_endpoint: str
     tenant_id: str
     token_endpoint: str
@@ -214,7 +215,7 @@ class SetupState:
             login_host=urlsplit(self.token_endpoint).netloc or self.cloud.login_host,
             tenant=self.tenant_id or self.row.tenant,
             client_id=self.row.client_id,
-            scope=self.cloud.scope,
+            scope=self.cloud.exchange_scope,
             redirect_uri=redirect_uri,
             state=state,
         )
@@ -246,7 +247,7 @@ def setup_state(*, user: AbstractBaseUser, session_key: str | None) -> SetupStat
     cloud = clouds.cloud_for(row.cloud)
     typed = clouds.token_endpoint(cloud, row.tenant) if row.tenant else ""
     tenant_run = _run_fits(row.tenant_run, token_endpoint=typed) if typed else None
-    tenant_id = row.tenant if is_guid(row.tenant) else ""
+    tenant_id = row.tenant if microsoft.is_guid(row.tenant) else ""
     token_endpoint = typed
     if _passed(tenant_run):
         assert tenant_run is not None
@@ -394,13 +395,13 @@ def setup_candidate(*, state: SetupState) -> dict[str, Any]:
     """The assistant's values as Manage SMTP's fields (the secret apart)."""
     row = state.row
     return {
-        "smtp_server": row.smtp_server or state.cloud.smtp_server,
+        "smtp_server": row.smtp_server or state.cloud.smtp_host,
         "sender_email": row.sender_email,
         "port": row.port or clouds.SMTP_PORT,
         "auth_type": AuthType.OAUTH2,
         "client_id": row.client_id,
         "token_endpoint": state.token_endpoint,
-        "scopes": state.cloud.scope,
+        "scopes": state.cloud.exchange_scope,
         "username": "",
         "use_ssl_tls": True,
         "use_sender_email": row.use_sender_email,

@@ -12,16 +12,16 @@ from __future__ import annotations
 import copy
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from email.message import Message
 from email.utils import make_msgid, parseaddr
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.mail import EmailMessage
 from django.core.mail.backends.base import BaseEmailBackend
 from django.utils.encoding import punycode
-from django.utils.module_loading import import_string
 
 from smtp_settings.mail import endpoint
 from smtp_settings.mail.errors import DeliveryError, MessageRefused, classify
@@ -75,18 +75,19 @@ class EmailBackend(BaseEmailBackend):
 
     @property
     def mail(self) -> endpoint.MailSettings:
-        """The settings, read once per open/close: a Save takes effect at the next open."""
+        """The settings given, or loaded once per open/close by a subclass that reads saved
+        ones (a Save then takes effect at the next open)."""
         if self._mail is None:
-            loader: Callable[[], endpoint.MailSettings] = import_string(
-                settings.SMTP_MAIL_SETTINGS_LOADER
-            )
-            self._mail = self._given or loader()
+            self._mail = self._given or self.load_settings()
         return self._mail
 
-    @property
-    def loaded_settings(self) -> endpoint.MailSettings | None:
-        """The settings if they were read already (for explaining a failure), else None."""
-        return self._mail
+    def load_settings(self) -> endpoint.MailSettings:
+        """Where settings come from when none were given: the engine knows no database, so
+        only a subclass above it (``smtp_settings.sending``) can say."""
+        raise ImproperlyConfigured(
+            "EmailBackend sends with the settings it is given (mail_settings=...); for the "
+            "saved ones use smtp_settings.sending.SavedSettingsEmailBackend."
+        )
 
     def mailbox_for(self, message: EmailMessage) -> str:
         """The mailbox a message is sent as: its envelope sender, and the XOAUTH2 user."""

@@ -20,10 +20,8 @@ import urllib3.util
 from msal.authority import WELL_KNOWN_AUTHORITY_HOSTS
 
 from external_text import printable
-from smtp_settings.mail import tls
+from smtp_settings.mail import microsoft, tls
 from smtp_settings.mail.deadline import exchange_deadline, watch_pools
-
-_TOKEN_PATH_SUFFIX = "/oauth2/v2.0/token"  # noqa: S105  (a URL path, not a secret)
 
 
 @dataclass(frozen=True)
@@ -59,12 +57,13 @@ class TokenError(Exception):
 
 def authority_from_token_endpoint(token_endpoint: str) -> str:
     """``https://host/<tenant>/oauth2/v2.0/token`` -> ``https://host/<tenant>``."""
-    if not token_endpoint.endswith(_TOKEN_PATH_SUFFIX):
+    authority = microsoft.authority_from_token_endpoint(token_endpoint)
+    if authority is None:
         raise TokenError(
             "endpoint_shape",
-            f"The token endpoint does not end in {_TOKEN_PATH_SUFFIX}.",
+            f"The token endpoint does not end in {microsoft.TOKEN_PATH_SUFFIX}.",
         )
-    return token_endpoint[: -len(_TOKEN_PATH_SUFFIX)]
+    return authority
 
 
 _AADSTS_CODE = re.compile(r"AADSTS(\d+)")
@@ -320,9 +319,6 @@ class Tenant:
     cloud_instance: str = ""
 
 
-_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-
-
 def discover_tenant(*, authority: str, timeout: float) -> Tenant:
     """Ask ``{authority}/v2.0/.well-known/openid-configuration`` which tenant this is.
 
@@ -375,7 +371,7 @@ def discover_tenant(*, authority: str, timeout: float) -> Tenant:
             f"({urlsplit(token_endpoint).netloc}); the client secret is only ever sent to "
             f"{session._origin[0]}.",
         )
-    tenant_id = _tenant_guid(token_endpoint, str(body.get("issuer", "")))
+    tenant_id = microsoft.tenant_id_in(token_endpoint, str(body.get("issuer", "")))
     if not tenant_id:
         raise TokenError("refused", "The metadata does not name the tenant's ID.")
     return Tenant(
@@ -383,13 +379,3 @@ def discover_tenant(*, authority: str, timeout: float) -> Tenant:
         token_endpoint=token_endpoint,
         cloud_instance=str(body.get("cloud_instance_name", "")),
     )
-
-
-def _tenant_guid(*urls: str) -> str:
-    # Entra names the tenant's ID as the first path segment of both the token endpoint and
-    # the issuer, whichever name (ID or domain) the metadata was asked for.
-    for url in urls:
-        segments = [segment for segment in urlsplit(url).path.split("/") if segment]
-        if segments and _GUID.match(segments[0]):
-            return segments[0]
-    return ""

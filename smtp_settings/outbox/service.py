@@ -36,18 +36,16 @@ from post_office.models import STATUS, Attachment, Email, Log
 from activity.models import Kind
 from activity.service import activity_record
 from smtp_settings import enqueue
+from smtp_settings.links import ONE_TIME_LINK_HEADER
 from smtp_settings.mail.backend import EmailBackend
+from smtp_settings.mail.endpoint import MailSettings
 from smtp_settings.mail.errors import DeliveryError, TemporaryFailure
 from smtp_settings.models import Delivery, DeliveryState
 from smtp_settings.outbox import throttle
+from smtp_settings.sending import smtp_settings_mail_for_sending
 from smtp_settings.validation import diagnosis
 
 logger = logging.getLogger(__name__)
-
-# Set by whoever sends a message carrying a one-time link to choose a password (a reset, an
-# invitation): the outbox page shows that it is there, not its text, since anyone reading
-# the text could use the link before its owner. Delivery sends the message as it is.
-ONE_TIME_LINK_HEADER = "X-SEI-One-Time-Link"
 
 DELIVER_TASK = "smtp_settings.tasks.deliver_outbox"
 _MAX_BACKOFF_SECONDS = 3600.0
@@ -216,7 +214,10 @@ class _Renewer(threading.Thread):
 class _DeliveryRun:
     def __init__(self, *, deadline: float) -> None:
         self.deadline = deadline
-        self.backend = EmailBackend(fail_silently=False)
+        # The settings are read at the first message (a failure to read them is that
+        # message's failure, and holds the outbox); the backend is built with them.
+        self.mail: MailSettings | None = None
+        self._backend: EmailBackend | None = None
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.leases: dict[str, int] = {}
         self.report: Counter[str] = Counter()
@@ -229,6 +230,15 @@ class _DeliveryRun:
         # A postponed message's time: the drain's continuation is not due before it.
         self.resume_at: datetime | None = None
         self._helper_asked = False
+
+    @property
+    def backend(self) -> EmailBackend:
+        """The engine's backend with the saved settings, built at the first message. What
+        stops the settings loading is a ``CredentialFailure`` of that message."""
+        if self._backend is None:
+            self.mail = smtp_settings_mail_for_sending()
+            self._backend = EmailBackend(fail_silently=False, mail_settings=self.mail)
+        return self._backend
 
     def drain(self) -> Counter[str]:
         renewer = _Renewer(self)
@@ -254,7 +264,8 @@ class _DeliveryRun:
                 self._ask_for_a_helper()
         finally:
             renewer.stop()
-            self.backend.close()
+            if self._backend is not None:
+                self._backend.close()
             throttle.release_leases(list(self.leases.values()))
         return self.report
 
@@ -357,7 +368,7 @@ class _DeliveryRun:
 
     @transaction.atomic
     def _failed(self, delivery: Delivery, error: DeliveryError, mailbox: str) -> str:
-        mail = self.backend.loaded_settings
+        mail = self.mail
         finding = diagnosis.diagnose(
             error.stage,
             kind=error.kind,

@@ -12,8 +12,8 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from smtp_settings.mail import microsoft
 from smtp_settings.mail.endpoint import MailSettings
-from smtp_settings.validators import is_guid, tenant_from_token_endpoint
 
 # In commands every value the console fills in is quoted for PowerShell (powershell_quote):
 # the templates name it bare.
@@ -592,10 +592,10 @@ TABLE: tuple[Diagnosis, ...] = (
 
 def values_for(mail: MailSettings) -> dict[str, str]:
     """What a fix can be filled with, from the settings that failed."""
-    tenant = tenant_from_token_endpoint(mail.token_endpoint) or ""
+    tenant = microsoft.tenant_from_token_endpoint(mail.token_endpoint) or ""
     return {
         "tenant_id": tenant,
-        "tenant_hint": tenant if is_guid(tenant) else "",
+        "tenant_hint": tenant if microsoft.is_guid(tenant) else "",
         "client_id": mail.client_id,
         "sender": mail.sender_email,
         "server": mail.smtp_server,

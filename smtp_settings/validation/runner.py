@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from smtp_settings.mail import endpoint, jwt_claims, oauth
+from smtp_settings.mail import endpoint, jwt_claims, microsoft, oauth
 from smtp_settings.mail.transport import SmtpConnection, SmtpFailure, TlsInfo
 from smtp_settings.models import (
     AuthType,
@@ -37,7 +37,6 @@ from smtp_settings.models import (
     readable_secret,
 )
 from smtp_settings.validation import diagnosis, progress, token_check
-from smtp_settings.validators import MICROSOFT_LOGIN_HOSTS
 
 STEPS: tuple[tuple[str, str], ...] = (
     ("token", "Token"),
@@ -224,15 +223,11 @@ class Runner:
         detail = f"The tenant exists: its Directory (tenant) ID is {found.tenant_id}."
         # Entra answers discovery for a tenant of any Microsoft cloud on any of its hosts;
         # tokens, though, come from the tenant's own cloud.
-        own_host = f"login.{found.cloud_instance}" if found.cloud_instance else ""
-        if (
-            (parts.hostname or "") in MICROSOFT_LOGIN_HOSTS
-            and own_host in MICROSOFT_LOGIN_HOSTS
-            and own_host != parts.hostname
-        ):
+        own_host = microsoft.login_host_for_instance(found.cloud_instance)
+        if (parts.hostname or "") in microsoft.LOGIN_HOSTS and own_host not in ("", parts.hostname):
             host = own_host
             detail += f" It belongs to the cloud signed in at {own_host}, used from now on."
-        token_endpoint = f"https://{host}/{found.tenant_id}/oauth2/v2.0/token"
+        token_endpoint = microsoft.token_endpoint(host, found.tenant_id)
         self.outputs.update(tenant_id=found.tenant_id, token_endpoint=token_endpoint)
         outcome.detail = detail
         outcome.facts = [
@@ -299,7 +294,7 @@ class Runner:
             outcome.finding = self._diagnose("token_contents", kind=problems[0][0])
             return
         outcome.detail = (
-            f"Issued for Exchange Online to this app, with the {token_check.SEND_AS_APP_ROLE} role."
+            f"Issued for Exchange Online to this app, with the {microsoft.SEND_AS_APP_ROLE} role."
         )
 
     def _smtp_steps(self, connection: SmtpConnection) -> None:

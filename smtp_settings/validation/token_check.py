@@ -6,40 +6,27 @@ health check, which asks Entra ID for a token with the saved settings and no SMT
 
 from __future__ import annotations
 
-import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from smtp_settings.mail import endpoint, jwt_claims, oauth
+from smtp_settings.mail import endpoint, jwt_claims, microsoft, oauth
+from smtp_settings.mail.errors import CredentialFailure
 from smtp_settings.validation import diagnosis
-from smtp_settings.validators import is_guid, tenant_from_token_endpoint
 
-SEND_AS_APP_ROLE = "SMTP.SendAsApp"
-EXCHANGE_RESOURCE = "https://outlook.office365.com"
-# Exchange Online's application id: tokens may name it instead of its URL as audience.
-EXCHANGE_APP_ID = "00000002-0000-0ff1-ce00-000000000000"
-# Exchange Online in the US Government and China clouds: the resource each one's scope names.
-SOVEREIGN_EXCHANGE_RESOURCES = ("https://outlook.office365.us", "https://partner.outlook.cn")
-# Microsoft Graph beside each cloud's Exchange Online, for telling Mail.Send apart.
-GRAPH_FOR_EXCHANGE = {
-    EXCHANGE_RESOURCE: "https://graph.microsoft.com",
-    "https://outlook.office365.us": "https://graph.microsoft.us",
-    "https://partner.outlook.cn": "https://microsoftgraph.chinacloudapi.cn",
-}
 GRAPH_MAIL_SEND_TEXT = (
-    f"The token has no {SEND_AS_APP_ROLE} role, and the app holds Microsoft Graph's Mail.Send "
-    "instead: a permission SMTP does not use."
+    f"The token has no {microsoft.SEND_AS_APP_ROLE} role, and the app holds Microsoft Graph's "
+    "Mail.Send instead: a permission SMTP does not use."
 )
-# Entra's secret IDs are GUIDs; its secret values never are.
-_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 WRONG_SECRET = 7000215
 
 
 def token_error_kind(error: oauth.TokenError, *, secret: str) -> str:
     """The kind diagnosis looks up: Entra says only "invalid secret" (AADSTS7000215) when the
-    Secret ID was pasted instead of the Value; the shape of what was sent tells them apart."""
-    if WRONG_SECRET in error.error_codes and _GUID.match(secret.strip()):
+    Secret ID was pasted instead of the Value; the shape of what was sent tells them apart
+    (Entra's secret IDs are GUIDs; its secret values never are)."""
+    if WRONG_SECRET in error.error_codes and microsoft.is_guid(secret.strip()):
         return "secret_id"
     return error.kind
 
@@ -48,15 +35,15 @@ def has_graph_mail_send(mail: endpoint.MailSettings, *, timeout: float) -> bool:
     """Whether the app holds Graph's Mail.Send: one token for Microsoft Graph, read only."""
     scopes = endpoint.split_scopes(mail.scopes)
     resource = scopes[0].removesuffix("/.default").rstrip("/") if scopes else ""
-    graph = GRAPH_FOR_EXCHANGE.get(resource)
-    if graph is None:
+    cloud = microsoft.cloud_for_exchange_resource(resource)
+    if cloud is None:
         return False
     try:
         token = oauth.acquire_token(
             token_endpoint=mail.token_endpoint,
             client_id=mail.client_id,
             client_secret=mail.secret,
-            scopes=[f"{graph}/.default"],
+            scopes=[f"{cloud.graph_resource}/.default"],
             timeout=timeout,
             fresh=True,
         )
@@ -86,21 +73,19 @@ def claim_problems(claims: dict[str, Any], mail: endpoint.MailSettings) -> list[
     problems: list[tuple[str, str]] = []
     # Exchange accepts only tokens issued for itself, whatever the scope asked for.
     audience = str(claims.get("aud", "")).rstrip("/")
-    exchange = (EXCHANGE_RESOURCE, EXCHANGE_APP_ID, *SOVEREIGN_EXCHANGE_RESOURCES)
-    if audience and audience not in exchange:
-        problems.append(
-            ("wrong_audience", f"The token is for {audience}, not for {EXCHANGE_RESOURCE}.")
-        )
+    if audience and audience not in microsoft.EXCHANGE_AUDIENCES:
+        expected = microsoft.GLOBAL.exchange_resource
+        problems.append(("wrong_audience", f"The token is for {audience}, not for {expected}."))
     roles = [str(role) for role in claims.get("roles") or []]
-    if SEND_AS_APP_ROLE not in roles:
+    if microsoft.SEND_AS_APP_ROLE not in roles:
         extra = (
             " It has Mail.Send, a Microsoft Graph permission SMTP does not use."
             if "Mail.Send" in roles
             else ""
         )
-        problems.append(("no_role", f"The token has no {SEND_AS_APP_ROLE} role.{extra}"))
-    tenant = tenant_from_token_endpoint(mail.token_endpoint) or ""
-    if is_guid(tenant) and claims.get("tid") and claims["tid"] != tenant:
+        problems.append(("no_role", f"The token has no {microsoft.SEND_AS_APP_ROLE} role.{extra}"))
+    tenant = microsoft.tenant_from_token_endpoint(mail.token_endpoint) or ""
+    if microsoft.is_guid(tenant) and claims.get("tid") and claims["tid"] != tenant:
         problems.append(("wrong_tenant", f"The token comes from tenant {claims['tid']}."))
     app = claims.get("appid") or claims.get("azp")
     if app and str(app).lower() != mail.client_id.lower():
@@ -147,5 +132,15 @@ def check_token(mail: endpoint.MailSettings, *, timeout: float) -> TokenCheck:
     return TokenCheck(
         True,
         "token_contents",
-        f"Entra ID issued a token for Exchange Online with the {SEND_AS_APP_ROLE} role.",
+        f"Entra ID issued a token for Exchange Online with the {microsoft.SEND_AS_APP_ROLE} role.",
     )
+
+
+def check_token_of(load: Callable[[], endpoint.MailSettings], *, timeout: float) -> TokenCheck:
+    """The token check on settings still to be loaded (the health check's saved ones): what
+    stops them loading fails the check at the step "settings"."""
+    try:
+        mail = load()
+    except CredentialFailure as failure:
+        return TokenCheck(False, "settings", failure.message)
+    return check_token(mail, timeout=timeout)

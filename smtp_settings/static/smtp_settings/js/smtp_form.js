@@ -1,6 +1,7 @@
 // Manage SMTP: show only the fields the chosen authentication type uses, and build the
 // Token Endpoint from a Directory (tenant) ID. The server applies the same rules; this only
-// spares the administrator fields that do not matter.
+// spares the administrator fields that do not matter. The tenant field carries Microsoft's
+// rules as data (data-tenant-pattern, data-token-endpoint: smtp_settings/mail/microsoft.py).
 (function () {
   "use strict";
   const form = document.getElementById("smtp-form");
@@ -30,12 +31,12 @@
 
   const tenant = form.querySelector("#id_tenant_id");
   const endpoint = form.querySelector("#id_token_endpoint");
-  const guidOrDomain = /^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[a-z0-9-]+(\.[a-z0-9-]+)+)$/i;
-  if (tenant && endpoint) {
+  if (tenant && endpoint && tenant.dataset.tenantPattern && tenant.dataset.tokenEndpoint) {
+    const tenantShape = new RegExp(tenant.dataset.tenantPattern);
     tenant.addEventListener("input", function () {
       const value = tenant.value.trim();
-      if (guidOrDomain.test(value)) {
-        endpoint.value = "https://login.microsoftonline.com/" + value + "/oauth2/v2.0/token";
+      if (tenantShape.test(value)) {
+        endpoint.value = tenant.dataset.tokenEndpoint.replace("{tenant}", value);
       }
     });
   }

@@ -1,0 +1,52 @@
+"""The saved Manage SMTP settings as the mail engine takes them, and the e-mail backend
+that sends with them.
+
+The mail engine is given its settings (``EmailBackend(mail_settings=...)``); this is the
+one place that reads them from the database for it. The outbox, the health check and
+``SavedSettingsEmailBackend`` (a Django ``EMAIL_BACKEND`` that sends at once) call it.
+"""
+
+from __future__ import annotations
+
+from django.views.decorators.debug import sensitive_variables
+
+from smtp_settings.crypto import SecretDecryptionError
+from smtp_settings.mail.backend import EmailBackend
+from smtp_settings.mail.endpoint import MailSettings
+from smtp_settings.mail.errors import CredentialFailure
+from smtp_settings.models import SECRET_FIELD_BY_AUTH_TYPE, SmtpSettings
+
+
+@sensitive_variables("row", "secret")
+def smtp_settings_mail_for_sending() -> MailSettings:
+    """The saved settings as the mail engine takes them, the secret decrypted in memory.
+
+    What stops every message (nothing saved, no secret, a key that cannot decrypt it)
+    is a ``CredentialFailure``: the outbox holds its messages until a Save.
+    """
+    row = SmtpSettings.objects.filter(pk=SmtpSettings.SINGLETON_PK).first()
+    if row is None or not row.smtp_server:
+        raise CredentialFailure(
+            "Manage SMTP has no saved settings yet: mail waits until an administrator saves them.",
+            stage="settings",
+            kind="not_configured",
+        )
+    try:
+        secret = row.secret_for_auth_type()
+    except SecretDecryptionError as error:
+        raise CredentialFailure(str(error), stage="settings", kind="undecryptable") from None
+    if row.auth_type in SECRET_FIELD_BY_AUTH_TYPE and not secret:
+        raise CredentialFailure(
+            "No secret is stored for the configured authentication type.",
+            stage="settings",
+            kind="no_secret",
+        )
+    return MailSettings.from_values(row.connection_values(), secret=secret)
+
+
+class SavedSettingsEmailBackend(EmailBackend):
+    """The mail engine's backend over the saved settings, read again at each open: a Save
+    takes effect at the next. For ``EMAIL_BACKEND`` (or post_office's) to send at once."""
+
+    def load_settings(self) -> MailSettings:
+        return smtp_settings_mail_for_sending()
