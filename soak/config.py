@@ -13,10 +13,12 @@ class SoakConfig:
     workers: int = 2
     # A worker is SIGKILLed (and started again) this often; 0: never.
     kill_every: float = 15.0
+    # At most this many kills; 0: as many as the run's length allows.
+    kills: int = 0
     # The broker is away this long, once; 0: no cut.
     broker_cut: float = 10.0
     # Seconds after the messages are queued that the cut begins.
-    cut_after: float = 5.0
+    cut_after: float = 20.0
     # A run that has not delivered everything by then ends, and counts what is stuck.
     timeout: float = 240.0
     # The private redis-server's port when REDIS_URL is set (never the shared server).
@@ -33,6 +35,7 @@ class SoakConfig:
             messages=int(number("messages", defaults.messages)),
             workers=int(number("workers", defaults.workers)),
             kill_every=number("kill_every", defaults.kill_every),
+            kills=int(number("kills", defaults.kills)),
             broker_cut=number("broker_cut", defaults.broker_cut),
             cut_after=number("cut_after", defaults.cut_after),
             timeout=number("timeout", defaults.timeout),

@@ -49,11 +49,11 @@ class Processes:
         self.beat = self._spawn("beat", "beat", "--loglevel=WARNING")
 
     def kill(self, slot: int) -> int:
-        """SIGKILL the worker in ``slot``, wait for it to be gone, start another there."""
+        """SIGKILL the worker in ``slot`` and wait for it to be gone (``start_worker(slot)``
+        starts another there)."""
         victim = self.workers[slot]
         os.killpg(victim.pid, signal.SIGKILL)
         victim.wait(timeout=10)
-        self.start_worker(slot)
         return victim.pid
 
     def stop(self) -> None:

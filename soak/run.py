@@ -124,7 +124,8 @@ def run(
                 restored_at is None or receiver.now().first_arrival_after(restored_at) is None
             )
             # A kill waits while the broker is away: its figure would measure the cut.
-            if now >= next_kill and not broker_away:
+            kills_left = not config.kills or len(kills) < config.kills
+            if now >= next_kill and kills_left and not broker_away:
                 kills.append(_kill(processes, len(kills) % config.workers, queued_at))
                 next_kill = time.monotonic() + config.kill_every
             # Done when every message arrived and no row waits, the broker being back.

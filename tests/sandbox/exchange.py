@@ -7,6 +7,7 @@ the ``user=`` mailbox, and answers every failure with Exchange's own reply.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import email
 import email.policy
@@ -90,9 +91,12 @@ class ExchangeSMTP(SMTP):
         self.session.in_data = True
         try:
             await super().smtp_DATA(arg)
-        finally:
-            if self.session is not None:
-                self.session.in_data = False
+        except asyncio.CancelledError:
+            raise  # the connection ended mid-message: release() counts it
+        except BaseException:
+            self.session.in_data = False
+            raise
+        self.session.in_data = False
 
     # A token makes the XOAUTH2 response line about 2 KB.
     line_length_limit = 16384
