@@ -13,6 +13,8 @@ class SoakConfig:
     workers: int = 2
     # A worker is SIGKILLed (and started again) this often; 0: never.
     kill_every: float = 15.0
+    # Instead of by time: a kill each time this many more messages have arrived (0: by time).
+    kill_after_messages: int = 0
     # At most this many kills; 0: as many as the run's length allows.
     kills: int = 0
     # The broker is away this long, once; 0: no cut.
@@ -35,6 +37,7 @@ class SoakConfig:
             messages=int(number("messages", defaults.messages)),
             workers=int(number("workers", defaults.workers)),
             kill_every=number("kill_every", defaults.kill_every),
+            kill_after_messages=int(number("kill_after_messages", defaults.kill_after_messages)),
             kills=int(number("kills", defaults.kills)),
             broker_cut=number("broker_cut", defaults.broker_cut),
             cut_after=number("cut_after", defaults.cut_after),

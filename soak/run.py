@@ -125,7 +125,12 @@ def run(
             )
             # A kill waits while the broker is away: its figure would measure the cut.
             kills_left = not config.kills or len(kills) < config.kills
-            if now >= next_kill and kills_left and not broker_away:
+            if config.kill_after_messages:
+                arrived = len(receiver.now().arrivals)
+                kill_due = arrived >= config.kill_after_messages * (len(kills) + 1)
+            else:
+                kill_due = now >= next_kill
+            if kill_due and kills_left and not broker_away:
                 kills.append(_kill(processes, len(kills) % config.workers, queued_at))
                 next_kill = time.monotonic() + config.kill_every
             # Done when every message arrived and no row waits, the broker being back.
