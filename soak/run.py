@@ -106,13 +106,20 @@ def run(
         _wait_for_workers(config.workers)
         rows = queue(config.messages, sandbox.form_values()["sender_email"])
         queued_at = time.monotonic()
+        by_pk = {pk: soak_id for soak_id, pk in rows.items()}
         deadline = queued_at + config.timeout
         next_kill = queued_at + config.kill_every if config.kill_every else float("inf")
         cut_at = queued_at + config.cut_after if cut and config.broker_cut else float("inf")
         finished_at = None
         while time.monotonic() < deadline:
             now = time.monotonic()
-            if cut_from is None and now >= cut_at:
+            # Nor does the cut begin while a kill's messages wait for their claims to lapse.
+            kill_settled = not kills or all(
+                receiver.now().first_after(by_pk[pk], kills[-1]["at"]) is not None
+                for pk in kills[-1]["claimed"]
+                if pk in by_pk
+            )
+            if cut_from is None and now >= cut_at and kill_settled:
                 cut.cut()  # type: ignore[union-attr]
                 cut_from = now
             elif (
@@ -192,7 +199,9 @@ def _count(
         .values_list("state", flat=True)
     )
     for kill in kills:
-        arrivals = [got.first_after(by_pk[pk], kill["at"]) for pk in kill.pop("claimed")]
+        arrivals = [
+            got.first_after(by_pk[pk], kill["at"]) for pk in kill.pop("claimed") if pk in by_pk
+        ]
         waits = [at - kill["at"] for at in arrivals if at is not None]
         kill["delivered_after"] = round(max(waits), 1) if waits else None
         del kill["at"]
