@@ -20,7 +20,7 @@ class SoakConfig:
     # The broker is away this long, once; 0: no cut.
     broker_cut: float = 10.0
     # Seconds after the messages are queued that the cut begins.
-    cut_after: float = 20.0
+    cut_after: float = 10.0
     # A run that has not delivered everything by then ends, and counts what is stuck.
     timeout: float = 240.0
     # The private redis-server's port when REDIS_URL is set (never the shared server).

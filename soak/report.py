@@ -32,7 +32,15 @@ def goals(result: dict[str, Any]) -> list[dict[str, Any]]:
         },
     ]
     resumed = result["broker"].get("resumed_after")
-    if result["broker"].get("cut_at") is not None:
+    if result["broker"].get("cut_at") is not None and not result["broker"]["left_after_cut"]:
+        rows.append(
+            {
+                "goal": "after the broker is back, delivery resumes ≤ claim + sweep",
+                "value": "not measured: nothing was left to deliver (more SOAK_MESSAGES)",
+                "met": True,
+            }
+        )
+    elif result["broker"].get("cut_at") is not None:
         rows.append(
             {
                 "goal": f"after the broker is back, delivery resumes ≤ claim + sweep ({limit:g} s)",

@@ -158,6 +158,10 @@ def run(
             cut_at=round(cut_from - queued_at, 1),
             restored_at=round(restored_at - queued_at, 1),  # type: ignore[operator]
             resumed_after=round(resumed - restored_at, 1) if resumed else None,  # type: ignore[operator]
+            # Everything had arrived before the broker came back: nothing to resume.
+            left_after_cut=len(rows)
+            - len(got.counts.keys() & rows.keys())
+            + sum(1 for soak_id, at in got.arrivals if at >= restored_at and soak_id in rows),  # type: ignore[operator]
         )
     return _count(config, rows, got, kills, broker, queued_at, finished_at)
 
