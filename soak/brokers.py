@@ -67,6 +67,15 @@ class FolderCut:
         os.rename(self.folder, self.aside)
 
     def restore(self) -> None:
+        # A process starting during the cut makes the folder again (settings create it):
+        # what was written there joins what was set aside.
+        if self.folder.exists():
+            for path in sorted(self.folder.rglob("*")):
+                if path.is_file():
+                    target = self.aside / path.relative_to(self.folder)
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(path, target)
+            shutil.rmtree(self.folder)
         os.rename(self.aside, self.folder)
 
     def stop(self) -> None:
