@@ -9,7 +9,7 @@ SANDBOX_ENTRA_PORT ?= 8443
 SANDBOX_SMTP_PORT ?= 8587
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install run run-with-sandbox sandbox manage test bench screenshots lint format clean
+.PHONY: install run run-with-sandbox sandbox manage test bench soak screenshots lint format clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,11 @@ test: install
 # Ratios against baselines run side by side, on loopback against the sandbox; saved under var/bench.
 bench: install
 	$(PY) -m bench
+
+# The outbox under faults: workers SIGKILLed, the broker cut once, counted at the receiving
+# side (README); SOAK_MESSAGES, SOAK_WORKERS, SOAK_KILL_EVERY, SOAK_BROKER_CUT. Saved under var/soak.
+soak: install
+	$(PY) -m soak
 
 # The README's pictures, taken by a browser test against the sandbox.
 screenshots: install

@@ -284,6 +284,8 @@ else:
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
     # The host part is ignored; naming one spares a kombu warning at every start.
     CELERY_BROKER_URL = "filesystem://localhost/"
+    # kombu's file-system transport, writing each message whole before a reader can see it.
+    CELERY_BROKER_TRANSPORT = "sei_admin.broker:Transport"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),

@@ -58,6 +58,14 @@ class _Session(Session):
     every successful AUTH and logs a deprecation WARNING each time; nothing here reads it
     (``auth_data`` holds the mailbox)."""
 
+    def __init__(self, loop: Any) -> None:
+        super().__init__(loop)
+        # Where a connection that ends without QUIT left its last message (see
+        # ExchangeHandler.release): the index in ``delivered`` of a message accepted whose
+        # answer the client may not have read, or a message being received.
+        self.unanswered: int | None = None
+        self.in_data = False
+
     @property
     def login_data(self) -> Any:
         return self._login_data
@@ -72,6 +80,23 @@ class ExchangeSMTP(SMTP):
 
     def _create_session(self) -> Session:
         return _Session(self.loop)
+
+    async def _call_handler_hook(self, command: str, *args: Any) -> Any:
+        # Any command after an accepted DATA shows that the client read DATA's answer.
+        if command != "DATA" and self.session is not None:
+            self.session.unanswered = None
+        return await super()._call_handler_hook(command, *args)
+
+    async def smtp_DATA(self, arg: str) -> None:
+        self.session.in_data = True
+        try:
+            await super().smtp_DATA(arg)
+        except asyncio.CancelledError:
+            raise  # the connection ended mid-message: release() counts it
+        except BaseException:
+            self.session.in_data = False
+            raise
+        self.session.in_data = False
 
     # A token makes the XOAUTH2 response line about 2 KB.
     line_length_limit = 16384
@@ -126,6 +151,12 @@ class ExchangeHandler:
         # commands arrived, answered or not yet.
         self.data_delay_seconds = 0.0
         self.data_commands = 0
+        # Connections that ended right after a message was accepted, before any further
+        # command: the client may have died before it read the 250 (so it may send the message
+        # again). Each entry is the message's index in ``delivered``.
+        self.dropped_after_data: list[int] = []
+        # Connections that ended while a message's content was arriving (no answer given).
+        self.dropped_in_data = 0
         self._sessions: dict[int, str] = {}
         self._lock = threading.Lock()
 
@@ -257,8 +288,10 @@ class ExchangeHandler:
                 return QUOTA
             if mailbox.full:
                 return MAILBOX_FULL
-        self.delivered.append((envelope, content))
-        self.received_at.append(time.monotonic())
+        with self._lock:
+            self.delivered.append((envelope, content))
+            self.received_at.append(time.monotonic())
+            session.unanswered = len(self.delivered) - 1
         return f"250 2.0.0 OK <{uuid.uuid4()}@sandbox> [Hostname=SANDBOX] Queued Mail for delivery"
 
     # -- bookkeeping -------------------------------------------------------------
@@ -271,6 +304,12 @@ class ExchangeHandler:
     def release(self, session: Session | None) -> None:
         with self._lock:
             self._sessions.pop(id(session), None)
+            if session is None:
+                return
+            if getattr(session, "unanswered", None) is not None:
+                self.dropped_after_data.append(session.unanswered)
+            elif getattr(session, "in_data", False):
+                self.dropped_in_data += 1
 
 
 class _Controller(Controller):
