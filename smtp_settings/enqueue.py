@@ -48,14 +48,23 @@ def after_commit(task_name: str, *ids: str, countdown: float | None = None) -> N
     transaction.on_commit(send)
 
 
-def after_commit_once(task_name: str, *, countdown: float = 0.0) -> None:
-    """Enqueue a task that takes no arguments unless one already waits that starts no later."""
+def after_commit_once(
+    task_name: str, *, countdown: float = 0.0, distrust_mark: bool = False
+) -> None:
+    """Enqueue a task that takes no arguments unless one already waits that starts no later.
+
+    ``distrust_mark``: enqueue it anyway and mark it as the one waiting. A worker starting
+    after a crash does so: the task the mark speaks of may have been reserved by the dead
+    worker, and would come back only when the broker gives up on that worker.
+    """
 
     def send() -> None:
         due = time.time() + countdown
         key = _once_key(task_name)
         timeout = int(countdown + _ONCE_MARK_SECONDS)
-        if not cache.add(key, due, timeout=timeout):
+        if distrust_mark:
+            cache.set(key, due, timeout=timeout)
+        elif not cache.add(key, due, timeout=timeout):
             waiting = cache.get(key)
             if waiting is not None and waiting <= due + _SAME_TIME_SECONDS:
                 return

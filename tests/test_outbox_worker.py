@@ -49,30 +49,37 @@ def database_url_for_workers() -> str:
     return f"postgres://{db['USER']}{password}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
+def start_worker(
+    arguments: list[str], *, sandbox: Any, log: Path, **extra_env: str
+) -> subprocess.Popen[bytes]:
+    """A Celery worker in its own process group, on this test's database and broker, that
+    trusts the sandbox's token endpoint and consumes every queue a worker consumes by default."""
+    queues = f"{django_settings.SEI_INTERACTIVE_QUEUE},{django_settings.CELERY_TASK_DEFAULT_QUEUE}"
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url_for_workers(),
+        "SMTP_OAUTH_AUTHORITY_HOSTS": sandbox.authority_host,
+        "SMTP_MAX_MESSAGES_PER_MINUTE": "600",
+        **extra_env,
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "sei_admin", "worker", *arguments, "-Q", queues],
+        cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
+
+
 @pytest.fixture
 def worker_process(sandbox: Any, tmp_path: Path) -> Callable[[str], subprocess.Popen[bytes]]:
     started: list[subprocess.Popen[bytes]] = []
 
-    # Every queue a worker consumes by default: Validate's and the outbox's.
-    queues = f"{django_settings.SEI_INTERACTIVE_QUEUE},{django_settings.CELERY_TASK_DEFAULT_QUEUE}"
-
     def start(name: str, **extra_env: str) -> subprocess.Popen[bytes]:
-        env = {
-            **os.environ,
-            "DATABASE_URL": database_url_for_workers(),
-            "SMTP_OAUTH_AUTHORITY_HOSTS": sandbox.authority_host,
-            "SMTP_MAX_MESSAGES_PER_MINUTE": "600",
-            "SMTP_OUTBOX_CLAIM_SECONDS": str(CLAIM_SECONDS),
-            "SMTP_NETWORK_TIMEOUT_SECONDS": "5",
-            "DJANGO_LOG_LEVEL": "DEBUG",
-            **extra_env,
-        }
-        log = (tmp_path / f"{name}.log").open("wb")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "sei_admin", "worker", "--pool=solo",
-             "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", f"{name}@%h",
-             "-Q", queues],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        process = start_worker(
+            ["--pool=solo", "--without-gossip", "--without-mingle", "--without-heartbeat",
+             "-n", f"{name}@%h"],
+            sandbox=sandbox, log=tmp_path / f"{name}.log",
+            **{"SMTP_OUTBOX_CLAIM_SECONDS": str(CLAIM_SECONDS),
+               "SMTP_NETWORK_TIMEOUT_SECONDS": "5", "DJANGO_LOG_LEVEL": "DEBUG", **extra_env},
         )  # fmt: skip
         started.append(process)
         return process

@@ -8,20 +8,19 @@ import os
 import re
 import signal
 import subprocess
-import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from django.conf import settings as django_settings
 from django.core import mail
 from django.utils import timezone
 
 from smtp_settings.models import Delivery, DeliveryState, WorkerHeartbeat
 
 from .sandbox.world import SENDER
-from .test_outbox_worker import ROOT, database_url_for_workers, wait_for
+from .test_outbox_worker import ROOT, start_worker, wait_for
 from .test_sending import save
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -47,23 +46,13 @@ def procfile_worker(
     sandbox: Any, tmp_path: Path
 ) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
     started: list[subprocess.Popen[bytes]] = []
-    queues = f"{django_settings.SEI_INTERACTIVE_QUEUE},{django_settings.CELERY_TASK_DEFAULT_QUEUE}"
 
     def start(**extra_env: str) -> subprocess.Popen[bytes]:
-        env = {
-            **os.environ,
-            "DATABASE_URL": database_url_for_workers(),
-            "SMTP_OAUTH_AUTHORITY_HOSTS": sandbox.authority_host,
-            "SMTP_MAX_MESSAGES_PER_MINUTE": "600",
-            "DJANGO_LOG_LEVEL": "INFO",
-            **extra_env,
-        }
-        log = (tmp_path / "worker.log").open("wb")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "sei_admin", "worker",
-             *procfile_worker_arguments(), "-Q", queues,
-             "--schedule-filename", str(tmp_path / "celerybeat-schedule")],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        process = start_worker(
+            [*procfile_worker_arguments(), "--schedule-filename",
+             str(tmp_path / "celerybeat-schedule")],
+            sandbox=sandbox, log=tmp_path / f"worker-{len(started)}.log",
+            **{"DJANGO_LOG_LEVEL": "INFO", **extra_env},
         )  # fmt: skip
         started.append(process)
         return process
@@ -110,7 +99,7 @@ def test_sigterm_lets_the_message_in_flight_finish_and_leaves_the_rest_queued(
 
     os.killpg(worker.pid, signal.SIGTERM)
     assert worker.wait(timeout=60) == 0
-    log = (tmp_path / "worker.log").read_text()
+    log = (tmp_path / "worker-0.log").read_text()
     assert "Warm shutdown" in log
     assert " ERROR " not in log and "Traceback" not in log, log
 
@@ -123,3 +112,26 @@ def test_sigterm_lets_the_message_in_flight_finish_and_leaves_the_rest_queued(
     assert states[received:] == [DeliveryState.QUEUED] * (8 - received)
     assert received < 8
     assert not Delivery.objects.filter(claimed_until__gt=timezone.now()).exists()
+
+
+def test_sending_resumes_within_15_seconds_after_the_whole_worker_is_killed(
+    sandbox: Any, procfile_worker: Any
+) -> None:
+    save(sandbox.form_values())
+    for n in range(200):
+        mail.send_mail(f"Kill {n}", "Body", SENDER, ["it@x.example"])
+    worker = procfile_worker(SMTP_MAX_MESSAGES_PER_MINUTE="1200")
+    wait_for(lambda: len(sandbox.exchange.delivered) >= 10)
+    # SIGKILL to the whole process (its pool's threads and beat's with it), as the OOM killer
+    # or `kill -9` would; the Procfile's loop starts a new one 2 s later.
+    os.killpg(worker.pid, signal.SIGKILL)
+    killed_at = time.monotonic()
+    worker.wait(timeout=10)
+    time.sleep(0.5)  # what was on its way to the server arrives just after: not counted
+    before = len(sandbox.exchange.delivered)
+    assert before < 200, "the backlog was sent before the kill"
+    time.sleep(1.5)
+    procfile_worker(SMTP_MAX_MESSAGES_PER_MINUTE="1200")
+    wait_for(lambda: len(sandbox.exchange.delivered) > before, timeout=30)
+    resumed_after = time.monotonic() - killed_at
+    assert resumed_after < 15, f"sending resumed {resumed_after:.1f} s after the kill"

@@ -81,11 +81,12 @@ def outbox_delivery_request(*, countdown: float = 0.0) -> None:
 
 
 def outbox_delivery_request_if_pending() -> None:
-    """Ask for delivery when messages wait or are being sent (a worker starting after a crash)."""
+    """Ask for delivery when messages wait or are being sent (a worker starting after a crash),
+    even if a delivery task is said to wait: a killed worker may have taken it with it."""
     if Delivery.objects.filter(
         Q(state__in=Delivery.PENDING) | Q(state=DeliveryState.SENDING)
     ).exists():
-        outbox_delivery_request()
+        enqueue.after_commit_once(DELIVER_TASK, distrust_mark=True)
 
 
 def outbox_accept(*, emails: list[Email]) -> None:
