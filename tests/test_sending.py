@@ -451,3 +451,24 @@ def test_mail_admins_goes_out_through_manage_smtp(sandbox: Any, settings: Any) -
     (message,) = delivered(sandbox)
     assert message["To"] == "ops@elsewhere.example" and message["From"] == SENDER
     assert "Disk almost full" in str(message["Subject"])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_mail_is_accepted_while_the_broker_and_cache_are_away(
+    settings: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings.EMAIL_BACKEND = "smtp_settings.outbox.queue.OutboxBackend"
+    # A Redis that is not there (a port nothing listens on, on loopback), as during a restart.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{port}/0",
+        }
+    }
+    with caplog.at_level("WARNING", logger="smtp_settings.enqueue"):
+        mail.send_mail("While Redis restarts", "Body", SENDER, ["it@x.example"])
+    assert Delivery.objects.get().state == DeliveryState.QUEUED
+    assert "a worker takes it up later" in caplog.text
