@@ -59,7 +59,7 @@ class DeliveryOnConnect(bootsteps.StartStopStep):
     def start(self, consumer: Any) -> None:
         from django.db import DatabaseError
 
-        from smtp_settings.outbox import service as outbox
+        from smtp_settings import outbox
 
         try:
             outbox.outbox_delivery_request_if_pending()

@@ -22,7 +22,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from activity.models import Kind
 from activity.service import activity_record
-from smtp_settings import enqueue
+from smtp_settings import enqueue, outbox
 from smtp_settings.crypto import UnreadableSecret
 from smtp_settings.models import (
     EDITABLE_FIELDS,
@@ -35,7 +35,6 @@ from smtp_settings.models import (
     WorkerHeartbeat,
     secrets_moved,
 )
-from smtp_settings.outbox import service as outbox
 
 logger = logging.getLogger(__name__)
 

@@ -17,6 +17,7 @@ from django.db.models.functions import Coalesce, JSONObject
 from django.http import HttpRequest
 from django.utils import timezone
 
+from smtp_settings import outbox
 from smtp_settings.crypto import UnreadableSecret
 from smtp_settings.models import (
     SECRET_FIELD_BY_AUTH_TYPE,
@@ -29,7 +30,6 @@ from smtp_settings.models import (
     ValidationRun,
     WorkerHeartbeat,
 )
-from smtp_settings.outbox import service as outbox
 
 SOON_DAYS = 30
 URGENT_DAYS = 7

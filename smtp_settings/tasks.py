@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from smtp_settings import alerts, services
-from smtp_settings.assistant import service as assistant
-from smtp_settings.outbox import service as outbox
-from smtp_settings.validation import service as validation
+from smtp_settings import alerts, assistant, outbox, services, validation
 
 
 @shared_task(bind=True, ignore_result=True)

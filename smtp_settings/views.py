@@ -15,15 +15,12 @@ from django.views.decorators.debug import sensitive_post_parameters, sensitive_v
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from post_office.models import Email
 
-from smtp_settings import alerts, services
-from smtp_settings.assistant import service as assistant
+from smtp_settings import alerts, assistant, outbox, services, validation
 from smtp_settings.forms import SmtpSettingsForm, TestRecipientForm
 from smtp_settings.models import DeliveryState, SmtpSettings, ValidationRun
-from smtp_settings.outbox import service as outbox
 from smtp_settings.permissions import administrator_required
 from smtp_settings.status import for_request, mail_status
 from smtp_settings.validation import progress
-from smtp_settings.validation import service as validation
 
 # Short enough that a proxy or browser never gives up on the request first.
 LONG_POLL_SECONDS = 15.0

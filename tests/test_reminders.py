@@ -23,10 +23,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from sei_admin.celery import app
-from smtp_settings import alerts
+from smtp_settings import alerts, outbox
 from smtp_settings.mail import oauth
 from smtp_settings.models import Delivery, DeliveryState, SecretReminder, WorkerHeartbeat
-from smtp_settings.outbox import service as outbox
 
 from .sandbox.directory import EXCHANGE_RESOURCE
 from .sandbox.world import CLIENT_SECRET

@@ -22,6 +22,7 @@ from django.dispatch import receiver
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
+from smtp_settings import validation
 from smtp_settings.assistant import clouds, script
 from smtp_settings.mail import microsoft
 from smtp_settings.models import (
@@ -34,7 +35,6 @@ from smtp_settings.models import (
     StepStatus,
     ValidationRun,
 )
-from smtp_settings.validation import service as validation
 from smtp_settings.validation.runner import MAILBOX_STEP_PREFIX
 from smtp_settings.validators import parse_addresses
 
@@ -42,7 +42,7 @@ from smtp_settings.validators import parse_addresses
 SECRET_HELD_FOR = timedelta(hours=2)
 
 APP_FIELDS = ("cloud", "tenant", "client_id")
-SECRET_FIELDS = ("secret_expiration_date",)
+SECRET_STEP_FIELDS = ("secret_expiration_date",)
 MAILBOX_FIELDS = ("sender_email", "use_sender_email", "mailboxes", "smtp_server", "port")
 
 # The assistant's steps, and which Validate step checks each one.
@@ -109,7 +109,7 @@ def setup_assistant_save(*, user: AbstractBaseUser, values: Mapping[str, Any]) -
     with transaction.atomic():
         row = setup_assistant_get(user=user)
         before_cloud = clouds.cloud_for(row.cloud)
-        for name in (*APP_FIELDS, *SECRET_FIELDS, *MAILBOX_FIELDS):
+        for name in (*APP_FIELDS, *SECRET_STEP_FIELDS, *MAILBOX_FIELDS):
             if name in values:
                 setattr(row, name, values[name])
         after_cloud = clouds.cloud_for(row.cloud)
@@ -194,7 +194,7 @@ def _passed(run: ValidationRun | None) -> bool:
 
 
 @dataclass
-class SetupState:
+class SetupProgress:
     row: SetupAssistant
     cloud: microsoft.Cloud
     typed_endpoint: str
@@ -242,7 +242,7 @@ def _run_fits(run: ValidationRun | None, **expected: Any) -> ValidationRun | Non
     return run
 
 
-def setup_state(*, user: AbstractBaseUser, session_key: str | None) -> SetupState:
+def setup_progress(*, user: AbstractBaseUser, session_key: str | None) -> SetupProgress:
     row = setup_assistant_get(user=user)
     cloud = clouds.cloud_for(row.cloud)
     typed = clouds.token_endpoint(cloud, row.tenant) if row.tenant else ""
@@ -302,7 +302,7 @@ def setup_state(*, user: AbstractBaseUser, session_key: str | None) -> SetupStat
         5: _passed(mailbox_run),
     }
     done = {number: passed and number not in undone for number, passed in done.items()}
-    return SetupState(
+    return SetupProgress(
         row=row,
         cloud=cloud,
         typed_endpoint=typed,
@@ -365,7 +365,7 @@ def setup_check_start(
 ) -> ValidationRun:
     """Start one check as a Validate run of the assistant's values; raises
     ``SetupNotReady`` (what is missing) or ``ValidationNotStarted`` (rate limits)."""
-    state = setup_state(user=user, session_key=session_key)
+    state = setup_progress(user=user, session_key=session_key)
     if not state.app_known:
         raise SetupNotReady("Enter the Directory (tenant) ID and Application (client) ID first.")
     values = setup_candidate(state=state)
@@ -391,7 +391,7 @@ def setup_check_start(
     return run
 
 
-def setup_candidate(*, state: SetupState) -> dict[str, Any]:
+def setup_candidate(*, state: SetupProgress) -> dict[str, Any]:
     """The assistant's values as Manage SMTP's fields (the secret apart)."""
     row = state.row
     return {
@@ -413,7 +413,7 @@ def setup_candidate(*, state: SetupState) -> dict[str, Any]:
 
 def setup_manage_initial(*, user: AbstractBaseUser, session_key: str | None) -> dict[str, Any]:
     """What Manage SMTP's form starts from after "Use these settings" (no secret)."""
-    state = setup_state(user=user, session_key=session_key)
+    state = setup_progress(user=user, session_key=session_key)
     initial = setup_candidate(state=state)
     initial.update(
         tenant_id=state.tenant_id or state.row.tenant,
@@ -427,7 +427,7 @@ def setup_manage_initial(*, user: AbstractBaseUser, session_key: str | None) -> 
 def setup_use_settings(*, user: AbstractBaseUser, session_key: str | None) -> ValidationRun:
     """Validate the assistant's values exactly as Manage SMTP will (all the steps); nothing
     is saved. The secret stays held for Manage SMTP's Save."""
-    state = setup_state(user=user, session_key=session_key)
+    state = setup_progress(user=user, session_key=session_key)
     if not state.app_known or not state.row.sender_email:
         raise SetupNotReady("Fill in steps 1 and 5 first.")
     if state.held is None:
