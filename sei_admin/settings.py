@@ -99,7 +99,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "sei_admin.context_processors.session",
-                "smtp_settings.context_processors.mail_status",
+                "smtp_settings.context_processors.mail_banners",
             ],
         },
     },

@@ -17,8 +17,8 @@ from django.views.decorators.http import require_GET, require_POST
 
 from activity.forms import ActivityFilterForm
 from activity.service import activity_entries, activity_page
-from smtp_settings import alerts, status
 from smtp_settings.models import SmtpSettings
+from smtp_settings.monitoring import alerts, status
 from smtp_settings.permissions import (
     ADMINISTER_PERMISSION,
     administrator_required,
@@ -48,7 +48,7 @@ def administration_index(request: HttpRequest) -> HttpResponse:
         {
             "smtp": smtp,
             "heartbeat": snapshot.worker,
-            "mail_state": status.mail_status(snapshot=snapshot),
+            "mail_state": status.mail_at_a_glance(snapshot=snapshot),
             "recipients": alerts.alert_recipients(settings_row=smtp),
             "two_factor_required": settings.SEI_REQUIRE_2FA,
             # A verified session has a second factor; no query needed to know that.

@@ -1,4 +1,4 @@
-"""What Manage SMTP does: save the settings and keep their history.
+"""What Manage SMTP does: save the settings, keep their history, say which secrets are stored.
 
 Views and tasks call these functions; they hold no logic of their own.
 """
@@ -6,23 +6,19 @@ Views and tasks call these functions; they hold no logic of their own.
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.cache import cache
-from django.db import DatabaseError, close_old_connections, transaction
+from django.db import transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from activity.models import Kind
 from activity.service import activity_record
-from smtp_settings import enqueue, outbox
+from smtp_settings import outbox
 from smtp_settings.crypto import UnreadableSecret
 from smtp_settings.models import (
     EDITABLE_FIELDS,
@@ -32,7 +28,6 @@ from smtp_settings.models import (
     AuthType,
     SettingsChange,
     SmtpSettings,
-    WorkerHeartbeat,
     secrets_moved,
 )
 
@@ -200,43 +195,3 @@ def smtp_settings_secret_status(*, settings_row: SmtpSettings) -> dict[str, Secr
         )
         for name in SECRET_FIELDS
     }
-
-
-def worker_heartbeat_record(*, worker: str, role: str = WorkerHeartbeat.WORKER) -> WorkerHeartbeat:
-    heartbeat, _ = WorkerHeartbeat.objects.update_or_create(
-        worker=worker[:255], defaults={"seen_at": timezone.now(), "role": role}
-    )
-    return heartbeat
-
-
-def beat_heartbeat_start(*, name: str) -> threading.Thread:
-    """In the beat process: report every SEI_HEARTBEAT_SECONDS that beat runs (health endpoint)."""
-
-    def beat() -> None:
-        while True:
-            try:
-                worker_heartbeat_record(worker=name, role=WorkerHeartbeat.BEAT)
-            except DatabaseError:
-                logger.warning("Beat could not record its heartbeat", exc_info=True)
-            finally:
-                close_old_connections()
-            time.sleep(settings.SEI_HEARTBEAT_SECONDS)
-
-    thread = threading.Thread(target=beat, name="beat-heartbeat", daemon=True)
-    thread.start()
-    return thread
-
-
-HEALTH_CHECK_TASK = "smtp_settings.tasks.mail_health_check"
-
-
-HEALTH_CHECK_EVERY_SECONDS = 60
-
-
-def mail_health_check_request() -> bool:
-    """Ask a worker to run the health check (it needs the network, so never in a request);
-    at most once a minute, whoever asks: each run is a token request to Entra ID."""
-    if not cache.add("mail-health-check-requested", True, timeout=HEALTH_CHECK_EVERY_SECONDS):
-        return False
-    enqueue.after_commit(HEALTH_CHECK_TASK)
-    return True

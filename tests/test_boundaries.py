@@ -174,12 +174,14 @@ PACKAGES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("smtp_settings.services",),
         ("rows", "outbox", "activity", "enqueue", "facts"),
     ),
-    # Reminders, the health check, mail at a glance and /healthz.
+    # Each worker's and beat's word that it runs.
+    "heartbeats": (("smtp_settings.heartbeats",), ("rows",)),
+    # Reminders, the health check and the alerts they send, mail at a glance, /healthz.
     "monitoring": (
-        ("smtp_settings.alerts", "smtp_settings.status", "smtp_settings.health"),
+        ("smtp_settings.monitoring", "smtp_settings.monitoring.*"),
         (
-            *("services", "outbox", "sending", "smtp_settings.validation.token_check"),
-            *("rows", "field rules", "facts", "permissions", "links"),
+            *("heartbeats", "outbox", "sending", "smtp_settings.validation.token_check"),
+            *("rows", "field rules", "facts", "permissions", "links", "enqueue"),
         ),
     ),
     "pages": (
@@ -196,7 +198,7 @@ PACKAGES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     ),
     "tasks": (
         ("smtp_settings.tasks",),
-        ("services", "outbox", "validation", "assistant", "monitoring", "enqueue"),
+        ("heartbeats", "outbox", "validation", "assistant", "monitoring", "enqueue"),
     ),
     # The app's wiring: its AppConfig, the sign-in receivers, management commands.
     "wiring": (
@@ -410,7 +412,7 @@ def test_the_checks_see_an_import_through_a_setting_and_one_through_a_module(
     # The loader the engine once read (settings.SMTP_MAIL_SETTINGS_LOADER) counts as an
     # import; so does the mail engine reached from a page through a module in between.
     SETTINGS_PATHS["SMTP_MAIL_SETTINGS_LOADER"] = {"smtp_settings.services"}
-    backend, status = "smtp_settings.mail.backend", "smtp_settings.status"
+    backend, status = "smtp_settings.mail.backend", "smtp_settings.monitoring.status"
     try:
         MODULES[backend] = _scratch(tmp_path, backend, "\nx = settings.SMTP_MAIL_SETTINGS_LOADER\n")
         MODULES[status] = _scratch(tmp_path, status, "\nfrom smtp_settings.mail import errors\n")

@@ -4,6 +4,7 @@ checked with Validate's own steps, ending in filled-in Manage SMTP settings.
 Its face: callers use ``from smtp_settings import assistant`` and
 ``assistant.setup_progress(...)``; ``views``, ``forms``, ``script`` and ``clouds`` are its own.
 """
+
 from __future__ import annotations
 
 from smtp_settings.assistant.service import (

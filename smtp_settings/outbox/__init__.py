@@ -3,6 +3,7 @@
 Its face: callers use ``from smtp_settings import outbox`` and ``outbox.outbox_accept(...)``;
 the modules inside are its own.
 """
+
 from __future__ import annotations
 
 from smtp_settings.outbox.service import (

@@ -4,6 +4,7 @@ Its face: callers use ``from smtp_settings import validation`` and
 ``validation.validation_run_start(...)``; ``runner``, ``token_check`` and ``progress`` are
 its own (``diagnosis`` is read by the outbox and the health check too).
 """
+
 from __future__ import annotations
 
 from smtp_settings.validation.service import (

@@ -10,9 +10,8 @@ from datetime import UTC, date, datetime
 from functools import cached_property
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db.models import Count, JSONField, Max, Model, QuerySet, Subquery
+from django.db.models import Count, JSONField, Model, QuerySet, Subquery
 from django.db.models.functions import Coalesce, JSONObject
 from django.http import HttpRequest
 from django.utils import timezone
@@ -195,7 +194,7 @@ def for_request(request: HttpRequest) -> MailSnapshot:
     return snapshot
 
 
-def mail_status(*, snapshot: MailSnapshot) -> dict[str, Any]:
+def mail_at_a_glance(*, snapshot: MailSnapshot) -> dict[str, Any]:
     """Everything the status block shows."""
     return {
         "secret": secret_expiry(snapshot.row),
@@ -268,16 +267,3 @@ def banners(snapshot: MailSnapshot | None = None) -> list[Banner]:
             )
         )
     return found
-
-
-def heartbeat_age(role: str, *, now: datetime | None = None) -> float | None:
-    """Seconds since a process of this role (worker or beat) last reported; None if never."""
-    seen = WorkerHeartbeat.objects.filter(role=role).aggregate(at=Max("seen_at"))["at"]
-    if seen is None:
-        return None
-    return ((now or timezone.now()) - seen).total_seconds()
-
-
-def heartbeat_stale_after() -> float:
-    """A heartbeat older than three beats (and at least three minutes) means the process is gone."""
-    return max(3 * settings.SEI_HEARTBEAT_SECONDS, 180.0)

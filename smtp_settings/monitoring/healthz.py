@@ -29,8 +29,9 @@ from health_check.base import HealthCheck, HealthCheckResult
 from health_check.exceptions import HealthCheckException, ServiceUnavailable
 from health_check.views import HealthCheckView
 
-from smtp_settings import status
+from smtp_settings import heartbeats
 from smtp_settings.models import SmtpSettings, WorkerHeartbeat
+from smtp_settings.monitoring import status
 from smtp_settings.permissions import ADMINISTER_PERMISSION, second_factor_verified
 
 
@@ -72,10 +73,10 @@ class _Heartbeat(_ClosesConnections, HealthCheck):
     role: str = ""
 
     def check(self) -> None:
-        age = status.heartbeat_age(self.role)
+        age = heartbeats.heartbeat_age(self.role)
         if age is None:
             raise ServiceUnavailable(f"No {self.role} has reported yet")
-        if age > status.heartbeat_stale_after():
+        if age > heartbeats.heartbeat_stale_after():
             raise ServiceUnavailable(f"The {self.role} last reported {age:.0f} s ago")
 
 
