@@ -12,10 +12,9 @@ from smtp_settings.crypto import UnreadableSecret
 from smtp_settings.mail import microsoft
 from smtp_settings.models import (
     EDITABLE_FIELDS,
-    SECRET_BOUND_TO,
     AuthType,
     SmtpSettings,
-    bound_value_changed,
+    secret_moved_by,
 )
 
 OFFICE365_HOST = "smtp.office365.com"
@@ -285,10 +284,7 @@ class SmtpSettingsForm(forms.ModelForm):
             )
             return
         changed = [
-            str(self.fields[field].label)
-            for field in SECRET_BOUND_TO[name]
-            if field in cleaned
-            and bound_value_changed(field, getattr(stored, field), cleaned[field])
+            str(self.fields[field].label) for field in secret_moved_by(stored, cleaned, name)
         ]
         if changed:
             label = str(self.fields[name].label).lower()

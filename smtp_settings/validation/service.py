@@ -34,8 +34,8 @@ from smtp_settings.models import (
     ValidationRun,
     ValidationStep,
     WorkerHeartbeat,
+    blank_secret_moved,
     readable_secret,
-    secrets_moved,
 )
 from smtp_settings.validation import progress
 from smtp_settings.validation.runner import Runner, steps_for
@@ -82,7 +82,7 @@ def validation_run_start(
         secret_field = SECRET_FIELD_BY_AUTH_TYPE.get(candidate["auth_type"])
         if secret_field and scope != RunScope.TENANT:
             entered = values.get(secret_field) or ""
-            if not entered and secret_field in secrets_moved(stored, candidate):
+            if blank_secret_moved(stored, {**candidate, secret_field: entered}):
                 raise ValidationNotStarted(
                     "The stored settings changed since the page was opened: enter the secret "
                     "again (a stored secret is only ever sent where it was entered)."
