@@ -243,6 +243,8 @@ def _run_fits(run: ValidationRun | None, **expected: Any) -> ValidationRun | Non
 
 
 def setup_progress(*, user: AbstractBaseUser, session_key: str | None) -> SetupProgress:
+    """Where the user stands: their values, the checks that still fit them, the steps done,
+    and the secret this session holds (while it fits the app and sign-in host)."""
     row = setup_assistant_get(user=user)
     cloud = clouds.cloud_for(row.cloud)
     typed = clouds.token_endpoint(cloud, row.tenant) if row.tenant else ""
@@ -254,6 +256,49 @@ def setup_progress(*, user: AbstractBaseUser, session_key: str | None) -> SetupP
         tenant_id = str(tenant_run.outputs.get("tenant_id") or tenant_id)
         token_endpoint = str(tenant_run.outputs.get("token_endpoint") or token_endpoint)
     token_run = _run_fits(row.token_run, token_endpoint=token_endpoint, client_id=row.client_id)
+    mailboxes = _mailboxes(row)
+    mailbox_run = _mailbox_run_fits(row, token_endpoint, mailboxes)
+    sp_object_id = ""
+    for run in (mailbox_run, token_run):
+        if run is not None and run.outputs.get("sp_object_id"):
+            sp_object_id = str(run.outputs["sp_object_id"])
+            break
+    held = setup_secret_read(user=user, session_key=session_key)
+    if (
+        held is not None
+        and token_endpoint
+        and not held.fits(token_endpoint=token_endpoint, client_id=row.client_id)
+    ):
+        held = None
+    return SetupProgress(
+        row=row,
+        cloud=cloud,
+        typed_endpoint=typed,
+        tenant_id=tenant_id,
+        token_endpoint=token_endpoint,
+        sp_object_id=sp_object_id,
+        mailboxes=mailboxes,
+        held=held,
+        runs={"tenant": tenant_run, "token": token_run, "mailbox": mailbox_run},
+        done=_steps_done(tenant_run, token_run, mailbox_run),
+    )
+
+
+def _mailboxes(row: SetupAssistant) -> list[str]:
+    """Sender Email, then (Use sender email off) every other mailbox that sends."""
+    mailboxes = [row.sender_email] if row.sender_email else []
+    if not row.use_sender_email:
+        mailboxes += [
+            address
+            for address in parse_addresses(row.mailboxes)
+            if address.lower() not in (known.lower() for known in mailboxes)
+        ]
+    return mailboxes
+
+
+def _mailbox_run_fits(
+    row: SetupAssistant, token_endpoint: str, mailboxes: list[str]
+) -> ValidationRun | None:
     mailbox_run = _run_fits(
         row.mailbox_run,
         token_endpoint=token_endpoint,
@@ -262,31 +307,20 @@ def setup_progress(*, user: AbstractBaseUser, session_key: str | None) -> SetupP
         smtp_server=row.smtp_server,
         port=row.port,
     )
-    sp_object_id = ""
-    for run in (mailbox_run, token_run):
-        if run is not None and run.outputs.get("sp_object_id"):
-            sp_object_id = str(run.outputs["sp_object_id"])
-            break
-    mailboxes = [row.sender_email] if row.sender_email else []
-    if not row.use_sender_email:
-        mailboxes += [
-            address
-            for address in parse_addresses(row.mailboxes)
-            if address.lower() not in (known.lower() for known in mailboxes)
-        ]
-    held = setup_secret_read(user=user, session_key=session_key)
-    if (
-        held is not None
-        and token_endpoint
-        and not held.fits(token_endpoint=token_endpoint, client_id=row.client_id)
-    ):
-        held = None
     if mailbox_run is not None and (
         bool(mailbox_run.candidate.get("use_sender_email")) != row.use_sender_email
         or [m.lower() for m in mailbox_run.candidate.get("mailboxes") or []]
         != [m.lower() for m in ([] if row.use_sender_email else mailboxes[1:])]
     ):
-        mailbox_run = None  # it checked other mailboxes than the ones listed now
+        return None  # it checked other mailboxes than the ones listed now
+    return mailbox_run
+
+
+def _steps_done(
+    tenant_run: ValidationRun | None,
+    token_run: ValidationRun | None,
+    mailbox_run: ValidationRun | None,
+) -> dict[int, bool]:
     token_steps = _step_statuses(token_run)
     token_failed = token_run is not None and token_run.is_finished and not _passed(token_run)
     # A later check can find out that an earlier step is wrong after all: a token refused
@@ -301,19 +335,7 @@ def setup_progress(*, user: AbstractBaseUser, session_key: str | None) -> SetupP
         4: token_steps.get("token") == StepStatus.PASSED,
         5: _passed(mailbox_run),
     }
-    done = {number: passed and number not in undone for number, passed in done.items()}
-    return SetupProgress(
-        row=row,
-        cloud=cloud,
-        typed_endpoint=typed,
-        tenant_id=tenant_id,
-        token_endpoint=token_endpoint,
-        sp_object_id=sp_object_id,
-        mailboxes=mailboxes,
-        held=held,
-        runs={"tenant": tenant_run, "token": token_run, "mailbox": mailbox_run},
-        done=done,
-    )
+    return {number: passed and number not in undone for number, passed in done.items()}
 
 
 def _step_statuses(run: ValidationRun | None) -> dict[str, str]:
