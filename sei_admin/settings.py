@@ -144,7 +144,7 @@ AXES_COOLOFF_TIME = timedelta(minutes=env.int("SEI_LOGIN_LOCKOUT_MINUTES", defau
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
-# Sign-ins are logged by smtp_settings.signin; axes' own lines mask who and where.
+# Sign-ins are logged by accounts.signin_activity; axes' own lines mask who and where.
 AXES_VERBOSE = False
 # Masked in what axes keeps of a failed attempt's form: who, where, the code typed at the
 # second step (a near miss of a backup code would tell much about the real one), and the

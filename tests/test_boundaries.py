@@ -200,12 +200,11 @@ PACKAGES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("smtp_settings.tasks",),
         ("heartbeats", "outbox", "validation", "assistant", "monitoring", "enqueue"),
     ),
-    # The app's wiring: its AppConfig, the sign-in receivers, management commands.
+    # The app's wiring: its AppConfig, management commands.
     "wiring": (
         (
             "smtp_settings",
             "smtp_settings.apps",
-            "smtp_settings.signin",
             "smtp_settings.management*",
         ),
         ("assistant", "monitoring", "rows"),
