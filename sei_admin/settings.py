@@ -451,7 +451,8 @@ SMTP_OUTBOX_MAX_ATTEMPTS = env.int("SMTP_OUTBOX_MAX_ATTEMPTS", default=12)
 SMTP_OUTBOX_CLAIM_SECONDS = env.float("SMTP_OUTBOX_CLAIM_SECONDS", default=10.0)
 # One delivery task works at most this long, then hands over to a new task (it hands over
 # sooner, between two messages, when a Validate run or health check waits for a worker).
-SMTP_OUTBOX_DRAIN_SECONDS = env.float("SMTP_OUTBOX_DRAIN_SECONDS", default=20.0)
+# How the worker shares its time, not a deployment's choice: a constant (tests override it).
+SMTP_OUTBOX_DRAIN_SECONDS = 20.0
 SMTP_OUTBOX_RETENTION_DAYS = env.int("SMTP_OUTBOX_RETENTION_DAYS", default=30)
 
 # ------------------------------------------------------------------------------

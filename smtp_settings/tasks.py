@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from celery import shared_task
+from celery import Task, shared_task
 
 from smtp_settings import assistant, heartbeats, outbox, validation
 from smtp_settings.monitoring import health_check, reminders
 
 
 @shared_task(bind=True, ignore_result=True)
-def worker_heartbeat(self) -> None:  # type: ignore[no-untyped-def]
+def worker_heartbeat(self: Task) -> None:
     """Scheduled by beat: shows on the Administration page that the background processes run."""
     heartbeats.worker_heartbeat_record(worker=self.request.hostname or "worker")
 

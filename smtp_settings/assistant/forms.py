@@ -37,7 +37,9 @@ class AppForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["cloud"].choices = clouds.cloud_choices()  # type: ignore[attr-defined]
+        cloud = self.fields["cloud"]
+        assert isinstance(cloud, forms.ChoiceField)
+        cloud.choices = clouds.cloud_choices()
 
     def clean_tenant(self) -> str:
         return self.cleaned_data["tenant"].strip().lower()

@@ -84,7 +84,7 @@ def setup_assistant_get(*, user: AbstractBaseUser) -> SetupAssistant:
     if row is not None:
         return row
     fresh = SetupAssistant(
-        user=user,  # type: ignore[misc]
+        user_id=user.pk,
         cloud=clouds.DEFAULT.key,
         smtp_server=clouds.DEFAULT.smtp_host,
         port=clouds.SMTP_PORT,
@@ -326,7 +326,12 @@ def _steps_done(
     # A later check can find out that an earlier step is wrong after all: a token refused
     # for an unknown client ID undoes step 1; a secret refused now undoes step 5's pass.
     undone = {_failed_at(token_run)} if token_failed else set()
-    if token_failed and mailbox_run is not None and token_run.created_at > mailbox_run.created_at:
+    if (
+        token_failed
+        and token_run is not None
+        and mailbox_run is not None
+        and token_run.created_at > mailbox_run.created_at
+    ):
         undone.add(5)
     done = {
         1: _passed(tenant_run),

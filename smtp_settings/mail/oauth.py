@@ -139,7 +139,7 @@ class _TrustingAdapter(requests.adapters.HTTPAdapter):
     def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
         return watch_pools(super().proxy_manager_for(proxy, **proxy_kwargs))
 
-    def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
         kwargs["verify"] = True  # whatever a caller asks: never off, never another file
         return super().send(request, *args, **kwargs)
 
@@ -183,7 +183,7 @@ class _PinnedSession(requests.Session):
             method.upper() == "GET" and self._microsoft and origin[0] in WELL_KNOWN_AUTHORITY_HOSTS
         )
 
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
         method, url = str(method), str(url)
         if not self._allowed(method, url):
             host = urlsplit(url).netloc
@@ -331,8 +331,8 @@ def _refusal(
 
 
 def _root(exc: BaseException) -> str:
-    while exc.__cause__ or exc.__context__:
-        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    while (inner := exc.__cause__ or exc.__context__) is not None:
+        exc = inner
     return str(exc)
 
 

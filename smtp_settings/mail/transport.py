@@ -221,6 +221,11 @@ def _tls_info(sock: ssl.SSLSocket, mode: str) -> TlsInfo:
     )
 
 
+class _Smtp(smtplib.SMTP):
+    # Set by smtplib's own connect(), which is not used here (the socket is opened apart).
+    _host: str
+
+
 class SmtpConnection:
     """One SMTP session, driven stage by stage.
 
@@ -230,7 +235,7 @@ class SmtpConnection:
 
     def __init__(self, endpoint: SmtpEndpoint) -> None:
         self.endpoint = endpoint
-        self._smtp = smtplib.SMTP(timeout=endpoint.timeout, local_hostname=ehlo_name())
+        self._smtp = _Smtp(timeout=endpoint.timeout, local_hostname=ehlo_name())
         self._stage: Stage = "connect"
         self._aborted = False
         self.address = ""
@@ -249,7 +254,7 @@ class SmtpConnection:
         sock = _open_tcp(host, self.endpoint.port, self.endpoint.timeout)
         self._smtp.sock = sock
         self._smtp.file = None
-        self._smtp._host = host  # type: ignore[attr-defined]  # starttls() names the server by it
+        self._smtp._host = host  # starttls() names the server by it
         peer = sock.getpeername()
         self.address = f"{peer[0]}:{peer[1]}"
         if not self.endpoint.implicit_tls:

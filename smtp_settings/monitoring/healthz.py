@@ -13,6 +13,7 @@ see the words.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import datetime
 import os
@@ -35,12 +36,16 @@ from smtp_settings.monitoring import status
 from smtp_settings.permissions import ADMINISTER_PERMISSION, second_factor_verified
 
 
-class _ClosesConnections:
+class _ClosesConnections(abc.ABC):
     """Checks run in executor threads: their database connections are closed after each."""
+
+    @abc.abstractmethod
+    def check(self) -> None:
+        """The probe: raises ``ServiceUnavailable`` with what is wrong."""
 
     def run(self) -> None:
         try:
-            self.check()  # type: ignore[attr-defined]
+            self.check()
         finally:
             close_old_connections()
 

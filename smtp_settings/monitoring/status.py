@@ -5,6 +5,7 @@ Nothing here is secret or personal: it is fit for ``/healthz`` as much as for th
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import cached_property
@@ -191,11 +192,14 @@ class MailSnapshot:
 
 def for_request(request: HttpRequest) -> MailSnapshot:
     """The request's snapshot: made once, by the view or by the banners."""
-    snapshot = getattr(request, "_mail_snapshot", None)
+    snapshot = _SNAPSHOTS.get(request)
     if snapshot is None:
-        snapshot = MailSnapshot()
-        request._mail_snapshot = snapshot  # type: ignore[attr-defined]
+        snapshot = _SNAPSHOTS[request] = MailSnapshot()
     return snapshot
+
+
+# Each request's snapshot, for as long as the request lives.
+_SNAPSHOTS: weakref.WeakKeyDictionary[HttpRequest, MailSnapshot] = weakref.WeakKeyDictionary()
 
 
 def mail_at_a_glance(*, snapshot: MailSnapshot) -> dict[str, Any]:
