@@ -24,21 +24,3 @@ from smtp_settings.assistant.service import (
     setup_secrets_purge,
     setup_use_settings,
 )
-
-__all__ = [
-    "HeldSecret",
-    "SetupNotReady",
-    "SetupProgress",
-    "setup_assistant_get",
-    "setup_assistant_restart",
-    "setup_assistant_save",
-    "setup_check_start",
-    "setup_failed_step",
-    "setup_manage_initial",
-    "setup_progress",
-    "setup_secret_erase",
-    "setup_secret_hold",
-    "setup_secret_read",
-    "setup_secrets_purge",
-    "setup_use_settings",
-]

@@ -23,21 +23,3 @@ from smtp_settings.outbox.service import (
     outbox_release_held,
     outbox_retry,
 )
-
-__all__ = [
-    "DELIVER_TASK",
-    "SENT_COUNT_WINDOW",
-    "outbox_accept",
-    "outbox_body_withheld",
-    "outbox_counts",
-    "outbox_deliver_due",
-    "outbox_delivery_request",
-    "outbox_delivery_request_if_pending",
-    "outbox_discard",
-    "outbox_held",
-    "outbox_last_sent",
-    "outbox_page",
-    "outbox_purge",
-    "outbox_release_held",
-    "outbox_retry",
-]

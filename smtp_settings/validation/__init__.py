@@ -17,14 +17,3 @@ from smtp_settings.validation.service import (
     validation_runs_expire_abandoned,
     validation_runs_purge,
 )
-
-__all__ = [
-    "VALIDATE_TASK",
-    "ValidationNotStarted",
-    "validation_recent_runs",
-    "validation_run_as_dict",
-    "validation_run_execute",
-    "validation_run_start",
-    "validation_runs_expire_abandoned",
-    "validation_runs_purge",
-]
