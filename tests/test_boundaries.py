@@ -358,6 +358,34 @@ def test_pages_and_tasks_never_reach_the_mail_engine_even_through_others() -> No
     assert never_violations() == []
 
 
+# Packages used through their face (``from smtp_settings import outbox``): what lies inside
+# is theirs. Others may still read a module the table names (``validation.diagnosis``).
+FACES = ("smtp_settings.outbox", "smtp_settings.validation", "smtp_settings.assistant")
+
+
+def face_violations() -> list[str]:
+    return [
+        f"{module} imports {imported}: use {imported.rpartition('.')[0]}'s face"
+        for module in MODULES
+        for imported in sorted(project_imports(module))
+        if imported.endswith(".service")
+        and imported.rpartition(".")[0] in FACES
+        and row_of(module) != row_of(imported)
+    ]
+
+
+def test_packages_with_a_face_are_used_through_it(tmp_path: Path) -> None:
+    assert face_violations() == []
+    views = "smtp_settings.views"
+    try:
+        MODULES[views] = _scratch(tmp_path, views, "\nfrom smtp_settings.outbox import service\n")
+        assert face_violations() == [
+            f"{views} imports smtp_settings.outbox.service: use smtp_settings.outbox's face"
+        ]
+    finally:
+        MODULES.update(project_modules())
+
+
 def _top_level_names(module: str) -> set[str]:
     names: set[str] = set()
     for node in ast.parse(MODULES[module].read_text()).body:
