@@ -130,7 +130,7 @@ class ThrottledPasswordResetView(auth_views.PasswordResetView):
     form_class = OneTimeLinkPasswordResetForm
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        key = f"password-reset:{request.META.get('REMOTE_ADDR', '')}"
+        key = f"password-reset:{client_address(request) or ''}"
         if throttle_hit(key=key, window_seconds=RESET_WINDOW_SECONDS) > RESETS_PER_ADDRESS:
             messages.error(
                 request, "Too many reset requests from here: try again in a quarter of an hour."

@@ -25,9 +25,9 @@ app.user_options["worker"].add(BEAT_THREAD_OPTION)
 
 @beat_init.connect
 def _beat_heartbeat(**kwargs: Any) -> None:
-    from smtp_settings import services
+    from smtp_settings import heartbeats
 
-    services.beat_heartbeat_start(name=f"beat@{socket.gethostname()}")
+    heartbeats.beat_heartbeat_start(name=f"beat@{socket.gethostname()}")
 
 
 @worker_ready.connect
@@ -35,10 +35,10 @@ def _worker_ready(sender: Any = None, **kwargs: Any) -> None:
     # Reported at once, not a heartbeat interval later: the pages and /healthz see the worker.
     from django.db import DatabaseError
 
-    from smtp_settings import services
+    from smtp_settings import heartbeats
 
     try:
-        services.worker_heartbeat_record(worker=getattr(sender, "hostname", None) or "worker")
+        heartbeats.worker_heartbeat_record(worker=getattr(sender, "hostname", None) or "worker")
     except DatabaseError as error:  # not migrated yet: the scheduled heartbeat reports later
         logging.getLogger(__name__).warning("No heartbeat recorded at start: %s", error)
 
@@ -59,7 +59,7 @@ class DeliveryOnConnect(bootsteps.StartStopStep):
     def start(self, consumer: Any) -> None:
         from django.db import DatabaseError
 
-        from smtp_settings.outbox import service as outbox
+        from smtp_settings import outbox
 
         try:
             outbox.outbox_delivery_request_if_pending()

@@ -99,7 +99,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "sei_admin.context_processors.session",
-                "smtp_settings.context_processors.mail_status",
+                "smtp_settings.context_processors.mail_banners",
             ],
         },
     },
@@ -144,7 +144,7 @@ AXES_COOLOFF_TIME = timedelta(minutes=env.int("SEI_LOGIN_LOCKOUT_MINUTES", defau
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
-# Sign-ins are logged by smtp_settings.signin; axes' own lines mask who and where.
+# Sign-ins are logged by accounts.signin_activity; axes' own lines mask who and where.
 AXES_VERBOSE = False
 # Masked in what axes keeps of a failed attempt's form: who, where, the code typed at the
 # second step (a near miss of a backup code would tell much about the real one), and the
@@ -451,7 +451,8 @@ SMTP_OUTBOX_MAX_ATTEMPTS = env.int("SMTP_OUTBOX_MAX_ATTEMPTS", default=12)
 SMTP_OUTBOX_CLAIM_SECONDS = env.float("SMTP_OUTBOX_CLAIM_SECONDS", default=10.0)
 # One delivery task works at most this long, then hands over to a new task (it hands over
 # sooner, between two messages, when a Validate run or health check waits for a worker).
-SMTP_OUTBOX_DRAIN_SECONDS = env.float("SMTP_OUTBOX_DRAIN_SECONDS", default=20.0)
+# How the worker shares its time, not a deployment's choice: a constant (tests override it).
+SMTP_OUTBOX_DRAIN_SECONDS = 20.0
 SMTP_OUTBOX_RETENTION_DAYS = env.int("SMTP_OUTBOX_RETENTION_DAYS", default=30)
 
 # ------------------------------------------------------------------------------

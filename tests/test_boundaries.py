@@ -174,12 +174,14 @@ PACKAGES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("smtp_settings.services",),
         ("rows", "outbox", "activity", "enqueue", "facts"),
     ),
-    # Reminders, the health check, mail at a glance and /healthz.
+    # Each worker's and beat's word that it runs.
+    "heartbeats": (("smtp_settings.heartbeats",), ("rows",)),
+    # Reminders, the health check and the alerts they send, mail at a glance, /healthz.
     "monitoring": (
-        ("smtp_settings.alerts", "smtp_settings.status", "smtp_settings.health"),
+        ("smtp_settings.monitoring", "smtp_settings.monitoring.*"),
         (
-            *("services", "outbox", "sending", "smtp_settings.validation.token_check"),
-            *("rows", "field rules", "facts", "permissions", "links"),
+            *("heartbeats", "outbox", "sending", "smtp_settings.validation.token_check"),
+            *("rows", "field rules", "facts", "permissions", "links", "enqueue"),
         ),
     ),
     "pages": (
@@ -196,14 +198,13 @@ PACKAGES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     ),
     "tasks": (
         ("smtp_settings.tasks",),
-        ("services", "outbox", "validation", "assistant", "monitoring", "enqueue"),
+        ("heartbeats", "outbox", "validation", "assistant", "monitoring", "enqueue"),
     ),
-    # The app's wiring: its AppConfig, the sign-in receivers, management commands.
+    # The app's wiring: its AppConfig, management commands.
     "wiring": (
         (
             "smtp_settings",
             "smtp_settings.apps",
-            "smtp_settings.signin",
             "smtp_settings.management*",
         ),
         ("assistant", "monitoring", "rows"),
@@ -357,6 +358,34 @@ def test_pages_and_tasks_never_reach_the_mail_engine_even_through_others() -> No
     assert never_violations() == []
 
 
+# Packages used through their face (``from smtp_settings import outbox``): what lies inside
+# is theirs. Others may still read a module the table names (``validation.diagnosis``).
+FACES = ("smtp_settings.outbox", "smtp_settings.validation", "smtp_settings.assistant")
+
+
+def face_violations() -> list[str]:
+    return [
+        f"{module} imports {imported}: use {imported.rpartition('.')[0]}'s face"
+        for module in MODULES
+        for imported in sorted(project_imports(module))
+        if imported.endswith(".service")
+        and imported.rpartition(".")[0] in FACES
+        and row_of(module) != row_of(imported)
+    ]
+
+
+def test_packages_with_a_face_are_used_through_it(tmp_path: Path) -> None:
+    assert face_violations() == []
+    views = "smtp_settings.views"
+    try:
+        MODULES[views] = _scratch(tmp_path, views, "\nfrom smtp_settings.outbox import service\n")
+        assert face_violations() == [
+            f"{views} imports smtp_settings.outbox.service: use smtp_settings.outbox's face"
+        ]
+    finally:
+        MODULES.update(project_modules())
+
+
 def _top_level_names(module: str) -> set[str]:
     names: set[str] = set()
     for node in ast.parse(MODULES[module].read_text()).body:
@@ -410,7 +439,7 @@ def test_the_checks_see_an_import_through_a_setting_and_one_through_a_module(
     # The loader the engine once read (settings.SMTP_MAIL_SETTINGS_LOADER) counts as an
     # import; so does the mail engine reached from a page through a module in between.
     SETTINGS_PATHS["SMTP_MAIL_SETTINGS_LOADER"] = {"smtp_settings.services"}
-    backend, status = "smtp_settings.mail.backend", "smtp_settings.status"
+    backend, status = "smtp_settings.mail.backend", "smtp_settings.monitoring.status"
     try:
         MODULES[backend] = _scratch(tmp_path, backend, "\nx = settings.SMTP_MAIL_SETTINGS_LOADER\n")
         MODULES[status] = _scratch(tmp_path, status, "\nfrom smtp_settings.mail import errors\n")

@@ -15,14 +15,13 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from django.urls import reverse
 
-from smtp_settings import services
+from smtp_settings import outbox, services
 from smtp_settings.forms import SmtpSettingsForm
 from smtp_settings.mail import oauth
 from smtp_settings.mail.backend import EmailBackend
 from smtp_settings.mail.endpoint import MailSettings
 from smtp_settings.mail.errors import CredentialFailure, MessageRefused
 from smtp_settings.models import Delivery, DeliveryState, MailboxLease, SmtpSettings
-from smtp_settings.outbox import service as outbox
 
 from .sandbox.world import CLIENT_SECRET, SENDER, TENANT_DOMAIN
 

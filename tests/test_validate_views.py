@@ -202,8 +202,8 @@ def test_old_validation_runs_are_purged_but_the_latest_fifty_stay(admin_user: An
 
     from django.utils import timezone
 
+    from smtp_settings import validation
     from smtp_settings.models import ValidationStep
-    from smtp_settings.validation import service as validation
 
     long_ago = timezone.now() - timedelta(days=200)
     for n in range(60):
@@ -224,7 +224,7 @@ def test_old_validation_runs_are_purged_but_the_latest_fifty_stay(admin_user: An
 def test_validate_runs_without_an_expiration_date_and_says_save_will_ask(
     sandbox: Any, admin_client: Client
 ) -> None:
-    from smtp_settings.validation import service as validation
+    from smtp_settings import validation
 
     values = {**sandbox.form_values(), "secret_expiration_date": ""}
     response = admin_client.post(reverse("smtp_settings:validate"), values, **JSON)
@@ -245,7 +245,7 @@ def test_validate_runs_without_an_expiration_date_and_says_save_will_ask(
 def test_a_run_with_every_step_costs_the_worker_at_most_ten_queries(
     sandbox: Any, admin_client: Client, django_assert_max_num_queries: Any
 ) -> None:
-    from smtp_settings.validation import service as validation
+    from smtp_settings import validation
 
     values = {**sandbox.form_values(), "test_recipient": "it@x.example"}
     started = admin_client.post(reverse("smtp_settings:validate"), values, **JSON).json()
@@ -259,7 +259,7 @@ def test_a_run_with_every_step_costs_the_worker_at_most_ten_queries(
 def test_a_failed_step_skips_the_rest_in_one_write_and_names_the_failure(
     sandbox: Any, admin_client: Client
 ) -> None:
-    from smtp_settings.validation import service as validation
+    from smtp_settings import validation
 
     values = {**sandbox.form_values(), "client_secret": "not the secret"}
     started = admin_client.post(reverse("smtp_settings:validate"), values, **JSON).json()
@@ -288,7 +288,7 @@ def test_a_run_claimed_long_ago_lives_while_its_steps_keep_ending(
 
     from django.utils import timezone
 
-    from smtp_settings.validation import service as validation
+    from smtp_settings import validation
 
     admin_client.post(reverse("smtp_settings:validate"), oauth_form_data, **JSON)
     long_ago = timezone.now() - timedelta(minutes=10)

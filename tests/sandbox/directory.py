@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 EXCHANGE_RESOURCE = "https://outlook.office365.com"
 GRAPH_RESOURCE = "https://graph.microsoft.com"
@@ -60,8 +61,8 @@ class Tenant:
     exchange_service_principals: set[str] = field(default_factory=set)
     smtp_auth_disabled: bool = False
 
-    def add_app(self, client_id: str, secret: str, **kwargs: object) -> App:
-        app = App(client_id=client_id, **kwargs)  # type: ignore[arg-type]
+    def add_app(self, client_id: str, secret: str, **kwargs: Any) -> App:
+        app = App(client_id=client_id, **kwargs)
         app.add_secret(secret)
         self.apps[client_id] = app
         return app

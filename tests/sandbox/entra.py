@@ -20,7 +20,7 @@ from urllib.parse import parse_qs
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from .directory import EXCHANGE_RESOURCE, GRAPH_RESOURCE, Directory
+from .directory import EXCHANGE_RESOURCE, GRAPH_RESOURCE, Directory, Tenant
 
 KNOWN_RESOURCES = (EXCHANGE_RESOURCE, GRAPH_RESOURCE)
 _SHARED = {"common", "organizations", "consumers"}
@@ -194,7 +194,7 @@ class EntraStandIn:
             "access_token": token,
         }
 
-    def _tenant(self, segment: str, *, allow_shared: bool):  # type: ignore[no-untyped-def]
+    def _tenant(self, segment: str, *, allow_shared: bool) -> Tenant | None:
         if segment.lower() in _SHARED and allow_shared:
             return None
         if not _TENANT_SEGMENT.match(segment):

@@ -13,6 +13,7 @@ see the words.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import datetime
 import os
@@ -29,17 +30,22 @@ from health_check.base import HealthCheck, HealthCheckResult
 from health_check.exceptions import HealthCheckException, ServiceUnavailable
 from health_check.views import HealthCheckView
 
-from smtp_settings import status
+from smtp_settings import heartbeats
 from smtp_settings.models import SmtpSettings, WorkerHeartbeat
+from smtp_settings.monitoring import status
 from smtp_settings.permissions import ADMINISTER_PERMISSION, second_factor_verified
 
 
-class _ClosesConnections:
+class _ClosesConnections(abc.ABC):
     """Checks run in executor threads: their database connections are closed after each."""
+
+    @abc.abstractmethod
+    def check(self) -> None:
+        """The probe: raises ``ServiceUnavailable`` with what is wrong."""
 
     def run(self) -> None:
         try:
-            self.check()  # type: ignore[attr-defined]
+            self.check()
         finally:
             close_old_connections()
 
@@ -72,10 +78,10 @@ class _Heartbeat(_ClosesConnections, HealthCheck):
     role: str = ""
 
     def check(self) -> None:
-        age = status.heartbeat_age(self.role)
+        age = heartbeats.heartbeat_age(self.role)
         if age is None:
             raise ServiceUnavailable(f"No {self.role} has reported yet")
-        if age > status.heartbeat_stale_after():
+        if age > heartbeats.heartbeat_stale_after():
             raise ServiceUnavailable(f"The {self.role} last reported {age:.0f} s ago")
 
 
