@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "activity",
     "smtp_settings",
     "accounts",
+    "alerting",
     # After smtp_settings, whose send_queued_mail command replaces post_office's.
     "post_office",
 ]
@@ -391,6 +392,8 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env.float("SMTP_OUTBOX_SWEEP_SECONDS", default=30.0),
     },
     "purge-outbox": {"task": "smtp_settings.tasks.purge_outbox", "schedule": 3600.0},
+    # Alerts to destinations whose first attempt failed go again.
+    "deliver-alerts": {"task": "alerting.tasks.deliver_alerts", "schedule": 30.0},
     # The setup assistant holds a client secret for a session and a short time only.
     "purge-setup-secrets": {"task": "smtp_settings.tasks.purge_setup_secrets", "schedule": 300.0},
     "purge-validation-runs": {
@@ -477,6 +480,11 @@ LOGGING = {
     "loggers": {
         "health_check": {"level": "ERROR"},
         "axes": {"level": "WARNING"},
+        # Apprise names a destination's URL (its token) in its own lines: the alerting app
+        # logs what a send said, scrubbed, and Apprise's lines go nowhere else.
+        "apprise": {"level": "WARNING", "propagate": False},
+        # Its DEBUG lines name every request's path: a webhook's path is its token.
+        "urllib3": {"level": "INFO"},
         "django.request": {"filters": ["expected_responses"]},
         **{
             name: {"level": env.str("CELERY_ROUTINE_LOG_LEVEL", default="WARNING")}

@@ -24,6 +24,7 @@ from smtp_settings.mail import microsoft
 from smtp_settings.models import AuthType, MailHealthCheck, SecretReminder, SmtpSettings
 from smtp_settings.permissions import ADMINISTER_PERMISSION
 from smtp_settings.sending import smtp_settings_mail_for_sending
+from smtp_settings.signals import alert_raised
 from smtp_settings.validation import token_check
 from smtp_settings.validators import parse_addresses
 
@@ -194,6 +195,13 @@ def secret_expiry_reminders_send(*, now: datetime | None = None) -> ReminderRepo
                 sent_at=now or timezone.now(),
             )
             _notify(subject=subject, body=body, recipients=recipients)
+            alert_raised.send(
+                sender=SecretReminder,
+                key=f"secret-expiry:{_series(row)}:{threshold}",
+                kind="secret.expiry",
+                title=subject,
+                body=body,
+            )
     except IntegrityError:
         return ReminderReport(reason=f"The {threshold} reminder for this secret went already.")
     logger.info("Secret-expiry reminder %s queued for %s recipients", threshold, len(recipients))
@@ -232,6 +240,15 @@ def mail_health_check_run() -> MailHealthCheck | None:
             subject=_health_subject(check),
             body=_health_body(check),
             recipients=alert_recipients(settings_row=row),
+        )
+        # Each result makes an undelivered alert of the other untrue: it is not sent any more.
+        alert_raised.send(
+            sender=MailHealthCheck,
+            key=f"health:{check.pk}",
+            kind="health.recovered" if check.ok else "health.failed",
+            title=_health_subject(check),
+            body=_health_body(check),
+            drops_pending=("health.failed",) if check.ok else ("health.recovered",),
         )
     # Keep a few weeks of daily checks, not years.
     old = MailHealthCheck.objects.values_list("pk", flat=True)[100:]
