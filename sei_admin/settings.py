@@ -366,7 +366,9 @@ CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=240
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
-SEI_HEARTBEAT_SECONDS = env.float("SEI_HEARTBEAT_SECONDS", default=60.0)
+# Workers and beat report this often; three missed reports (at least one beat and two outbox
+# drains) and the pages, /healthz and the alerts say the process is gone: within a minute.
+SEI_HEARTBEAT_SECONDS = env.float("SEI_HEARTBEAT_SECONDS", default=15.0)
 # The hour (TIME_ZONE) of the daily secret-expiry reminders and mail health check.
 SEI_DAILY_CHECK_HOUR = env.int("SEI_DAILY_CHECK_HOUR", default=7)
 CELERY_BEAT_SCHEDULE = {

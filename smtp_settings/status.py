@@ -10,7 +10,6 @@ from datetime import UTC, date, datetime
 from functools import cached_property
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db.models import Count, JSONField, Max, Model, QuerySet, Subquery
 from django.db.models.functions import Coalesce, JSONObject
@@ -279,5 +278,4 @@ def heartbeat_age(role: str, *, now: datetime | None = None) -> float | None:
 
 
 def heartbeat_stale_after() -> float:
-    """A heartbeat older than three beats (and at least three minutes) means the process is gone."""
-    return max(3 * settings.SEI_HEARTBEAT_SECONDS, 180.0)
+    return WorkerHeartbeat.stale_after()

@@ -5,6 +5,8 @@ destination URLs never in clear."""
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import threading
 from datetime import timedelta
 from typing import Any
@@ -18,13 +20,16 @@ from django.utils import timezone
 
 from activity.models import Kind
 from activity.service import activity_record
-from alerting import service
+from alerting import service, watch
 from alerting.models import Destination, Notice, NoticeState
 from smtp_settings import alerts
+from smtp_settings.models import WorkerHeartbeat
 
 from .alert_receiver import AlertReceiver, alert_receiver  # noqa: F401  (the fixture)
 from .sandbox.directory import EXCHANGE_RESOURCE
+from .test_outbox_worker import wait_for
 from .test_reminders import configured, days_before
+from .test_worker_as_make_run_starts_it import procfile_worker  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 TOKEN = "s3cr3t-hook-token-4821"
@@ -224,3 +229,38 @@ def test_the_alerts_page_is_for_administrators_only(client: Client) -> None:
         == 403
     )
     assert not Destination.objects.exists()
+
+
+@pytest.mark.worker
+def test_a_stopped_worker_is_alerted_within_a_minute_and_its_return_too(
+    sandbox: Any,
+    alert_receiver: AlertReceiver,  # noqa: F811
+    procfile_worker: Any,  # noqa: F811
+    settings: Any,
+) -> None:
+    # Reports every second, gone after three missed ones (and two 1 s drains): in 3 s.
+    beat = {"SEI_HEARTBEAT_SECONDS": "1", "SMTP_OUTBOX_DRAIN_SECONDS": "1"}
+    settings.SEI_HEARTBEAT_SECONDS, settings.SMTP_OUTBOX_DRAIN_SECONDS = 1.0, 1.0
+    service.destination_add(label="Ops", url=alert_receiver.url(f"/ok/{TOKEN}"))
+    worker = procfile_worker(**beat)
+    wait_for(lambda: WorkerHeartbeat.objects.filter(role=WorkerHeartbeat.WORKER).exists())
+    watching = watch.start(interval=0.5)  # what each web process runs (gunicorn.conf.py)
+    try:
+        os.killpg(worker.pid, signal.SIGSTOP)
+        try:
+            wait_for(lambda: "The Celery worker stopped reporting" in alert_receiver.titles())
+        finally:
+            os.killpg(worker.pid, signal.SIGCONT)
+        wait_for(lambda: len(alert_receiver.titles()) >= 4)
+    finally:
+        watching.set()
+    titles = alert_receiver.titles()
+    # Beat runs as a thread of that worker here: it stopped and came back with it.
+    assert sorted(titles) == sorted(
+        [
+            "The Celery worker stopped reporting",
+            "The Celery worker runs again",
+            "The Celery beat stopped reporting",
+            "The Celery beat runs again",
+        ]
+    ), titles

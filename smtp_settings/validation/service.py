@@ -340,7 +340,7 @@ def _why_no_worker_took_it() -> str:
     """The real reason a queued run waits: workers that report in are busy, or none runs."""
     now = timezone.now()
     # The worker's heartbeat comes every SEI_HEARTBEAT_SECONDS on the queue runs use.
-    recent = now - timedelta(seconds=max(3 * settings.SEI_HEARTBEAT_SECONDS, 180.0))
+    recent = now - timedelta(seconds=WorkerHeartbeat.stale_after())
     if not WorkerHeartbeat.objects.filter(role=WorkerHeartbeat.WORKER, seen_at__gte=recent):
         return (
             "no worker has reported in lately. Check that the Celery worker is running "
