@@ -118,6 +118,10 @@ def _settings_with_status() -> SmtpSettings | None:
                 WorkerHeartbeat.objects.filter(role=WorkerHeartbeat.WORKER).order_by("-seen_at"),
                 ["worker", "role", "seen_at"],
             ),
+            _beat=_latest(
+                WorkerHeartbeat.objects.filter(role=WorkerHeartbeat.BEAT).order_by("-seen_at"),
+                ["worker", "role", "seen_at"],
+            ),
             _last_sent=Subquery(
                 deliveries.filter(state=DeliveryState.SENT)
                 .order_by("-sent_at")
@@ -148,6 +152,7 @@ class MailSnapshot:
             )
         self.__dict__["verdict"] = verdict
         self.__dict__["worker"] = _from_json(WorkerHeartbeat, row._worker)
+        self.__dict__["beat"] = _from_json(WorkerHeartbeat, row._beat)
         self.__dict__["last_sent"] = row._last_sent
         self.__dict__["counts"] = {
             state: getattr(row, f"_count_{state}") for state in DeliveryState.values
@@ -170,6 +175,12 @@ class MailSnapshot:
     def worker(self) -> WorkerHeartbeat | None:
         return (
             WorkerHeartbeat.objects.filter(role=WorkerHeartbeat.WORKER).order_by("-seen_at").first()
+        )
+
+    @cached_property
+    def beat(self) -> WorkerHeartbeat | None:
+        return (
+            WorkerHeartbeat.objects.filter(role=WorkerHeartbeat.BEAT).order_by("-seen_at").first()
         )
 
     @cached_property
@@ -254,6 +265,7 @@ def banners(snapshot: MailSnapshot | None = None) -> list[Banner]:
                 f"{health.cause or health.detail}",
             )
         )
+    found += _background_gone(snapshot)
     held = snapshot.held
     if held:
         count = held["count"]
@@ -266,6 +278,51 @@ def banners(snapshot: MailSnapshot | None = None) -> list[Banner]:
                 "saved in Manage SMTP.",
             )
         )
+    return found
+
+
+@dataclass(frozen=True)
+class Process:
+    """A background process as the pages show it."""
+
+    role: str
+    name: str
+    waits: str  # what waits while it is gone
+    heartbeat: WorkerHeartbeat | None
+    gone: bool
+
+
+def background(snapshot: MailSnapshot) -> list[Process]:
+    """The worker and beat: when each last reported, and whether it counts as gone."""
+    now = timezone.now()
+    return [
+        Process(
+            role, name, waits, heartbeat,
+            heartbeat is not None
+            and (now - heartbeat.seen_at).total_seconds() > WorkerHeartbeat.stale_after(),
+        )
+        for role, name, waits, heartbeat in (
+            (WorkerHeartbeat.WORKER, "Celery worker",
+             "no mail leaves, Validate and reminders wait", snapshot.worker),
+            (WorkerHeartbeat.BEAT, "Celery beat",
+             "reminders, health checks and retries of deferred mail wait", snapshot.beat),
+        )
+    ]  # fmt: skip
+
+
+def _background_gone(snapshot: MailSnapshot) -> list[Banner]:
+    found = []
+    for process in background(snapshot):
+        if process.gone and process.heartbeat is not None:
+            since = timezone.localtime(process.heartbeat.seen_at)
+            found.append(
+                Banner(
+                    f"{process.role}-gone",
+                    f"The {process.name} ({process.heartbeat.worker}) has not reported since "
+                    f"{since:%Y-%m-%d %H:%M:%S}: {process.waits}. Start it again (make run, "
+                    "or your service manager) and look at its log.",
+                )
+            )
     return found
 
 

@@ -232,7 +232,8 @@ def test_the_alerts_page_is_for_administrators_only(client: Client) -> None:
 
 
 @pytest.mark.worker
-def test_a_stopped_worker_is_alerted_within_a_minute_and_its_return_too(
+def test_a_stopped_worker_is_a_banner_and_an_alert_and_its_return_an_alert_too(
+    admin: Client,
     sandbox: Any,
     alert_receiver: AlertReceiver,  # noqa: F811
     procfile_worker: Any,  # noqa: F811
@@ -249,9 +250,16 @@ def test_a_stopped_worker_is_alerted_within_a_minute_and_its_return_too(
         os.killpg(worker.pid, signal.SIGSTOP)
         try:
             wait_for(lambda: "The Celery worker stopped reporting" in alert_receiver.titles())
+            page = admin.get(reverse("administration")).content.decode()
+            assert 'id="banner-worker-gone"' in page and 'id="banner-beat-gone"' in page
+            assert "The Celery worker is stopped" in page
+            # Every Administration page carries the banner, Manage SMTP included.
+            page = admin.get(reverse("smtp_settings:manage")).content.decode()
+            assert 'id="banner-worker-gone"' in page
         finally:
             os.killpg(worker.pid, signal.SIGCONT)
         wait_for(lambda: len(alert_receiver.titles()) >= 4)
+        assert "banner-worker-gone" not in admin.get(reverse("administration")).content.decode()
     finally:
         watching.set()
     titles = alert_receiver.titles()
