@@ -95,8 +95,10 @@ class Mail(_ClosesConnections, HealthCheck):
         row = SmtpSettings.load()
         if not row.is_stored:
             raise ServiceUnavailable("Manage SMTP has no saved settings")
-        # What stops mail now; a secret that expires next week is the banner's to say.
-        problems = [banner.text for banner in status.banners() if banner.key != "secret-expiring"]
+        # What stops mail now; a secret that expires next week is the banner's to say, and a
+        # stopped worker or beat the Worker and Beat checks'.
+        others = ("secret-expiring", "worker-gone", "beat-gone")
+        problems = [banner.text for banner in status.banners() if banner.key not in others]
         if problems:
             raise ServiceUnavailable(" ".join(problems))
 

@@ -170,6 +170,10 @@ def smtp_settings_save(
         )
         # Messages held on broken settings get one more attempt with these.
         outbox.outbox_release_held(by=row.updated_by)
+        if row.auth_type == AuthType.OAUTH2:
+            # The last health check judged the settings before these: check these now, so
+            # that its banner, the status line and /healthz say what holds for them.
+            mail_health_check_request(throttled=False)
         return row
 
 
@@ -234,10 +238,13 @@ HEALTH_CHECK_TASK = "smtp_settings.tasks.mail_health_check"
 HEALTH_CHECK_EVERY_SECONDS = 60
 
 
-def mail_health_check_request() -> bool:
+def mail_health_check_request(*, throttled: bool = True) -> bool:
     """Ask a worker to run the health check (it needs the network, so never in a request);
-    at most once a minute, whoever asks: each run is a token request to Entra ID."""
-    if not cache.add("mail-health-check-requested", True, timeout=HEALTH_CHECK_EVERY_SECONDS):
+    at most once a minute, whoever asks (each run is a token request to Entra ID), unless
+    new settings were just saved."""
+    if throttled and not cache.add(
+        "mail-health-check-requested", True, timeout=HEALTH_CHECK_EVERY_SECONDS
+    ):
         return False
     enqueue.after_commit(HEALTH_CHECK_TASK)
     return True

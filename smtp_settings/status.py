@@ -256,7 +256,8 @@ def banners(snapshot: MailSnapshot | None = None) -> list[Banner]:
             )
         )
     health = snapshot.health
-    if health is not None and not health.ok:
+    # A failure of settings saved over since is not theirs: Save asked for a new check.
+    if health is not None and not health.ok and not _judged_older_settings(health, row):
         checked = timezone.localtime(health.checked_at)
         found.append(
             Banner(
@@ -324,6 +325,10 @@ def _background_gone(snapshot: MailSnapshot) -> list[Banner]:
                 )
             )
     return found
+
+
+def _judged_older_settings(health: MailHealthCheck, row: SmtpSettings) -> bool:
+    return bool(row.is_stored and row.updated_at and health.checked_at < row.updated_at)
 
 
 def heartbeat_age(role: str, *, now: datetime | None = None) -> float | None:

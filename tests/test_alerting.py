@@ -23,7 +23,7 @@ from activity.service import activity_record
 from alerting import service, watch
 from alerting.models import Destination, Notice, NoticeState
 from smtp_settings import alerts
-from smtp_settings.models import WorkerHeartbeat
+from smtp_settings.models import MailHealthCheck, WorkerHeartbeat
 
 from .alert_receiver import AlertReceiver, alert_receiver  # noqa: F401  (the fixture)
 from .sandbox.directory import EXCHANGE_RESOURCE
@@ -272,3 +272,29 @@ def test_a_stopped_worker_is_a_banner_and_an_alert_and_its_return_an_alert_too(
             "The Celery beat runs again",
         ]
     ), titles
+
+
+@pytest.mark.worker
+def test_saving_working_settings_clears_a_failed_health_check_at_once(
+    admin: Client,
+    sandbox: Any,
+    alert_receiver: AlertReceiver,  # noqa: F811
+    procfile_worker: Any,  # noqa: F811
+) -> None:
+    configured(sandbox)
+    service.destination_add(label="Ops", url=alert_receiver.url(f"/ok/{TOKEN}"))
+    sandbox.app.roles[EXCHANGE_RESOURCE] = []  # admin consent withdrawn
+    assert not alerts.mail_health_check_run().ok  # type: ignore[union-attr]
+    assert 'id="banner-health-failed"' in admin.get(reverse("administration")).content.decode()
+    assert admin.get("/healthz", HTTP_ACCEPT="application/json").json()["Mail()"] != "OK"
+
+    sandbox.app.roles[EXCHANGE_RESOURCE] = ["SMTP.SendAsApp"]  # consent granted again
+    procfile_worker()
+    configured(sandbox)  # Save, as the page does
+    # The failure judged the settings before this Save: its banner goes at once...
+    assert "banner-health-failed" not in admin.get(reverse("administration")).content.decode()
+    # ...and the check Save asked for runs on the worker, and says so everywhere.
+    wait_for(lambda: MailHealthCheck.objects.filter(ok=True).exists())
+    wait_for(lambda: "Mail works again: the health check passed" in alert_receiver.titles())
+    assert "banner-health-failed" not in admin.get(reverse("administration")).content.decode()
+    assert admin.get("/healthz", HTTP_ACCEPT="application/json").json()["Mail()"] == "OK"
