@@ -92,7 +92,11 @@ def signin_code(request: HttpRequest) -> HttpResponse:
                     "set up the authenticator app again under Two-factor sign-in.",
                 )
             return redirect(pending.next_url)
-        if signin_flow.signin_code_failed(request=request, credentials=credentials):
+        # During django-otp's pause no code is checked, so none counts as wrong: a right one
+        # typed too early is not held against the account.
+        if not check.wait_seconds and signin_flow.signin_code_failed(
+            request=request, credentials=credentials
+        ):
             return _locked_out(request, credentials)
         form.add_error("code", _wrong_code_text(check.wait_seconds))
     return render(request, "registration/login_code.html", {"form": form, "username": pending.user})
@@ -232,7 +236,9 @@ def _verify_session(request: HttpRequest, context: dict[str, Any]) -> HttpRespon
             if check.used_backup_code:
                 two_factor.two_factor_backup_code_used(user=user, address=client_address(request))
             return redirect(context["next"] or "administration")
-        if signin_flow.signin_code_failed(request=request, credentials=credentials):
+        if not check.wait_seconds and signin_flow.signin_code_failed(
+            request=request, credentials=credentials
+        ):  # (during the pause no code is checked, so none counts as wrong)
             # Too many wrong codes from a signed-in session: it ends, like the sign-in would.
             logout(request)
             return get_lockout_response(request, None, credentials)
