@@ -96,6 +96,34 @@ def test_adding_without_a_password_sends_an_invitation_that_sets_one(
     assert User.objects.get(pk=invitee.pk).check_password("chosen by me 2026")
 
 
+def test_forgot_password_before_choosing_one_sends_the_invitation_again(
+    admin_client: Client,
+) -> None:
+    admin_client.post(
+        reverse("accounts:user_add"),
+        {"username": "invitee", "email": "invitee@example.test", "administrator": ""},
+    )
+    mail.outbox.clear()
+    # The invitation's link ran out; the invitee tries the sign-in page's reset.
+    response = Client().post(reverse("password_reset"), {"email": "INVITEE@example.test"})
+    assert response.status_code == 302
+    (message,) = mail.outbox
+    assert message.to == ["invitee@example.test"]
+    assert "You asked to choose a password" in message.body
+    assert 'use "Forgot your password?"' in message.body
+    path = re.search(r"https?://[^/\s]+(/login/reset/\S+/\S+/)", message.body).group(1)
+    browser = Client()
+    form = browser.get(path, follow=True)
+    done = browser.post(
+        form.redirect_chain[-1][0],
+        {"new_password1": "chosen by me 2026", "new_password2": "chosen by me 2026"},
+    )
+    assert done.status_code == 302
+    assert User.objects.get(username="invitee").check_password("chosen by me 2026")
+    entry = Entry.objects.filter(kind=Kind.USER_ADDED).order_by("-at", "-id").first()
+    assert entry is not None and "asked on the sign-in page" in entry.summary
+
+
 def test_a_bad_new_user_is_refused_next_to_its_fields(admin_client: Client) -> None:
     response = admin_client.post(
         reverse("accounts:user_add"),
