@@ -220,6 +220,32 @@ def user_invite(
         )
 
 
+def user_details_change(
+    *,
+    user: AbstractBaseUser,
+    changed: dict[str, str],
+    by: AbstractBaseUser,
+    address: str | None = None,
+) -> None:
+    """Save a user's new name or e-mail (``changed``: only the fields that changed)."""
+    if not changed:
+        return
+    for name, value in changed.items():
+        setattr(user, name, value)
+    user.save(update_fields=list(changed))
+    what = ", ".join(
+        f"e-mail to <{value}>" if name == "email" else f"{name.replace('_', ' ')}"
+        for name, value in changed.items()
+    )
+    whose = "their own" if by.pk == user.pk else f"{user.get_username()}'s"
+    activity_record(
+        kind=Kind.USER_CHANGED,
+        summary=f"Changed {whose} {what}.",
+        actor=by,
+        address=address,
+    )
+
+
 def users_invited_without_password(*, email: str) -> list[AbstractBaseUser]:
     """Active users with this address who have not chosen a password yet: Django's reset
     form leaves them out (it mails only users with a usable password)."""
