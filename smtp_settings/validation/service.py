@@ -396,7 +396,10 @@ def validation_runs_purge() -> int:
 
 
 def validation_recent_runs(*, limit: int = 10) -> list[ValidationRun]:
-    """Validate's runs (the setup assistant's part checks are shown on its own page)."""
+    """Validate's runs (the setup assistant's part checks are shown on its own page). Runs
+    abandoned by their worker end first: beat's sweep does it too, but beat may be what is
+    gone (under make run it is a thread of the worker), and the list must not say Queued."""
+    validation_runs_expire_abandoned()
     return list(
         ValidationRun.objects.filter(scope=RunScope.FULL).select_related("requested_by")[:limit]
     )
