@@ -161,12 +161,13 @@ def user_add(
 def user_invite(
     *,
     user: AbstractBaseUser,
-    by: AbstractBaseUser,
+    by: AbstractBaseUser | None,
     address: str | None = None,
     record: bool = True,
 ) -> None:
     """Send (again) the e-mail with a link to choose a password; only to someone who has
-    none yet, and may sign in."""
+    none yet, and may sign in. ``by`` None: they asked for it themselves, with "Forgot your
+    password?" before they had one."""
     if user.has_usable_password():
         raise InvitationRefused(
             f"{user.get_username()} has a password already, so no invitation was sent: "
@@ -187,12 +188,51 @@ def user_invite(
         to=user.email,
     )
     if record:
+        asked = (
+            "" if by is not None else " (they asked on the sign-in page, having no password yet)"
+        )
         activity_record(
             kind=Kind.USER_ADDED,
-            summary=f"Sent {user.get_username()} a new invitation to <{user.email}>.",
+            summary=f"Sent {user.get_username()} a new invitation to <{user.email}>{asked}.",
             actor=by,
             address=address,
         )
+
+
+def user_details_change(
+    *,
+    user: AbstractBaseUser,
+    changed: dict[str, str],
+    by: AbstractBaseUser,
+    address: str | None = None,
+) -> None:
+    """Save a user's new name or e-mail (``changed``: only the fields that changed)."""
+    if not changed:
+        return
+    for name, value in changed.items():
+        setattr(user, name, value)
+    user.save(update_fields=list(changed))
+    what = ", ".join(
+        f"e-mail to <{value}>" if name == "email" else f"{name.replace('_', ' ')}"
+        for name, value in changed.items()
+    )
+    whose = "their own" if by.pk == user.pk else f"{user.get_username()}'s"
+    activity_record(
+        kind=Kind.USER_CHANGED,
+        summary=f"Changed {whose} {what}.",
+        actor=by,
+        address=address,
+    )
+
+
+def users_invited_without_password(*, email: str) -> list[AbstractBaseUser]:
+    """Active users with this address who have not chosen a password yet: Django's reset
+    form leaves them out (it mails only users with a usable password)."""
+    return [
+        user
+        for user in get_user_model()._default_manager.filter(email__iexact=email, is_active=True)
+        if not user.has_usable_password()
+    ]
 
 
 def one_time_link_send(*, subject: str, body: str, to: str) -> None:

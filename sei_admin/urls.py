@@ -48,6 +48,7 @@ urlpatterns = [
     path("healthz/live", healthz.LiveView.as_view(), name="healthz_live"),
     path("administration/", views.administration_index, name="administration"),
     path("administration/activity/", views.activity, name="activity"),
+    path("administration/alerts/", include("alerting.urls")),
     path("administration/", include("smtp_settings.urls")),
     path("", include("accounts.urls")),
 ]

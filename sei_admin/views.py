@@ -48,7 +48,7 @@ def administration_index(request: HttpRequest) -> HttpResponse:
         "administration/index.html",
         {
             "smtp": smtp,
-            "heartbeat": snapshot.worker,
+            "background": status.background(snapshot),
             "mail_state": status.mail_at_a_glance(snapshot=snapshot),
             "recipients": alerts.alert_recipients(settings_row=smtp),
             "two_factor_required": settings.SEI_REQUIRE_2FA,

@@ -52,5 +52,4 @@ def heartbeat_age(role: str, *, now: datetime | None = None) -> float | None:
 
 
 def heartbeat_stale_after() -> float:
-    """A heartbeat older than three beats (and at least three minutes) means the process is gone."""
-    return max(3 * settings.SEI_HEARTBEAT_SECONDS, 180.0)
+    return WorkerHeartbeat.stale_after()

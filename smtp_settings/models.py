@@ -201,6 +201,13 @@ class WorkerHeartbeat(models.Model):
     def __str__(self) -> str:
         return f"{self.worker} at {self.seen_at:%Y-%m-%d %H:%M:%S}"
 
+    @staticmethod
+    def stale_after() -> float:
+        """Seconds without a report after which a process counts as gone: three beats, or
+        one beat behind two drains (a busy worker runs its heartbeat once a drain ends)."""
+        beat = float(settings.SEI_HEARTBEAT_SECONDS)
+        return max(3 * beat, beat + 2 * float(settings.SMTP_OUTBOX_DRAIN_SECONDS))
+
 
 class RunStatus(models.TextChoices):
     QUEUED = "queued", "Queued"

@@ -30,6 +30,7 @@ from smtp_settings.models import (
     blank_secret_moved,
     secrets_moved,
 )
+from smtp_settings.monitoring.health_check import mail_health_check_request
 
 logger = logging.getLogger(__name__)
 
@@ -158,6 +159,10 @@ def smtp_settings_save(
         _changes_record(row, changes, now)
         # Messages held on broken settings get one more attempt with these.
         outbox.outbox_release_held(by=row.updated_by)
+        if row.auth_type == AuthType.OAUTH2:
+            # The last health check judged the settings before these: check these now, so
+            # that its banner, the status line and /healthz say what holds for them.
+            mail_health_check_request(throttled=False)
         return row
 
 

@@ -131,7 +131,10 @@ def test_external_text_needs_no_one() -> None:
 # or package by its dotted name). A module may import the modules of its own row; the most
 # specific pattern names a module's row.
 PACKAGES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "project": (("sei_admin", "sei_admin.*"), ("smtp_settings", "accounts", "activity", "text")),
+    "project": (
+        ("sei_admin", "sei_admin.*"),
+        ("smtp_settings", "accounts", "activity", "alerting", "text"),
+    ),
     "activity": (("activity", "activity.*"), ("text",)),
     "accounts": (("accounts", "accounts.*"), ("permissions", "links", "activity")),
     "text": (("external_text", "external_text.*"), ()),
@@ -140,6 +143,8 @@ PACKAGES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # Leaves of Django only that every part of Manage SMTP may use.
     "permissions": (("smtp_settings.permissions",), ()),
     "links": (("smtp_settings.links",), ()),
+    # What Manage SMTP announces for others to act on (alerts), so it imports none of them.
+    "signals": (("smtp_settings.signals",), ()),
     # Knows the tasks by name only: their routes (settings.CELERY_TASK_ROUTES), never code.
     "enqueue": (("smtp_settings.enqueue",), ("tasks",)),
     "rows": (
@@ -172,7 +177,8 @@ PACKAGES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     ),
     "services": (
         ("smtp_settings.services",),
-        ("rows", "outbox", "activity", "enqueue", "facts"),
+        # Save asks for a health check of the settings it saved.
+        ("rows", "outbox", "activity", "enqueue", "facts", "smtp_settings.monitoring.health_check"),
     ),
     # Each worker's and beat's word that it runs.
     "heartbeats": (("smtp_settings.heartbeats",), ("rows",)),
@@ -181,8 +187,14 @@ PACKAGES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("smtp_settings.monitoring", "smtp_settings.monitoring.*"),
         (
             *("heartbeats", "outbox", "sending", "smtp_settings.validation.token_check"),
-            *("rows", "field rules", "facts", "permissions", "links", "enqueue"),
+            *("rows", "field rules", "facts", "permissions", "links", "enqueue", "signals"),
         ),
+    ),
+    # Alerts outside mail: hears Manage SMTP's signal and the activity trail; Manage SMTP
+    # never imports it.
+    "alerting": (
+        ("alerting", "alerting.*"),
+        ("rows", "activity", "links", "permissions", "signals", "field rules"),
     ),
     "pages": (
         (
@@ -213,7 +225,14 @@ PACKAGES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 # "Never", followed through every module on the way: pages and tasks do not reach the mail
 # engine but through a row that may import it (a service: it hands the engine plain values).
 NEVER_REACH = {"pages": "mail", "tasks": "mail"}
-PROJECT_PACKAGES = ("sei_admin", "activity", "accounts", "external_text", "smtp_settings")
+PROJECT_PACKAGES = (
+    "sei_admin",
+    "activity",
+    "accounts",
+    "alerting",
+    "external_text",
+    "smtp_settings",
+)
 SETTINGS_MODULE = "sei_admin.settings"
 
 

@@ -365,3 +365,27 @@ def test_healthz_tells_administrators_and_the_token_why(
     settings.SEI_HEALTHZ_TOKEN = ""
     answer = probe("/healthz", HTTP_AUTHORIZATION="Bearer ").json()
     assert check(answer, "Worker(") == "unavailable"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_healthz_is_200_with_a_warning_while_the_secret_expires_soon(
+    sandbox: Any, settings: Any
+) -> None:
+    soon = timezone.localdate() + timedelta(days=3)
+    configured(sandbox, secret_expiration_date=soon.isoformat())
+    for role in ("worker", "beat"):
+        WorkerHeartbeat.objects.create(worker=f"{role}@here", role=role, seen_at=timezone.now())
+    settings.SEI_HEALTHZ_TOKEN = HEALTHZ_TOKEN
+    answer = probe("/healthz", HTTP_AUTHORIZATION=f"Bearer {HEALTHZ_TOKEN}")
+    assert answer.status_code == 200, answer.json()
+    body = answer.json()
+    assert check(body, "Mail(") == "OK"
+    assert any("expires in 3 days" in text for text in body["Warnings"])
+    text = probe("/healthz", HTTP_AUTHORIZATION=f"Bearer {HEALTHZ_TOKEN}", HTTP_ACCEPT="text/plain")
+    assert "Warning: The client secret expires in 3 days" in text.content.decode()
+    # Anonymous callers learn only that every check is OK.
+    anonymous = probe("/healthz")
+    assert anonymous.status_code == 200 and "Warnings" not in anonymous.json()
+    # Once it has expired, mail cannot leave: 503.
+    configured(sandbox, secret_expiration_date="2020-01-01")
+    assert probe("/healthz", HTTP_AUTHORIZATION=f"Bearer {HEALTHZ_TOKEN}").status_code == 503

@@ -397,3 +397,20 @@ def test_a_run_waiting_behind_busy_workers_says_they_are_busy_not_stopped(
     assert validation_runs_expire_abandoned() == 1
     summary = ValidationRun.objects.get().summary
     assert "busy delivering the outbox" in summary and "worker is running" not in summary
+
+
+def test_recent_validations_never_show_an_abandoned_run_as_queued(
+    admin_client: Client, oauth_form_data: dict[str, Any], django_capture_on_commit_callbacks: Any
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    # Queued with no worker and no beat to end it (under make run both stop together).
+    with django_capture_on_commit_callbacks():
+        admin_client.post(reverse("smtp_settings:validate"), oauth_form_data, **JSON)
+    ValidationRun.objects.update(created_at=timezone.now() - timedelta(minutes=5))
+    table = admin_client.get(reverse("smtp_settings:recent_runs")).content.decode()
+    assert "Queued" not in table and "Could not finish" in table
+    run = ValidationRun.objects.get()
+    assert run.status == RunStatus.ERROR and run.candidate_secret is None

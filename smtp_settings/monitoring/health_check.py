@@ -10,16 +10,20 @@ from smtp_settings import enqueue
 from smtp_settings.models import AuthType, MailHealthCheck, SmtpSettings
 from smtp_settings.monitoring.alerts import alert_recipients, alert_send, manage_smtp_url
 from smtp_settings.sending import smtp_settings_mail_for_sending
+from smtp_settings.signals import alert_raised
 from smtp_settings.validation import token_check
 
 HEALTH_CHECK_TASK = "smtp_settings.tasks.mail_health_check"
 HEALTH_CHECK_EVERY_SECONDS = 60
 
 
-def mail_health_check_request() -> bool:
+def mail_health_check_request(*, throttled: bool = True) -> bool:
     """Ask a worker to run the health check (it needs the network, so never in a request);
-    at most once a minute, whoever asks: each run is a token request to Entra ID."""
-    if not cache.add("mail-health-check-requested", True, timeout=HEALTH_CHECK_EVERY_SECONDS):
+    at most once a minute, whoever asks (each run is a token request to Entra ID), unless
+    new settings were just saved."""
+    if throttled and not cache.add(
+        "mail-health-check-requested", True, timeout=HEALTH_CHECK_EVERY_SECONDS
+    ):
         return False
     enqueue.after_commit(HEALTH_CHECK_TASK)
     return True
@@ -54,6 +58,15 @@ def mail_health_check_run() -> MailHealthCheck | None:
             subject=_health_subject(check),
             body=_health_body(check),
             recipients=alert_recipients(settings_row=row),
+        )
+        # Each result makes an undelivered alert of the other untrue: it is not sent any more.
+        alert_raised.send(
+            sender=MailHealthCheck,
+            key=f"health:{check.pk}",
+            kind="health.recovered" if check.ok else "health.failed",
+            title=_health_subject(check),
+            body=_health_body(check),
+            drops_pending=("health.failed",) if check.ok else ("health.recovered",),
         )
     # Keep a few weeks of daily checks, not years.
     old = MailHealthCheck.objects.values_list("pk", flat=True)[100:]

@@ -14,6 +14,7 @@ from django.utils import timezone
 from smtp_settings.mail import microsoft
 from smtp_settings.models import AuthType, SecretReminder, SmtpSettings
 from smtp_settings.monitoring.alerts import alert_recipients, alert_send, manage_smtp_url
+from smtp_settings.signals import alert_raised
 
 logger = logging.getLogger(__name__)
 
@@ -141,6 +142,13 @@ def secret_expiry_reminders_send(*, now: datetime | None = None) -> ReminderRepo
                 sent_at=now or timezone.now(),
             )
             alert_send(subject=subject, body=body, recipients=recipients)
+            alert_raised.send(
+                sender=SecretReminder,
+                key=f"secret-expiry:{_series(row)}:{threshold}",
+                kind="secret.expiry",
+                title=subject,
+                body=body,
+            )
     except IntegrityError:
         return ReminderReport(reason=f"The {threshold} reminder for this secret went already.")
     logger.info("Secret-expiry reminder %s queued for %s recipients", threshold, len(recipients))

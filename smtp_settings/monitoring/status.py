@@ -107,6 +107,10 @@ def _workers() -> QuerySet[WorkerHeartbeat]:
     return WorkerHeartbeat.objects.filter(role=WorkerHeartbeat.WORKER).order_by("-seen_at")
 
 
+def _beats() -> QuerySet[WorkerHeartbeat]:
+    return WorkerHeartbeat.objects.filter(role=WorkerHeartbeat.BEAT).order_by("-seen_at")
+
+
 def _sent() -> QuerySet[Delivery]:
     return Delivery.objects.filter(state=DeliveryState.SENT).order_by("-sent_at")
 
@@ -132,6 +136,7 @@ def _settings_with_status() -> SmtpSettings | None:
             _health=_latest(_health_checks(), _HEALTH_FIELDS),
             _verdict=_latest(_verdicts(), [*_VERDICT_FIELDS, "requested_by__username"]),
             _worker=_latest(_workers(), ["worker", "role", "seen_at"]),
+            _beat=_latest(_beats(), ["worker", "role", "seen_at"]),
             _last_sent=Subquery(_sent().values("sent_at")[:1]),
             **counts,
         )
@@ -158,6 +163,7 @@ class MailSnapshot:
             )
         self.__dict__["verdict"] = verdict
         self.__dict__["worker"] = _from_json(WorkerHeartbeat, row._worker)
+        self.__dict__["beat"] = _from_json(WorkerHeartbeat, row._beat)
         self.__dict__["last_sent"] = row._last_sent
         self.__dict__["counts"] = {
             state: getattr(row, f"_count_{state}") for state in DeliveryState.values
@@ -174,6 +180,10 @@ class MailSnapshot:
     @cached_property
     def worker(self) -> WorkerHeartbeat | None:
         return _workers().first()
+
+    @cached_property
+    def beat(self) -> WorkerHeartbeat | None:
+        return _beats().first()
 
     @cached_property
     def counts(self) -> dict[str, int]:
@@ -253,7 +263,8 @@ def banners(snapshot: MailSnapshot | None = None) -> list[Banner]:
             )
         )
     health = snapshot.health
-    if health is not None and not health.ok:
+    # A failure of settings saved over since is not theirs: Save asked for a new check.
+    if health is not None and not health.ok and not _judged_older_settings(health, row):
         checked = timezone.localtime(health.checked_at)
         found.append(
             Banner(
@@ -262,6 +273,7 @@ def banners(snapshot: MailSnapshot | None = None) -> list[Banner]:
                 f"{health.cause or health.detail}",
             )
         )
+    found += _background_gone(snapshot)
     held = snapshot.held
     if held:
         count = held["count"]
@@ -275,3 +287,52 @@ def banners(snapshot: MailSnapshot | None = None) -> list[Banner]:
             )
         )
     return found
+
+
+@dataclass(frozen=True)
+class Process:
+    """A background process as the pages show it."""
+
+    role: str
+    name: str
+    waits: str  # what waits while it is gone
+    heartbeat: WorkerHeartbeat | None
+    gone: bool
+
+
+def background(snapshot: MailSnapshot) -> list[Process]:
+    """The worker and beat: when each last reported, and whether it counts as gone."""
+    now = timezone.now()
+    return [
+        Process(
+            role, name, waits, heartbeat,
+            heartbeat is not None
+            and (now - heartbeat.seen_at).total_seconds() > WorkerHeartbeat.stale_after(),
+        )
+        for role, name, waits, heartbeat in (
+            (WorkerHeartbeat.WORKER, "Celery worker",
+             "no mail leaves, Validate and reminders wait", snapshot.worker),
+            (WorkerHeartbeat.BEAT, "Celery beat",
+             "reminders, health checks and retries of deferred mail wait", snapshot.beat),
+        )
+    ]  # fmt: skip
+
+
+def _background_gone(snapshot: MailSnapshot) -> list[Banner]:
+    found = []
+    for process in background(snapshot):
+        if process.gone and process.heartbeat is not None:
+            since = timezone.localtime(process.heartbeat.seen_at)
+            found.append(
+                Banner(
+                    f"{process.role}-gone",
+                    f"The {process.name} ({process.heartbeat.worker}) has not reported since "
+                    f"{since:%Y-%m-%d %H:%M:%S}: {process.waits}. Start it again (make run, "
+                    "or your service manager) and look at its log.",
+                )
+            )
+    return found
+
+
+def _judged_older_settings(health: MailHealthCheck, row: SmtpSettings) -> bool:
+    return bool(row.is_stored and row.updated_at and health.checked_at < row.updated_at)

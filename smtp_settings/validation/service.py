@@ -355,7 +355,7 @@ def _why_no_worker_took_it() -> str:
     """The real reason a queued run waits: workers that report in are busy, or none runs."""
     now = timezone.now()
     # The worker's heartbeat comes every SEI_HEARTBEAT_SECONDS on the queue runs use.
-    recent = now - timedelta(seconds=max(3 * settings.SEI_HEARTBEAT_SECONDS, 180.0))
+    recent = now - timedelta(seconds=WorkerHeartbeat.stale_after())
     if not WorkerHeartbeat.objects.filter(role=WorkerHeartbeat.WORKER, seen_at__gte=recent):
         return (
             "no worker has reported in lately. Check that the Celery worker is running "
@@ -411,7 +411,12 @@ def validation_runs_purge() -> int:
 
 
 def validation_recent_runs(*, limit: int = 10) -> list[ValidationRun]:
-    """Validate's runs (the setup assistant's part checks are shown on its own page)."""
-    return list(
-        ValidationRun.objects.filter(scope=RunScope.FULL).select_related("requested_by")[:limit]
-    )
+    """Validate's runs (the setup assistant's part checks are shown on its own page). Runs
+    abandoned by their worker end first: beat's sweep does it too, but beat may be what is
+    gone (under make run it is a thread of the worker), and the list must not say Queued."""
+    recent = ValidationRun.objects.filter(scope=RunScope.FULL).select_related("requested_by")
+    runs = list(recent[:limit])
+    unfinished = any(run.status in (RunStatus.QUEUED, RunStatus.RUNNING) for run in runs)
+    if unfinished and validation_runs_expire_abandoned():
+        runs = list(recent[:limit])
+    return runs
