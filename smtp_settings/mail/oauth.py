@@ -76,14 +76,22 @@ _apps: dict[tuple[str, str, str], msal.ConfidentialClientApplication] = {}
 _apps_lock = threading.Lock()
 
 
-def _app_key(authority: str, client_id: str, client_secret: str) -> tuple[str, str, str]:
-    # A hash of the secret: a replaced secret takes effect at once, and the key holds
+# What proves the app: a client secret's value, or MSAL's certificate credential (the
+# private key's PEM and the certificate's, from mail/certificate.py).
+Credential = str | dict[str, str]
+
+
+def _app_key(authority: str, client_id: str, client_secret: Credential) -> tuple[str, str, str]:
+    # A hash of the credential: a replaced one takes effect at once, and the key holds
     # nothing that could be read back.
-    return (authority, client_id, hashlib.sha256(client_secret.encode()).hexdigest())
+    material = (
+        client_secret if isinstance(client_secret, str) else repr(sorted(client_secret.items()))
+    )
+    return (authority, client_id, hashlib.sha256(material.encode()).hexdigest())
 
 
 def _application(
-    *, authority: str, client_id: str, client_secret: str, timeout: float, fresh: bool
+    *, authority: str, client_id: str, client_secret: Credential, timeout: float, fresh: bool
 ) -> msal.ConfidentialClientApplication:
     key = _app_key(authority, client_id, client_secret)
     with _apps_lock:
@@ -220,12 +228,12 @@ class _PinnedSession(requests.Session):
         return response
 
 
-def _forget(authority: str, client_id: str, client_secret: str) -> None:
+def _forget(authority: str, client_id: str, client_secret: Credential) -> None:
     with _apps_lock:
         _apps.pop(_app_key(authority, client_id, client_secret), None)
 
 
-def forget(*, token_endpoint: str, client_id: str, client_secret: str) -> None:
+def forget(*, token_endpoint: str, client_id: str, client_secret: Credential) -> None:
     """Drop the application object, and so the cached token, of these credentials."""
     _forget(authority_from_token_endpoint(token_endpoint), client_id, client_secret)
 
@@ -239,7 +247,7 @@ def acquire_token(
     *,
     token_endpoint: str,
     client_id: str,
-    client_secret: str,
+    client_secret: Credential,
     scopes: list[str],
     timeout: float,
     fresh: bool = False,

@@ -28,6 +28,19 @@ class App:
     # The Enterprise application's object id: the token's oid claim.
     service_principal_id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
+    # Certificates uploaded under Certificates & secrets: SHA-1 thumbprint (hex) -> PEM.
+    certificates: dict[str, str] = field(default_factory=dict)
+
+    def add_certificate(self, pem: str) -> str:
+        """Upload a certificate's public part; returns its thumbprint as Entra shows it."""
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes
+
+        certificate = x509.load_pem_x509_certificate(pem.encode("ascii"))
+        thumbprint = certificate.fingerprint(hashes.SHA1()).hex().upper()  # noqa: S303
+        self.certificates[thumbprint] = pem
+        return thumbprint
+
     def add_secret(self, value: str, *, expired: bool = False) -> str:
         """A new client secret; returns its Secret ID."""
         self.secrets[value] = expired
