@@ -61,6 +61,8 @@ class Mailbox:
     header_send_as_denied: bool = False
     quota_exceeded: bool = False
     full: bool = False
+    # Not reachable through Graph (inactive, or hosted on-premises): MailboxNotEnabledForRESTAPI.
+    graph_disabled: bool = False
     received: list[bytes] = field(default_factory=list)
 
 
@@ -73,6 +75,9 @@ class Tenant:
     # Service principals registered in Exchange Online with New-ServicePrincipal.
     exchange_service_principals: set[str] = field(default_factory=set)
     smtp_auth_disabled: bool = False
+    # Apps limited to some mailboxes for Graph (RBAC for Applications / access policies):
+    # service principal object id -> the mailboxes it may send as. Absent: every mailbox.
+    graph_scopes: dict[str, set[str]] = field(default_factory=dict)
 
     def add_app(self, client_id: str, secret: str, **kwargs: Any) -> App:
         app = App(client_id=client_id, **kwargs)
