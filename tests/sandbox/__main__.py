@@ -40,8 +40,8 @@ def main() -> None:
         type=int,
         default=8444,
         metavar="PORT",
-        help="HTTPS port of the Microsoft Graph stand-in (sendMail) on 127.0.0.1 "
-        "(default %(default)s)",
+        help="HTTPS port of the Microsoft Graph stand-in (sendMail) on 127.0.0.1; "
+        "make sandbox: SANDBOX_GRAPH_PORT (default %(default)s)",
     )
     parser.add_argument(
         "--folder",
