@@ -246,7 +246,8 @@ def test_a_stopped_worker_is_a_banner_and_an_alert_and_its_return_an_alert_too(
     settings: Any,
 ) -> None:
     # Reports every second, gone after three missed ones (and two 1 s drains): in 3 s.
-    beat = {"SEI_HEARTBEAT_SECONDS": "1", "SMTP_OUTBOX_DRAIN_SECONDS": "1"}
+    beat = {"SEI_HEARTBEAT_SECONDS": "1"}
+    # (The watch runs here: its rule reads this process's settings.)
     settings.SEI_HEARTBEAT_SECONDS, settings.SMTP_OUTBOX_DRAIN_SECONDS = 1.0, 1.0
     service.destination_add(label="Ops", url=alert_receiver.url(f"/ok/{TOKEN}"))
     worker = procfile_worker(**beat)
