@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import uuid
 from typing import Any, ClassVar
 
@@ -89,6 +92,19 @@ CONNECTION_FIELDS = (
     "use_ssl_tls",
     "use_sender_email",
 )
+
+
+def settings_fingerprint(values: Any, secret: str) -> str:
+    """Names one set of connection values with one secret (an HMAC: nothing of the secret
+    can be read back from it): a run that tested exactly what is saved has the saved row's."""
+    text = json.dumps([str(_value(values, name)) for name in CONNECTION_FIELDS] + [secret])
+    return hmac.new(settings.SECRET_KEY.encode(), text.encode(), hashlib.sha256).hexdigest()
+
+
+def _value(values: Any, name: str) -> Any:
+    return values.get(name, "") if isinstance(values, dict) else getattr(values, name, "")
+
+
 # What the administrator edits on Manage SMTP, secrets apart.
 EDITABLE_FIELDS = (
     *CONNECTION_FIELDS,
@@ -131,6 +147,8 @@ class SmtpSettings(models.Model):
     )
     # Counts saves: a Save from a page opened before the last one is refused, not applied.
     version = models.PositiveIntegerField(default=0, editable=False)
+    # settings_fingerprint of what is saved: Validate runs of exactly these values share it.
+    fingerprint = models.CharField(max_length=64, blank=True, editable=False)
 
     class Meta:
         verbose_name = "SMTP settings"
@@ -265,6 +283,9 @@ class ValidationRun(models.Model):
     # What the run learnt that the setup assistant carries on with (the tenant's ID and
     # token endpoint from discovery, the service principal's object ID from the token).
     outputs = models.JSONField(default=dict, blank=True)
+    # settings_fingerprint of the values and secret tested: equal to the saved row's when
+    # the run tested what is saved (before or after the Save).
+    fingerprint = models.CharField(max_length=64, blank=True)
 
     class Meta:
         ordering: ClassVar[list[str]] = ["-created_at"]

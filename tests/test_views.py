@@ -261,3 +261,40 @@ def test_an_administration_page_costs_at_most_five_queries(
     assert admin_client.get(url).status_code == 200  # the session is now in the cache
     with django_assert_max_num_queries(5):
         assert admin_client.get(url).status_code == 200
+
+
+def test_the_status_block_tells_the_saved_settings_validation_from_trials(
+    sandbox: Any, admin_client: Client
+) -> None:
+    from smtp_settings import validation
+
+    from .test_sending import save
+
+    def validate(values: dict[str, str]) -> str:
+        started = admin_client.post(
+            "/administration/smtp/validate/", values, HTTP_ACCEPT="application/json"
+        ).json()
+        validation.validation_run_execute(run_id=started["run"])
+        return str(started["run"])
+
+    def status() -> str:
+        return admin_client.get(reverse("administration")).content.decode()
+
+    values = sandbox.form_values()
+    # Validate, then Save the same values: that run is the saved settings' validation.
+    first = validate(values)
+    assert 'id="status-trial"' in status()
+    save(values)
+    page = status()
+    assert first in page.split('id="status-validation"')[1].split("</dd>")[0]
+    assert 'id="status-trial"' not in page
+    # A trial of other values (another secret) is shown apart, and the saved one stays.
+    trial = validate({**values, "client_secret": "another~Secret.Value"})
+    page = status()
+    assert first in page.split('id="status-validation"')[1].split("</dd>")[0]
+    assert trial in page.split('id="status-trial"')[1].split("</dd>")[0]
+    assert "not what is saved" in page
+    # Saved again with a change: no validation of these yet.
+    save({**values, "use_sender_email": ""})
+    changed = status().split('id="status-validation"')[1].split("</dd>")[0]
+    assert "None of these values" in changed

@@ -12,7 +12,7 @@ from functools import cached_property
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, JSONField, Model, Q, QuerySet, Subquery
+from django.db.models import Count, JSONField, Model, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce, JSONObject
 from django.http import HttpRequest
 from django.utils import timezone
@@ -64,6 +64,15 @@ def _latest(queryset: QuerySet[Any], fields: list[str]) -> Subquery:
         queryset.values(row=JSONObject(**{name: name for name in fields}))[:1],
         output_field=JSONField(),
     )
+
+
+def _run_from_json(data: dict[str, Any] | None) -> ValidationRun | None:
+    run = _from_json(ValidationRun, data)
+    if run is not None and run.requested_by_id and data is not None:
+        run.requested_by = get_user_model()(
+            pk=run.requested_by_id, username=data.get("requested_by__username")
+        )
+    return run
 
 
 def _from_json(model: type[Model], data: dict[str, Any] | None) -> Any:
@@ -134,7 +143,13 @@ def _settings_with_status() -> SmtpSettings | None:
         SmtpSettings.objects.filter(pk=SmtpSettings.SINGLETON_PK)
         .annotate(
             _health=_latest(_health_checks(), _HEALTH_FIELDS),
-            _verdict=_latest(_verdicts(), [*_VERDICT_FIELDS, "requested_by__username"]),
+            # The saved settings' own validation (the same values and secret), and the
+            # latest run of any values, shown apart when it tested something else.
+            _verdict=_latest(
+                _verdicts().filter(fingerprint=OuterRef("fingerprint")).exclude(fingerprint=""),
+                [*_VERDICT_FIELDS, "requested_by__username"],
+            ),
+            _trial=_latest(_verdicts(), [*_VERDICT_FIELDS, "requested_by__username"]),
             _worker=_latest(_workers(), ["worker", "role", "seen_at"]),
             _beat=_latest(_beats(), ["worker", "role", "seen_at"]),
             _last_sent=Subquery(_sent().values("sent_at")[:1]),
@@ -156,12 +171,8 @@ class MailSnapshot:
             return
         # Filled in from the one query: the cached properties below are not asked.
         self.__dict__["health"] = _from_json(MailHealthCheck, row._health)
-        verdict = _from_json(ValidationRun, row._verdict)
-        if verdict is not None and verdict.requested_by_id:
-            verdict.requested_by = get_user_model()(
-                pk=verdict.requested_by_id, username=row._verdict.get("requested_by__username")
-            )
-        self.__dict__["verdict"] = verdict
+        self.__dict__["verdict"] = _run_from_json(row._verdict)
+        self.__dict__["trial"] = _run_from_json(row._trial)
         self.__dict__["worker"] = _from_json(WorkerHeartbeat, row._worker)
         self.__dict__["beat"] = _from_json(WorkerHeartbeat, row._beat)
         self.__dict__["last_sent"] = row._last_sent
@@ -175,6 +186,11 @@ class MailSnapshot:
 
     @cached_property
     def verdict(self) -> ValidationRun | None:
+        """The last validation of the saved settings: none before any are saved."""
+        return None
+
+    @cached_property
+    def trial(self) -> ValidationRun | None:
         return _verdicts().select_related("requested_by").first()
 
     @cached_property
@@ -218,6 +234,11 @@ def mail_at_a_glance(*, snapshot: MailSnapshot) -> dict[str, Any]:
         "secret": secret_expiry(snapshot.row),
         "health": snapshot.health,
         "validation": snapshot.verdict,
+        # A run of other values than those saved (a Validate before Save, or after a change).
+        "trial": snapshot.trial
+        if snapshot.trial is not None
+        and (snapshot.verdict is None or snapshot.trial.pk != snapshot.verdict.pk)
+        else None,
         "last_sent": snapshot.last_sent,
         "outbox": snapshot.counts,
     }

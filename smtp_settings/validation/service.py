@@ -36,6 +36,7 @@ from smtp_settings.models import (
     WorkerHeartbeat,
     blank_secret_moved,
     readable_secret,
+    settings_fingerprint,
 )
 from smtp_settings.validation import progress
 from smtp_settings.validation.runner import Runner, steps_for
@@ -91,6 +92,7 @@ def validation_run_start(
             candidate_secret=secret or None,
             test_recipient=test_recipient,
             scope=scope,
+            fingerprint=settings_fingerprint(candidate, secret) if scope == RunScope.FULL else "",
         )
         ValidationStep.objects.bulk_create(
             ValidationStep(run=run, position=position, key=key, name=name)
