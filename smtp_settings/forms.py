@@ -269,6 +269,7 @@ class SmtpSettingsForm(forms.ModelForm):
             if not cleaned.get(name) and name not in self.errors:
                 self.add_error(name, f"{self.fields[name].label} is required for OAuth 2.0.")
         self._require_secret("client_secret", cleaned, "Enter the client secret's Value.")
+        self._secret_date_within_entras_limit(cleaned)
         if cleaned.get("secret_expiration_alert") and not cleaned.get("secret_expiration_date"):
             if self.for_validate:
                 self.notes.append(
@@ -279,6 +280,18 @@ class SmtpSettingsForm(forms.ModelForm):
                     "secret_expiration_date",
                     "Enter the date the secret expires, or turn Secret Expiration Alert off.",
                 )
+
+    def _secret_date_within_entras_limit(self, cleaned: dict[str, Any]) -> None:
+        expires = cleaned.get("secret_expiration_date")
+        months = microsoft.SECRET_LONGEST_MONTHS
+        limit = microsoft.secret_expires_by(timezone.localdate())
+        if expires and expires > limit:
+            self.add_error(
+                "secret_expiration_date",
+                f"Entra ID lets a client secret last at most {months} months, so this one "
+                f"expires by {limit:%Y-%m-%d}. Copy the Expires date shown beside the secret "
+                "under Certificates & secrets.",
+            )
 
     def _clean_basic(self, cleaned: dict[str, Any]) -> None:
         if not cleaned.get("username") and "username" not in self.errors:

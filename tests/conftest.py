@@ -8,6 +8,8 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from django.test import Client
 
+from tests.sandbox.world import SECRET_EXPIRES
+
 TENANT_ID = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 CLIENT_ID = "3fa85f64-5717-4562-b3fc-2c963f66afa6"
 CLIENT_SECRET = "Xq8~Qm2.n7Tz_pL4rS9vWc1yB6dE3fG5hJ0kK-"
@@ -49,7 +51,7 @@ def oauth_form_data() -> dict[str, Any]:
         "client_id": CLIENT_ID,
         "client_secret": CLIENT_SECRET,
         "secret_expiration_alert": "on",
-        "secret_expiration_date": "2099-05-31",
+        "secret_expiration_date": SECRET_EXPIRES,
         "tenant_id": "",
         "token_endpoint": f"https://login.microsoftonline.com/{TENANT_ID}/oauth2/v2.0/token",
         "scopes": "https://outlook.office365.com/.default",

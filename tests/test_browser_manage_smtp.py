@@ -11,6 +11,7 @@ from smtp_settings.models import SmtpSettings
 
 from .browser import sign_in
 from .conftest import CLIENT_ID, CLIENT_SECRET, TENANT_ID
+from .sandbox.world import SECRET_EXPIRES
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -49,7 +50,7 @@ def test_administrator_configures_oauth_smtp_in_the_browser(
     page.get_by_label("Client ID", exact=True).fill(CLIENT_ID)
     page.get_by_label("Client Secret", exact=True).fill(CLIENT_SECRET)
     page.get_by_label("Secret Expiration Alert", exact=True).check()
-    page.get_by_label("Secret Expiration Date", exact=True).fill("2099-03-31")
+    page.get_by_label("Secret Expiration Date", exact=True).fill(SECRET_EXPIRES)
     page.get_by_label("Directory (tenant) ID", exact=True).fill(TENANT_ID)
     expected_endpoint = f"https://login.microsoftonline.com/{TENANT_ID}/oauth2/v2.0/token"
     assert page.get_by_label("Token Endpoint", exact=True).input_value() == expected_endpoint
@@ -71,7 +72,7 @@ def test_administrator_configures_oauth_smtp_in_the_browser(
     assert page.get_by_label("Client ID", exact=True).input_value() == CLIENT_ID
     assert page.get_by_label("Client Secret", exact=True).input_value() == ""
     assert page.get_by_label("Secret Expiration Alert", exact=True).is_checked()
-    assert page.get_by_label("Secret Expiration Date", exact=True).input_value() == "2099-03-31"
+    assert page.get_by_label("Secret Expiration Date", exact=True).input_value() == SECRET_EXPIRES
     assert page.get_by_label("Token Endpoint", exact=True).input_value() == expected_endpoint
     assert page.get_by_label("Use sender email", exact=True).is_checked()
     assert page.get_by_text("A client secret is stored").is_visible()

@@ -17,6 +17,7 @@ from django.contrib.auth.models import User
 from sei_admin.celery import app
 
 from .browser import sign_in
+from .sandbox.world import SECRET_EXPIRES
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
@@ -44,7 +45,7 @@ def test_the_readme_sandbox_values_pass_validate(live_server: Any, page: Any, sa
     assert table["Authentication Type"] == "OAuth 2.0"
     page.get_by_label("Authentication Type", exact=True).select_option(label="OAuth 2.0")
     assert "any date in the future" in table["Secret Expiration Date"]
-    page.get_by_label("Secret Expiration Date", exact=True).fill("2099-12-31")
+    page.get_by_label("Secret Expiration Date", exact=True).fill(SECRET_EXPIRES)
     assert table["Use SSL/TLS, Use sender email"] == "on"
     assert page.get_by_label("Use SSL/TLS", exact=True).is_checked()
     assert page.get_by_label("Use sender email", exact=True).is_checked()

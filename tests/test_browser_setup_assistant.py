@@ -16,7 +16,14 @@ from sei_admin.celery import app
 from smtp_settings.models import SetupSecret, SmtpSettings
 
 from .browser import out_of_reach, sign_in
-from .sandbox.world import CLIENT_ID, CLIENT_SECRET, SENDER, TENANT_DOMAIN, TENANT_ID
+from .sandbox.world import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    SECRET_EXPIRES,
+    SENDER,
+    TENANT_DOMAIN,
+    TENANT_ID,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -64,7 +71,7 @@ def test_the_assistant_end_to_end_on_the_sandbox(console: Any, sandbox: Any, tmp
 
     # 4. The secret: held for the session, never shown; steps 2-3 and 4 checked by one token.
     page.get_by_label("Client secret Value", exact=True).fill(CLIENT_SECRET)
-    page.get_by_label("Secret Expiration Date", exact=True).fill("2099-12-31")
+    page.get_by_label("Secret Expiration Date", exact=True).fill(SECRET_EXPIRES)
     page.get_by_role("button", name="Save and check the secret").click()
     passed(page, 4)
     passed(page, 3)
@@ -129,7 +136,7 @@ def test_the_assistant_end_to_end_on_the_sandbox(console: Any, sandbox: Any, tmp
     page.get_by_text("SMTP settings saved.").wait_for()
     stored = SmtpSettings.load()
     assert stored.client_secret == CLIENT_SECRET
-    assert str(stored.secret_expiration_date) == "2099-12-31"
+    assert str(stored.secret_expiration_date) == SECRET_EXPIRES
     assert not SetupSecret.objects.exists()
 
 

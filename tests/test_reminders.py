@@ -29,7 +29,7 @@ from smtp_settings.models import Delivery, DeliveryState, SecretReminder, Worker
 from smtp_settings.monitoring import health_check, reminders
 
 from .sandbox.directory import EXCHANGE_RESOURCE
-from .sandbox.world import CLIENT_SECRET
+from .sandbox.world import CLIENT_SECRET, SECRET_EXPIRES
 from .test_sending import save
 
 pytestmark = pytest.mark.django_db
@@ -201,7 +201,7 @@ def test_a_reminder_after_expiry_is_held_then_delivered_when_a_secret_is_saved(
     assert 'id="banner-mail-held"' in page
 
     sandbox.app.secrets["renewed~Secret.Value"] = False
-    configured(sandbox, client_secret="renewed~Secret.Value", secret_expiration_date="2029-01-01")
+    configured(sandbox, client_secret="renewed~Secret.Value", secret_expiration_date="2028-06-30")
     outbox.outbox_deliver_due()
     assert {rcpt for rcpt, _ in received(sandbox)} == {
         "boss@sandbox.example",
@@ -293,7 +293,7 @@ def probe(path: str, client: Client | None = None, **headers: str) -> Any:
 
 @pytest.mark.django_db(transaction=True)
 def test_healthz_is_503_without_a_worker_and_200_with_one(sandbox: Any, settings: Any) -> None:
-    configured(sandbox, secret_expiration_date="2099-01-01")
+    configured(sandbox, secret_expiration_date=SECRET_EXPIRES)
     WorkerHeartbeat.objects.create(worker="beat@test", role="beat", seen_at=timezone.now())
     # Why it fails is for monitoring with the token (anonymous callers: test below).
     settings.SEI_HEALTHZ_TOKEN = HEALTHZ_TOKEN

@@ -19,7 +19,14 @@ from django.test import Client
 from smtp_settings import assistant, validation
 from smtp_settings.models import SetupAssistant, SetupSecret, SmtpSettings, ValidationRun
 
-from .sandbox.world import CLIENT_ID, CLIENT_SECRET, SENDER, TENANT_DOMAIN, TENANT_ID
+from .sandbox.world import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    SECRET_EXPIRES,
+    SENDER,
+    TENANT_DOMAIN,
+    TENANT_ID,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -375,7 +382,7 @@ def test_the_secret_is_held_never_shown_and_the_whole_way_ends_on_manage_smtp(
             "part": "secret",
             "action": "save",
             "client_secret": CLIENT_SECRET,
-            "secret_expiration_date": "2099-12-31",
+            "secret_expiration_date": SECRET_EXPIRES,
         },
     )
     assert response.status_code == 302
@@ -409,7 +416,7 @@ def test_the_secret_is_held_never_shown_and_the_whole_way_ends_on_manage_smtp(
     assert manage.count('name="use_setup_secret"') == 1
     assert manage.count("entered in the setup assistant") == 1
     assert 'value="127.0.0.1"' in manage and sandbox.entra.token_endpoint(TENANT_ID) in manage
-    assert 'value="2099-12-31"' in manage
+    assert f'value="{SECRET_EXPIRES}"' in manage
     assert not SmtpSettings.objects.exists(), "nothing is saved before Save"
 
     validation.validation_run_execute(run_id=str(run.id))
@@ -504,7 +511,7 @@ def test_signing_out_erases_the_held_secret(page_client: Client, sandbox: Any) -
             "part": "secret",
             "action": "save",
             "client_secret": CLIENT_SECRET,
-            "secret_expiration_date": "2099-12-31",
+            "secret_expiration_date": SECRET_EXPIRES,
         },
     )
     assert SetupSecret.objects.exists()

@@ -298,3 +298,19 @@ def test_the_status_block_tells_the_saved_settings_validation_from_trials(
     save({**values, "use_sender_email": ""})
     changed = status().split('id="status-validation"')[1].split("</dd>")[0]
     assert "None of these values" in changed
+
+
+def test_a_secret_date_past_entras_24_months_is_refused_next_to_the_field(
+    admin_client: Client, oauth_form_data: dict[str, Any]
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    far = (timezone.localdate() + timedelta(days=800)).isoformat()
+    response = admin_client.post(
+        reverse("smtp_settings:manage"), {**oauth_form_data, "secret_expiration_date": far}
+    )
+    assert response.status_code == 400
+    assert "at most 24 months" in response.content.decode()
+    assert not SmtpSettings.objects.exists()

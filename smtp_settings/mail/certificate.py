@@ -10,7 +10,6 @@ signed assertion by the SHA-256 one (``x5t#S256``).
 from __future__ import annotations
 
 import base64
-from calendar import monthrange
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -20,6 +19,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
+
+from smtp_settings.mail import microsoft
 
 # Weaker keys than this Entra accepts, but nobody should make or bring one today.
 SMALLEST_KEY_BITS = 2048
@@ -93,7 +94,7 @@ def make(*, common_name: str, months: int = DEFAULT_MONTHS, now: datetime | None
         .serial_number(x509.random_serial_number())
         # A minute back: a clock a little behind Entra's must not find it "not yet valid".
         .not_valid_before(now - timedelta(minutes=1))
-        .not_valid_after(_months_later(now, months))
+        .not_valid_after(microsoft.months_later(now, months))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
@@ -189,9 +190,3 @@ def _pair(certificate: x509.Certificate, key: rsa.RSAPrivateKey) -> KeyPair:
             serialization.NoEncryption(),
         ).decode("ascii"),
     )
-
-
-def _months_later(moment: datetime, months: int) -> datetime:
-    year, month = divmod(moment.month - 1 + months, 12)
-    year, month = moment.year + year, month + 1
-    return moment.replace(year=year, month=month, day=min(moment.day, monthrange(year, month)[1]))

@@ -8,8 +8,13 @@ every layer may import it, the mail engine included.
 from __future__ import annotations
 
 import re
+from calendar import monthrange
 from dataclasses import dataclass
+from datetime import date
+from typing import TypeVar
 from urllib.parse import urlsplit
+
+_Day = TypeVar("_Day", bound=date)  # a date or a datetime
 
 # The path every v2 token endpoint ends in, after the tenant.
 TOKEN_PATH_SUFFIX = "/oauth2/v2.0/token"  # noqa: S105  (a URL path, not a secret)
@@ -25,6 +30,22 @@ TENANT_HINT_PATTERN = rf"^({GUID_PATTERN}|[a-zA-Z0-9-]+(\.[a-zA-Z0-9-]+)+)$"
 
 # The permission Exchange Online's SMTP AUTH asks a token for.
 SEND_AS_APP_ROLE = "SMTP.SendAsApp"
+# Entra ID lets a client secret last at most this long (its portal offers up to 24 months).
+SECRET_LONGEST_MONTHS = 24
+
+
+def months_later(day: _Day, months: int) -> _Day:
+    """The same day ``months`` calendar months later, or the month's last day if shorter."""
+    year, month = divmod(day.month - 1 + months, 12)
+    year, month = day.year + year, month + 1
+    return day.replace(year=year, month=month, day=min(day.day, monthrange(year, month)[1]))
+
+
+def secret_expires_by(today: date) -> date:
+    """The latest Expires date a client secret created today can have."""
+    return months_later(today, SECRET_LONGEST_MONTHS)
+
+
 # Exchange Online's application id: tokens may name it instead of its URL as audience.
 EXCHANGE_APP_ID = "00000002-0000-0ff1-ce00-000000000000"
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 
 import certifi
@@ -22,6 +23,8 @@ TENANT_DOMAIN = "sandbox.example"
 CLIENT_ID = "6a4e0c52-91d3-4f7b-8e1a-5a9d1e000002"
 CLIENT_SECRET = "sandbox~Secret.Value-0001"
 SENDER = "notifications@sandbox.example"
+# A client secret's Expires date within Entra's 24 months, whenever the tests run.
+SECRET_EXPIRES = (date.today() + timedelta(days=365)).isoformat()
 
 
 @dataclass
@@ -86,7 +89,7 @@ class Sandbox:
             "client_id": CLIENT_ID,
             "client_secret": CLIENT_SECRET,
             "secret_expiration_alert": "on",
-            "secret_expiration_date": "2099-12-31",
+            "secret_expiration_date": SECRET_EXPIRES,
             "token_endpoint": self.entra.token_endpoint(TENANT_ID),
             "scopes": "https://outlook.office365.com/.default",
             "use_ssl_tls": "on",
