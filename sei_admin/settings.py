@@ -451,7 +451,7 @@ SMTP_OUTBOX_MAX_ATTEMPTS = env.int("SMTP_OUTBOX_MAX_ATTEMPTS", default=12)
 SMTP_OUTBOX_CLAIM_SECONDS = env.float("SMTP_OUTBOX_CLAIM_SECONDS", default=10.0)
 # A drain claims this many due messages at once (one transaction, not one per message); a
 # killed worker's batch is retried when its claims lapse, like a single message.
-SMTP_OUTBOX_CLAIM_BATCH = env.int("SMTP_OUTBOX_CLAIM_BATCH", default=10)
+SMTP_OUTBOX_CLAIM_BATCH = env.int("SMTP_OUTBOX_CLAIM_BATCH", default=20)
 # One delivery task works at most this long, then hands over to a new task (it hands over
 # sooner, between two messages, when a Validate run or health check waits for a worker).
 SMTP_OUTBOX_DRAIN_SECONDS = env.float("SMTP_OUTBOX_DRAIN_SECONDS", default=20.0)

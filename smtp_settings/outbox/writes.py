@@ -4,6 +4,12 @@ On SQLite a write transaction holds the one database lock from BEGIN to COMMIT, 
 worker that finds it held sleeps a millisecond or more. Building the ORM's statements inside
 the transaction held the lock about half a millisecond per message, most of it Python; made
 beforehand, the transaction runs SQL only (about a tenth of that).
+
+On PostgreSQL the commit does not wait for the disk (``synchronous_commit`` off for this
+transaction only: 0.14 ms instead of 0.8 here). A worker killed after it loses nothing: the
+server has the commit. Only a crash of the database server itself can forget the last
+fraction of a second of sent marks, and those messages are then sent again, never lost: the
+same trade as SQLite's ``synchronous=NORMAL`` in settings.
 """
 
 from __future__ import annotations
@@ -34,5 +40,7 @@ def insert(row: Model) -> list[Statement]:
 
 def run_atomically(statements: list[Statement]) -> None:
     with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
         for sql, params in statements:
             cursor.execute(sql, params)
