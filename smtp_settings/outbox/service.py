@@ -167,14 +167,14 @@ def _claim_batch(size: int) -> list[Delivery]:
         Delivery.objects.filter(_due(now), pk__in=candidates).update(
             state=DeliveryState.SENDING, claimed_until=until
         )
-        return list(
-            Delivery.objects.filter(
-                pk__in=candidates, state=DeliveryState.SENDING, claimed_until=until
-            )
-            .select_related("email")
-            .prefetch_related("email__attachments")
-            .order_by("next_attempt_at", "pk")
-        )
+    # Read after the commit (the rows are this drain's until the claim lapses): on SQLite
+    # the transaction holds every writer's lock, and building the messages takes a while.
+    return list(
+        Delivery.objects.filter(pk__in=candidates, state=DeliveryState.SENDING, claimed_until=until)
+        .select_related("email")
+        .prefetch_related("email__attachments")
+        .order_by("next_attempt_at", "pk")
+    )
 
 
 def _release(pks: list[int]) -> None:
