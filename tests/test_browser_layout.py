@@ -14,8 +14,8 @@ from django.contrib.auth.models import User
 from django.core import mail
 
 from sei_admin.celery import app
+from smtp_settings import outbox
 from smtp_settings.models import Delivery, ValidationRun
-from smtp_settings.outbox import service as outbox
 
 from .browser import out_of_reach, sign_in
 from .sandbox.world import SENDER

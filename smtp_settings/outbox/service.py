@@ -199,6 +199,48 @@ def _backoff(attempts: int) -> timedelta:
     return timedelta(seconds=seconds * random.uniform(0.8, 1.2))  # noqa: S311  (not security)
 
 
+def _record_sent(delivery: Delivery, answer: str, mailbox: str) -> None:
+    # Written before the next message goes: a worker killed after this loses nothing
+    # and sends nothing twice.
+    delivered = Delivery.objects.filter(pk=delivery.pk)
+    writes.run_atomically(
+        [
+            writes.update(
+                delivered,
+                state=DeliveryState.SENT,
+                attempts=delivery.attempts + 1,
+                sent_at=timezone.now(),
+                claimed_until=None,
+                mailbox=mailbox,
+                last_answer=answer,
+                last_error="",
+                diagnosis="",
+                cause="",
+                fix="",
+            ),
+            writes.update(Email.objects.filter(pk=delivery.pk), status=STATUS.sent),
+            *writes.insert(Log(email_id=delivery.pk, status=STATUS.sent, message=answer or "sent")),
+        ]
+    )
+
+
+def _disposition(error: DeliveryError, attempts: int, mail: MailSettings | None) -> str:
+    """What the failure means for this message: deferred, held (with every other) or
+    failed."""
+    disposition = error.disposition
+    if disposition == "hold" and mail and not mail.use_sender_email and error.stage != "token":
+        # Each From mailbox authenticates as itself: one without permission fails its
+        # own messages, not everyone's.
+        disposition = "fail"
+    if disposition == "defer" and attempts >= settings.SMTP_OUTBOX_MAX_ATTEMPTS:
+        disposition = "fail"
+    return {
+        "defer": DeliveryState.DEFERRED,
+        "hold": DeliveryState.HELD,
+        "fail": DeliveryState.FAILED,
+    }[disposition]
+
+
 class _Renewer(threading.Thread):
     """Keeps a live drain's claims and connection leases from lapsing: they are short so that
     a killed worker's lapse soon, and only a process that still runs renews them."""
@@ -296,6 +338,12 @@ class _DeliveryRun:
                 if time.monotonic() >= self.deadline:
                     self.out_of_time = True
                     break
+                # Before every message, the first included: a pool still starts a task it had
+                # reserved while the worker shuts down, and that task must not take a message
+                # (the rest of a batch goes back to the queue).
+                if enqueue.worker_stopping():
+                    self.handed_over = True
+                    break
                 delivery = self._next()
                 if delivery is None:
                     break
@@ -304,7 +352,7 @@ class _DeliveryRun:
                 self.report[outcome] += 1
                 if outcome == "postponed":
                     break
-                if enqueue.interactive_waiting() or enqueue.worker_stopping():
+                if enqueue.interactive_waiting():
                     self.handed_over = True
                     break
                 self._ask_for_a_helper()
@@ -366,7 +414,7 @@ class _DeliveryRun:
                 ),
                 mailbox,
             )
-        self._sent(delivery, answer, mailbox)
+        _record_sent(delivery, answer, mailbox)
         return "sent"
 
     def _lease(self, mailbox: str) -> bool:
@@ -409,49 +457,6 @@ class _DeliveryRun:
         )
         return "postponed"
 
-    def _sent(self, delivery: Delivery, answer: str, mailbox: str) -> None:
-        # Written before the next message goes: a worker killed after this loses nothing
-        # and sends nothing twice.
-        delivered = Delivery.objects.filter(pk=delivery.pk)
-        writes.run_atomically(
-            [
-                writes.update(
-                    delivered,
-                    state=DeliveryState.SENT,
-                    attempts=delivery.attempts + 1,
-                    sent_at=timezone.now(),
-                    claimed_until=None,
-                    mailbox=mailbox,
-                    last_answer=answer,
-                    last_error="",
-                    diagnosis="",
-                    cause="",
-                    fix="",
-                ),
-                writes.update(Email.objects.filter(pk=delivery.pk), status=STATUS.sent),
-                *writes.insert(
-                    Log(email_id=delivery.pk, status=STATUS.sent, message=answer or "sent")
-                ),
-            ]
-        )
-
-    def _disposition(self, error: DeliveryError, attempts: int) -> str:
-        """What the failure means for this message: deferred, held (with every other) or
-        failed."""
-        mail = self.mail
-        disposition = error.disposition
-        if disposition == "hold" and mail and not mail.use_sender_email and error.stage != "token":
-            # Each From mailbox authenticates as itself: one without permission fails its
-            # own messages, not everyone's.
-            disposition = "fail"
-        if disposition == "defer" and attempts >= settings.SMTP_OUTBOX_MAX_ATTEMPTS:
-            disposition = "fail"
-        return {
-            "defer": DeliveryState.DEFERRED,
-            "hold": DeliveryState.HELD,
-            "fail": DeliveryState.FAILED,
-        }[disposition]
-
     @transaction.atomic
     def _failed(self, delivery: Delivery, error: DeliveryError, mailbox: str) -> str:
         mail = self.mail
@@ -464,7 +469,7 @@ class _DeliveryRun:
             values=diagnosis.values_for(mail) if mail else {},
         )
         attempts = delivery.attempts + 1
-        state = self._disposition(error, attempts)
+        state = _disposition(error, attempts, mail)
         explained = {
             "claimed_until": None,
             "last_answer": error.answer,

@@ -638,7 +638,7 @@ def powershell_quote(value: str) -> str:
     return "'" + "".join(ch * 2 if ch in _POWERSHELL_QUOTES else ch for ch in value) + "'"
 
 
-class _Filler(dict):  # type: ignore[type-arg]
+class _Filler(dict[str, str]):
     """Form values for the fix; what the console cannot know stays a placeholder."""
 
     PLACEHOLDERS: Mapping[str, str] = {

@@ -81,6 +81,12 @@ def main() -> None:
     print(f"  {'Secret value':22} {values['client_secret']}")
     print(f"  {'Secret ID':22} {secret_id} (paste it as the secret to see that mistake named)")
     print(f"  {'Cloud':22} Sign-in host allowed by the operator: {sandbox.authority_host}")
+    print(
+        "\nTo upload a certificate's public part to the sandbox's app (Entra's Upload "
+        "certificate):\n"
+        f"  curl --cacert {sandbox.ca_bundle} --data-binary @certificate.pem "
+        f"{sandbox.entra.base_url}/sandbox/certificates/{values['client_id']}"
+    )
     print("\nDelivered test messages are printed here and saved under", options.folder / "mail")
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())

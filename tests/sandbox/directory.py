@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 EXCHANGE_RESOURCE = "https://outlook.office365.com"
 GRAPH_RESOURCE = "https://graph.microsoft.com"
@@ -26,6 +27,19 @@ class App:
     blocked_by_conditional_access: bool = False
     # The Enterprise application's object id: the token's oid claim.
     service_principal_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    # Certificates uploaded under Certificates & secrets: SHA-1 thumbprint (hex) -> PEM.
+    certificates: dict[str, str] = field(default_factory=dict)
+
+    def add_certificate(self, pem: str) -> str:
+        """Upload a certificate's public part; returns its thumbprint as Entra shows it."""
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes
+
+        certificate = x509.load_pem_x509_certificate(pem.encode("ascii"))
+        thumbprint = certificate.fingerprint(hashes.SHA1()).hex().upper()  # noqa: S303
+        self.certificates[thumbprint] = pem
+        return thumbprint
 
     def add_secret(self, value: str, *, expired: bool = False) -> str:
         """A new client secret; returns its Secret ID."""
@@ -60,8 +74,8 @@ class Tenant:
     exchange_service_principals: set[str] = field(default_factory=set)
     smtp_auth_disabled: bool = False
 
-    def add_app(self, client_id: str, secret: str, **kwargs: object) -> App:
-        app = App(client_id=client_id, **kwargs)  # type: ignore[arg-type]
+    def add_app(self, client_id: str, secret: str, **kwargs: Any) -> App:
+        app = App(client_id=client_id, **kwargs)
         app.add_secret(secret)
         self.apps[client_id] = app
         return app
