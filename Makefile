@@ -58,7 +58,7 @@ bench: install
 	$(PY) -m bench
 
 # The outbox under faults: workers SIGKILLed, the broker cut once, counted at the receiving
-# side (README); SOAK_MESSAGES, SOAK_WORKERS, SOAK_KILL_EVERY, SOAK_BROKER_CUT. Saved under var/soak.
+# side (README); SOAK_MESSAGES, SOAK_WORKERS, SOAK_KILL_AFTER_MESSAGES, SOAK_BROKER_CUT. Saved under var/soak.
 soak: install
 	$(PY) -m soak
 

@@ -9,18 +9,19 @@ from typing import Any
 
 @dataclass(frozen=True)
 class SoakConfig:
-    messages: int = 2000
+    messages: int = 6000
     workers: int = 2
     # A worker is SIGKILLed (and started again) this often; 0: never.
     kill_every: float = 15.0
     # Instead of by time: a kill each time this many more messages have arrived (0: by time).
-    kill_after_messages: int = 0
+    # The default: a drain of 200+ messages a second would end before a timed kill came.
+    kill_after_messages: int = 1000
     # At most this many kills; 0: as many as the run's length allows.
     kills: int = 0
     # The broker is away this long, once; 0: no cut.
     broker_cut: float = 10.0
     # Seconds after the messages are queued that the cut begins.
-    cut_after: float = 10.0
+    cut_after: float = 3.0
     # A run that has not delivered everything by then ends, and counts what is stuck.
     timeout: float = 240.0
     # The private redis-server's port when REDIS_URL is set (never the shared server).

@@ -55,11 +55,16 @@ def table(result: dict[str, Any]) -> str:
     config = result["config"]
     broker = result["broker"]
     kills = result["kills"]
+    schedule = (
+        f"a SIGKILL each {config['kill_after_messages']} messages delivered"
+        if config["kill_after_messages"]
+        else f"a SIGKILL every {config['kill_every']:g} s"
+    )
     lines = [
         f"# make soak, {result['started']} UTC",
         "",
         f"{result['database']} and {result['broker_label']}; {config['workers']} workers, "
-        f"a SIGKILL every {config['kill_every']:g} s, claims {result['claim_seconds']:g} s, "
+        f"{schedule}, claims {result['claim_seconds']:g} s, "
         f"beat's sweep every {result['sweep_seconds']:g} s",
         "",
         "| figure | value |",

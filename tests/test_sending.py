@@ -452,6 +452,29 @@ def test_mail_admins_goes_out_through_manage_smtp(sandbox: Any, settings: Any) -
     assert "Disk almost full" in str(message["Subject"])
 
 
+def test_a_drain_that_hands_over_puts_the_rest_of_its_batch_back_in_the_queue(
+    sandbox: Any, settings: Any
+) -> None:
+    """A drain claims a batch at once; stopping early (a click waits for this process)
+    leaves none of the batch claimed: the rest is due again for whichever worker comes."""
+    from smtp_settings import enqueue
+
+    save(sandbox.form_values())
+    for n in range(5):
+        mail.send_mail(f"Batch {n}", "Body", SENDER, ["it@x.example"])
+    enqueue._mark_interactive("a-click-that-waits")
+    try:
+        report = outbox.outbox_deliver_due()
+    finally:
+        enqueue.task_started("smtp_settings.tasks.validate", "a-click-that-waits")
+    assert report == {"sent": 1}
+    assert states() == [DeliveryState.SENT] + [DeliveryState.QUEUED] * 4
+    assert not Delivery.objects.filter(claimed_until__isnull=False).exists()
+    assert len(sandbox.exchange.delivered) == 1
+    outbox.outbox_deliver_due()
+    assert states() == [DeliveryState.SENT] * 5
+
+
 @pytest.mark.django_db(transaction=True)
 def test_mail_is_accepted_while_the_broker_and_cache_are_away(
     settings: Any, caplog: pytest.LogCaptureFixture

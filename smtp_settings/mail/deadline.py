@@ -25,6 +25,8 @@ import urllib3
 import urllib3.connection
 import urllib3.connectionpool
 
+from smtp_settings.mail import watchdog
+
 
 class Exchange:
     """The time left for one exchange, and the connections to cut when it is over."""
@@ -66,13 +68,11 @@ def exchange_deadline(seconds: float) -> Iterator[Exchange]:
         return
     exchange = Exchange(seconds)
     token = _current.set(exchange)
-    watchdog = threading.Timer(seconds, exchange.expire)
-    watchdog.daemon = True
-    watchdog.start()
+    deadline = watchdog.after(seconds, exchange.expire)
     try:
         yield exchange
     finally:
-        watchdog.cancel()
+        deadline.cancel()
         _current.reset(token)
 
 

@@ -96,7 +96,13 @@ def _application(
     key = _app_key(authority, client_id, client_secret)
     with _apps_lock:
         app = _apps.get(key)
-    if app is not None and not fresh:
+    if app is not None:
+        if fresh:
+            # A new token from Entra ID, not MSAL's cached one; the application (with the
+            # authority's metadata it read once) is kept: a new one read it again, one
+            # more HTTPS exchange and TLS handshake per Validate. A failed request drops
+            # the application (``_forget``), so what is read after a fix is read anew.
+            app.remove_tokens_for_client()
         return app
     host = (urlsplit(authority).hostname or "").lower()
     session = _PinnedSession(authority, timeout=timeout)

@@ -12,7 +12,6 @@ import re
 import smtplib
 import socket
 import ssl
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ from typing import Literal
 from django.utils.encoding import punycode
 
 from external_text import printable
-from smtp_settings.mail import tls
+from smtp_settings.mail import tls, watchdog
 
 Stage = Literal["connect", "tls", "authenticate", "sender", "send"]
 
@@ -431,13 +430,11 @@ class SmtpConnection:
     def _deadline(self) -> Iterator[None]:
         """One deadline for the whole stage, not only for each read: a server that trickles
         a line every few seconds has its connection cut when the stage's time is up."""
-        watchdog = threading.Timer(self.endpoint.timeout, self._abort)
-        watchdog.daemon = True
-        watchdog.start()
+        deadline = watchdog.after(self.endpoint.timeout, self._abort)
         try:
             yield
         finally:
-            watchdog.cancel()
+            deadline.cancel()
 
     def _abort(self) -> None:
         self._aborted = True

@@ -22,14 +22,14 @@ import socket
 import threading
 import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
-from django.db.models import Count, Max, Q
+from django.db.models import Case, Count, Max, Q, Value, When
 from django.utils import timezone
 from post_office.models import STATUS, Attachment, Email, Log
 
@@ -41,7 +41,7 @@ from smtp_settings.mail.backend import EmailBackend
 from smtp_settings.mail.endpoint import MailSettings
 from smtp_settings.mail.errors import DeliveryError, TemporaryFailure
 from smtp_settings.models import Delivery, DeliveryState
-from smtp_settings.outbox import throttle
+from smtp_settings.outbox import throttle, writes
 from smtp_settings.sending import smtp_settings_mail_for_sending
 from smtp_settings.validation import diagnosis
 
@@ -151,23 +151,42 @@ def _seconds_until_next_due() -> float | None:
     return max((min(times) - now).total_seconds(), 0.0)
 
 
-def _claim_next() -> Delivery | None:
-    for _ in range(5):
-        now = timezone.now()
-        with transaction.atomic():
-            due = Delivery.objects.filter(_due(now)).order_by("next_attempt_at")
-            if connection.features.has_select_for_update_skip_locked:
-                due = due.select_for_update(skip_locked=True)
-            candidate = due.values_list("pk", flat=True).first()
-            if candidate is None:
-                return None
-            # Conditional, so that of two workers reading the same row only one wins it.
-            won = Delivery.objects.filter(_due(now), pk=candidate).update(
-                state=DeliveryState.SENDING, claimed_until=_claim_end()
-            )
-        if won:
-            return Delivery.objects.select_related("email").get(pk=candidate)
-    return None
+def _claim_batch(size: int) -> list[Delivery]:
+    """Up to ``size`` due messages claimed for this drain in one transaction (a transaction
+    per message was most of a drain's database time). The update is conditional and, on
+    PostgreSQL, rows another worker has locked are skipped: each row has one winner."""
+    now = timezone.now()
+    with transaction.atomic():
+        due = Delivery.objects.filter(_due(now)).order_by("next_attempt_at", "pk")
+        if connection.features.has_select_for_update_skip_locked:
+            due = due.select_for_update(skip_locked=True)
+        candidates = list(due.values_list("pk", flat=True)[:size])
+        if not candidates:
+            return []
+        until = _claim_end()
+        Delivery.objects.filter(_due(now), pk__in=candidates).update(
+            state=DeliveryState.SENDING, claimed_until=until
+        )
+    # Read after the commit (the rows are this drain's until the claim lapses): on SQLite
+    # the transaction holds every writer's lock, and building the messages takes a while.
+    return list(
+        Delivery.objects.filter(pk__in=candidates, state=DeliveryState.SENDING, claimed_until=until)
+        .select_related("email")
+        .prefetch_related("email__attachments")
+        .order_by("next_attempt_at", "pk")
+    )
+
+
+def _release(pks: list[int]) -> None:
+    """Claimed messages this drain will not send go back to the queue, due as they were."""
+    if pks:
+        Delivery.objects.filter(pk__in=pks, state=DeliveryState.SENDING).update(
+            state=Case(
+                When(attempts=0, then=Value(DeliveryState.QUEUED)),
+                default=Value(DeliveryState.DEFERRED),
+            ),
+            claimed_until=None,
+        )
 
 
 def _claim_end() -> datetime:
@@ -180,9 +199,51 @@ def _backoff(attempts: int) -> timedelta:
     return timedelta(seconds=seconds * random.uniform(0.8, 1.2))  # noqa: S311  (not security)
 
 
+def _record_sent(delivery: Delivery, answer: str, mailbox: str) -> None:
+    # Written before the next message goes: a worker killed after this loses nothing
+    # and sends nothing twice.
+    delivered = Delivery.objects.filter(pk=delivery.pk)
+    writes.run_atomically(
+        [
+            writes.update(
+                delivered,
+                state=DeliveryState.SENT,
+                attempts=delivery.attempts + 1,
+                sent_at=timezone.now(),
+                claimed_until=None,
+                mailbox=mailbox,
+                last_answer=answer,
+                last_error="",
+                diagnosis="",
+                cause="",
+                fix="",
+            ),
+            writes.update(Email.objects.filter(pk=delivery.pk), status=STATUS.sent),
+            *writes.insert(Log(email_id=delivery.pk, status=STATUS.sent, message=answer or "sent")),
+        ]
+    )
+
+
+def _disposition(error: DeliveryError, attempts: int, mail: MailSettings | None) -> str:
+    """What the failure means for this message: deferred, held (with every other) or
+    failed."""
+    disposition = error.disposition
+    if disposition == "hold" and mail and not mail.use_sender_email and error.stage != "token":
+        # Each From mailbox authenticates as itself: one without permission fails its
+        # own messages, not everyone's.
+        disposition = "fail"
+    if disposition == "defer" and attempts >= settings.SMTP_OUTBOX_MAX_ATTEMPTS:
+        disposition = "fail"
+    return {
+        "defer": DeliveryState.DEFERRED,
+        "hold": DeliveryState.HELD,
+        "fail": DeliveryState.FAILED,
+    }[disposition]
+
+
 class _Renewer(threading.Thread):
-    """Keeps a live drain's claim and connection leases from lapsing: they are short so that a
-    killed worker's lapse soon, and only a process that still runs renews them."""
+    """Keeps a live drain's claims and connection leases from lapsing: they are short so that
+    a killed worker's lapse soon, and only a process that still runs renews them."""
 
     def __init__(self, run: _DeliveryRun) -> None:
         super().__init__(name="outbox-renewer", daemon=True)
@@ -195,9 +256,9 @@ class _Renewer(threading.Thread):
             while not self.stopped.wait(interval):
                 try:
                     throttle.renew_leases(list(self.run_.leases.values()))
-                    current = self.run_.current
-                    if current is not None:
-                        Delivery.objects.filter(pk=current, state=DeliveryState.SENDING).update(
+                    claimed = self.run_.claimed()
+                    if claimed:
+                        Delivery.objects.filter(pk__in=claimed, state=DeliveryState.SENDING).update(
                             claimed_until=_claim_end()
                         )
                 except Exception as exc:  # the next round tries again; the drain goes on
@@ -221,13 +282,17 @@ class _DeliveryRun:
         self._backend: EmailBackend | None = None
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.leases: dict[str, int] = {}
+        # Send slots reserved ahead for the claimed messages, per mailbox.
+        self.slots: dict[str, deque[datetime]] = {}
         self.report: Counter[str] = Counter()
         self.out_of_time = False
         # The drain stopped early for others: interactive work waited for this process, or
         # the worker is shutting down. A new task carries on where it stopped.
         self.handed_over = False
-        # The message claimed now, whose claim the renewer keeps alive.
-        self.current: int | None = None
+        # The messages claimed and not yet done (the one being sent first), whose claims the
+        # renewer keeps alive; the lock because the renewer reads them from its thread.
+        self.batch: deque[Delivery] = deque()
+        self._lock = threading.Lock()
         # A postponed message's time: the drain's continuation is not due before it.
         self.resume_at: datetime | None = None
         self._helper_asked = False
@@ -241,6 +306,30 @@ class _DeliveryRun:
             self._backend = EmailBackend(fail_silently=False, mail_settings=self.mail)
         return self._backend
 
+    def claimed(self) -> list[int]:
+        with self._lock:
+            return [delivery.pk for delivery in self.batch]
+
+    def _next(self) -> Delivery | None:
+        """The next claimed message, claiming a batch when none is left. A hold moves every
+        pending message to held (and releases the batch first), so nothing follows it."""
+        if not self.batch:
+            claimed = _claim_batch(settings.SMTP_OUTBOX_CLAIM_BATCH)
+            with self._lock:
+                self.batch.extend(claimed)
+        return self.batch[0] if self.batch else None
+
+    def _done(self) -> None:
+        with self._lock:
+            self.batch.popleft()
+
+    def _release_batch(self, *, keep_first: bool = False) -> None:
+        with self._lock:
+            first = [self.batch.popleft()] if keep_first and self.batch else []
+            rest = [delivery.pk for delivery in self.batch]
+            self.batch = deque(first)
+        _release(rest)
+
     def drain(self) -> Counter[str]:
         renewer = _Renewer(self)
         renewer.start()
@@ -249,18 +338,17 @@ class _DeliveryRun:
                 if time.monotonic() >= self.deadline:
                     self.out_of_time = True
                     break
-                # Before every claim, the first included: a pool still starts a task it had
-                # reserved while the worker shuts down, and that task must not take a message.
+                # Before every message, the first included: a pool still starts a task it had
+                # reserved while the worker shuts down, and that task must not take a message
+                # (the rest of a batch goes back to the queue).
                 if enqueue.worker_stopping():
                     self.handed_over = True
                     break
-                # A hold moves every pending message to held, so nothing is claimed after it.
-                delivery = _claim_next()
+                delivery = self._next()
                 if delivery is None:
                     break
-                self.current = delivery.pk
                 outcome = self._deliver(delivery)
-                self.current = None
+                self._done()
                 self.report[outcome] += 1
                 if outcome == "postponed":
                     break
@@ -270,6 +358,7 @@ class _DeliveryRun:
                 self._ask_for_a_helper()
         finally:
             renewer.stop()
+            self._release_batch()
             if self._backend is not None:
                 self._backend.close()
             throttle.release_leases(list(self.leases.values()))
@@ -298,7 +387,7 @@ class _DeliveryRun:
                 )
             # The session first: the slot then times the message itself, not the sign-in.
             self.backend.ensure_session(mailbox)
-            slot = throttle.reserve_slot(mailbox, max_wait=_MAX_INLINE_WAIT_SECONDS)
+            slot = self._slot(mailbox)
             wait = (slot.at - timezone.now()).total_seconds()
             if not slot.reserved or time.monotonic() + wait > self.deadline:
                 return self._postpone(delivery, slot.at)
@@ -325,13 +414,12 @@ class _DeliveryRun:
                 ),
                 mailbox,
             )
-        self._sent(delivery, answer, mailbox)
+        _record_sent(delivery, answer, mailbox)
         return "sent"
 
     def _lease(self, mailbox: str) -> bool:
-        lease = self.leases.get(mailbox)
-        if lease is not None:
-            throttle.renew_lease(lease)
+        # A lease held is renewed by the renewer with the claims.
+        if mailbox in self.leases:
             return True
         lease = throttle.acquire_lease(mailbox, self.holder)
         if lease is None:
@@ -339,8 +427,22 @@ class _DeliveryRun:
         self.leases[mailbox] = lease
         return True
 
+    def _slot(self, mailbox: str) -> throttle.Slot:
+        """This message's send slot: one reserved ahead, or slots for the rest of the batch
+        reserved in one transaction (as many as fall within the inline wait)."""
+        ahead = self.slots.setdefault(mailbox, deque())
+        if not ahead:
+            reserved = throttle.reserve_slots(
+                mailbox, count=len(self.batch), max_wait=_MAX_INLINE_WAIT_SECONDS
+            )
+            if not reserved.times:
+                return throttle.Slot(reserved.next_at, reserved=False)
+            ahead.extend(reserved.times)
+        return throttle.Slot(ahead.popleft(), reserved=True)
+
     def _drop_session(self, mailbox: str) -> None:
         self.backend.close_session(mailbox)
+        self.slots.pop(mailbox, None)
         lease = self.leases.pop(mailbox, None)
         if lease is not None:
             throttle.release_leases([lease])
@@ -356,23 +458,6 @@ class _DeliveryRun:
         return "postponed"
 
     @transaction.atomic
-    def _sent(self, delivery: Delivery, answer: str, mailbox: str) -> None:
-        Delivery.objects.filter(pk=delivery.pk).update(
-            state=DeliveryState.SENT,
-            attempts=delivery.attempts + 1,
-            sent_at=timezone.now(),
-            claimed_until=None,
-            mailbox=mailbox,
-            last_answer=answer,
-            last_error="",
-            diagnosis="",
-            cause="",
-            fix="",
-        )
-        Email.objects.filter(pk=delivery.pk).update(status=STATUS.sent)
-        Log.objects.create(email_id=delivery.pk, status=STATUS.sent, message=answer or "sent")
-
-    @transaction.atomic
     def _failed(self, delivery: Delivery, error: DeliveryError, mailbox: str) -> str:
         mail = self.mail
         finding = diagnosis.diagnose(
@@ -383,29 +468,22 @@ class _DeliveryRun:
             auth_type=mail.auth_type if mail else "",
             values=diagnosis.values_for(mail) if mail else {},
         )
-        disposition = error.disposition
-        if disposition == "hold" and mail and not mail.use_sender_email and error.stage != "token":
-            # Each From mailbox authenticates as itself: one without permission fails its
-            # own messages, not everyone's.
-            disposition = "fail"
         attempts = delivery.attempts + 1
-        if disposition == "defer" and attempts >= settings.SMTP_OUTBOX_MAX_ATTEMPTS:
-            disposition = "fail"
+        state = _disposition(error, attempts, mail)
         explained = {
             "claimed_until": None,
-            "mailbox": mailbox,
             "last_answer": error.answer,
             "last_error": error.message,
             "diagnosis": finding.key if finding else "",
             "cause": finding.cause if finding else "",
             "fix": finding.fix if finding else "",
         }
-        state = {
-            "defer": DeliveryState.DEFERRED,
-            "hold": DeliveryState.HELD,
-            "fail": DeliveryState.FAILED,
-        }[disposition]
-        columns: dict[str, Any] = {"state": state, "attempts": attempts, **explained}
+        columns: dict[str, Any] = {
+            "state": state,
+            "attempts": attempts,
+            "mailbox": mailbox,
+            **explained,
+        }
         if state == DeliveryState.DEFERRED:
             columns["next_attempt_at"] = timezone.now() + _backoff(attempts)
         Delivery.objects.filter(pk=delivery.pk).update(**columns)
@@ -418,22 +496,26 @@ class _DeliveryRun:
         if state == DeliveryState.FAILED:
             Email.objects.filter(pk=delivery.pk).update(status=STATUS.failed)
         if state == DeliveryState.HELD:
-            # Every other message would fail the same way: they wait too, without an attempt.
-            explained.pop("mailbox")
-            held = Delivery.objects.filter(state__in=Delivery.PENDING).update(
-                state=DeliveryState.HELD, **explained
-            )
-            logger.warning("Outbox held (%s messages besides this one): %s", held, error.message)
-            activity_record(
-                kind=Kind.OUTBOX_HELD,
-                summary=f"Outbox held: {held + 1} message(s) wait for working settings. "
-                f"{error.message}",
-            )
+            self._hold_all(explained, error)
         else:
             logger.info(
                 "Outbox message %s %s: %s", delivery.pk, state, error.answer or error.message
             )
         return str(state)
+
+    def _hold_all(self, explained: dict[str, Any], error: DeliveryError) -> None:
+        """Every other message would fail the same way: they wait too, without an attempt
+        (the rest of this drain's batch with them)."""
+        self._release_batch(keep_first=True)
+        held = Delivery.objects.filter(state__in=Delivery.PENDING).update(
+            state=DeliveryState.HELD, **explained
+        )
+        logger.warning("Outbox held (%s messages besides this one): %s", held, error.message)
+        activity_record(
+            kind=Kind.OUTBOX_HELD,
+            summary=f"Outbox held: {held + 1} message(s) wait for working settings. "
+            f"{error.message}",
+        )
 
 
 # -- administrators' actions and views --------------------------------------------------

@@ -21,8 +21,15 @@ from smtp_settings.models import MailboxLease, MailboxThrottle
 
 
 def _locked_row(mailbox: str) -> MailboxThrottle:
-    MailboxThrottle.objects.get_or_create(mailbox=mailbox)
-    return MailboxThrottle.objects.select_for_update().get(mailbox=mailbox)
+    row = MailboxThrottle.objects.select_for_update().filter(mailbox=mailbox).first()
+    if row is None:
+        MailboxThrottle.objects.get_or_create(mailbox=mailbox)
+        row = MailboxThrottle.objects.select_for_update().get(mailbox=mailbox)
+    return row
+
+
+# How far behind the first slot a batch's further slots may be reserved.
+_AHEAD_SECONDS = 0.1
 
 
 @dataclass(frozen=True)
@@ -31,19 +38,35 @@ class Slot:
     reserved: bool
 
 
+@dataclass(frozen=True)
+class Slots:
+    # Reserved send times, in order (none when the next is beyond the wait).
+    times: list[datetime]
+    # When the first slot not reserved is.
+    next_at: datetime
+
+
 @transaction.atomic
-def reserve_slot(mailbox: str, *, max_wait: float) -> Slot:
-    """When this mailbox may send its next message; reserved only if that is within
-    ``max_wait`` seconds (a caller that will not wait must not use up a slot)."""
+def reserve_slots(mailbox: str, *, count: int, max_wait: float) -> Slots:
+    """Up to ``count`` of this mailbox's next send slots, the first within ``max_wait``
+    seconds (a caller that will not wait must not use one up) and the others within a tenth
+    of a second after it: one transaction for a drain's batch when the limit allows."""
     row = _locked_row(mailbox)
     now = timezone.now()
     at = max(now, row.next_slot_at)
-    if (at - now).total_seconds() > max_wait:
-        return Slot(at, reserved=False)
-    spacing = 60.0 / settings.SMTP_MAX_MESSAGES_PER_MINUTE
-    row.next_slot_at = at + timedelta(seconds=spacing)
-    row.save(update_fields=["next_slot_at"])
-    return Slot(at, reserved=True)
+    spacing = timedelta(seconds=60.0 / settings.SMTP_MAX_MESSAGES_PER_MINUTE)
+    times: list[datetime] = []
+    while len(times) < count and (at - now).total_seconds() <= max_wait:
+        # Slots reserved ahead are used up if the drain stops early: only those close
+        # behind the first (a raised limit's), never seconds of Exchange's 30 a minute.
+        if times and (at - times[0]).total_seconds() > _AHEAD_SECONDS:
+            break
+        times.append(at)
+        at += spacing
+    if times:
+        row.next_slot_at = at
+        row.save(update_fields=["next_slot_at"])
+    return Slots(times, next_at=at)
 
 
 def _lease_length() -> timedelta:

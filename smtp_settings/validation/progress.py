@@ -17,11 +17,11 @@ from django.core.cache import cache
 
 # Long enough for any run; a mark outliving its run does no harm.
 _KEEP_SECONDS = 3600
-# How often a waiting request looks at the mark: a few milliseconds of delay at most,
+# How often a waiting request looks at the mark: two milliseconds of delay at most,
 # one cache read (a file stat and read, or a Redis GET on loopback) each time, while a
 # run's steps come quickly; after that a run is stuck on a slow step, and a tenth of a
 # second of delay costs nothing.
-_LOOK_EVERY_SECONDS = 0.005
+_LOOK_EVERY_SECONDS = 0.002
 _QUICK_FOR_SECONDS = 2.0
 _LOOK_LATER_EVERY_SECONDS = 0.1
 
