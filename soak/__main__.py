@@ -16,16 +16,20 @@ import sys
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 from soak import report
 from soak.brokers import FolderCut, PrivateRedis
 from soak.config import SoakConfig
 
+if TYPE_CHECKING:  # imported in main(), once the environment is set
+    from tests.sandbox.world import Sandbox
+
 OUT = Path("var/soak")
 
 
-def _environment(var: Path, sandbox: object) -> None:
+def _environment(var: Path, sandbox: Sandbox) -> None:
     from cryptography.fernet import Fernet
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sei_admin.settings")
@@ -33,8 +37,8 @@ def _environment(var: Path, sandbox: object) -> None:
     os.environ.setdefault("SEI_ENCRYPTION_KEYS", Fernet.generate_key().decode())
     os.environ["SEI_VAR_DIR"] = str(var)
     os.environ.setdefault("DJANGO_LOG_LEVEL", "WARNING")
-    os.environ["SMTP_OAUTH_AUTHORITY_HOSTS"] = sandbox.authority_host  # type: ignore[attr-defined]
-    os.environ["SSL_CERT_FILE"] = os.environ["REQUESTS_CA_BUNDLE"] = str(sandbox.ca_bundle)  # type: ignore[attr-defined]
+    os.environ["SMTP_OAUTH_AUTHORITY_HOSTS"] = sandbox.authority_host
+    os.environ["SSL_CERT_FILE"] = os.environ["REQUESTS_CA_BUNDLE"] = str(sandbox.ca_bundle)
     # The limits are raised for the run: it measures the outbox, not Exchange's 30 a minute.
     os.environ.setdefault("SMTP_MAX_MESSAGES_PER_MINUTE", "100000")
     # A queue of its own, whatever else shares the broker.

@@ -119,13 +119,16 @@ def run(
                 for pk in kills[-1]["claimed"]
                 if pk in by_pk
             )
-            if cut_from is None and now >= cut_at and kill_settled:
-                cut.cut()  # type: ignore[union-attr]
+            if cut is not None and cut_from is None and now >= cut_at and kill_settled:
+                cut.cut()
                 cut_from = now
             elif (
-                cut_from is not None and restored_at is None and now >= cut_from + config.broker_cut
+                cut is not None
+                and cut_from is not None
+                and restored_at is None
+                and now >= cut_from + config.broker_cut
             ):
-                cut.restore()  # type: ignore[union-attr]
+                cut.restore()
                 restored_at = time.monotonic()
             broker_away = cut_from is not None and (
                 restored_at is None or receiver.now().first_arrival_after(restored_at) is None
@@ -152,16 +155,16 @@ def run(
             restored_at = time.monotonic()
         processes.stop()
     got = receiver.now()
-    if cut_from is not None:
-        resumed = got.first_arrival_after(restored_at)  # type: ignore[arg-type]
+    if cut_from is not None and restored_at is not None:
+        resumed = got.first_arrival_after(restored_at)
         broker.update(
             cut_at=round(cut_from - queued_at, 1),
-            restored_at=round(restored_at - queued_at, 1),  # type: ignore[operator]
-            resumed_after=round(resumed - restored_at, 1) if resumed else None,  # type: ignore[operator]
+            restored_at=round(restored_at - queued_at, 1),
+            resumed_after=round(resumed - restored_at, 1) if resumed else None,
             # Everything had arrived before the broker came back: nothing to resume.
             left_after_cut=len(rows)
             - len(got.counts.keys() & rows.keys())
-            + sum(1 for soak_id, at in got.arrivals if at >= restored_at and soak_id in rows),  # type: ignore[operator]
+            + sum(1 for soak_id, at in got.arrivals if at >= restored_at and soak_id in rows),
         )
     return _count(config, rows, got, kills, broker, queued_at, finished_at)
 
