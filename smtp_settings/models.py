@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from smtp_settings.crypto import SecretDecryptionError, UnreadableSecret
 from smtp_settings.fields import EncryptedTextField
@@ -94,11 +95,20 @@ CONNECTION_FIELDS = (
 )
 
 
+@sensitive_variables("secret", "text")
 def settings_fingerprint(values: Any, secret: str) -> str:
     """Names one set of connection values with one secret (an HMAC: nothing of the secret
     can be read back from it): a run that tested exactly what is saved has the saved row's."""
     text = json.dumps([str(_value(values, name)) for name in CONNECTION_FIELDS] + [secret])
     return hmac.new(settings.SECRET_KEY.encode(), text.encode(), hashlib.sha256).hexdigest()
+
+
+@sensitive_variables("secret")
+def saved_settings_fingerprint(row: Any) -> str:
+    """The fingerprint of a settings row with the secret its authentication type uses. A
+    function of its own: the secret is a local of no caller's frame (error pages show them)."""
+    secret = getattr(row, SECRET_FIELD_BY_AUTH_TYPE.get(row.auth_type) or "", "")
+    return settings_fingerprint(row, secret if isinstance(secret, str) else "")
 
 
 def _value(values: Any, name: str) -> Any:

@@ -23,14 +23,13 @@ from smtp_settings.crypto import UnreadableSecret
 from smtp_settings.models import (
     EDITABLE_FIELDS,
     REPLACED_AT,
-    SECRET_FIELD_BY_AUTH_TYPE,
     SECRET_FIELDS,
     AuthType,
     SettingsChange,
     SmtpSettings,
     blank_secret_moved,
+    saved_settings_fingerprint,
     secrets_moved,
-    settings_fingerprint,
 )
 from smtp_settings.monitoring.health_check import mail_health_check_request
 
@@ -157,8 +156,7 @@ def smtp_settings_save(
         changes += _secrets_apply(row, values, moved=moved, now=now)
         row.updated_by = user if user and user.is_authenticated else None
         row.version += 1
-        secret = getattr(row, SECRET_FIELD_BY_AUTH_TYPE.get(row.auth_type) or "", "")
-        row.fingerprint = settings_fingerprint(row, secret if isinstance(secret, str) else "")
+        row.fingerprint = saved_settings_fingerprint(row)
         row.save()
         _changes_record(row, changes, now)
         # Messages held on broken settings get one more attempt with these.

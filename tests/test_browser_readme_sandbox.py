@@ -44,7 +44,7 @@ def test_the_readme_sandbox_values_pass_validate(live_server: Any, page: Any, sa
     )
     assert table["Authentication Type"] == "OAuth 2.0"
     page.get_by_label("Authentication Type", exact=True).select_option(label="OAuth 2.0")
-    assert "any date in the future" in table["Secret Expiration Date"]
+    assert "any date within the next 24 months" in table["Secret Expiration Date"]
     page.get_by_label("Secret Expiration Date", exact=True).fill(SECRET_EXPIRES)
     assert table["Use SSL/TLS, Use sender email"] == "on"
     assert page.get_by_label("Use SSL/TLS", exact=True).is_checked()
