@@ -96,7 +96,7 @@ class Mail(_ClosesConnections, HealthCheck):
         if not row.is_stored:
             raise ServiceUnavailable("Manage SMTP has no saved settings")
         # What stops mail now; a secret that expires next week is the banner's to say.
-        problems = [banner.text for banner in status.banners() if banner.key != "secret-expiring"]
+        problems = [banner.text for banner in status.banners() if banner.severity == status.ERROR]
         if problems:
             raise ServiceUnavailable(" ".join(problems))
 

@@ -5,6 +5,7 @@ Nothing here is secret or personal: it is fit for ``/healthz`` as much as for th
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import cached_property
@@ -206,14 +207,48 @@ def mail_status(*, snapshot: MailSnapshot) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True)
+# A banner's severity, most urgent first: mail cannot leave, mail will stop soon, to know.
+ERROR, WARNING, INFO = "error", "warning", "info"
+_SEVERITY_ORDER = (ERROR, WARNING, INFO)
+_AADSTS = re.compile(r"AADSTS\d+")
+
+
+@dataclass
 class Banner:
     key: str
     text: str
+    severity: str = ERROR
+    # Where the administrator fixes it: a URL name of smtp_settings.
+    place: str = "manage"
+    # What went wrong, so that one cause gives one banner: a diagnosis key or its text.
+    cause: str = ""
+
+    @property
+    def place_label(self) -> str:
+        return {"manage": "Manage SMTP", "outbox": "Outbox"}[self.place]
+
+
+def _cause_of(diagnosis: str, text: str) -> str:
+    if "SEI_ENCRYPTION_KEYS" in text:
+        return "secret-unreadable"
+    return diagnosis or text
+
+
+def _fold(found: list[Banner], banner: Banner, *, also: str = "") -> None:
+    """Add ``banner``, or, when an earlier one names the same cause (or the same AADSTS
+    code), add only ``also`` to that one: the administrator reads each cause once."""
+    codes = set(_AADSTS.findall(banner.text))
+    for earlier in found:
+        if earlier.cause == banner.cause or codes & set(_AADSTS.findall(earlier.text)):
+            if also:
+                earlier.text = f"{earlier.text} {also}"
+            return
+    found.append(banner)
 
 
 def banners(snapshot: MailSnapshot | None = None) -> list[Banner]:
-    """What every Administration page warns administrators of, most urgent first."""
+    """What every Administration page warns administrators of: one banner per cause, those
+    that stop mail first."""
     snapshot = snapshot or MailSnapshot()
     found: list[Banner] = []
     row = snapshot.row
@@ -225,6 +260,7 @@ def banners(snapshot: MailSnapshot | None = None) -> list[Banner]:
                 "The stored secret cannot be decrypted with the keys in SEI_ENCRYPTION_KEYS, "
                 "so no mail goes out. Restore the key it was saved with, or enter the secret "
                 "again in Manage SMTP.",
+                cause="secret-unreadable",
             )
         )
     expiry = secret_expiry(row)
@@ -232,8 +268,10 @@ def banners(snapshot: MailSnapshot | None = None) -> list[Banner]:
         found.append(
             Banner(
                 "secret-expired",
-                f"The client secret expired on {expiry.expires.isoformat()}: Entra ID refuses it, "
-                "so no mail goes out. Create a new secret in Entra ID and save it in Manage SMTP.",
+                f"The client secret expired on {expiry.expires.isoformat()} (AADSTS7000222: "
+                "Entra ID refuses it), so no mail goes out. Create a new secret in Entra ID "
+                "and save it in Manage SMTP.",
+                cause="aadsts_secret_expired",
             )
         )
     elif expiry and expiry.urgency == "urgent":
@@ -243,30 +281,40 @@ def banners(snapshot: MailSnapshot | None = None) -> list[Banner]:
                 "secret-expiring",
                 f"The client secret expires {days} ({expiry.expires.isoformat()}). Create a new "
                 "secret in Entra ID and save it in Manage SMTP before then.",
+                severity=WARNING,
+                cause="secret-expiring",
             )
         )
     health = snapshot.health
     if health is not None and not health.ok:
         checked = timezone.localtime(health.checked_at)
-        found.append(
+        explanation = health.cause or health.detail
+        _fold(
+            found,
             Banner(
                 "health-failed",
-                f"The last health check failed ({checked:%Y-%m-%d %H:%M}): "
-                f"{health.cause or health.detail}",
-            )
+                f"The last health check failed ({checked:%Y-%m-%d %H:%M}): {explanation}",
+                cause=_cause_of(health.diagnosis, explanation),
+            ),
         )
     held = snapshot.held
     if held:
         count = held["count"]
-        found.append(
+        messages = f"{count} message{'s' if count != 1 else ''}"
+        explanation = held["cause"] or held["last_error"]
+        _fold(
+            found,
             Banner(
                 "mail-held",
-                f"{count} message{'s' if count != 1 else ''} held: "
-                f"{held['cause'] or held['last_error']} Nothing is lost: "
+                f"{messages} held: {explanation} Nothing is lost: "
                 f"{'it goes' if count == 1 else 'they go'} out once working settings are "
                 "saved in Manage SMTP.",
-            )
+                place="outbox",
+                cause=_cause_of(held.get("diagnosis", ""), explanation),
+            ),
+            also=f"{messages} wait{'s' if count == 1 else ''} in the Outbox until then.",
         )
+    found.sort(key=lambda banner: _SEVERITY_ORDER.index(banner.severity))
     return found
 
 

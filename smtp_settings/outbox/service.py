@@ -567,7 +567,7 @@ def outbox_held(*, count: int) -> dict[str, Any] | None:
     latest = (
         Delivery.objects.filter(state=DeliveryState.HELD)
         .order_by("-updated_at")
-        .values("last_error", "cause", "fix", "updated_at")
+        .values("last_error", "diagnosis", "cause", "fix", "updated_at")
         .first()
     )
     return {"count": count, **latest} if latest else None
