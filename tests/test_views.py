@@ -170,6 +170,40 @@ def test_new_secret_replaces_the_stored_one(
     assert SmtpSettings.load().client_secret == "new-value~123"
 
 
+def test_a_changed_token_endpoint_asks_for_the_secret_without_saying_it_is_kept(
+    admin_client: Client, oauth_form_data: dict[str, Any]
+) -> None:
+    admin_client.post(reverse("smtp_settings:manage"), oauth_form_data)
+    other = (
+        "https://login.microsoftonline.com/2f4a9c1e-0000-4000-8000-00000000beef/oauth2/v2.0/token"
+    )
+    html = admin_client.post(
+        reverse("smtp_settings:manage"),
+        {**oauth_form_data, "client_secret": "", "token_endpoint": other},
+    ).content.decode()
+    assert "Enter the client secret again: Token Endpoint changed" in html
+    assert "Leave blank to keep it" not in html and "A client secret is stored" not in html
+    assert SmtpSettings.load().client_secret == CLIENT_SECRET
+
+
+def test_a_tenant_id_other_than_the_token_endpoints_is_pointed_out(
+    admin_client: Client, oauth_form_data: dict[str, Any]
+) -> None:
+    other = "2f4a9c1e-0000-4000-8000-00000000beef"
+    html = admin_client.post(
+        reverse("smtp_settings:manage"), {**oauth_form_data, "tenant_id": other}
+    ).content.decode()
+    endpoint_tenant = oauth_form_data["token_endpoint"].split("/")[3]
+    assert (
+        f'id="id_tenant_id_error" role="alert">The Token Endpoint names tenant {endpoint_tenant}, '
+        f"not {other}" in html
+    )
+    assert not SmtpSettings.load().is_stored
+    same = {**oauth_form_data, "tenant_id": endpoint_tenant.upper()}
+    admin_client.post(reverse("smtp_settings:manage"), same)
+    assert SmtpSettings.load().is_stored
+
+
 def test_invalid_form_changes_nothing_and_shows_the_message_beside_the_field(
     admin_client: Client, oauth_form_data: dict[str, Any]
 ) -> None:
