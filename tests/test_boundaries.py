@@ -137,6 +137,9 @@ PACKAGES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "text": (("external_text", "external_text.*"), ()),
     # Microsoft's facts: data and pure functions, for every layer (the engine included).
     "facts": (("smtp_settings.mail.microsoft",), ()),
+    # PowerShell as the console writes it (quoting, the service principal's ID): diagnosis
+    # commands and the assistant's script say it one way.
+    "powershell": (("smtp_settings.powershell",), ()),
     # Leaves of Django only that every part of Manage SMTP may use.
     "permissions": (("smtp_settings.permissions",), ()),
     "links": (("smtp_settings.links",), ()),
@@ -151,12 +154,12 @@ PACKAGES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "sending": (("smtp_settings.sending",), ("rows", "mail")),
     "validation": (
         ("smtp_settings.validation", "smtp_settings.validation.*"),
-        ("rows", "mail", "facts", "activity", "enqueue"),
+        ("rows", "mail", "facts", "activity", "enqueue", "powershell"),
     ),
     # The assistant's forms reuse Manage SMTP's field kinds (SecretInput, StrictEmailField).
     "assistant": (
         ("smtp_settings.assistant", "smtp_settings.assistant.*"),
-        ("rows", "field rules", "validation", "facts", "permissions", "links"),
+        ("rows", "field rules", "validation", "facts", "permissions", "links", "powershell"),
     ),
     "outbox": (
         ("smtp_settings.outbox", "smtp_settings.outbox.*"),

@@ -215,7 +215,7 @@ def test_service_principal_not_registered_fails_at_step_five(setup: Any, sandbox
     sandbox.tenant.exchange_service_principals.clear()
     result = check(setup, "mailbox")
     step = result["by_step"]["authenticate"]
-    assert step["status"] == "failed" and step["diagnosis"] == "auth_token_rejected"
+    assert step["status"] == "failed" and step["diagnosis"] == "auth_mailbox_permission"
     assert any("New-ServicePrincipal" in command for command in step["commands"])
     assert any(sandbox.app.service_principal_id in command for command in step["commands"])
     assert result["failed_step"].startswith("5: Register the service principal")
@@ -250,7 +250,7 @@ def test_with_use_sender_email_off_every_listed_mailbox_is_checked(
     assert result["by_step"]["mailbox_0"]["status"] == "passed"
     failed = result["by_step"]["mailbox_1"]
     assert failed["name"] == "Mailbox support@sandbox.example"
-    assert failed["status"] == "failed" and failed["diagnosis"] == "auth_token_rejected"
+    assert failed["status"] == "failed" and failed["diagnosis"] == "auth_mailbox_permission"
     assert any("'support@sandbox.example'" in command for command in failed["commands"])
     assert result["failed_step"].startswith("5: Register the service principal")
 

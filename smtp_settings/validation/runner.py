@@ -97,6 +97,8 @@ class Runner:
         self.token: oauth.Token | None = None
         self.connection: SmtpConnection | None = None
         self.fill = diagnosis.values_for(self.mail)
+        # What the token step established, for the diagnosis of later steps.
+        self.evidence = diagnosis.NO_EVIDENCE
         self.scope = run.scope or RunScope.FULL
         # More mailboxes to sign in as (the setup assistant, Use sender email off).
         self.mailboxes = [str(address) for address in run.candidate.get("mailboxes") or []]
@@ -143,7 +145,13 @@ class Runner:
         self._skip(self.keys[self.keys.index(key) + 1 :], reason)
 
     def _diagnose(self, step: str, **kwargs: Any) -> diagnosis.Finding | None:
-        return diagnosis.diagnose(step, auth_type=self.mail.auth_type, values=self.fill, **kwargs)
+        return diagnosis.diagnose(
+            step,
+            auth_type=self.mail.auth_type,
+            values=self.fill,
+            evidence=self.evidence,
+            **kwargs,
+        )
 
     @contextmanager
     def step(self, key: str) -> Iterator[Outcome]:
@@ -274,6 +282,9 @@ class Runner:
         if claims.get("oid"):
             self.fill["sp_object_id"] = str(claims["oid"])
             self.outputs["sp_object_id"] = str(claims["oid"])
+        self.evidence = diagnosis.Evidence(
+            roles=frozenset(str(role) for role in claims.get("roles") or [])
+        )
         outcome.facts = token_check.claim_facts(claims)
         problems = token_check.claim_problems(claims, self.mail)
         # Only the setup assistant asks: a second token, for Microsoft Graph, tells whether

@@ -37,7 +37,7 @@ from smtp_settings.models import (
     readable_secret,
     secrets_moved,
 )
-from smtp_settings.validation import progress
+from smtp_settings.validation import diagnosis, progress
 from smtp_settings.validation.runner import Runner, steps_for
 
 logger = logging.getLogger(__name__)
@@ -320,6 +320,8 @@ def validation_run_as_dict(*, run: ValidationRun) -> dict[str, Any]:
                 "fix": step.fix,
                 "commands": step.commands,
                 "diagnosis": step.diagnosis,
+                # The setup assistant's script does this fix whole: the page offers it.
+                "script": step.diagnosis in diagnosis.SCRIPTED,
             }
             for step in _steps_as_shown(run)
         ],
