@@ -209,7 +209,8 @@ PACKAGES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "smtp_settings.signin",
             "smtp_settings.management*",
         ),
-        ("assistant", "monitoring", "rows"),
+        # sendtestemail says where its message waits: the outbox, when EMAIL_BACKEND is it.
+        ("assistant", "monitoring", "rows", "outbox", "links"),
     ),
 }
 # "Never", followed through every module on the way: pages and tasks do not reach the mail

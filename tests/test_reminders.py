@@ -364,3 +364,14 @@ def test_healthz_tells_administrators_and_the_token_why(
     settings.SEI_HEALTHZ_TOKEN = ""
     answer = probe("/healthz", HTTP_AUTHORIZATION="Bearer ").json()
     assert check(answer, "Worker(") == "unavailable"
+
+
+def test_a_reminder_for_one_recipient_says_one_recipient(
+    sandbox: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    User.objects.create_superuser("solo", "solo@sandbox.example", "a long passphrase 5")
+    configured(sandbox)
+    with caplog.at_level("INFO", logger="smtp_settings.alerts"):
+        assert alerts.secret_expiry_reminders_send(now=days_before(30)).sent
+    assert "Secret-expiry reminder 30d queued for 1 recipient" in caplog.text
+    assert "1 recipients" not in caplog.text

@@ -6,9 +6,11 @@ from __future__ import annotations
 import email
 import email.policy
 import socket
+from io import StringIO
 from typing import Any
 
 import pytest
+from django.conf import settings as django_settings
 from django.core import mail
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import CommandError, call_command
@@ -81,7 +83,13 @@ def test_send_mail_is_queued_then_delivered_with_xoauth2(sandbox: Any) -> None:
 
 def test_sendtestemail_goes_out_through_manage_smtp(sandbox: Any) -> None:
     save(sandbox.form_values())
-    call_command("sendtestemail", "someone@elsewhere.example")
+    said = StringIO()
+    call_command("sendtestemail", "someone@elsewhere.example", stdout=said)
+    assert said.getvalue() == (
+        "Queued a test message for 1 recipient: someone@elsewhere.example. The worker delivers "
+        "it with Manage SMTP's saved settings; watch it in Administration > Manage SMTP > "
+        f"Outbox: {django_settings.SEI_CONSOLE_URL.rstrip('/')}/administration/smtp/outbox/\n"
+    )
     outbox.outbox_deliver_due()
     (message,) = delivered(sandbox)
     assert message["To"] == "someone@elsewhere.example"

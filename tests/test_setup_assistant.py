@@ -80,6 +80,10 @@ def test_tenant_check_passes_and_fills_the_token_endpoint(setup: Any, sandbox: A
     assert state.tenant_id == TENANT_ID
     assert state.token_endpoint == sandbox.entra.token_endpoint(TENANT_ID)
     assert sandbox.entra.token_requests == 0, "the tenant check sends no secret"
+    # The sandbox is not Microsoft's cloud, whatever its discovery answers.
+    facts = dict(result["by_step"]["tenant"]["facts"])
+    assert "Cloud" not in facts
+    assert facts["Sign-in host"] == f"127.0.0.1:{sandbox.entra.port} (allowed by the operator)"
 
 
 def test_a_tenant_domain_is_resolved_to_its_id(setup: Any, sandbox: Any) -> None:

@@ -295,3 +295,20 @@ def test_an_administration_page_costs_at_most_five_queries(
     assert admin_client.get(url).status_code == 200  # the session is now in the cache
     with django_assert_max_num_queries(5):
         assert admin_client.get(url).status_code == 200
+
+
+def test_a_worker_seen_seconds_ago_was_seen_just_now(admin_client: Client) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from smtp_settings.models import WorkerHeartbeat
+
+    seen = WorkerHeartbeat.objects.create(
+        worker="w1@host", role=WorkerHeartbeat.WORKER, seen_at=timezone.now()
+    )
+    page = admin_client.get(reverse("administration")).content.decode()
+    assert "just now</time> (w1@host)" in page and "0 minutes" not in page
+    WorkerHeartbeat.objects.filter(pk=seen.pk).update(seen_at=timezone.now() - timedelta(minutes=5))
+    page = admin_client.get(reverse("administration")).content.decode()
+    assert "5\xa0minutes ago</time>" in page

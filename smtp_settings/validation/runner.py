@@ -242,8 +242,12 @@ class Runner:
             ["Directory (tenant) ID", found.tenant_id],
             ["Token Endpoint", token_endpoint],
         ]
-        if found.cloud_instance:
-            outcome.facts.append(["Cloud", found.cloud_instance])
+        cloud = microsoft.cloud_for_login_host(host.partition(":")[0])
+        if cloud is not None:
+            outcome.facts.append(["Cloud", cloud.name])
+        else:
+            # Not Microsoft's: whatever its discovery says, the host is the operator's.
+            outcome.facts.append(["Sign-in host", f"{host} (allowed by the operator)"])
 
     def _token(self, outcome: Outcome) -> None:
         self.token = endpoint.acquire_token(self.mail, timeout=self.timeout, fresh=True)
