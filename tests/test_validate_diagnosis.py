@@ -539,7 +539,7 @@ def test_no_full_access_on_the_mailbox(sandbox: Any, run_validation: Any) -> Non
 
 def test_without_the_tokens_evidence_a_535_names_every_cause() -> None:
     """The outbox has no token step before AUTH: the row that lists every cause answers."""
-    from smtp_settings.validation.diagnosis import diagnose
+    from smtp_settings.diagnosis import diagnose
 
     finding = diagnose(
         "authenticate",
@@ -698,7 +698,7 @@ def test_server_hanging_up_mid_conversation(sandbox: Any, run_validation: Any) -
 def test_every_table_row_is_provoked_here() -> None:
     from pathlib import Path
 
-    from smtp_settings.validation.diagnosis import TABLE
+    from smtp_settings.diagnosis import TABLE
 
     source = Path(__file__).read_text()
     missing = [row.key for row in TABLE if f'"{row.key}"' not in source]
@@ -725,8 +725,8 @@ def test_validate_asks_entra_anew_so_a_new_consent_shows_at_once(
     ],
 )
 def test_powershell_values_are_single_quoted_with_quotes_doubled(value: str, quoted: str) -> None:
+    from smtp_settings.diagnosis import diagnose
     from smtp_settings.powershell import powershell_quote
-    from smtp_settings.validation.diagnosis import diagnose
 
     assert powershell_quote(value) == quoted
     finding = diagnose(

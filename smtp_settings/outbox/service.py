@@ -35,7 +35,7 @@ from post_office.models import STATUS, Attachment, Email, Log
 
 from activity.models import Kind
 from activity.service import activity_record
-from smtp_settings import enqueue
+from smtp_settings import diagnosis, enqueue
 from smtp_settings.links import ONE_TIME_LINK_HEADER
 from smtp_settings.mail.backend import EmailBackend
 from smtp_settings.mail.endpoint import MailSettings
@@ -43,7 +43,6 @@ from smtp_settings.mail.errors import DeliveryError, TemporaryFailure
 from smtp_settings.models import Delivery, DeliveryState
 from smtp_settings.outbox import throttle
 from smtp_settings.sending import smtp_settings_mail_for_sending
-from smtp_settings.validation import diagnosis
 
 logger = logging.getLogger(__name__)
 

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from smtp_settings import diagnosis
 from smtp_settings.mail import endpoint, jwt_claims, microsoft, oauth
 from smtp_settings.mail.transport import SmtpConnection, SmtpFailure, TlsInfo
 from smtp_settings.models import (
@@ -36,7 +37,7 @@ from smtp_settings.models import (
     ValidationStep,
     readable_secret,
 )
-from smtp_settings.validation import diagnosis, progress, token_check
+from smtp_settings.validation import progress, token_check
 
 STEPS: tuple[tuple[str, str], ...] = (
     ("token", "Token"),

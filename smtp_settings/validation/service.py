@@ -21,7 +21,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from activity.models import Kind
 from activity.service import activity_record
-from smtp_settings import enqueue
+from smtp_settings import diagnosis, enqueue
 from smtp_settings.models import (
     CONNECTION_FIELDS,
     SECRET_FIELD_BY_AUTH_TYPE,
@@ -37,7 +37,7 @@ from smtp_settings.models import (
     readable_secret,
     secrets_moved,
 )
-from smtp_settings.validation import diagnosis, progress
+from smtp_settings.validation import progress
 from smtp_settings.validation.runner import Runner, steps_for
 
 logger = logging.getLogger(__name__)

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from smtp_settings import diagnosis
 from smtp_settings.mail import endpoint, jwt_claims, microsoft, oauth
 from smtp_settings.mail.errors import CredentialFailure
-from smtp_settings.validation import diagnosis
 
 GRAPH_MAIL_SEND_TEXT = (
     f"The token has no {microsoft.SEND_AS_APP_ROLE} role, and the app holds Microsoft Graph's "
