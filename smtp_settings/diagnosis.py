@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from smtp_settings.mail import microsoft
 from smtp_settings.mail.endpoint import MailSettings
@@ -41,6 +42,13 @@ class Evidence:
     read (Basic authentication, a token that is not a JWT, the outbox)."""
 
     roles: frozenset[str] | None = None
+
+    @classmethod
+    def from_claims(cls, claims: Mapping[str, Any] | None) -> Evidence:
+        """What a token's claims (read, not verified) establish; nothing without them."""
+        if claims is None:
+            return NO_EVIDENCE
+        return cls(roles=frozenset(str(role) for role in claims.get("roles") or []))
 
     def holds(self, condition: str) -> bool:
         if condition == "token_has_role":
@@ -453,8 +461,8 @@ TABLE: tuple[Diagnosis, ...] = (
     _row(
         "auth_mailbox_permission",
         "authenticate",
-        "Exchange Online refused the token for {sender} (535 5.7.3) although it carries "
-        "SMTP.SendAsApp (see Token contents), so consent is in place: Exchange does not let "
+        "Exchange Online refused the token for {sender} (535 5.7.3) although the token "
+        "carries SMTP.SendAsApp, so consent is in place: Exchange does not let "
         "this app use the mailbox. The app's service principal is not registered in Exchange "
         "Online with the Enterprise application's Object ID, or has no FullAccess on {sender}.",
         "In Exchange Online PowerShell, register the service principal (its Object ID "
@@ -470,7 +478,7 @@ TABLE: tuple[Diagnosis, ...] = (
         "auth_token_without_role",
         "authenticate",
         "Exchange Online refused the token for {sender} (535 5.7.3): the token has no "
-        "SMTP.SendAsApp role (see Token contents).",
+        "SMTP.SendAsApp role.",
         "In Entra ID > App registrations > your app > API permissions: Add a permission > "
         "APIs my organization uses > Office 365 Exchange Online > Application permissions > "
         "SMTP.SendAsApp, then Grant admin consent for your tenant.",
@@ -651,10 +659,13 @@ TABLE: tuple[Diagnosis, ...] = (
 )
 
 
-def values_for(mail: MailSettings) -> dict[str, str]:
-    """What a fix can be filled with, from the settings that failed."""
+def values_for(mail: MailSettings, *, claims: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """What a fix can be filled with: the settings that failed, and what their token said
+    (the Enterprise application's Object ID is the token's ``oid``)."""
     tenant = microsoft.tenant_from_token_endpoint(mail.token_endpoint) or ""
+    oid = str((claims or {}).get("oid") or "")
     return {
+        **({"sp_object_id": oid} if oid else {}),
         "tenant_id": tenant,
         "tenant_hint": tenant if microsoft.is_guid(tenant) else "",
         "client_id": mail.client_id,

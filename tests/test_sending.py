@@ -122,7 +122,11 @@ def test_use_sender_email_off_and_a_mailbox_without_permission_fails_only_its_ma
 
     bob = Delivery.objects.get(email__subject="From Bob")
     assert bob.state == DeliveryState.FAILED
-    assert bob.diagnosis == "auth_token_rejected"
+    # The token it signed in with carried SMTP.SendAsApp: one cause, the mailbox permission,
+    # with the Object ID the token named.
+    assert bob.diagnosis == "auth_mailbox_permission"
+    assert "consent is in place" in bob.cause and "admin consent" not in bob.fix.lower()
+    assert sandbox.app.service_principal_id in bob.fix
     assert bob.cause and bob.fix
     assert Delivery.objects.get(email__subject="From the sender").state == DeliveryState.SENT
 

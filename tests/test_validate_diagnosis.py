@@ -532,7 +532,7 @@ def test_no_full_access_on_the_mailbox(sandbox: Any, run_validation: Any) -> Non
     )
     assert SENDER in step["cause"]
     # The token carried SMTP.SendAsApp: consent is not offered as a cause.
-    assert "SMTP.SendAsApp (see Token contents), so consent is in place" in step["cause"]
+    assert "the token carries SMTP.SendAsApp, so consent is in place" in step["cause"]
     assert "admin consent" not in step["fix"].lower()
     assert dict(step["facts"])["Offered mechanisms"] == "LOGIN XOAUTH2"
 

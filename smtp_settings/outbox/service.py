@@ -375,7 +375,8 @@ class _DeliveryRun:
             codes=error.codes,
             answer=error.answer,
             auth_type=mail.auth_type if mail else "",
-            values=diagnosis.values_for(mail) if mail else {},
+            values=diagnosis.values_for(mail, claims=error.token_claims) if mail else {},
+            evidence=diagnosis.Evidence.from_claims(error.token_claims),
         )
         disposition = error.disposition
         if disposition == "hold" and mail and not mail.use_sender_email and error.stage != "token":

@@ -284,12 +284,10 @@ class Runner:
         if claims is None:
             outcome.detail = "Could not read the token (not a JWT); nothing checked."
             return
-        if claims.get("oid"):
-            self.fill["sp_object_id"] = str(claims["oid"])
-            self.outputs["sp_object_id"] = str(claims["oid"])
-        self.evidence = diagnosis.Evidence(
-            roles=frozenset(str(role) for role in claims.get("roles") or [])
-        )
+        self.fill = diagnosis.values_for(self.mail, claims=claims)
+        if "sp_object_id" in self.fill:
+            self.outputs["sp_object_id"] = self.fill["sp_object_id"]
+        self.evidence = diagnosis.Evidence.from_claims(claims)
         outcome.facts = token_check.claim_facts(claims)
         problems = token_check.claim_problems(claims, self.mail)
         # Only the setup assistant asks: a second token, for Microsoft Graph, tells whether

@@ -119,8 +119,7 @@ def check_token(mail: endpoint.MailSettings, *, timeout: float) -> TokenCheck:
     claims = jwt_claims.read_claims(token.access_token)
     if claims is None:
         return TokenCheck(True, "token_contents", "A token was issued (not a readable JWT).")
-    if claims.get("oid"):
-        values["sp_object_id"] = str(claims["oid"])
+    values = diagnosis.values_for(mail, claims=claims)
     problems = claim_problems(claims, mail)
     if problems:
         finding = diagnosis.diagnose(
