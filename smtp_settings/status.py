@@ -274,14 +274,15 @@ def banners(snapshot: MailSnapshot | None = None) -> list[Banner]:
                 cause="aadsts_secret_expired",
             )
         )
-    elif expiry and expiry.urgency == "urgent":
+    elif expiry and expiry.urgency in ("urgent", "soon"):
         days = "today" if expiry.days_left == 0 else f"in {expiry.days_left} days"
         found.append(
             Banner(
                 "secret-expiring",
                 f"The client secret expires {days} ({expiry.expires.isoformat()}). Create a new "
                 "secret in Entra ID and save it in Manage SMTP before then.",
-                severity=WARNING,
+                # Within the week mail will stop soon; within the month it is to know.
+                severity=WARNING if expiry.urgency == "urgent" else INFO,
                 cause="secret-expiring",
             )
         )

@@ -92,3 +92,15 @@ def test_errors_come_before_warnings_and_a_banner_does_not_link_to_its_own_page(
     box = admin_client.get(outbox_url).content.decode()
     held = re.search(r'id="banner-mail-held">.*?</p>', box, re.S)
     assert held and "<a " not in held.group(0)
+
+
+def test_a_secret_expiring_within_the_month_is_an_informational_banner(
+    sandbox: Any, admin_client: Client
+) -> None:
+    later = timezone.localdate() + timedelta(days=20)
+    save({**sandbox.form_values(), "secret_expiration_date": later.isoformat()})
+    page = admin_client.get(reverse("administration")).content.decode()
+    assert [(severity, key) for severity, key, _ in banners_of(page)] == [
+        ("info", "secret-expiring")
+    ]
+    assert 'role="status" id="banner-secret-expiring"' in page
