@@ -4,9 +4,11 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
-# The sandbox's ports on 127.0.0.1: the Entra ID stand-in (HTTPS) and the Exchange stand-in (SMTP).
+# The sandbox's ports on 127.0.0.1: the Entra ID stand-in (HTTPS), the Exchange stand-in (SMTP)
+# and the Microsoft Graph stand-in (HTTPS).
 SANDBOX_ENTRA_PORT ?= 8443
 SANDBOX_SMTP_PORT ?= 8587
+SANDBOX_GRAPH_PORT ?= 8444
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
 .PHONY: install run run-with-sandbox sandbox manage test bench soak screenshots lint format clean
@@ -38,7 +40,7 @@ manage: install
 
 # Local Entra ID and Exchange Online stand-ins with a ready tenant (see README).
 sandbox: install
-	$(PY) -m tests.sandbox --folder var/sandbox --entra-port $(SANDBOX_ENTRA_PORT) --smtp-port $(SANDBOX_SMTP_PORT)
+	$(PY) -m tests.sandbox --folder var/sandbox --entra-port $(SANDBOX_ENTRA_PORT) --smtp-port $(SANDBOX_SMTP_PORT) --graph-port $(SANDBOX_GRAPH_PORT)
 
 # The console, trusting the sandbox's CA and allowing its token endpoint.
 run-with-sandbox: export SMTP_OAUTH_AUTHORITY_HOSTS ?= 127.0.0.1:$(SANDBOX_ENTRA_PORT)

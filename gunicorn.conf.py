@@ -24,3 +24,11 @@ control_socket_disable = True
 # cut rather than waited for, since the page asks again. honcho (make run) kills what is
 # still running after 5 s, docker after its grace period.
 graceful_timeout = 4
+
+
+def post_worker_init(worker: object) -> None:
+    # A stopped Celery worker (or beat) cannot alert about itself: each web process watches
+    # their heartbeats too (alerting/watch.py); occurrence keys make the alert go once.
+    from alerting import watch
+
+    watch.start()

@@ -51,6 +51,57 @@ RECHECK_REFUSED_TEXT = (
 )
 
 
+def encodable_address(address: str) -> str:
+    # Django accepts an international domain; mail goes to it in its xn-- form, so that
+    # form must exist (a label that is too long once encoded has none).
+    if not address:
+        return address
+    try:
+        punycode(address.rpartition("@")[2])
+    except UnicodeError:
+        raise forms.ValidationError(
+            "This domain cannot be written the way e-mail carries it (in its xn-- form, "
+            "one of its parts is longer than 63 characters).",
+            code="domain_not_encodable",
+        ) from None
+    return address
+
+
+class UserDetailsForm(forms.ModelForm):
+    """A user's name and e-mail, by themselves (Your account) or by an administrator (Users).
+    A new e-mail address decides where password resets go: the person changing it types
+    their own password, so that a session left open cannot redirect them."""
+
+    password = forms.CharField(
+        label="Your password",
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+        help_text="Needed only to change the e-mail address: password resets go there.",
+    )
+
+    class Meta:
+        model = get_user_model()
+        fields = ["first_name", "last_name", "email"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields[
+            "email"
+        ].help_text = (
+            "Where password resets, invitations, secret-expiry reminders and health alerts go."
+        )
+
+    def clean_email(self) -> str:
+        return encodable_address(self.cleaned_data["email"])
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if "email" in self.changed_data and not cleaned.get("password"):
+            self.add_error("password", "Type your password to change the e-mail address.")
+        return cleaned
+
+
 class UserAddForm(forms.ModelForm):
     administrator = forms.BooleanField(
         label="Administrator (may manage SMTP, users and activity)",
@@ -90,18 +141,7 @@ class UserAddForm(forms.ModelForm):
         return username
 
     def clean_email(self) -> str:
-        # Django accepts an international domain; mail goes to it in its xn-- form, so that
-        # form must exist (a label that is too long once encoded has none).
-        address = self.cleaned_data["email"]
-        try:
-            punycode(address.rpartition("@")[2])
-        except UnicodeError:
-            raise forms.ValidationError(
-                "This domain cannot be written the way e-mail carries it (in its xn-- form, "
-                "one of its parts is longer than 63 characters).",
-                code="domain_not_encodable",
-            ) from None
-        return address
+        return encodable_address(self.cleaned_data["email"])
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}

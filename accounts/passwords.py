@@ -91,7 +91,19 @@ class GuardedPasswordChangeView(auth_views.PasswordChangeView):
 
 class OneTimeLinkPasswordResetForm(PasswordResetForm):
     """Django's reset form, whose mail is marked as carrying a one-time link (the outbox page
-    does not show such a message's text)."""
+    does not show such a message's text). Someone invited who has not chosen a password yet
+    gets the invitation again: Django's form would send them nothing, while the page says a
+    link went (it must say the same for every address)."""
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        super().save(*args, **kwargs)
+        request = kwargs.get("request")
+        address = client_address(request) if request is not None else None
+        for user in services.users_invited_without_password(email=self.cleaned_data["email"]):
+            try:
+                services.user_invite(user=user, by=None, address=address)
+            except Exception:  # as below: no error page that only some addresses would get
+                logger.exception("Failed to queue the invitation again for user %s", user.pk)
 
     def send_mail(
         self,
@@ -130,7 +142,7 @@ class ThrottledPasswordResetView(auth_views.PasswordResetView):
     form_class = OneTimeLinkPasswordResetForm
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        key = f"password-reset:{request.META.get('REMOTE_ADDR', '')}"
+        key = f"password-reset:{client_address(request) or ''}"
         if throttle_hit(key=key, window_seconds=RESET_WINDOW_SECONDS) > RESETS_PER_ADDRESS:
             messages.error(
                 request, "Too many reset requests from here: try again in a quarter of an hour."

@@ -20,7 +20,7 @@ from django.contrib.auth.tokens import default_token_generator
 from django.contrib.sessions.models import Session
 from django.core.mail import EmailMessage
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, OuterRef
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -32,7 +32,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from activity.models import Kind
 from activity.service import activity_record
 from smtp_settings.links import ONE_TIME_LINK_HEADER, console_url
-from smtp_settings.permissions import ADMINISTER_PERMISSION
+from smtp_settings.permissions import ADMINISTER_PERMISSION, administrators
 
 ADMINISTRATORS_GROUP = "SMTP administrators"
 
@@ -57,17 +57,6 @@ def administrators_group() -> Group:
     group, _ = Group.objects.get_or_create(name=ADMINISTRATORS_GROUP)
     group.permissions.add(_permission())
     return group
-
-
-def _administrator_filter(permission: Permission) -> Q:
-    return Q(is_superuser=True) | Q(user_permissions=permission) | Q(groups__permissions=permission)
-
-
-def administrators(*, active_only: bool = True) -> QuerySet[AbstractBaseUser]:
-    users = get_user_model().objects.filter(_administrator_filter(_permission()))
-    if active_only:
-        users = users.filter(is_active=True)
-    return users.distinct()
 
 
 def _administrators_lock() -> None:
@@ -106,23 +95,13 @@ class UserRow:
 
 def users_overview() -> list[UserRow]:
     """Every user with their role and second factor, in one query."""
-    user_model = get_user_model()
-    app_label, codename = ADMINISTER_PERMISSION.split(".")
-    directly = user_model.user_permissions.through.objects.filter(
-        user=OuterRef("pk"),
-        permission__codename=codename,
-        permission__content_type__app_label=app_label,
-    )
-    by_group = user_model.groups.through.objects.filter(
-        user=OuterRef("pk"),
-        group__permissions__codename=codename,
-        group__permissions__content_type__app_label=app_label,
-    )
     users = list(
-        user_model.objects.annotate(
-            _administrator=Q(is_superuser=True) | Exists(directly) | Exists(by_group),
+        get_user_model()
+        .objects.annotate(
+            _administrator=Exists(administrators(active_only=False).filter(pk=OuterRef("pk"))),
             _two_factor=Exists(TOTPDevice.objects.filter(user=OuterRef("pk"), confirmed=True)),
-        ).order_by("-is_active", "username")
+        )
+        .order_by("-is_active", "username")
     )
     active_admin_ids = {user.pk for user in users if user._administrator and user.is_active}
     return [
@@ -182,12 +161,13 @@ def user_add(
 def user_invite(
     *,
     user: AbstractBaseUser,
-    by: AbstractBaseUser,
+    by: AbstractBaseUser | None,
     address: str | None = None,
     record: bool = True,
 ) -> None:
     """Send (again) the e-mail with a link to choose a password; only to someone who has
-    none yet, and may sign in."""
+    none yet, and may sign in. ``by`` None: they asked for it themselves, with "Forgot your
+    password?" before they had one."""
     if user.has_usable_password():
         raise InvitationRefused(
             f"{user.get_username()} has a password already, so no invitation was sent: "
@@ -208,12 +188,51 @@ def user_invite(
         to=user.email,
     )
     if record:
+        asked = (
+            "" if by is not None else " (they asked on the sign-in page, having no password yet)"
+        )
         activity_record(
             kind=Kind.USER_ADDED,
-            summary=f"Sent {user.get_username()} a new invitation to <{user.email}>.",
+            summary=f"Sent {user.get_username()} a new invitation to <{user.email}>{asked}.",
             actor=by,
             address=address,
         )
+
+
+def user_details_change(
+    *,
+    user: AbstractBaseUser,
+    changed: dict[str, str],
+    by: AbstractBaseUser,
+    address: str | None = None,
+) -> None:
+    """Save a user's new name or e-mail (``changed``: only the fields that changed)."""
+    if not changed:
+        return
+    for name, value in changed.items():
+        setattr(user, name, value)
+    user.save(update_fields=list(changed))
+    what = ", ".join(
+        f"e-mail to <{value}>" if name == "email" else f"{name.replace('_', ' ')}"
+        for name, value in changed.items()
+    )
+    whose = "their own" if by.pk == user.pk else f"{user.get_username()}'s"
+    activity_record(
+        kind=Kind.USER_CHANGED,
+        summary=f"Changed {whose} {what}.",
+        actor=by,
+        address=address,
+    )
+
+
+def users_invited_without_password(*, email: str) -> list[AbstractBaseUser]:
+    """Active users with this address who have not chosen a password yet: Django's reset
+    form leaves them out (it mails only users with a usable password)."""
+    return [
+        user
+        for user in get_user_model()._default_manager.filter(email__iexact=email, is_active=True)
+        if not user.has_usable_password()
+    ]
 
 
 def one_time_link_send(*, subject: str, body: str, to: str) -> None:

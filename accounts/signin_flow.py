@@ -15,6 +15,7 @@ from __future__ import annotations
 import enum
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from axes.handlers.proxy import AxesProxyHandler
 from axes.helpers import get_lockout_response
@@ -87,8 +88,10 @@ def signin_code_failed(*, request: HttpRequest, credentials: dict[str, str]) -> 
 
 def signin_complete(*, request: HttpRequest, pending: PendingSignIn, device: Device) -> None:
     signin_pending_forget(request=request)
-    # django-otp marks the session as verified by this device when login() sees it here.
-    pending.user.otp_device = device  # type: ignore[attr-defined]
+    # django-otp marks the session as verified by this device when login() sees it here
+    # (an attribute it adds to users at run time).
+    user: Any = pending.user
+    user.otp_device = device
     auth_login(request, pending.user, backend=pending.backend)
 
 

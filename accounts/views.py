@@ -29,6 +29,7 @@ from accounts.forms import (
     CodeForm,
     PasswordRecheckForm,
     UserAddForm,
+    UserDetailsForm,
 )
 from accounts.signin_activity import client_address
 from smtp_settings.permissions import (
@@ -92,7 +93,11 @@ def signin_code(request: HttpRequest) -> HttpResponse:
                     "set up the authenticator app again under Two-factor sign-in.",
                 )
             return redirect(pending.next_url)
-        if signin_flow.signin_code_failed(request=request, credentials=credentials):
+        # During django-otp's pause no code is checked, so none counts as wrong: a right one
+        # typed too early is not held against the account.
+        if not check.wait_seconds and signin_flow.signin_code_failed(
+            request=request, credentials=credentials
+        ):
             return _locked_out(request, credentials)
         form.add_error("code", _wrong_code_text(check.wait_seconds))
     return render(request, "registration/login_code.html", {"form": form, "username": pending.user})
@@ -232,7 +237,9 @@ def _verify_session(request: HttpRequest, context: dict[str, Any]) -> HttpRespon
             if check.used_backup_code:
                 two_factor.two_factor_backup_code_used(user=user, address=client_address(request))
             return redirect(context["next"] or "administration")
-        if signin_flow.signin_code_failed(request=request, credentials=credentials):
+        if not check.wait_seconds and signin_flow.signin_code_failed(
+            request=request, credentials=credentials
+        ):  # (during the pause no code is checked, so none counts as wrong)
             # Too many wrong codes from a signed-in session: it ends, like the sign-in would.
             logout(request)
             return get_lockout_response(request, None, credentials)
@@ -375,3 +382,51 @@ def user_action(request: HttpRequest, user_id: int) -> HttpResponse:
         return redirect("accounts:users")
     messages.success(request, done.format(name=target.get_username()))
     return redirect("accounts:users")
+
+
+# -- names and e-mail addresses -----------------------------------------------------------
+
+
+@sensitive_post_parameters("password")
+@login_required
+def account(request: HttpRequest) -> HttpResponse:
+    """Your account: your own name and e-mail address."""
+    return _details(request, request.user, template="accounts/account.html")
+
+
+@sensitive_post_parameters("password")
+@administrator_required
+def user_edit(request: HttpRequest, user_id: int) -> HttpResponse:
+    """An administrator corrects someone's name or e-mail address."""
+    user = get_object_or_404(get_user_model(), pk=user_id)
+    return _details(request, user, template="accounts/user_edit.html")
+
+
+def _details(request: HttpRequest, user: Any, *, template: str) -> HttpResponse:
+    form = UserDetailsForm(request.POST or None, instance=user)
+    if request.method == "POST" and form.is_valid():
+        if "email" in form.changed_data:
+            recheck = PasswordRecheckForm({"password": form.cleaned_data["password"]})
+            refused = _password_recheck(request, recheck, doing="change an e-mail address")
+            if isinstance(refused, HttpResponse):
+                return refused
+            if refused:
+                form.add_error("password", recheck.errors["password"])
+        if form.is_valid():
+            changed = {
+                name: form.cleaned_data[name] for name in form.changed_data if name != "password"
+            }
+            services.user_details_change(
+                user=form.instance,
+                changed=changed,
+                by=request.user,
+                address=client_address(request),
+            )
+            messages.success(request, "Saved." if changed else "Nothing changed.")
+            return redirect(request.path)
+    return render(
+        request,
+        template,
+        {"form": form, "person": user},
+        status=400 if form.errors else 200,
+    )

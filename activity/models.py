@@ -29,6 +29,7 @@ class Kind(models.TextChoices):
     USER_ADDED = "user.added", "User added"
     USER_DEACTIVATED = "user.deactivated", "User deactivated"
     USER_REACTIVATED = "user.reactivated", "User reactivated"
+    USER_CHANGED = "user.changed", "Name or e-mail changed"
     ROLE_GRANTED = "user.role_granted", "Administrator role granted"
     ROLE_REMOVED = "user.role_removed", "Administrator role removed"
 

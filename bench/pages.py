@@ -25,10 +25,9 @@ from django.utils import timezone
 from post_office.models import STATUS, Email
 
 from activity.models import Entry, Kind
-from smtp_settings import services
+from smtp_settings import services, validation
 from smtp_settings.forms import SmtpSettingsForm
 from smtp_settings.models import Delivery, RunStatus, SmtpSettings, ValidationRun
-from smtp_settings.validation import service as validation
 from smtp_settings.views import OUTBOX_PAGE_SIZE
 
 HOST = {"HTTP_HOST": "127.0.0.1"}

@@ -42,11 +42,11 @@ class BeatThread(bootsteps.StartStopStep):
         return self
 
     def start(self, worker: Any) -> None:
-        from smtp_settings import services
+        from smtp_settings import heartbeats
 
         # A beat process reports its heartbeat from its beat_init signal; an embedded
         # scheduler gets no such signal, so it starts the same heartbeat here.
-        services.beat_heartbeat_start(name=f"beat@{socket.gethostname()}")
+        heartbeats.beat_heartbeat_start(name=f"beat@{socket.gethostname()}")
         self.service.start()
 
     def stop(self, worker: Any) -> None:

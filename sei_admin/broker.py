@@ -70,5 +70,16 @@ class Channel(filesystem.Channel):
         return folder
 
 
+# Celery's loop for polling transports waits up to 2 s in drain_events before it looks at its
+# stop flag again, so an idle worker asked to stop took 5-6 s (honcho kills at 5): a shorter
+# wait costs nothing, as the folder is listed every polling_interval either way.
+_LONGEST_DRAIN_SECONDS = 0.25
+
+
 class Transport(filesystem.Transport):
     Channel = Channel
+
+    def drain_events(self, connection: Any, timeout: float | None = None) -> Any:
+        if timeout is not None and timeout > _LONGEST_DRAIN_SECONDS:  # None blocks: left so
+            timeout = _LONGEST_DRAIN_SECONDS
+        return super().drain_events(connection, timeout=timeout)

@@ -7,7 +7,7 @@ import os
 import socket
 from typing import Any
 
-from celery import Celery
+from celery import Celery, bootsteps
 from celery.signals import beat_init, task_prerun, worker_ready
 
 from sei_admin.beat_thread import OPTION as BEAT_THREAD_OPTION
@@ -25,9 +25,9 @@ app.user_options["worker"].add(BEAT_THREAD_OPTION)
 
 @beat_init.connect
 def _beat_heartbeat(**kwargs: Any) -> None:
-    from smtp_settings import services
+    from smtp_settings import heartbeats
 
-    services.beat_heartbeat_start(name=f"beat@{socket.gethostname()}")
+    heartbeats.beat_heartbeat_start(name=f"beat@{socket.gethostname()}")
 
 
 @worker_ready.connect
@@ -35,18 +35,39 @@ def _worker_ready(sender: Any = None, **kwargs: Any) -> None:
     # Reported at once, not a heartbeat interval later: the pages and /healthz see the worker.
     from django.db import DatabaseError
 
-    from smtp_settings import services
+    from smtp_settings import heartbeats
 
     try:
-        services.worker_heartbeat_record(worker=getattr(sender, "hostname", None) or "worker")
+        heartbeats.worker_heartbeat_record(worker=getattr(sender, "hostname", None) or "worker")
     except DatabaseError as error:  # not migrated yet: the scheduled heartbeat reports later
         logging.getLogger(__name__).warning("No heartbeat recorded at start: %s", error)
-        return
-    # A worker starting again after a crash finds the outbox where the dead one left it, and
-    # the task that was delivering it died too: look for due mail now, not at beat's sweep.
-    from smtp_settings.outbox import service as outbox
 
-    outbox.outbox_delivery_request_if_pending()
+
+class DeliveryOnConnect(bootsteps.StartStopStep):
+    """Looks for due mail each time the worker has (again) a broker connection.
+
+    A worker starting after a crash finds the outbox where the dead one left it, and the task
+    that was delivering it died too; after a broker cut, the requests made while it was away
+    are gone (Redis restarted empty) or were never made (the web could not reach it). Either
+    way, delivery starts now, not at beat's next sweep. Celery starts a consumer's steps again
+    after every reconnection.
+    """
+
+    label = "Outbox delivery on connect"
+    requires = ("celery.worker.consumer.tasks:Tasks",)
+
+    def start(self, consumer: Any) -> None:
+        from django.db import DatabaseError
+
+        from smtp_settings import outbox
+
+        try:
+            outbox.outbox_delivery_request_if_pending()
+        except DatabaseError as error:  # not migrated yet: beat's sweep asks later
+            logging.getLogger(__name__).warning("Outbox not looked at on connect: %s", error)
+
+
+app.steps["consumer"].add(DeliveryOnConnect)
 
 
 @task_prerun.connect

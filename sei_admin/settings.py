@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "activity",
     "smtp_settings",
     "accounts",
+    "alerting",
     # After smtp_settings, whose send_queued_mail command replaces post_office's.
     "post_office",
 ]
@@ -99,7 +100,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "sei_admin.context_processors.session",
-                "smtp_settings.context_processors.mail_status",
+                "smtp_settings.context_processors.mail_banners",
             ],
         },
     },
@@ -144,7 +145,7 @@ AXES_COOLOFF_TIME = timedelta(minutes=env.int("SEI_LOGIN_LOCKOUT_MINUTES", defau
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
-# Sign-ins are logged by smtp_settings.signin; axes' own lines mask who and where.
+# Sign-ins are logged by accounts.signin_activity; axes' own lines mask who and where.
 AXES_VERBOSE = False
 # Masked in what axes keeps of a failed attempt's form: who, where, the code typed at the
 # second step (a near miss of a backup code would tell much about the real one), and the
@@ -365,7 +366,9 @@ CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=240
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
-SEI_HEARTBEAT_SECONDS = env.float("SEI_HEARTBEAT_SECONDS", default=60.0)
+# Workers and beat report this often; three missed reports (at least one beat and two outbox
+# drains) and the pages, /healthz and the alerts say the process is gone: within a minute.
+SEI_HEARTBEAT_SECONDS = env.float("SEI_HEARTBEAT_SECONDS", default=15.0)
 # The hour (TIME_ZONE) of the daily secret-expiry reminders and mail health check.
 SEI_DAILY_CHECK_HOUR = env.int("SEI_DAILY_CHECK_HOUR", default=7)
 CELERY_BEAT_SCHEDULE = {
@@ -391,6 +394,8 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env.float("SMTP_OUTBOX_SWEEP_SECONDS", default=30.0),
     },
     "purge-outbox": {"task": "smtp_settings.tasks.purge_outbox", "schedule": 3600.0},
+    # Alerts to destinations whose first attempt failed go again.
+    "deliver-alerts": {"task": "alerting.tasks.deliver_alerts", "schedule": 30.0},
     # The setup assistant holds a client secret for a session and a short time only.
     "purge-setup-secrets": {"task": "smtp_settings.tasks.purge_setup_secrets", "schedule": 300.0},
     "purge-validation-runs": {
@@ -451,7 +456,8 @@ SMTP_OUTBOX_MAX_ATTEMPTS = env.int("SMTP_OUTBOX_MAX_ATTEMPTS", default=12)
 SMTP_OUTBOX_CLAIM_SECONDS = env.float("SMTP_OUTBOX_CLAIM_SECONDS", default=10.0)
 # One delivery task works at most this long, then hands over to a new task (it hands over
 # sooner, between two messages, when a Validate run or health check waits for a worker).
-SMTP_OUTBOX_DRAIN_SECONDS = env.float("SMTP_OUTBOX_DRAIN_SECONDS", default=20.0)
+# How the worker shares its time, not a deployment's choice: a constant (tests override it).
+SMTP_OUTBOX_DRAIN_SECONDS = 20.0
 SMTP_OUTBOX_RETENTION_DAYS = env.int("SMTP_OUTBOX_RETENTION_DAYS", default=30)
 
 # ------------------------------------------------------------------------------
@@ -477,6 +483,11 @@ LOGGING = {
     "loggers": {
         "health_check": {"level": "ERROR"},
         "axes": {"level": "WARNING"},
+        # Apprise names a destination's URL (its token) in its own lines: the alerting app
+        # logs what a send said, scrubbed, and Apprise's lines go nowhere else.
+        "apprise": {"level": "WARNING", "propagate": False},
+        # Its DEBUG lines name every request's path: a webhook's path is its token.
+        "urllib3": {"level": "INFO"},
         "django.request": {"filters": ["expected_responses"]},
         **{
             name: {"level": env.str("CELERY_ROUTINE_LOG_LEVEL", default="WARNING")}

@@ -8,7 +8,7 @@ from django.urls import include, path
 from accounts import passwords
 from accounts import views as account_views
 from sei_admin import views
-from smtp_settings import health
+from smtp_settings.monitoring import healthz
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -43,11 +43,12 @@ urlpatterns = [
     ),
     path("csp-report/", views.csp_report, name="csp_report"),
     path("session/keepalive/", views.session_keepalive, name="session_keepalive"),
-    path("healthz", health.HealthView.as_view(), name="healthz"),
-    path("healthz/", health.HealthView.as_view()),
-    path("healthz/live", health.LiveView.as_view(), name="healthz_live"),
+    path("healthz", healthz.HealthView.as_view(), name="healthz"),
+    path("healthz/", healthz.HealthView.as_view()),
+    path("healthz/live", healthz.LiveView.as_view(), name="healthz_live"),
     path("administration/", views.administration_index, name="administration"),
     path("administration/activity/", views.activity, name="activity"),
+    path("administration/alerts/", include("alerting.urls")),
     path("administration/", include("smtp_settings.urls")),
     path("", include("accounts.urls")),
 ]

@@ -15,10 +15,11 @@ from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts.signin_activity import client_address
 from activity.forms import ActivityFilterForm
 from activity.service import activity_entries, activity_page
-from smtp_settings import alerts, status
 from smtp_settings.models import SmtpSettings
+from smtp_settings.monitoring import alerts, status
 from smtp_settings.permissions import (
     ADMINISTER_PERMISSION,
     administrator_required,
@@ -47,8 +48,8 @@ def administration_index(request: HttpRequest) -> HttpResponse:
         "administration/index.html",
         {
             "smtp": smtp,
-            "heartbeat": snapshot.worker,
-            "mail_state": status.mail_status(snapshot=snapshot),
+            "background": status.background(snapshot),
+            "mail_state": status.mail_at_a_glance(snapshot=snapshot),
             "recipients": alerts.alert_recipients(settings_row=smtp),
             "two_factor_required": settings.SEI_REQUIRE_2FA,
             # A verified session has a second factor; no query needed to know that.
@@ -115,7 +116,7 @@ def _without_query(url: object) -> str:
 @require_POST
 def csp_report(request: HttpRequest) -> HttpResponse:
     """Content-Security-Policy violations, logged by page and directive (rate-limited)."""
-    client = request.META.get("REMOTE_ADDR", "")
+    client = client_address(request) or ""
     key = f"csp-report:{client}"
     cache.add(key, 0, timeout=60)
     if cache.incr(key) > CSP_REPORTS_PER_MINUTE or len(request.body) > _MAX_REPORT_BYTES:

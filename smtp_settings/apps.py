@@ -9,5 +9,4 @@ class SmtpSettingsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from smtp_settings import signin  # noqa: F401  (connects the sign-in log)
-        from smtp_settings.assistant import service  # noqa: F401  (erases on sign-out)
+        from smtp_settings import assistant  # noqa: F401  (erases on sign-out)

@@ -8,11 +8,11 @@ from typing import Any
 from django.http import HttpRequest
 from django.utils.functional import SimpleLazyObject
 
-from smtp_settings import status
+from smtp_settings.monitoring import status
 from smtp_settings.permissions import ADMINISTER_PERMISSION
 
 
-def mail_status(request: HttpRequest) -> dict[str, Any]:
+def mail_banners(request: HttpRequest) -> dict[str, Any]:
     user = getattr(request, "user", None)
     if not (
         user is not None

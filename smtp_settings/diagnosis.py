@@ -707,7 +707,7 @@ def diagnose(
 SCRIPTED = frozenset(row.key for row in TABLE if row.script)
 
 
-class _Filler(dict):  # type: ignore[type-arg]
+class _Filler(dict[str, str]):
     """Form values for the fix; what the console cannot know stays a placeholder."""
 
     PLACEHOLDERS: Mapping[str, str] = {

@@ -19,6 +19,7 @@ Two marks in the shared cache keep a backlog from starving what someone waits fo
 
 from __future__ import annotations
 
+import logging
 import time
 
 from celery import current_app, uuid
@@ -34,6 +35,8 @@ _INTERACTIVE_MARK_SECONDS = 15
 _ONCE_MARK_SECONDS = 30
 # Due times closer than this count as the same.
 _SAME_TIME_SECONDS = 1.0
+
+logger = logging.getLogger(__name__)
 
 
 def after_commit(task_name: str, *ids: str, countdown: float | None = None) -> None:
@@ -72,7 +75,16 @@ def after_commit_once(
             cache.set(key, due, timeout=timeout)
         current_app.send_task(task_name, countdown=countdown or None)
 
-    transaction.on_commit(send)
+    def send_or_leave_to_the_sweep() -> None:
+        # What this asks for is also asked by beat's sweep and by every worker as it connects:
+        # with the broker or the cache away (a Redis restart), the caller's work is committed
+        # and must not fail for want of a reminder.
+        try:
+            send()
+        except Exception as error:  # redis, kombu and socket errors alike
+            logger.warning("%s not enqueued now (%s); a worker takes it up later", task_name, error)
+
+    transaction.on_commit(send_or_leave_to_the_sweep)
 
 
 def task_started(task_name: str, task_id: str = "") -> None:

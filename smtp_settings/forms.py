@@ -12,10 +12,9 @@ from smtp_settings.crypto import UnreadableSecret
 from smtp_settings.mail import microsoft
 from smtp_settings.models import (
     EDITABLE_FIELDS,
-    SECRET_BOUND_TO,
     AuthType,
     SmtpSettings,
-    bound_value_changed,
+    secret_moved_by,
 )
 
 OFFICE365_HOST = "smtp.office365.com"
@@ -59,74 +58,111 @@ class SecretInput(forms.PasswordInput):
         )
 
 
-def _from_model(name: str, **overrides: Any) -> forms.Field:
-    """The model field's form field (its label, length and requiredness), with form rules added."""
-    field = SmtpSettings._meta.get_field(name).formfield(**overrides)
+_DATE_INPUT = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+
+# Each field's rules beyond the model's label, length and requiredness, said once: Manage
+# SMTP and the setup assistant both build their fields from here (``settings_field``).
+FIELD_RULES: dict[str, dict[str, Any]] = {
+    "smtp_server": {"validators": [validators.validate_host]},
+    "sender_email": {"form_class": StrictEmailField},
+    "port": {"min_value": 1, "max_value": 65535},
+    "client_id": {"validators": [validators.validate_client_id]},
+    "secret_expiration_date": {
+        "validators": [validators.validate_expiration_date],
+        "widget": _DATE_INPUT,
+    },
+    "alert_recipients": {"widget": forms.Textarea(attrs={"rows": 2})},
+    "token_endpoint": {
+        "assume_scheme": "https",
+        "validators": [validators.validate_token_endpoint],
+    },
+    "scopes": {"validators": [validators.validate_scopes]},
+    "username": {"validators": [validators.validate_ascii_credential]},
+}
+
+
+def settings_field(name: str, **overrides: Any) -> forms.Field:
+    """The model field's form field (its label, length and requiredness) with its rules
+    (``FIELD_RULES``); ``overrides`` add a page's own words."""
+    field = SmtpSettings._meta.get_field(name).formfield(
+        **{**FIELD_RULES.get(name, {}), **overrides}
+    )
     assert field is not None
     return field
 
 
+def secret_field(name: str, **overrides: Any) -> forms.CharField:
+    """A secret's field: write-only, never required (blank keeps the stored one)."""
+    return forms.CharField(
+        **{
+            "label": SmtpSettings._meta.get_field(name).verbose_name,
+            "max_length": 1024,
+            "required": False,
+            "widget": SecretInput(),
+            **overrides,
+        }
+    )
+
+
+def tenant_field(**overrides: Any) -> forms.CharField:
+    """A Directory (tenant) ID: the GUID, or one of the tenant's domains."""
+    return forms.CharField(
+        **{
+            "label": "Directory (tenant) ID",
+            "max_length": 253,
+            "validators": [validators.validate_tenant],
+            **overrides,
+        }
+    )
+
+
 class SmtpSettingsForm(forms.ModelForm):
-    smtp_server = _from_model(
+    smtp_server = settings_field(
         "smtp_server",
-        validators=[validators.validate_host],
         help_text="The host name of the SMTP server, without scheme or port. "
         "Exchange Online: smtp.office365.com.",
     )
-    sender_email = _from_model(
+    sender_email = settings_field(
         "sender_email",
-        form_class=StrictEmailField,
         help_text="The mailbox the console sends as. With OAuth 2.0 it is also the mailbox the "
         "token authenticates for, so the app's service principal needs FullAccess on it.",
     )
-    port = _from_model(
+    port = settings_field(
         "port",
-        min_value=1,
-        max_value=65535,
         help_text="587 for Exchange Online (STARTTLS). 465 means TLS from the first byte, "
         "which Exchange Online does not offer for sending.",
     )
-    auth_type = _from_model(
+    auth_type = settings_field(
         "auth_type",
         help_text="OAuth 2.0 uses an Entra ID app registration instead of a mailbox password.",
     )
-    client_id = _from_model(
+    client_id = settings_field(
         "client_id",
-        validators=[validators.validate_client_id],
         help_text="The Application (client) ID on the app registration's Overview page in "
         "Entra ID.",
     )
-    client_secret = forms.CharField(
-        label=SmtpSettings._meta.get_field("client_secret").verbose_name,
-        max_length=1024,
-        required=False,
-        widget=SecretInput(),
+    client_secret = secret_field(
+        "client_secret",
         help_text="The secret's Value (not its Secret ID) from Certificates & secrets. Entra "
         "shows it only once. Leave blank to keep the stored secret.",
     )
-    secret_expiration_alert = _from_model(
+    secret_expiration_alert = settings_field(
         "secret_expiration_alert",
         help_text="E-mail the administrators before the client secret expires, so mail does "
         "not stop without warning.",
     )
-    secret_expiration_date = _from_model(
+    secret_expiration_date = settings_field(
         "secret_expiration_date",
-        validators=[validators.validate_expiration_date],
-        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
         help_text='The "Expires" date shown next to the secret under Certificates & secrets.',
     )
-    alert_recipients = _from_model(
+    alert_recipients = settings_field(
         "alert_recipients",
-        widget=forms.Textarea(attrs={"rows": 2}),
         help_text="Optional: more addresses for the expiry reminders and health alerts, "
         "separated by commas (for example a shared IT mailbox). Every administrator with "
         "an e-mail address gets them anyway.",
     )
-    tenant_id = forms.CharField(
-        label="Directory (tenant) ID",
-        max_length=253,
+    tenant_id = tenant_field(
         required=False,
-        validators=[validators.validate_tenant],
         # The page's script fills the Token Endpoint in with Microsoft's rules, given as data
         # rather than written a second time in JavaScript.
         widget=forms.TextInput(
@@ -140,39 +176,32 @@ class SmtpSettingsForm(forms.ModelForm):
         help_text="Optional helper: entering the Directory (tenant) ID from the Overview page "
         "fills the Token Endpoint for Microsoft's global cloud.",
     )
-    token_endpoint = _from_model(
+    token_endpoint = settings_field(
         "token_endpoint",
-        assume_scheme="https",
-        validators=[validators.validate_token_endpoint],
         help_text="https://login.microsoftonline.com/<TENANT_ID>/oauth2/v2.0/token with your "
         "Directory (tenant) ID in place of <TENANT_ID>.",
     )
-    scopes = _from_model(
+    scopes = settings_field(
         "scopes",
-        validators=[validators.validate_scopes],
         help_text="Separated by spaces. Exchange Online SMTP: "
         "https://outlook.office365.com/.default.",
     )
-    username = _from_model(
+    username = settings_field(
         "username",
-        validators=[validators.validate_ascii_credential],
         help_text="The account the SMTP server authenticates.",
     )
-    password = forms.CharField(
-        label=SmtpSettings._meta.get_field("password").verbose_name,
-        max_length=1024,
-        required=False,
+    password = secret_field(
+        "password",
         strip=False,
         validators=[validators.validate_ascii_credential],
-        widget=SecretInput(),
         help_text="Leave blank to keep the stored password.",
     )
-    use_ssl_tls = _from_model(
+    use_ssl_tls = settings_field(
         "use_ssl_tls",
         help_text="Encrypt the connection (STARTTLS, or TLS from the start on port 465) so the "
         "token, password and messages are not readable on the network.",
     )
-    use_sender_email = _from_model(
+    use_sender_email = settings_field(
         "use_sender_email",
         help_text="On: every message is sent from Sender Email, and only that mailbox needs "
         "FullAccess for the app. Off: messages go out from each user's own address, and "
@@ -293,10 +322,7 @@ class SmtpSettingsForm(forms.ModelForm):
             )
             return
         changed = [
-            str(self.fields[field].label)
-            for field in SECRET_BOUND_TO[name]
-            if field in cleaned
-            and bound_value_changed(field, getattr(stored, field), cleaned[field])
+            str(self.fields[field].label) for field in secret_moved_by(stored, cleaned, name)
         ]
         if changed:
             label = str(self.fields[name].label).lower()

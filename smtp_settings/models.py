@@ -42,18 +42,31 @@ SECRET_BOUND_TO: dict[str, tuple[str, ...]] = {
 }
 
 
-def secrets_moved(stored: Any, values: Any) -> set[str]:
-    """The stored secrets whose endpoint ``values`` (field name -> value) would change."""
+def secret_moved_by(stored: Any, values: Any, secret: str) -> list[str]:
+    """The rule "a stored secret stays with its endpoint", once: the fields of ``values``
+    (field name -> value) that would send the stored ``secret`` somewhere other than where
+    it was entered. Empty while nothing is stored."""
     if stored is None or not getattr(stored, "is_stored", True):
-        return set()
-    return {
-        secret
-        for secret, bound in SECRET_BOUND_TO.items()
-        if any(
-            name in values and bound_value_changed(name, getattr(stored, name), values[name])
-            for name in bound
-        )
-    }
+        return []
+    return [
+        name
+        for name in SECRET_BOUND_TO[secret]
+        if name in values and bound_value_changed(name, getattr(stored, name), values[name])
+    ]
+
+
+def secrets_moved(stored: Any, values: Any) -> set[str]:
+    """The stored secrets whose endpoint ``values`` would change."""
+    return {secret for secret in SECRET_BOUND_TO if secret_moved_by(stored, values, secret)}
+
+
+def blank_secret_moved(stored: Any, values: Any) -> bool:
+    """The secret of ``values``' authentication type was left blank ("keep the stored one"),
+    yet ``values`` would move the stored one: the form checked it against the row as it was,
+    and someone has saved since."""
+    auth_type = values.get("auth_type", getattr(stored, "auth_type", "") if stored else "")
+    active = SECRET_FIELD_BY_AUTH_TYPE.get(auth_type)
+    return bool(active and not values.get(active) and secret_moved_by(stored, values, active))
 
 
 def bound_value_changed(name: str, old: Any, new: Any) -> bool:
@@ -187,6 +200,13 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.worker} at {self.seen_at:%Y-%m-%d %H:%M:%S}"
+
+    @staticmethod
+    def stale_after() -> float:
+        """Seconds without a report after which a process counts as gone: three beats, or
+        one beat behind two drains (a busy worker runs its heartbeat once a drain ends)."""
+        beat = float(settings.SEI_HEARTBEAT_SECONDS)
+        return max(3 * beat, beat + 2 * float(settings.SMTP_OUTBOX_DRAIN_SECONDS))
 
 
 class RunStatus(models.TextChoices):

@@ -1,4 +1,4 @@
-"""What Manage SMTP does: save the settings and keep their history.
+"""What Manage SMTP does: save the settings, keep their history, say which secrets are stored.
 
 Views and tasks call these functions; they hold no logic of their own.
 """
@@ -6,36 +6,31 @@ Views and tasks call these functions; they hold no logic of their own.
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.cache import cache
-from django.db import DatabaseError, close_old_connections, transaction
+from django.db import transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from activity.models import Kind
 from activity.service import activity_record
-from smtp_settings import enqueue
+from smtp_settings import outbox
 from smtp_settings.crypto import UnreadableSecret
 from smtp_settings.models import (
     EDITABLE_FIELDS,
     REPLACED_AT,
-    SECRET_FIELD_BY_AUTH_TYPE,
     SECRET_FIELDS,
     AuthType,
     SettingsChange,
     SmtpSettings,
-    WorkerHeartbeat,
+    blank_secret_moved,
     secrets_moved,
 )
-from smtp_settings.outbox import service as outbox
+from smtp_settings.monitoring.health_check import mail_health_check_request
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +81,48 @@ def _activity_summary(changes: list[dict[str, str]]) -> str:
     return "Saved Manage SMTP: " + "; ".join(parts) + "."
 
 
+def _change(name: str, old: str, new: str) -> dict[str, str]:
+    return {"field": name, "label": _field_label(name), "old": old, "new": new}
+
+
+@sensitive_variables("values", "row", "before")
+def _fields_apply(
+    row: SmtpSettings, before: SmtpSettings | None, values: Mapping[str, Any]
+) -> list[dict[str, str]]:
+    """Set the editable fields ``values`` holds on ``row``; what changed, in words."""
+    changes = []
+    for name in EDITABLE_FIELDS:
+        if name not in values:
+            continue
+        old = getattr(before, name) if before else None
+        new = values[name]
+        setattr(row, name, new)
+        if before is None and new in (None, ""):
+            continue
+        if old != new:
+            changes.append(_change(name, _display(old, name), _display(new, name)))
+    return changes
+
+
+@sensitive_variables("values", "row")
+def _secrets_apply(
+    row: SmtpSettings, values: Mapping[str, Any], *, moved: set[str], now: Any
+) -> list[dict[str, str]]:
+    """A secret entered replaces the stored one; a stored one the values move elsewhere
+    (``moved``: the other authentication type's, entered for the old server) is not kept."""
+    changes = []
+    for name in SECRET_FIELDS:
+        if values.get(name):
+            setattr(row, name, values[name])
+            setattr(row, REPLACED_AT[name], now)
+            changes.append(_change(name, "", "replaced"))
+        elif name in moved and getattr(row, name):
+            setattr(row, name, None)
+            setattr(row, REPLACED_AT[name], None)
+            changes.append(_change(name, "", "cleared"))
+    return changes
+
+
 @sensitive_variables("values", "row", "before")
 def smtp_settings_save(
     *,
@@ -108,69 +145,39 @@ def smtp_settings_save(
         )
         if before is not None and opened_version is not None and before.version != opened_version:
             raise StaleSettings(before)
-        moved = secrets_moved(before, values)
-        active = SECRET_FIELD_BY_AUTH_TYPE.get(
-            values.get("auth_type", before.auth_type if before else "")
-        )
-        if before is not None and active in moved and not values.get(active):
-            # The form checked a blank secret against the row as it was then; someone has
-            # saved since, and the stored secret now belongs elsewhere.
+        if before is not None and blank_secret_moved(before, values):
             raise StaleSettings(before)
+        # Read before the fields change: ``row`` is ``before`` once settings are stored.
+        moved = secrets_moved(before, values)
         row = SmtpSettings.load() if before is None else before
         now = timezone.now()
-        changes: list[dict[str, str]] = []
-        for name in EDITABLE_FIELDS:
-            if name not in values:
-                continue
-            old = getattr(before, name) if before else None
-            new = values[name]
-            setattr(row, name, new)
-            if before is None and new in (None, ""):
-                continue
-            if old != new:
-                changes.append(
-                    {
-                        "field": name,
-                        "label": _field_label(name),
-                        "old": _display(old, name),
-                        "new": _display(new, name),
-                    }
-                )
-        for name in SECRET_FIELDS:
-            if values.get(name):
-                setattr(row, name, values[name])
-                setattr(row, REPLACED_AT[name], now)
-                changes.append(
-                    {"field": name, "label": _field_label(name), "old": "", "new": "replaced"}
-                )
-            elif before is not None and getattr(before, name) and name in moved:
-                # The other authentication type's secret was entered for the old server: it is
-                # not kept for the new one.
-                setattr(row, name, None)
-                setattr(row, REPLACED_AT[name], None)
-                changes.append(
-                    {"field": name, "label": _field_label(name), "old": "", "new": "cleared"}
-                )
+        changes = _fields_apply(row, before, values)
+        changes += _secrets_apply(row, values, moved=moved, now=now)
         row.updated_by = user if user and user.is_authenticated else None
         row.version += 1
         row.save()
-        if changes:
-            SettingsChange.objects.create(
-                changed_at=now, changed_by=row.updated_by, changes=changes
-            )
-        logger.info(
-            "SMTP settings saved by %s: %s",
-            row.updated_by.get_username() if row.updated_by else "system",
-            ", ".join(entry["field"] for entry in changes) or "no changes",
-        )
-        activity_record(
-            kind=Kind.SETTINGS_SAVED,
-            summary=_activity_summary(changes),
-            actor=row.updated_by,
-        )
+        _changes_record(row, changes, now)
         # Messages held on broken settings get one more attempt with these.
         outbox.outbox_release_held(by=row.updated_by)
+        if row.auth_type == AuthType.OAUTH2:
+            # The last health check judged the settings before these: check these now, so
+            # that its banner, the status line and /healthz say what holds for them.
+            mail_health_check_request(throttled=False)
         return row
+
+
+def _changes_record(row: SmtpSettings, changes: list[dict[str, str]], now: Any) -> None:
+    """The history on Manage SMTP, the log line and the activity trail."""
+    if changes:
+        SettingsChange.objects.create(changed_at=now, changed_by=row.updated_by, changes=changes)
+    logger.info(
+        "SMTP settings saved by %s: %s",
+        row.updated_by.get_username() if row.updated_by else "system",
+        ", ".join(entry["field"] for entry in changes) or "no changes",
+    )
+    activity_record(
+        kind=Kind.SETTINGS_SAVED, summary=_activity_summary(changes), actor=row.updated_by
+    )
 
 
 def smtp_settings_recent_changes(*, limit: int = 10) -> list[SettingsChange]:
@@ -201,43 +208,3 @@ def smtp_settings_secret_status(*, settings_row: SmtpSettings) -> dict[str, Secr
         )
         for name in SECRET_FIELDS
     }
-
-
-def worker_heartbeat_record(*, worker: str, role: str = WorkerHeartbeat.WORKER) -> WorkerHeartbeat:
-    heartbeat, _ = WorkerHeartbeat.objects.update_or_create(
-        worker=worker[:255], defaults={"seen_at": timezone.now(), "role": role}
-    )
-    return heartbeat
-
-
-def beat_heartbeat_start(*, name: str) -> threading.Thread:
-    """In the beat process: report every SEI_HEARTBEAT_SECONDS that beat runs (health endpoint)."""
-
-    def beat() -> None:
-        while True:
-            try:
-                worker_heartbeat_record(worker=name, role=WorkerHeartbeat.BEAT)
-            except DatabaseError:
-                logger.warning("Beat could not record its heartbeat", exc_info=True)
-            finally:
-                close_old_connections()
-            time.sleep(settings.SEI_HEARTBEAT_SECONDS)
-
-    thread = threading.Thread(target=beat, name="beat-heartbeat", daemon=True)
-    thread.start()
-    return thread
-
-
-HEALTH_CHECK_TASK = "smtp_settings.tasks.mail_health_check"
-
-
-HEALTH_CHECK_EVERY_SECONDS = 60
-
-
-def mail_health_check_request() -> bool:
-    """Ask a worker to run the health check (it needs the network, so never in a request);
-    at most once a minute, whoever asks: each run is a token request to Entra ID."""
-    if not cache.add("mail-health-check-requested", True, timeout=HEALTH_CHECK_EVERY_SECONDS):
-        return False
-    enqueue.after_commit(HEALTH_CHECK_TASK)
-    return True

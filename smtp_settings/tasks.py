@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from celery import shared_task
+from celery import Task, shared_task
 
-from smtp_settings import alerts, services
-from smtp_settings.assistant import service as assistant
-from smtp_settings.outbox import service as outbox
-from smtp_settings.validation import service as validation
+from smtp_settings import assistant, heartbeats, outbox, validation
+from smtp_settings.monitoring import health_check, reminders
 
 
 @shared_task(bind=True, ignore_result=True)
-def worker_heartbeat(self) -> None:  # type: ignore[no-untyped-def]
+def worker_heartbeat(self: Task) -> None:
     """Scheduled by beat: shows on the Administration page that the background processes run."""
-    services.worker_heartbeat_record(worker=self.request.hostname or "worker")
+    heartbeats.worker_heartbeat_record(worker=self.request.hostname or "worker")
 
 
 @shared_task(name=validation.VALIDATE_TASK, ignore_result=True)
@@ -49,13 +47,13 @@ def purge_outbox() -> None:
 @shared_task(ignore_result=True)
 def send_secret_expiry_reminders() -> None:
     """Scheduled by beat, daily: the secret-expiry reminder that is due, once."""
-    alerts.secret_expiry_reminders_send()
+    reminders.secret_expiry_reminders_send()
 
 
-@shared_task(name=services.HEALTH_CHECK_TASK, ignore_result=True)
+@shared_task(name=health_check.HEALTH_CHECK_TASK, ignore_result=True)
 def mail_health_check() -> None:
     """Scheduled by beat, daily, and started from Manage SMTP: a token with the saved settings."""
-    alerts.mail_health_check_run()
+    health_check.mail_health_check_run()
 
 
 @shared_task(ignore_result=True)

@@ -16,15 +16,13 @@ from django.views.decorators.debug import sensitive_post_parameters, sensitive_v
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from post_office.models import Email
 
-from smtp_settings import alerts, services
-from smtp_settings.assistant import service as assistant
+from smtp_settings import assistant, outbox, services, validation
 from smtp_settings.forms import SmtpSettingsForm, TestRecipientForm
 from smtp_settings.models import DeliveryState, SmtpSettings, ValidationRun
-from smtp_settings.outbox import service as outbox
+from smtp_settings.monitoring import alerts, health_check
+from smtp_settings.monitoring.status import for_request, mail_at_a_glance
 from smtp_settings.permissions import administrator_required
-from smtp_settings.status import for_request, mail_status
 from smtp_settings.validation import progress
-from smtp_settings.validation import service as validation
 
 # Short enough that a proxy or browser never gives up on the request first.
 LONG_POLL_SECONDS = 15.0
@@ -54,7 +52,7 @@ def _manage_page(
             "secret_status": services.smtp_settings_secret_status(settings_row=stored),
             "changes": services.smtp_settings_recent_changes(),
             "runs": validation.validation_recent_runs(),
-            "mail_state": mail_status(snapshot=snapshot),
+            "mail_state": mail_at_a_glance(snapshot=snapshot),
             "recipients": alerts.alert_recipients(settings_row=stored),
             # The setup assistant's secret, waiting for this form (never its value).
             "setup_secret": form.setup_secret,
@@ -73,7 +71,7 @@ def _setup_secret(request: HttpRequest) -> assistant.HeldSecret | None:
 
 
 def _recipient_form(request: HttpRequest, data: object = None) -> TestRecipientForm:
-    return TestRecipientForm(data, initial={"test_recipient": request.user.email})  # type: ignore[arg-type]
+    return TestRecipientForm(data, initial={"test_recipient": getattr(request.user, "email", "")})
 
 
 # Error reports (the DEBUG page, mails to ADMINS) show these POST fields as stars.
@@ -327,7 +325,7 @@ def outbox_action(request: HttpRequest, email_id: int) -> HttpResponse:
 @require_POST
 def health_check_start(request: HttpRequest) -> HttpResponse:
     """Run the health check now, in the worker like the daily one."""
-    if services.mail_health_check_request():
+    if health_check.mail_health_check_request():
         messages.success(
             request, "The health check is running in the background; reload in a few seconds."
         )

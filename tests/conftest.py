@@ -90,9 +90,9 @@ def run_validation(admin_user: User) -> Any:
 
     Returns the run as the page's JSON shows it, with its steps keyed by name.
     """
+    from smtp_settings import validation
     from smtp_settings.forms import SmtpSettingsForm
     from smtp_settings.models import SmtpSettings, ValidationRun
-    from smtp_settings.validation import service as validation
 
     def run(values: dict[str, Any], *, recipient: str = "", before: Any = None) -> dict[str, Any]:
         form = SmtpSettingsForm(values, instance=SmtpSettings.load())

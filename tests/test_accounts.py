@@ -17,7 +17,7 @@ from django.urls import reverse
 from post_office.models import Email
 
 from activity.models import Entry, Kind
-from smtp_settings.outbox import service as outbox
+from smtp_settings import outbox
 
 from .test_sending import save
 

@@ -13,8 +13,8 @@ from django.urls import reverse
 
 from activity.models import Entry, Kind
 from activity.service import activity_record
+from smtp_settings import outbox
 from smtp_settings.models import Delivery, DeliveryState
-from smtp_settings.outbox import service as outbox
 
 from .conftest import CLIENT_SECRET
 

@@ -13,10 +13,10 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from smtp_settings import alerts
+from smtp_settings import outbox
 from smtp_settings.mail import oauth
 from smtp_settings.models import SmtpSettings
-from smtp_settings.outbox import service as outbox
+from smtp_settings.monitoring import health_check
 
 from .sandbox.world import CLIENT_SECRET, SENDER
 from .test_sending import save
@@ -47,7 +47,7 @@ def expired_secret_everywhere(sandbox: Any) -> None:
     )
     sandbox.app.secrets[CLIENT_SECRET] = True
     oauth.forget_applications()
-    assert alerts.mail_health_check_run() is not None
+    assert health_check.mail_health_check_run() is not None
     mail.send_mail("Waiting", "Body", SENDER, ["it@x.example"])
     outbox.outbox_deliver_due()
 

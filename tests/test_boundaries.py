@@ -131,7 +131,10 @@ def test_external_text_needs_no_one() -> None:
 # or package by its dotted name). A module may import the modules of its own row; the most
 # specific pattern names a module's row.
 PACKAGES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "project": (("sei_admin", "sei_admin.*"), ("smtp_settings", "accounts", "activity", "text")),
+    "project": (
+        ("sei_admin", "sei_admin.*"),
+        ("smtp_settings", "accounts", "activity", "alerting", "text"),
+    ),
     "activity": (("activity", "activity.*"), ("text",)),
     "accounts": (("accounts", "accounts.*"), ("permissions", "links", "activity")),
     "text": (("external_text", "external_text.*"), ()),
@@ -146,6 +149,8 @@ PACKAGES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # Leaves of Django only that every part of Manage SMTP may use.
     "permissions": (("smtp_settings.permissions",), ()),
     "links": (("smtp_settings.links",), ()),
+    # What Manage SMTP announces for others to act on (alerts), so it imports none of them.
+    "signals": (("smtp_settings.signals",), ()),
     # Knows the tasks by name only: their routes (settings.CELERY_TASK_ROUTES), never code.
     "enqueue": (("smtp_settings.enqueue",), ("tasks",)),
     "rows": (
@@ -178,15 +183,24 @@ PACKAGES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     ),
     "services": (
         ("smtp_settings.services",),
-        ("rows", "outbox", "activity", "enqueue", "facts"),
+        # Save asks for a health check of the settings it saved.
+        ("rows", "outbox", "activity", "enqueue", "facts", "smtp_settings.monitoring.health_check"),
     ),
-    # Reminders, the health check, mail at a glance and /healthz.
+    # Each worker's and beat's word that it runs.
+    "heartbeats": (("smtp_settings.heartbeats",), ("rows",)),
+    # Reminders, the health check and the alerts they send, mail at a glance, /healthz.
     "monitoring": (
-        ("smtp_settings.alerts", "smtp_settings.status", "smtp_settings.health"),
+        ("smtp_settings.monitoring", "smtp_settings.monitoring.*"),
         (
-            *("services", "outbox", "sending", "smtp_settings.validation.token_check"),
-            *("rows", "field rules", "facts", "permissions", "links"),
+            *("heartbeats", "outbox", "sending", "smtp_settings.validation.token_check"),
+            *("rows", "field rules", "facts", "permissions", "links", "enqueue", "signals"),
         ),
+    ),
+    # Alerts outside mail: hears Manage SMTP's signal and the activity trail; Manage SMTP
+    # never imports it.
+    "alerting": (
+        ("alerting", "alerting.*"),
+        ("rows", "activity", "links", "permissions", "signals", "field rules"),
     ),
     "pages": (
         (
@@ -202,14 +216,13 @@ PACKAGES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     ),
     "tasks": (
         ("smtp_settings.tasks",),
-        ("services", "outbox", "validation", "assistant", "monitoring", "enqueue"),
+        ("heartbeats", "outbox", "validation", "assistant", "monitoring", "enqueue"),
     ),
-    # The app's wiring: its AppConfig, the sign-in receivers, management commands.
+    # The app's wiring: its AppConfig, management commands.
     "wiring": (
         (
             "smtp_settings",
             "smtp_settings.apps",
-            "smtp_settings.signin",
             "smtp_settings.management*",
         ),
         # sendtestemail says where its message waits: the outbox, when EMAIL_BACKEND is it.
@@ -219,7 +232,14 @@ PACKAGES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 # "Never", followed through every module on the way: pages and tasks do not reach the mail
 # engine but through a row that may import it (a service: it hands the engine plain values).
 NEVER_REACH = {"pages": "mail", "tasks": "mail"}
-PROJECT_PACKAGES = ("sei_admin", "activity", "accounts", "external_text", "smtp_settings")
+PROJECT_PACKAGES = (
+    "sei_admin",
+    "activity",
+    "accounts",
+    "alerting",
+    "external_text",
+    "smtp_settings",
+)
 SETTINGS_MODULE = "sei_admin.settings"
 
 
@@ -364,6 +384,34 @@ def test_pages_and_tasks_never_reach_the_mail_engine_even_through_others() -> No
     assert never_violations() == []
 
 
+# Packages used through their face (``from smtp_settings import outbox``): what lies inside
+# is theirs. Others may still read a module the table names (``validation.token_check``).
+FACES = ("smtp_settings.outbox", "smtp_settings.validation", "smtp_settings.assistant")
+
+
+def face_violations() -> list[str]:
+    return [
+        f"{module} imports {imported}: use {imported.rpartition('.')[0]}'s face"
+        for module in MODULES
+        for imported in sorted(project_imports(module))
+        if imported.endswith(".service")
+        and imported.rpartition(".")[0] in FACES
+        and row_of(module) != row_of(imported)
+    ]
+
+
+def test_packages_with_a_face_are_used_through_it(tmp_path: Path) -> None:
+    assert face_violations() == []
+    views = "smtp_settings.views"
+    try:
+        MODULES[views] = _scratch(tmp_path, views, "\nfrom smtp_settings.outbox import service\n")
+        assert face_violations() == [
+            f"{views} imports smtp_settings.outbox.service: use smtp_settings.outbox's face"
+        ]
+    finally:
+        MODULES.update(project_modules())
+
+
 def _top_level_names(module: str) -> set[str]:
     names: set[str] = set()
     for node in ast.parse(MODULES[module].read_text()).body:
@@ -417,7 +465,7 @@ def test_the_checks_see_an_import_through_a_setting_and_one_through_a_module(
     # The loader the engine once read (settings.SMTP_MAIL_SETTINGS_LOADER) counts as an
     # import; so does the mail engine reached from a page through a module in between.
     SETTINGS_PATHS["SMTP_MAIL_SETTINGS_LOADER"] = {"smtp_settings.services"}
-    backend, status = "smtp_settings.mail.backend", "smtp_settings.status"
+    backend, status = "smtp_settings.mail.backend", "smtp_settings.monitoring.status"
     try:
         MODULES[backend] = _scratch(tmp_path, backend, "\nx = settings.SMTP_MAIL_SETTINGS_LOADER\n")
         MODULES[status] = _scratch(tmp_path, status, "\nfrom smtp_settings.mail import errors\n")

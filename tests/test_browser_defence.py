@@ -18,8 +18,8 @@ from django.urls import reverse
 
 from sei_admin import middleware
 from sei_admin.celery import app
+from smtp_settings import outbox
 from smtp_settings.models import Delivery, ValidationRun
-from smtp_settings.outbox import service as outbox
 
 from .browser import sign_in
 from .sandbox.world import SENDER

@@ -17,8 +17,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from sei_admin.celery import app
+from smtp_settings import outbox
 from smtp_settings.models import Delivery, SmtpSettings, ValidationRun
-from smtp_settings.outbox import service as outbox
 
 from .browser import out_of_reach, sign_in
 from .readme_pictures import PICTURES, manifest_write

@@ -11,8 +11,8 @@ from django.contrib.auth.models import User
 from django.core import mail
 from django.utils import timezone
 
+from smtp_settings import outbox
 from smtp_settings.mail import oauth
-from smtp_settings.outbox import service as outbox
 
 from .browser import sign_in
 from .sandbox.world import CLIENT_SECRET, SENDER

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from cryptography.fernet import Fernet
 from django.core.management import CommandError, call_command
@@ -48,7 +50,9 @@ def test_no_secret_is_stored_as_null() -> None:
     assert SmtpSettings.load().client_secret is None
 
 
-def test_rotation_rewrites_every_secret_with_the_new_first_key(settings, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_rotation_rewrites_every_secret_with_the_new_first_key(
+    settings: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
     old_key = settings.SEI_ENCRYPTION_KEYS[0]
     store(client_secret=SECRET, password="hunter2-basic")
     before = raw_column("client_secret")
@@ -59,14 +63,14 @@ def test_rotation_rewrites_every_secret_with_the_new_first_key(settings, capsys)
 
     assert "Re-encrypted 2 stored secret(s)" in capsys.readouterr().out
     after = raw_column("client_secret")
-    assert after != before
+    assert after is not None and after != before
     assert Fernet(new_key.encode()).decrypt(after.encode()).decode() == SECRET
     settings.SEI_ENCRYPTION_KEYS = [new_key]  # the old key can now be dropped
     assert SmtpSettings.load().client_secret == SECRET
     assert SmtpSettings.load().password == "hunter2-basic"
 
 
-def test_wrong_key_reads_as_unreadable_and_using_it_raises_a_clear_error(settings) -> None:  # type: ignore[no-untyped-def]
+def test_wrong_key_reads_as_unreadable_and_using_it_raises_a_clear_error(settings: Any) -> None:
     store(client_secret=SECRET)
     original_keys = list(settings.SEI_ENCRYPTION_KEYS)
     settings.SEI_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
@@ -80,7 +84,7 @@ def test_wrong_key_reads_as_unreadable_and_using_it_raises_a_clear_error(setting
     assert SmtpSettings.load().client_secret == SECRET
 
 
-def test_rotation_with_an_unknown_key_changes_nothing(settings) -> None:  # type: ignore[no-untyped-def]
+def test_rotation_with_an_unknown_key_changes_nothing(settings: Any) -> None:
     store(client_secret=SECRET)
     before = raw_column("client_secret")
     settings.SEI_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]

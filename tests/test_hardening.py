@@ -302,8 +302,8 @@ def test_a_wrong_key_keeps_the_pages_up_holds_mail_and_lets_the_secret_be_entere
     from cryptography.fernet import Fernet
     from django.core import mail
 
+    from smtp_settings import outbox
     from smtp_settings.models import Delivery, DeliveryState
-    from smtp_settings.outbox import service as outbox
 
     settings.EMAIL_BACKEND = "smtp_settings.outbox.queue.OutboxBackend"
     save(sandbox.form_values())
@@ -347,7 +347,7 @@ def test_users_without_the_permission_do_not_see_the_server_on_home(
 def test_a_save_between_the_form_check_and_the_run_cannot_hand_the_secret_over(
     sandbox: Any, admin_user: Any, listener: Listener
 ) -> None:
-    from smtp_settings.validation import service as validation
+    from smtp_settings import validation
 
     # The page was checked against settings pointing at the listener, with a junk secret.
     save({**sandbox.form_values(), "port": str(listener.port), "client_secret": "junk"})

@@ -23,11 +23,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from activity.models import Entry, Kind
+from smtp_settings import outbox
 from smtp_settings.mail import oauth
 from smtp_settings.mail.backend import EmailBackend
 from smtp_settings.mail.errors import MessageRefused
 from smtp_settings.models import Delivery, DeliveryState
-from smtp_settings.outbox import service as outbox
 
 from .sandbox.world import CLIENT_ID, CLIENT_SECRET, SENDER, TENANT_ID
 from .test_sending import delivered, save, settings_for

@@ -20,8 +20,8 @@ from django.test import Client
 from django.urls import reverse
 from post_office.models import Email
 
+from smtp_settings import outbox
 from smtp_settings.models import Delivery, DeliveryState, MailboxLease
-from smtp_settings.outbox import service as outbox
 from smtp_settings.outbox import throttle
 
 from .sandbox import exchange

@@ -49,7 +49,7 @@ def test_the_sandbox_help_names_its_port_variables() -> None:
 def test_the_sandbox_logs_nothing_per_auth(sandbox: Any, caplog: Any, settings: Any) -> None:
     from django.core import mail
 
-    from smtp_settings.outbox import service as outbox
+    from smtp_settings import outbox
 
     from .test_sending import save
 

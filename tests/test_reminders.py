@@ -23,10 +23,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from sei_admin.celery import app
-from smtp_settings import alerts
+from smtp_settings import outbox
 from smtp_settings.mail import oauth
 from smtp_settings.models import Delivery, DeliveryState, SecretReminder, WorkerHeartbeat
-from smtp_settings.outbox import service as outbox
+from smtp_settings.monitoring import health_check, reminders
 
 from .sandbox.directory import EXCHANGE_RESOURCE
 from .sandbox.world import CLIENT_SECRET
@@ -80,7 +80,7 @@ def test_the_right_reminders_go_at_each_threshold_to_every_administrator(
     configured(sandbox, alert_recipients="it-team@sandbox.example")
     sent = {}
     for days in (45, 30, 20, 14, 7, 3, 1, 0, -3):
-        report = alerts.secret_expiry_reminders_send(now=days_before(days))
+        report = reminders.secret_expiry_reminders_send(now=days_before(days))
         sent[days] = report.threshold
     outbox.outbox_deliver_due()
 
@@ -100,7 +100,7 @@ def test_the_right_reminders_go_at_each_threshold_to_every_administrator(
 
 def test_a_reminder_says_which_secret_and_what_to_do(sandbox: Any, admins: list[User]) -> None:
     configured(sandbox)
-    alerts.secret_expiry_reminders_send(now=days_before(7))
+    reminders.secret_expiry_reminders_send(now=days_before(7))
     outbox.outbox_deliver_due()
     content = sandbox.exchange.delivered[0][1]
     body = email.message_from_bytes(content, policy=email.policy.default).get_content()
@@ -115,8 +115,8 @@ def test_running_the_job_twice_or_at_once_sends_no_second_copy(
     sandbox: Any, admins: list[User]
 ) -> None:
     configured(sandbox)
-    first = alerts.secret_expiry_reminders_send(now=days_before(14))
-    again = alerts.secret_expiry_reminders_send(now=days_before(13))
+    first = reminders.secret_expiry_reminders_send(now=days_before(14))
+    again = reminders.secret_expiry_reminders_send(now=days_before(13))
     assert first.sent and not again.sent and "went already" in again.reason
     assert SecretReminder.objects.count() == 1
     assert Delivery.objects.count() == 2  # one message per administrator with an address
@@ -131,7 +131,7 @@ def test_two_processes_at_once_send_one_series(sandbox: Any, admins: list[User])
     def job() -> None:
         start.wait()
         try:
-            reports.append(alerts.secret_expiry_reminders_send(now=days_before(3)))
+            reports.append(reminders.secret_expiry_reminders_send(now=days_before(3)))
         finally:
             connection.close()
 
@@ -147,17 +147,17 @@ def test_two_processes_at_once_send_one_series(sandbox: Any, admins: list[User])
 
 def test_a_new_secret_starts_a_new_series(sandbox: Any, admins: list[User]) -> None:
     configured(sandbox)
-    assert alerts.secret_expiry_reminders_send(now=days_before(7)).sent
+    assert reminders.secret_expiry_reminders_send(now=days_before(7)).sent
     sandbox.app.secrets["next~Secret.Value"] = False
     configured(sandbox, client_secret="next~Secret.Value")
-    assert alerts.secret_expiry_reminders_send(now=days_before(7)).threshold == "7d"
+    assert reminders.secret_expiry_reminders_send(now=days_before(7)).threshold == "7d"
     configured(sandbox, secret_expiration_date="2027-03-30")  # a new date: a new series too
-    assert alerts.secret_expiry_reminders_send(now=days_before(7)).threshold == "7d"
+    assert reminders.secret_expiry_reminders_send(now=days_before(7)).threshold == "7d"
 
 
 def test_alert_off_sends_nothing(sandbox: Any, admins: list[User]) -> None:
     configured(sandbox, secret_expiration_alert="")
-    report = alerts.secret_expiry_reminders_send(now=days_before(1))
+    report = reminders.secret_expiry_reminders_send(now=days_before(1))
     assert not report.sent and "off" in report.reason
     assert not Delivery.objects.exists()
 
@@ -165,7 +165,7 @@ def test_alert_off_sends_nothing(sandbox: Any, admins: list[User]) -> None:
 def test_no_administrator_with_an_address_is_said_on_the_page(sandbox: Any) -> None:
     user = User.objects.create_superuser("solo", "", "a long passphrase 5")
     configured(sandbox)
-    report = alerts.secret_expiry_reminders_send(now=days_before(1))
+    report = reminders.secret_expiry_reminders_send(now=days_before(1))
     assert not report.sent and "nobody to go to" in report.reason
     client = Client()
     client.force_login(user)
@@ -194,7 +194,7 @@ def test_a_reminder_after_expiry_is_held_then_delivered_when_a_secret_is_saved(
     configured(sandbox)
     sandbox.app.secrets[CLIENT_SECRET] = True  # Entra now refuses it: AADSTS7000222
     oauth.forget_applications()
-    assert alerts.secret_expiry_reminders_send(now=days_before(-1)).sent
+    assert reminders.secret_expiry_reminders_send(now=days_before(-1)).sent
     outbox.outbox_deliver_due()
     assert set(Delivery.objects.values_list("state", flat=True)) == {DeliveryState.HELD}
     page = admin_client.get(reverse("administration")).content.decode()
@@ -217,15 +217,16 @@ def test_consent_removed_alerts_once_and_recovery_alerts_once(
     sandbox: Any, admins: list[User]
 ) -> None:
     configured(sandbox)
-    assert alerts.mail_health_check_run().ok  # type: ignore[union-attr]
+    passed = health_check.mail_health_check_run()
+    assert passed is not None and passed.ok
     sandbox.app.roles[EXCHANGE_RESOURCE] = []  # admin consent withdrawn
-    first = alerts.mail_health_check_run()
-    second = alerts.mail_health_check_run()
+    first = health_check.mail_health_check_run()
+    second = health_check.mail_health_check_run()
     assert first is not None and not first.ok and first.alerted
     assert first.diagnosis and "SMTP.SendAsApp" in first.detail
     assert second is not None and not second.alerted
     sandbox.app.roles[EXCHANGE_RESOURCE] = ["SMTP.SendAsApp"]
-    recovered = alerts.mail_health_check_run()
+    recovered = health_check.mail_health_check_run()
     assert recovered is not None and recovered.ok and recovered.alerted
     outbox.outbox_deliver_due()
     subjects = sorted({subject for _, subject in received(sandbox)})
@@ -366,12 +367,36 @@ def test_healthz_tells_administrators_and_the_token_why(
     assert check(answer, "Worker(") == "unavailable"
 
 
+@pytest.mark.django_db(transaction=True)
+def test_healthz_is_200_with_a_warning_while_the_secret_expires_soon(
+    sandbox: Any, settings: Any
+) -> None:
+    soon = timezone.localdate() + timedelta(days=3)
+    configured(sandbox, secret_expiration_date=soon.isoformat())
+    for role in ("worker", "beat"):
+        WorkerHeartbeat.objects.create(worker=f"{role}@here", role=role, seen_at=timezone.now())
+    settings.SEI_HEALTHZ_TOKEN = HEALTHZ_TOKEN
+    answer = probe("/healthz", HTTP_AUTHORIZATION=f"Bearer {HEALTHZ_TOKEN}")
+    assert answer.status_code == 200, answer.json()
+    body = answer.json()
+    assert check(body, "Mail(") == "OK"
+    assert any("expires in 3 days" in text for text in body["Warnings"])
+    text = probe("/healthz", HTTP_AUTHORIZATION=f"Bearer {HEALTHZ_TOKEN}", HTTP_ACCEPT="text/plain")
+    assert "Warning: The client secret expires in 3 days" in text.content.decode()
+    # Anonymous callers learn only that every check is OK.
+    anonymous = probe("/healthz")
+    assert anonymous.status_code == 200 and "Warnings" not in anonymous.json()
+    # Once it has expired, mail cannot leave: 503.
+    configured(sandbox, secret_expiration_date="2020-01-01")
+    assert probe("/healthz", HTTP_AUTHORIZATION=f"Bearer {HEALTHZ_TOKEN}").status_code == 503
+
+
 def test_a_reminder_for_one_recipient_says_one_recipient(
     sandbox: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     User.objects.create_superuser("solo", "solo@sandbox.example", "a long passphrase 5")
     configured(sandbox)
-    with caplog.at_level("INFO", logger="smtp_settings.alerts"):
-        assert alerts.secret_expiry_reminders_send(now=days_before(30)).sent
+    with caplog.at_level("INFO", logger="smtp_settings.monitoring.reminders"):
+        assert reminders.secret_expiry_reminders_send(now=days_before(30)).sent
     assert "Secret-expiry reminder 30d queued for 1 recipient" in caplog.text
     assert "1 recipients" not in caplog.text

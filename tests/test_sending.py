@@ -17,14 +17,13 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from django.urls import reverse
 
-from smtp_settings import services
+from smtp_settings import outbox, services
 from smtp_settings.forms import SmtpSettingsForm
 from smtp_settings.mail import oauth
 from smtp_settings.mail.backend import EmailBackend
 from smtp_settings.mail.endpoint import MailSettings
 from smtp_settings.mail.errors import CredentialFailure, MessageRefused
 from smtp_settings.models import Delivery, DeliveryState, MailboxLease, SmtpSettings
-from smtp_settings.outbox import service as outbox
 
 from .sandbox.world import CLIENT_SECRET, SENDER, TENANT_DOMAIN
 
@@ -463,3 +462,24 @@ def test_mail_admins_goes_out_through_manage_smtp(sandbox: Any, settings: Any) -
     (message,) = delivered(sandbox)
     assert message["To"] == "ops@elsewhere.example" and message["From"] == SENDER
     assert "Disk almost full" in str(message["Subject"])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_mail_is_accepted_while_the_broker_and_cache_are_away(
+    settings: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings.EMAIL_BACKEND = "smtp_settings.outbox.queue.OutboxBackend"
+    # A Redis that is not there (a port nothing listens on, on loopback), as during a restart.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{port}/0",
+        }
+    }
+    with caplog.at_level("WARNING", logger="smtp_settings.enqueue"):
+        mail.send_mail("While Redis restarts", "Body", SENDER, ["it@x.example"])
+    assert Delivery.objects.get().state == DeliveryState.QUEUED
+    assert "a worker takes it up later" in caplog.text

@@ -16,9 +16,8 @@ import pytest
 from django.db import connection
 from django.test import Client
 
-from smtp_settings.assistant import service
+from smtp_settings import assistant, validation
 from smtp_settings.models import SetupAssistant, SetupSecret, SmtpSettings, ValidationRun
-from smtp_settings.validation import service as validation
 
 from .sandbox.world import CLIENT_ID, CLIENT_SECRET, SENDER, TENANT_DOMAIN, TENANT_ID
 
@@ -30,7 +29,7 @@ SESSION = "a-session-key"
 @pytest.fixture
 def setup(sandbox: Any, admin_user: Any) -> Any:
     """The assistant filled in for the sandbox's tenant, with the secret held."""
-    service.setup_assistant_save(
+    assistant.setup_assistant_save(
         user=admin_user,
         values={
             "cloud": f"host:{sandbox.authority_host}",
@@ -49,7 +48,7 @@ def setup(sandbox: Any, admin_user: Any) -> Any:
 
 
 def hold(user: Any, sandbox: Any, secret: str) -> None:
-    service.setup_secret_hold(
+    assistant.setup_secret_hold(
         user=user,
         session_key=SESSION,
         secret=secret,
@@ -59,12 +58,12 @@ def hold(user: Any, sandbox: Any, secret: str) -> None:
 
 
 def check(user: Any, name: str) -> dict[str, Any]:
-    run = service.setup_check_start(user=user, session_key=SESSION, check=name)
+    run = assistant.setup_check_start(user=user, session_key=SESSION, check=name)
     validation.validation_run_execute(run_id=str(run.id))
     run = ValidationRun.objects.get(pk=run.pk)
     result = validation.validation_run_as_dict(run=run)
     result["by_step"] = {step["key"]: step for step in result["steps"]}
-    result["failed_step"] = service.setup_failed_step(run=run)
+    result["failed_step"] = assistant.setup_failed_step(run=run)
     return result
 
 
@@ -75,7 +74,7 @@ def test_tenant_check_passes_and_fills_the_token_endpoint(setup: Any, sandbox: A
     result = check(setup, "tenant")
     assert result["status"] == "passed" and result["failed_step"] == ""
     assert [step["key"] for step in result["steps"]] == ["tenant"]
-    state = service.setup_state(user=setup, session_key=SESSION)
+    state = assistant.setup_progress(user=setup, session_key=SESSION)
     assert state.done[1]
     assert state.tenant_id == TENANT_ID
     assert state.token_endpoint == sandbox.entra.token_endpoint(TENANT_ID)
@@ -87,19 +86,19 @@ def test_tenant_check_passes_and_fills_the_token_endpoint(setup: Any, sandbox: A
 
 
 def test_a_tenant_domain_is_resolved_to_its_id(setup: Any, sandbox: Any) -> None:
-    service.setup_assistant_save(user=setup, values={"tenant": TENANT_DOMAIN})
+    assistant.setup_assistant_save(user=setup, values={"tenant": TENANT_DOMAIN})
     result = check(setup, "tenant")
     assert result["status"] == "passed"
     facts = dict(result["by_step"]["tenant"]["facts"])
     assert facts["Directory (tenant) ID"] == TENANT_ID
-    state = service.setup_state(user=setup, session_key=SESSION)
+    state = assistant.setup_progress(user=setup, session_key=SESSION)
     assert state.tenant_id == TENANT_ID
     assert state.token_endpoint == sandbox.entra.token_endpoint(TENANT_ID)
     assert TENANT_ID in state.script()
 
 
 def test_unknown_tenant_fails_at_step_one(setup: Any) -> None:
-    service.setup_assistant_save(
+    assistant.setup_assistant_save(
         user=setup, values={"tenant": "9d1c0b7a-0000-4000-8000-000000000999"}
     )
     result = check(setup, "tenant")
@@ -108,7 +107,7 @@ def test_unknown_tenant_fails_at_step_one(setup: Any) -> None:
     assert step["diagnosis"] == "aadsts_unknown_tenant"
     assert "AADSTS90002" in step["server_answer"]
     assert result["failed_step"] == "1: Register the app"
-    assert not service.setup_state(user=setup, session_key=SESSION).done[1]
+    assert not assistant.setup_progress(user=setup, session_key=SESSION).done[1]
 
 
 # -- steps 2 to 4: the token ------------------------------------------------------------
@@ -117,7 +116,7 @@ def test_unknown_tenant_fails_at_step_one(setup: Any) -> None:
 def test_token_check_passes_and_reads_the_service_principal(setup: Any, sandbox: Any) -> None:
     result = check(setup, "token")
     assert result["status"] == "passed"
-    state = service.setup_state(user=setup, session_key=SESSION)
+    state = assistant.setup_progress(user=setup, session_key=SESSION)
     assert state.done[2] and state.done[3] and state.done[4]
     assert state.sp_object_id == sandbox.app.service_principal_id
     assert f"'{sandbox.app.service_principal_id}'" in state.script()
@@ -130,7 +129,7 @@ def test_consent_missing_fails_at_steps_two_and_three(setup: Any, sandbox: Any) 
     assert step["status"] == "failed" and step["diagnosis"] == "token_without_role"
     assert "Grant admin consent" in step["fix"]
     assert result["failed_step"] == "2 and 3: Add SMTP.SendAsApp and grant admin consent"
-    state = service.setup_state(user=setup, session_key=SESSION)
+    state = assistant.setup_progress(user=setup, session_key=SESSION)
     assert state.done[4] and not state.done[3]
 
 
@@ -161,7 +160,7 @@ def test_a_wrong_secret_fails_at_step_four(setup: Any, sandbox: Any, secret: str
 
 
 def test_an_unknown_client_id_is_blamed_on_step_one(setup: Any) -> None:
-    service.setup_assistant_save(
+    assistant.setup_assistant_save(
         user=setup, values={"client_id": "0e9f7a3c-1111-4222-8333-944455556666"}
     )
     SetupSecret.objects.update(client_id="0e9f7a3c-1111-4222-8333-944455556666")
@@ -170,7 +169,7 @@ def test_an_unknown_client_id_is_blamed_on_step_one(setup: Any) -> None:
     assert result["by_step"]["token"]["diagnosis"] == "aadsts_unknown_app"
     assert result["failed_step"] == "1: Register the app"
     # ...until the token request shows the client ID is no app of it.
-    assert not service.setup_state(user=setup, session_key=SESSION).done[1]
+    assert not assistant.setup_progress(user=setup, session_key=SESSION).done[1]
 
 
 def test_an_expired_secret_fails_at_step_four(setup: Any, sandbox: Any) -> None:
@@ -188,9 +187,9 @@ def test_the_candidate_secret_is_erased_after_a_check(setup: Any) -> None:
 
 
 def test_checks_that_need_the_secret_wait_for_it(setup: Any) -> None:
-    service.setup_secret_erase(user=setup)
-    with pytest.raises(service.SetupNotReady, match="step 4"):
-        service.setup_check_start(user=setup, session_key=SESSION, check="token")
+    assistant.setup_secret_erase(user=setup)
+    with pytest.raises(assistant.SetupNotReady, match="step 4"):
+        assistant.setup_check_start(user=setup, session_key=SESSION, check="token")
     assert not ValidationRun.objects.exists()
 
 
@@ -201,7 +200,7 @@ def test_checks_that_sign_in_share_validates_rate_limits(setup: Any, settings: A
     check(setup, "tenant")
     check(setup, "token")
     with pytest.raises(validation.ValidationNotStarted, match="signs in to Microsoft"):
-        service.setup_check_start(user=setup, session_key=SESSION, check="token")
+        assistant.setup_check_start(user=setup, session_key=SESSION, check="token")
 
 
 # -- step 5: Exchange -------------------------------------------------------------------
@@ -212,7 +211,7 @@ def test_mailbox_check_passes(setup: Any) -> None:
     assert result["status"] == "passed"
     assert result["by_step"]["authenticate"]["status"] == "passed"
     assert result["by_step"]["sender"]["status"] == "passed"
-    assert service.setup_state(user=setup, session_key=SESSION).done[5]
+    assert assistant.setup_progress(user=setup, session_key=SESSION).done[5]
 
 
 def test_service_principal_not_registered_fails_at_step_five(setup: Any, sandbox: Any) -> None:
@@ -239,14 +238,14 @@ def test_with_use_sender_email_off_every_listed_mailbox_is_checked(
 ) -> None:
     sandbox.tenant.add_mailbox("sales@sandbox.example", full_access_for=sandbox.app)
     sandbox.tenant.add_mailbox("support@sandbox.example")  # no FullAccess for the app
-    service.setup_assistant_save(
+    assistant.setup_assistant_save(
         user=setup,
         values={
             "use_sender_email": False,
             "mailboxes": "sales@sandbox.example, support@sandbox.example",
         },
     )
-    state = service.setup_state(user=setup, session_key=SESSION)
+    state = assistant.setup_progress(user=setup, session_key=SESSION)
     assert state.mailboxes == [SENDER, "sales@sandbox.example", "support@sandbox.example"]
     assert "    'support@sandbox.example'" in state.script()
     result = check(setup, "mailbox")
@@ -261,11 +260,11 @@ def test_with_use_sender_email_off_every_listed_mailbox_is_checked(
 
 def test_a_mailbox_check_of_other_mailboxes_is_out_of_date(setup: Any, sandbox: Any) -> None:
     assert check(setup, "mailbox")["status"] == "passed"
-    assert service.setup_state(user=setup, session_key=SESSION).done[5]
-    service.setup_assistant_save(
+    assert assistant.setup_progress(user=setup, session_key=SESSION).done[5]
+    assistant.setup_assistant_save(
         user=setup, values={"use_sender_email": False, "mailboxes": "nobody@sandbox.example"}
     )
-    state = service.setup_state(user=setup, session_key=SESSION)
+    state = assistant.setup_progress(user=setup, session_key=SESSION)
     assert state.runs["mailbox"] is None and not state.done[5]
 
 
@@ -273,14 +272,14 @@ def test_a_secret_refused_later_undoes_the_mailbox_steps_pass(setup: Any, sandbo
     assert check(setup, "mailbox")["status"] == "passed"
     hold(setup, sandbox, "not the secret")
     assert check(setup, "token")["failed_step"] == "4: Create a client secret"
-    done = service.setup_state(user=setup, session_key=SESSION).done
+    done = assistant.setup_progress(user=setup, session_key=SESSION).done
     assert not done[4] and not done[5]
 
 
 def test_a_check_of_other_values_is_out_of_date(setup: Any) -> None:
     check(setup, "tenant")
-    service.setup_assistant_save(user=setup, values={"tenant": TENANT_DOMAIN})
-    state = service.setup_state(user=setup, session_key=SESSION)
+    assistant.setup_assistant_save(user=setup, values={"tenant": TENANT_DOMAIN})
+    state = assistant.setup_progress(user=setup, session_key=SESSION)
     assert state.runs["tenant"] is None and not state.done[1]
 
 
@@ -297,15 +296,15 @@ def test_progress_keeps_no_secret_and_the_held_one_is_ciphertext(setup: Any) -> 
 
 
 def test_the_held_secret_belongs_to_its_session_and_runs_out(setup: Any) -> None:
-    assert service.setup_secret_read(user=setup, session_key=SESSION) is not None
-    assert service.setup_secret_read(user=setup, session_key="another-session") is None
+    assert assistant.setup_secret_read(user=setup, session_key=SESSION) is not None
+    assert assistant.setup_secret_read(user=setup, session_key="another-session") is None
     SetupSecret.objects.update(expires_at="2000-01-01T00:00:00Z")
-    assert service.setup_secret_read(user=setup, session_key=SESSION) is None
-    assert service.setup_secrets_purge() == 1
+    assert assistant.setup_secret_read(user=setup, session_key=SESSION) is None
+    assert assistant.setup_secrets_purge() == 1
 
 
 def test_the_held_secret_never_follows_another_host(setup: Any) -> None:
-    held = service.setup_secret_read(user=setup, session_key=SESSION)
+    held = assistant.setup_secret_read(user=setup, session_key=SESSION)
     assert held is not None
     assert not held.fits(
         token_endpoint=f"https://evil.example/{TENANT_ID}/oauth2/v2.0/token", client_id=CLIENT_ID
@@ -456,7 +455,7 @@ def test_a_fresh_start_begins_from_the_saved_settings(sandbox: Any, admin_user: 
     form = SmtpSettingsForm(sandbox.form_values(), instance=SmtpSettings.load())
     assert form.is_valid(), form.errors
     services.smtp_settings_save(values=form.cleaned_data, user=admin_user)
-    row = service.setup_assistant_get(user=admin_user)
+    row = assistant.setup_assistant_get(user=admin_user)
     assert row.cloud == f"host:{sandbox.authority_host}"
     assert (row.tenant, row.client_id, row.sender_email) == (TENANT_ID, CLIENT_ID, SENDER)
     assert row.port == sandbox.exchange.port
@@ -560,7 +559,7 @@ def test_starting_over_forgets_progress_and_the_held_secret_but_not_manage_smtp(
     page = client.get("/administration/smtp/setup/").content.decode()
     assert '<details class="help" id="restart-box">' in page  # asked for, not one click away
     client.post("/administration/smtp/setup/restart/")
-    state = service.setup_state(user=setup, session_key=SESSION)
+    state = assistant.setup_progress(user=setup, session_key=SESSION)
     assert not state.row.tenant and state.runs["tenant"] is None
     assert not SetupSecret.objects.exists()
 

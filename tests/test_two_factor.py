@@ -217,6 +217,9 @@ def test_after_a_wrong_code_django_otp_asks_to_wait(admin_user: User, settings: 
     client.post(reverse("login_code"), {"code": wrong})
     response = client.post(reverse("login_code"), {"code": code_for(key, steps_ahead=1)})
     assert "Too many wrong codes in a row: wait" in response.content.decode()
+    # The right code, typed during the pause, was not checked: it is not counted as wrong.
+    assert Entry.objects.filter(kind=Kind.TWO_FACTOR_FAILED).count() == 1
+    assert AccessAttempt.objects.get().failures_since_start == 1
 
 
 def test_renewing_backup_codes_replaces_them(admin_client: Client, admin_user: User) -> None:

@@ -15,6 +15,8 @@ from django.urls import reverse
 from accounts import services
 from activity.models import Entry, Kind
 
+PASSWORD = "correct horse 42"  # admin_user's (tests/conftest.py)
+
 pytestmark = pytest.mark.django_db
 
 
@@ -96,6 +98,34 @@ def test_adding_without_a_password_sends_an_invitation_that_sets_one(
     )
     assert done.status_code == 302
     assert User.objects.get(pk=invitee.pk).check_password("chosen by me 2026")
+
+
+def test_forgot_password_before_choosing_one_sends_the_invitation_again(
+    admin_client: Client,
+) -> None:
+    admin_client.post(
+        reverse("accounts:user_add"),
+        {"username": "invitee", "email": "invitee@example.test", "administrator": ""},
+    )
+    mail.outbox.clear()
+    # The invitation's link ran out; the invitee tries the sign-in page's reset.
+    response = Client().post(reverse("password_reset"), {"email": "INVITEE@example.test"})
+    assert response.status_code == 302
+    (message,) = mail.outbox
+    assert message.to == ["invitee@example.test"]
+    assert "You asked to choose a password" in message.body
+    assert 'use "Forgot your password?"' in message.body
+    path = re.search(r"https?://[^/\s]+(/login/reset/\S+/\S+/)", message.body).group(1)
+    browser = Client()
+    form = browser.get(path, follow=True)
+    done = browser.post(
+        form.redirect_chain[-1][0],
+        {"new_password1": "chosen by me 2026", "new_password2": "chosen by me 2026"},
+    )
+    assert done.status_code == 302
+    assert User.objects.get(username="invitee").check_password("chosen by me 2026")
+    entry = Entry.objects.filter(kind=Kind.USER_ADDED).order_by("-at", "-id").first()
+    assert entry is not None and "asked on the sign-in page" in entry.summary
 
 
 def test_a_bad_new_user_is_refused_next_to_its_fields(admin_client: Client) -> None:
@@ -340,3 +370,52 @@ def test_two_administrators_removing_each_other_at_once_leave_one(a_does: str, b
         left = list(services.administrators().values_list("username", flat=True))
         assert len(left) == 1, f"round {round_}: active administrators left: {left}"
         assert len(refused) == 1
+
+
+def test_your_account_changes_your_name_and_with_your_password_your_email(
+    admin_client: Client, admin_user: User
+) -> None:
+    User.objects.filter(pk=admin_user.pk).update(email="")
+    page = admin_client.get(reverse("administration")).content.decode()
+    assert 'id="no-email"' in page  # the first administrator, made by make run, has none
+    url = reverse("accounts:account")
+    refused = admin_client.post(url, {"first_name": "Root", "email": "root@example.test"})
+    assert refused.status_code == 400
+    assert "Type your password to change the e-mail address" in refused.content.decode()
+    wrong = admin_client.post(
+        url, {"first_name": "Root", "email": "root@example.test", "password": "not it"}
+    )
+    assert wrong.status_code == 400 and "That is not your password" in wrong.content.decode()
+    assert User.objects.get(pk=admin_user.pk).email == ""
+    saved = admin_client.post(
+        url, {"first_name": "Root", "email": "root@sändbox.example", "password": PASSWORD}
+    )
+    assert saved.status_code == 302
+    admin_user.refresh_from_db()
+    assert (admin_user.first_name, admin_user.email) == ("Root", "root@sändbox.example")
+    entry = Entry.objects.get(kind=Kind.USER_CHANGED)
+    assert "their own first name, e-mail to <root@sändbox.example>" in entry.summary
+    assert 'id="no-email"' not in admin_client.get(reverse("administration")).content.decode()
+    # A name alone needs no password.
+    assert admin_client.post(url, {"first_name": "R", "email": admin_user.email}).status_code == 302
+
+
+def test_an_administrator_corrects_a_users_email_on_users(
+    admin_client: Client, admin_user: User
+) -> None:
+    other = User.objects.create_user("alex", "alex@old.example", "a long passphrase 5")
+    page = admin_client.get(reverse("accounts:users")).content.decode()
+    assert reverse("accounts:user_edit", args=[other.pk]) in page
+    url = reverse("accounts:user_edit", args=[other.pk])
+    bad = admin_client.post(url, {"email": "not an address", "password": PASSWORD})
+    assert bad.status_code == 400 and User.objects.get(pk=other.pk).email == "alex@old.example"
+    done = admin_client.post(url, {"email": "alex@new.example", "password": PASSWORD})
+    assert done.status_code == 302
+    assert User.objects.get(pk=other.pk).email == "alex@new.example"
+    assert (
+        "alex's e-mail to <alex@new.example>" in Entry.objects.get(kind=Kind.USER_CHANGED).summary
+    )
+    assert admin_client.get(reverse("accounts:user_edit", args=[999999])).status_code == 404
+    plain = Client()
+    plain.force_login(other)
+    assert plain.get(url).status_code == 403

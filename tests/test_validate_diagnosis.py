@@ -90,8 +90,8 @@ def test_secret_id_pasted_instead_of_its_value(sandbox: Any, run_validation: Any
 def test_graph_mail_send_instead_of_smtp_send_as_app_is_named_by_a_token_check(
     sandbox: Any, admin_user: Any
 ) -> None:
+    from smtp_settings import validation
     from smtp_settings.models import RunScope, ValidationRun
-    from smtp_settings.validation import service as validation
 
     sandbox.app.roles = {"https://graph.microsoft.com": ["Mail.Send"]}
     started = validation.validation_run_start(
@@ -482,8 +482,8 @@ def test_a_run_with_tls_off_never_sends_the_token_in_clear(
     sandbox: Any, admin_user: Any, other_exchange: Any
 ) -> None:
     # The form refuses these values; the run is started from them directly, as if it had not.
+    from smtp_settings import validation
     from smtp_settings.models import ValidationRun
-    from smtp_settings.validation import service as validation
 
     server = other_exchange(advertise_auth_before_tls=True)
     values = {
@@ -820,8 +820,8 @@ def test_a_non_ascii_password_is_named_and_never_logged(
     sandbox: Any, admin_user: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     # The form refuses it; a run started from such values anyway fails clearly.
+    from smtp_settings import validation
     from smtp_settings.models import ValidationRun
-    from smtp_settings.validation import service as validation
 
     caplog.set_level("DEBUG")
     password = "".join(["Gr", "\u00fc\u00dfe", "-2026"])
@@ -861,8 +861,8 @@ def test_a_message_whose_domain_has_no_xn_form_fails_alone_in_the_outbox(
     # Django's address check accepts the domain; in its xn-- form one part is too long.
     from django.core import mail
 
+    from smtp_settings import outbox
     from smtp_settings.models import Delivery, DeliveryState
-    from smtp_settings.outbox import service as outbox
 
     from .test_sending import save
 

@@ -202,8 +202,8 @@ def test_old_validation_runs_are_purged_but_the_latest_fifty_stay(admin_user: An
 
     from django.utils import timezone
 
+    from smtp_settings import validation
     from smtp_settings.models import ValidationStep
-    from smtp_settings.validation import service as validation
 
     long_ago = timezone.now() - timedelta(days=200)
     for n in range(60):
@@ -224,7 +224,7 @@ def test_old_validation_runs_are_purged_but_the_latest_fifty_stay(admin_user: An
 def test_validate_runs_without_an_expiration_date_and_says_save_will_ask(
     sandbox: Any, admin_client: Client
 ) -> None:
-    from smtp_settings.validation import service as validation
+    from smtp_settings import validation
 
     values = {**sandbox.form_values(), "secret_expiration_date": ""}
     response = admin_client.post(reverse("smtp_settings:validate"), values, **JSON)
@@ -245,7 +245,7 @@ def test_validate_runs_without_an_expiration_date_and_says_save_will_ask(
 def test_a_run_with_every_step_costs_the_worker_at_most_ten_queries(
     sandbox: Any, admin_client: Client, django_assert_max_num_queries: Any
 ) -> None:
-    from smtp_settings.validation import service as validation
+    from smtp_settings import validation
 
     values = {**sandbox.form_values(), "test_recipient": "it@x.example"}
     started = admin_client.post(reverse("smtp_settings:validate"), values, **JSON).json()
@@ -259,7 +259,7 @@ def test_a_run_with_every_step_costs_the_worker_at_most_ten_queries(
 def test_a_failed_step_skips_the_rest_in_one_write_and_names_the_failure(
     sandbox: Any, admin_client: Client
 ) -> None:
-    from smtp_settings.validation import service as validation
+    from smtp_settings import validation
 
     values = {**sandbox.form_values(), "client_secret": "not the secret"}
     started = admin_client.post(reverse("smtp_settings:validate"), values, **JSON).json()
@@ -288,7 +288,7 @@ def test_a_run_claimed_long_ago_lives_while_its_steps_keep_ending(
 
     from django.utils import timezone
 
-    from smtp_settings.validation import service as validation
+    from smtp_settings import validation
 
     admin_client.post(reverse("smtp_settings:validate"), oauth_form_data, **JSON)
     long_ago = timezone.now() - timedelta(minutes=10)
@@ -397,3 +397,20 @@ def test_a_run_waiting_behind_busy_workers_says_they_are_busy_not_stopped(
     assert validation_runs_expire_abandoned() == 1
     summary = ValidationRun.objects.get().summary
     assert "busy delivering the outbox" in summary and "worker is running" not in summary
+
+
+def test_recent_validations_never_show_an_abandoned_run_as_queued(
+    admin_client: Client, oauth_form_data: dict[str, Any], django_capture_on_commit_callbacks: Any
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    # Queued with no worker and no beat to end it (under make run both stop together).
+    with django_capture_on_commit_callbacks():
+        admin_client.post(reverse("smtp_settings:validate"), oauth_form_data, **JSON)
+    ValidationRun.objects.update(created_at=timezone.now() - timedelta(minutes=5))
+    table = admin_client.get(reverse("smtp_settings:recent_runs")).content.decode()
+    assert "Queued" not in table and "Could not finish" in table
+    run = ValidationRun.objects.get()
+    assert run.status == RunStatus.ERROR and run.candidate_secret is None

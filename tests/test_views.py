@@ -282,7 +282,7 @@ def test_an_administration_page_costs_at_most_five_queries(
     the history holds; the session comes from the cache once it is there."""
     from django.core import mail
 
-    from smtp_settings.validation import service as validation
+    from smtp_settings import validation
 
     from .test_sending import save
 

@@ -18,7 +18,9 @@ from django.core import mail
 from django.utils import timezone
 
 from smtp_settings.models import Delivery, DeliveryState, WorkerHeartbeat
+from soak.brokers import PrivateRedis
 
+from .sandbox.exchange import free_port
 from .sandbox.world import SENDER
 from .test_outbox_worker import ROOT, start_worker, wait_for
 from .test_sending import save
@@ -135,3 +137,27 @@ def test_sending_resumes_within_15_seconds_after_the_whole_worker_is_killed(
     wait_for(lambda: len(sandbox.exchange.delivered) > before, timeout=30)
     resumed_after = time.monotonic() - killed_at
     assert resumed_after < 15, f"sending resumed {resumed_after:.1f} s after the kill"
+
+
+def test_after_a_broker_cut_the_worker_looks_for_due_mail_as_it_reconnects(
+    sandbox: Any, procfile_worker: Any, tmp_path: Path, settings: Any
+) -> None:
+    if not settings.REDIS_URL:
+        pytest.skip("the broker cut is a private redis-server's restart")
+    save(sandbox.form_values())
+    broker = PrivateRedis(free_port(), tmp_path / "redis").start()
+    try:
+        # Beat's sweep far away: only the worker's reconnection can start delivery in time.
+        procfile_worker(
+            REDIS_URL=broker.url, SMTP_OUTBOX_SWEEP_SECONDS="600", SEI_HEARTBEAT_SECONDS="600"
+        )
+        wait_for(lambda: WorkerHeartbeat.objects.filter(role=WorkerHeartbeat.WORKER).exists())
+        broker.cut()
+        # Accepted while the broker is away: the request for delivery cannot reach the worker
+        # (this test process's broker is another Redis database, as good as gone for it).
+        for n in range(5):
+            mail.send_mail(f"During the cut {n}", "Body", SENDER, ["it@x.example"])
+        broker.restore()
+        wait_for(lambda: len(sandbox.exchange.delivered) == 5, timeout=60)
+    finally:
+        broker.stop()

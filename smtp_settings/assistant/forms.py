@@ -1,4 +1,7 @@
-"""The setup assistant's forms, one per part of the page: field rules only, no network."""
+"""The setup assistant's forms, one per part of the page: field rules only, no network.
+
+Fields Manage SMTP has too take its labels, lengths and validators (``settings_field``);
+only the words that guide each step are the assistant's own."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from django.utils import timezone
 
 from smtp_settings import validators
 from smtp_settings.assistant import clouds
-from smtp_settings.forms import SecretInput, StrictEmailField
+from smtp_settings.forms import secret_field, settings_field, tenant_field
 
 
 class AppForm(forms.Form):
@@ -20,23 +23,23 @@ class AppForm(forms.Form):
         label="Microsoft cloud",
         help_text="Where your tenant lives. Almost every organisation: Microsoft 365 worldwide.",
     )
-    tenant = forms.CharField(
-        label="Directory (tenant) ID",
-        max_length=253,
-        validators=[validators.validate_tenant],
+    tenant = tenant_field(
         help_text="On the app registration's Overview page. One of the tenant's domains "
         "(contoso.onmicrosoft.com) works too: the check looks up the ID.",
     )
-    client_id = forms.CharField(
+    # Labels in the Entra admin center's words, where they differ from Manage SMTP's.
+    client_id = settings_field(
+        "client_id",
         label="Application (client) ID",
-        max_length=36,
-        validators=[validators.validate_client_id],
+        required=True,
         help_text="On the same Overview page, above the Directory (tenant) ID.",
     )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["cloud"].choices = clouds.cloud_choices()  # type: ignore[attr-defined]
+        cloud = self.fields["cloud"]
+        assert isinstance(cloud, forms.ChoiceField)
+        cloud.choices = clouds.cloud_choices()
 
     def clean_tenant(self) -> str:
         return self.cleaned_data["tenant"].strip().lower()
@@ -48,19 +51,14 @@ class AppForm(forms.Form):
 class SecretForm(forms.Form):
     """Step 4: the secret's Value and its expiry date."""
 
-    client_secret = forms.CharField(
+    client_secret = secret_field(
+        "client_secret",
         label="Client secret Value",
-        max_length=1024,
-        required=False,
-        widget=SecretInput(),
         help_text="The Value column, copied right after creating the secret (Entra shows it "
         "only then). The Secret ID beside it is not the secret.",
     )
-    secret_expiration_date = forms.DateField(
-        label="Secret Expiration Date",
-        required=False,
-        validators=[validators.validate_expiration_date],
-        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+    secret_expiration_date = settings_field(
+        "secret_expiration_date",
         help_text='The "Expires" date beside the secret: reminders go out before it.',
     )
 
@@ -94,14 +92,12 @@ class SecretForm(forms.Form):
 class MailboxForm(forms.Form):
     """Step 5: the mailbox (or mailboxes) the app sends as, and the SMTP server."""
 
-    sender_email = StrictEmailField(
-        label="Sender Email",
-        max_length=254,
+    sender_email = settings_field(
+        "sender_email",
         help_text="The mailbox the console sends as; the app gets FullAccess on it.",
     )
-    use_sender_email = forms.BooleanField(
-        label="Use sender email",
-        required=False,
+    use_sender_email = settings_field(
+        "use_sender_email",
         help_text="On: every message goes out from Sender Email, so only that mailbox needs "
         "access. Off: messages keep each user's address, and each such mailbox needs access.",
     )
@@ -112,16 +108,12 @@ class MailboxForm(forms.Form):
         help_text="Only with Use sender email off: every user mailbox that sends through the "
         "console, separated by commas or lines.",
     )
-    smtp_server = forms.CharField(
-        label="SMTP Server",
-        max_length=253,
-        validators=[validators.validate_host],
+    smtp_server = settings_field(
+        "smtp_server",
         help_text="Exchange Online: smtp.office365.com (filled in for the cloud chosen above).",
     )
-    port = forms.IntegerField(
-        label="Port",
-        min_value=1,
-        max_value=65535,
+    port = settings_field(
+        "port",
         help_text="587: STARTTLS, as Exchange Online expects.",
     )
 

@@ -22,6 +22,7 @@ from django.dispatch import receiver
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
+from smtp_settings import validation
 from smtp_settings.assistant import clouds, script
 from smtp_settings.mail import microsoft
 from smtp_settings.models import (
@@ -34,7 +35,6 @@ from smtp_settings.models import (
     StepStatus,
     ValidationRun,
 )
-from smtp_settings.validation import service as validation
 from smtp_settings.validation.runner import MAILBOX_STEP_PREFIX
 from smtp_settings.validators import parse_addresses
 
@@ -42,7 +42,7 @@ from smtp_settings.validators import parse_addresses
 SECRET_HELD_FOR = timedelta(hours=2)
 
 APP_FIELDS = ("cloud", "tenant", "client_id")
-SECRET_FIELDS = ("secret_expiration_date",)
+SECRET_STEP_FIELDS = ("secret_expiration_date",)
 MAILBOX_FIELDS = ("sender_email", "use_sender_email", "mailboxes", "smtp_server", "port")
 
 # The assistant's steps, and which Validate step checks each one.
@@ -84,7 +84,7 @@ def setup_assistant_get(*, user: AbstractBaseUser) -> SetupAssistant:
     if row is not None:
         return row
     fresh = SetupAssistant(
-        user=user,  # type: ignore[misc]
+        user_id=user.pk,
         cloud=clouds.DEFAULT.key,
         smtp_server=clouds.DEFAULT.smtp_host,
         port=clouds.SMTP_PORT,
@@ -109,7 +109,7 @@ def setup_assistant_save(*, user: AbstractBaseUser, values: Mapping[str, Any]) -
     with transaction.atomic():
         row = setup_assistant_get(user=user)
         before_cloud = clouds.cloud_for(row.cloud)
-        for name in (*APP_FIELDS, *SECRET_FIELDS, *MAILBOX_FIELDS):
+        for name in (*APP_FIELDS, *SECRET_STEP_FIELDS, *MAILBOX_FIELDS):
             if name in values:
                 setattr(row, name, values[name])
         after_cloud = clouds.cloud_for(row.cloud)
@@ -194,7 +194,7 @@ def _passed(run: ValidationRun | None) -> bool:
 
 
 @dataclass
-class SetupState:
+class SetupProgress:
     row: SetupAssistant
     cloud: microsoft.Cloud
     typed_endpoint: str
@@ -242,7 +242,9 @@ def _run_fits(run: ValidationRun | None, **expected: Any) -> ValidationRun | Non
     return run
 
 
-def setup_state(*, user: AbstractBaseUser, session_key: str | None) -> SetupState:
+def setup_progress(*, user: AbstractBaseUser, session_key: str | None) -> SetupProgress:
+    """Where the user stands: their values, the checks that still fit them, the steps done,
+    and the secret this session holds (while it fits the app and sign-in host)."""
     row = setup_assistant_get(user=user)
     cloud = clouds.cloud_for(row.cloud)
     typed = clouds.token_endpoint(cloud, row.tenant) if row.tenant else ""
@@ -254,26 +256,13 @@ def setup_state(*, user: AbstractBaseUser, session_key: str | None) -> SetupStat
         tenant_id = str(tenant_run.outputs.get("tenant_id") or tenant_id)
         token_endpoint = str(tenant_run.outputs.get("token_endpoint") or token_endpoint)
     token_run = _run_fits(row.token_run, token_endpoint=token_endpoint, client_id=row.client_id)
-    mailbox_run = _run_fits(
-        row.mailbox_run,
-        token_endpoint=token_endpoint,
-        client_id=row.client_id,
-        sender_email=row.sender_email,
-        smtp_server=row.smtp_server,
-        port=row.port,
-    )
+    mailboxes = _mailboxes(row)
+    mailbox_run = _mailbox_run_fits(row, token_endpoint, mailboxes)
     sp_object_id = ""
     for run in (mailbox_run, token_run):
         if run is not None and run.outputs.get("sp_object_id"):
             sp_object_id = str(run.outputs["sp_object_id"])
             break
-    mailboxes = [row.sender_email] if row.sender_email else []
-    if not row.use_sender_email:
-        mailboxes += [
-            address
-            for address in parse_addresses(row.mailboxes)
-            if address.lower() not in (known.lower() for known in mailboxes)
-        ]
     held = setup_secret_read(user=user, session_key=session_key)
     if (
         held is not None
@@ -281,28 +270,7 @@ def setup_state(*, user: AbstractBaseUser, session_key: str | None) -> SetupStat
         and not held.fits(token_endpoint=token_endpoint, client_id=row.client_id)
     ):
         held = None
-    if mailbox_run is not None and (
-        bool(mailbox_run.candidate.get("use_sender_email")) != row.use_sender_email
-        or [m.lower() for m in mailbox_run.candidate.get("mailboxes") or []]
-        != [m.lower() for m in ([] if row.use_sender_email else mailboxes[1:])]
-    ):
-        mailbox_run = None  # it checked other mailboxes than the ones listed now
-    token_steps = _step_statuses(token_run)
-    token_failed = token_run is not None and token_run.is_finished and not _passed(token_run)
-    # A later check can find out that an earlier step is wrong after all: a token refused
-    # for an unknown client ID undoes step 1; a secret refused now undoes step 5's pass.
-    undone = {_failed_at(token_run)} if token_failed else set()
-    if token_failed and mailbox_run is not None and token_run.created_at > mailbox_run.created_at:
-        undone.add(5)
-    done = {
-        1: _passed(tenant_run),
-        2: token_steps.get("token_contents") in (StepStatus.PASSED,),
-        3: token_steps.get("token_contents") in (StepStatus.PASSED,),
-        4: token_steps.get("token") == StepStatus.PASSED,
-        5: _passed(mailbox_run),
-    }
-    done = {number: passed and number not in undone for number, passed in done.items()}
-    return SetupState(
+    return SetupProgress(
         row=row,
         cloud=cloud,
         typed_endpoint=typed,
@@ -312,8 +280,67 @@ def setup_state(*, user: AbstractBaseUser, session_key: str | None) -> SetupStat
         mailboxes=mailboxes,
         held=held,
         runs={"tenant": tenant_run, "token": token_run, "mailbox": mailbox_run},
-        done=done,
+        done=_steps_done(tenant_run, token_run, mailbox_run),
     )
+
+
+def _mailboxes(row: SetupAssistant) -> list[str]:
+    """Sender Email, then (Use sender email off) every other mailbox that sends."""
+    mailboxes = [row.sender_email] if row.sender_email else []
+    if not row.use_sender_email:
+        mailboxes += [
+            address
+            for address in parse_addresses(row.mailboxes)
+            if address.lower() not in (known.lower() for known in mailboxes)
+        ]
+    return mailboxes
+
+
+def _mailbox_run_fits(
+    row: SetupAssistant, token_endpoint: str, mailboxes: list[str]
+) -> ValidationRun | None:
+    mailbox_run = _run_fits(
+        row.mailbox_run,
+        token_endpoint=token_endpoint,
+        client_id=row.client_id,
+        sender_email=row.sender_email,
+        smtp_server=row.smtp_server,
+        port=row.port,
+    )
+    if mailbox_run is not None and (
+        bool(mailbox_run.candidate.get("use_sender_email")) != row.use_sender_email
+        or [m.lower() for m in mailbox_run.candidate.get("mailboxes") or []]
+        != [m.lower() for m in ([] if row.use_sender_email else mailboxes[1:])]
+    ):
+        return None  # it checked other mailboxes than the ones listed now
+    return mailbox_run
+
+
+def _steps_done(
+    tenant_run: ValidationRun | None,
+    token_run: ValidationRun | None,
+    mailbox_run: ValidationRun | None,
+) -> dict[int, bool]:
+    token_steps = _step_statuses(token_run)
+    token_failed = token_run is not None and token_run.is_finished and not _passed(token_run)
+    # A later check can find out that an earlier step is wrong after all: a token refused
+    # for an unknown client ID undoes step 1; a secret refused now undoes step 5's pass.
+    undone = {_failed_at(token_run)} if token_failed else set()
+    if (
+        token_failed
+        and token_run is not None
+        and mailbox_run is not None
+        and token_run.created_at > mailbox_run.created_at
+    ):
+        undone.add(5)
+    done = {
+        1: _passed(tenant_run),
+        2: token_steps.get("token_contents") in (StepStatus.PASSED,),
+        3: token_steps.get("token_contents") in (StepStatus.PASSED,),
+        4: token_steps.get("token") == StepStatus.PASSED,
+        5: _passed(mailbox_run),
+    }
+    return {number: passed and number not in undone for number, passed in done.items()}
 
 
 def _step_statuses(run: ValidationRun | None) -> dict[str, str]:
@@ -365,7 +392,7 @@ def setup_check_start(
 ) -> ValidationRun:
     """Start one check as a Validate run of the assistant's values; raises
     ``SetupNotReady`` (what is missing) or ``ValidationNotStarted`` (rate limits)."""
-    state = setup_state(user=user, session_key=session_key)
+    state = setup_progress(user=user, session_key=session_key)
     if not state.app_known:
         raise SetupNotReady("Enter the Directory (tenant) ID and Application (client) ID first.")
     values = setup_candidate(state=state)
@@ -391,7 +418,7 @@ def setup_check_start(
     return run
 
 
-def setup_candidate(*, state: SetupState) -> dict[str, Any]:
+def setup_candidate(*, state: SetupProgress) -> dict[str, Any]:
     """The assistant's values as Manage SMTP's fields (the secret apart)."""
     row = state.row
     return {
@@ -413,7 +440,7 @@ def setup_candidate(*, state: SetupState) -> dict[str, Any]:
 
 def setup_manage_initial(*, user: AbstractBaseUser, session_key: str | None) -> dict[str, Any]:
     """What Manage SMTP's form starts from after "Use these settings" (no secret)."""
-    state = setup_state(user=user, session_key=session_key)
+    state = setup_progress(user=user, session_key=session_key)
     initial = setup_candidate(state=state)
     initial.update(
         tenant_id=state.tenant_id or state.row.tenant,
@@ -427,7 +454,7 @@ def setup_manage_initial(*, user: AbstractBaseUser, session_key: str | None) -> 
 def setup_use_settings(*, user: AbstractBaseUser, session_key: str | None) -> ValidationRun:
     """Validate the assistant's values exactly as Manage SMTP will (all the steps); nothing
     is saved. The secret stays held for Manage SMTP's Save."""
-    state = setup_state(user=user, session_key=session_key)
+    state = setup_progress(user=user, session_key=session_key)
     if not state.app_known or not state.row.sender_email:
         raise SetupNotReady("Fill in steps 1 and 5 first.")
     if state.held is None:

@@ -19,13 +19,13 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from smtp_settings import validation
 from smtp_settings.assistant import service
 from smtp_settings.assistant.forms import AppForm, MailboxForm, SecretForm
 from smtp_settings.assistant.script import SCRIPT_FILENAME, exchange_script_for_run
 from smtp_settings.links import console_url
 from smtp_settings.models import AuthType, ValidationRun
 from smtp_settings.permissions import administrator_required
-from smtp_settings.validation import service as validation
 
 PARTS = {"app": 1, "consent": 3, "secret": 4, "mailbox": 5}
 
@@ -34,7 +34,7 @@ def _session_key(request: HttpRequest) -> str | None:
     return request.session.session_key
 
 
-def _forms(state: service.SetupState, data: Any = None, part: str = "") -> dict[str, Any]:
+def _forms(state: service.SetupProgress, data: Any = None, part: str = "") -> dict[str, Any]:
     row = state.row
     initial_app = {"cloud": row.cloud, "tenant": row.tenant, "client_id": row.client_id}
     initial_secret = {"secret_expiration_date": row.secret_expiration_date}
@@ -51,7 +51,7 @@ def _forms(state: service.SetupState, data: Any = None, part: str = "") -> dict[
 
 
 def _page(request: HttpRequest, forms: dict[str, Any] | None = None, status: int = 200) -> Any:
-    state = service.setup_state(user=request.user, session_key=_session_key(request))
+    state = service.setup_progress(user=request.user, session_key=_session_key(request))
     runs = {
         name: validation.validation_run_as_dict(run=run) if run else None
         for name, run in state.runs.items()
@@ -91,7 +91,7 @@ CHECK_STEPS = {"tenant": (1,), "token": (2, 3, 4), "mailbox": (5,)}
 FORM_STEPS = {"app_form": 1, "secret_form": 4, "mailbox_form": 5}
 
 
-def _open_steps(state: service.SetupState, forms: dict[str, Any]) -> set[int]:
+def _open_steps(state: service.SetupProgress, forms: dict[str, Any]) -> set[int]:
     """Steps shown in full: those not done, the ones the latest check answered (its result
     is what the administrator is looking for) and any whose form came back with errors.
     A finished step otherwise folds to its title and result."""
@@ -134,7 +134,7 @@ def setup(request: HttpRequest) -> HttpResponse:
     part = request.POST.get("part", "")
     if part not in PARTS:
         return HttpResponse("Unknown part of the setup assistant.", status=400)
-    state = service.setup_state(user=request.user, session_key=_session_key(request))
+    state = service.setup_progress(user=request.user, session_key=_session_key(request))
     forms = _forms(state, request.POST, part)
     form = forms.get(f"{part}_form")
     if form is not None:
@@ -173,7 +173,7 @@ def setup(request: HttpRequest) -> HttpResponse:
 @require_GET
 def setup_script(request: HttpRequest) -> HttpResponse:
     """The Exchange Online PowerShell, as a .ps1 file."""
-    state = service.setup_state(user=request.user, session_key=_session_key(request))
+    state = service.setup_progress(user=request.user, session_key=_session_key(request))
     if not state.app_known or not state.mailboxes:
         messages.error(request, "Fill in steps 1 and 5 first: the script needs their values.")
         return redirect("smtp_settings:setup")

@@ -94,7 +94,7 @@ class _WatchedConnection(urllib3.connection.HTTPSConnection):
         self._register()
         return sock
 
-    def request(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+    def request(self, *args: Any, **kwargs: Any) -> None:
         self._register()
         super().request(*args, **kwargs)
 

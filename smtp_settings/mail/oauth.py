@@ -6,9 +6,12 @@ happens lazily, is bounded by the timeout, and a failed build is not kept.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -73,14 +76,22 @@ _apps: dict[tuple[str, str, str], msal.ConfidentialClientApplication] = {}
 _apps_lock = threading.Lock()
 
 
-def _app_key(authority: str, client_id: str, client_secret: str) -> tuple[str, str, str]:
-    # A hash of the secret: a replaced secret takes effect at once, and the key holds
+# What proves the app: a client secret's value, or MSAL's certificate credential (the
+# private key's PEM and the certificate's, from mail/certificate.py).
+Credential = str | dict[str, str]
+
+
+def _app_key(authority: str, client_id: str, client_secret: Credential) -> tuple[str, str, str]:
+    # A hash of the credential: a replaced one takes effect at once, and the key holds
     # nothing that could be read back.
-    return (authority, client_id, hashlib.sha256(client_secret.encode()).hexdigest())
+    material = (
+        client_secret if isinstance(client_secret, str) else repr(sorted(client_secret.items()))
+    )
+    return (authority, client_id, hashlib.sha256(material.encode()).hexdigest())
 
 
 def _application(
-    *, authority: str, client_id: str, client_secret: str, timeout: float, fresh: bool
+    *, authority: str, client_id: str, client_secret: Credential, timeout: float, fresh: bool
 ) -> msal.ConfidentialClientApplication:
     key = _app_key(authority, client_id, client_secret)
     with _apps_lock:
@@ -136,7 +147,7 @@ class _TrustingAdapter(requests.adapters.HTTPAdapter):
     def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
         return watch_pools(super().proxy_manager_for(proxy, **proxy_kwargs))
 
-    def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
         kwargs["verify"] = True  # whatever a caller asks: never off, never another file
         return super().send(request, *args, **kwargs)
 
@@ -180,7 +191,7 @@ class _PinnedSession(requests.Session):
             method.upper() == "GET" and self._microsoft and origin[0] in WELL_KNOWN_AUTHORITY_HOSTS
         )
 
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
         method, url = str(method), str(url)
         if not self._allowed(method, url):
             host = urlsplit(url).netloc
@@ -217,12 +228,12 @@ class _PinnedSession(requests.Session):
         return response
 
 
-def _forget(authority: str, client_id: str, client_secret: str) -> None:
+def _forget(authority: str, client_id: str, client_secret: Credential) -> None:
     with _apps_lock:
         _apps.pop(_app_key(authority, client_id, client_secret), None)
 
 
-def forget(*, token_endpoint: str, client_id: str, client_secret: str) -> None:
+def forget(*, token_endpoint: str, client_id: str, client_secret: Credential) -> None:
     """Drop the application object, and so the cached token, of these credentials."""
     _forget(authority_from_token_endpoint(token_endpoint), client_id, client_secret)
 
@@ -236,7 +247,7 @@ def acquire_token(
     *,
     token_endpoint: str,
     client_id: str,
-    client_secret: str,
+    client_secret: Credential,
     scopes: list[str],
     timeout: float,
     fresh: bool = False,
@@ -247,9 +258,13 @@ def acquire_token(
     the new token then serves later sending too.
     """
     authority = authority_from_token_endpoint(token_endpoint)
+    forget_app = functools.partial(_forget, authority, client_id, client_secret)
     try:
         # One deadline for the step: MSAL's discovery and the token request share it.
-        with exchange_deadline(timeout):
+        with (
+            _translated("the token endpoint", timeout=timeout, on_refused=forget_app),
+            exchange_deadline(timeout),
+        ):
             app = _application(
                 authority=authority,
                 client_id=client_id,
@@ -258,22 +273,6 @@ def acquire_token(
                 fresh=fresh,
             )
             result: dict[str, Any] = app.acquire_token_for_client(scopes=scopes)
-    except EndpointRefused as exc:
-        _forget(authority, client_id, client_secret)
-        raise TokenError(exc.kind, exc.message) from None
-    except requests.exceptions.SSLError as exc:
-        raise TokenError("tls", f"TLS with the token endpoint failed: {_root(exc)}") from None
-    except requests.exceptions.Timeout:
-        raise TokenError(
-            "timeout",
-            f"The token endpoint did not answer in time: no complete answer within {timeout:g} s.",
-        ) from None
-    except requests.exceptions.ConnectionError as exc:
-        raise TokenError(
-            "unreachable", f"Could not reach the token endpoint: {_root(exc)}"
-        ) from None
-    except msal.exceptions.MsalServiceError as exc:
-        raise TokenError("service", f"Entra ID answered with a server error: {exc}") from None
     except ValueError as exc:
         # Raised while reading the authority's metadata; Entra's own text is in __context__.
         context = str(exc.__context__ or "")
@@ -283,29 +282,65 @@ def acquire_token(
             entra_text.group(0) if entra_text else f"The authority {authority} was refused: {exc}",
             error_codes=[int(code) for code in _AADSTS_CODE.findall(context)],
         ) from None
-    if "access_token" not in result:
-        # MSAL replays an identical error for a minute; after a fix in Entra ID the next
-        # attempt must ask again, so this application object (and its replay cache) goes.
-        _forget(authority, client_id, client_secret)
     if "access_token" in result:
         return Token(
             access_token=result["access_token"],
             expires_in=int(result.get("expires_in", 0)),
             from_cache=result.get("token_source") == "cache",
         )
-    raise TokenError(
-        "refused",
-        str(result.get("error_description") or result.get("error") or "No token was issued."),
-        error=str(result.get("error", "")),
-        error_codes=[int(code) for code in result.get("error_codes") or []],
-        correlation_id=str(result.get("correlation_id", "")),
-        trace_id=str(result.get("trace_id", "")),
+    # MSAL replays an identical error for a minute; after a fix in Entra ID the next
+    # attempt must ask again, so this application object (and its replay cache) goes.
+    forget_app()
+    raise _refusal("refused", result, "No token was issued.")
+
+
+@contextmanager
+def _translated(
+    peer: str, *, timeout: float, what: str = "", on_refused: Callable[[], None] | None = None
+) -> Iterator[None]:
+    """What the HTTP library and MSAL raise while asking ``peer``, as a ``TokenError``:
+    said once for the token request and the tenant's discovery. ``on_refused`` runs when
+    the pinned session refused the endpoint itself (a foreign host, a redirect)."""
+    try:
+        yield
+    except EndpointRefused as exc:
+        if on_refused is not None:
+            on_refused()
+        raise TokenError(exc.kind, exc.message) from None
+    except requests.exceptions.SSLError as exc:
+        raise TokenError("tls", f"TLS with {peer} failed: {_root(exc)}") from None
+    except requests.exceptions.Timeout:
+        raise TokenError(
+            "timeout",
+            f"{peer[0].upper()}{peer[1:]}{what} did not answer in time: no complete answer "
+            f"within {timeout:g} s.",
+        ) from None
+    except requests.exceptions.ConnectionError as exc:
+        raise TokenError("unreachable", f"Could not reach {peer}: {_root(exc)}") from None
+    except msal.exceptions.MsalServiceError as exc:
+        raise TokenError("service", f"Entra ID answered with a server error: {exc}") from None
+
+
+def _refusal(
+    kind: str, answer: dict[str, Any], default: str, *, error_codes: list[int] | None = None
+) -> TokenError:
+    """An OAuth error answer (Entra's ``error``, ``error_description``, codes, ids) as a
+    ``TokenError``: the token request's and the discovery's alike."""
+    return TokenError(
+        kind,
+        str(answer.get("error_description") or answer.get("error") or default),
+        error=str(answer.get("error", "")),
+        error_codes=error_codes
+        if error_codes is not None
+        else [int(code) for code in answer.get("error_codes") or []],
+        correlation_id=str(answer.get("correlation_id", "")),
+        trace_id=str(answer.get("trace_id", "")),
     )
 
 
 def _root(exc: BaseException) -> str:
-    while exc.__cause__ or exc.__context__:
-        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    while (inner := exc.__cause__ or exc.__context__) is not None:
+        exc = inner
     return str(exc)
 
 
@@ -328,20 +363,11 @@ def discover_tenant(*, authority: str, timeout: float) -> Tenant:
     url = f"{authority}/v2.0/.well-known/openid-configuration"
     session = _PinnedSession(authority, timeout=timeout)
     try:
-        with exchange_deadline(timeout):
+        with (
+            _translated("the sign-in host", timeout=timeout, what=" (OIDC discovery)"),
+            exchange_deadline(timeout),
+        ):
             response = session.get(url)
-    except EndpointRefused as exc:
-        raise TokenError(exc.kind, exc.message) from None
-    except requests.exceptions.SSLError as exc:
-        raise TokenError("tls", f"TLS with the sign-in host failed: {_root(exc)}") from None
-    except requests.exceptions.Timeout:
-        raise TokenError(
-            "timeout",
-            f"The sign-in host (OIDC discovery) did not answer in time: no complete answer "
-            f"within {timeout:g} s.",
-        ) from None
-    except requests.exceptions.ConnectionError as exc:
-        raise TokenError("unreachable", f"Could not reach the sign-in host: {_root(exc)}") from None
     finally:
         session.close()
     try:
@@ -354,14 +380,12 @@ def discover_tenant(*, authority: str, timeout: float) -> Tenant:
             f"The sign-in host answered {response.status_code} without OIDC metadata.",
         )
     if response.status_code != 200 or "error" in body:
-        raise TokenError(
+        raise _refusal(
             "service" if response.status_code >= 500 else "refused",
-            str(body.get("error_description") or body.get("error") or response.status_code),
-            error=str(body.get("error", "")),
+            body,
+            str(response.status_code),
             error_codes=[int(code) for code in body.get("error_codes") or []]
             or [int(code) for code in _AADSTS_CODE.findall(str(body.get("error_description")))],
-            correlation_id=str(body.get("correlation_id", "")),
-            trace_id=str(body.get("trace_id", "")),
         )
     token_endpoint = str(body.get("token_endpoint", ""))
     if _origin_of(token_endpoint) != session._origin or not token_endpoint.startswith("https://"):

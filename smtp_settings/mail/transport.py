@@ -169,6 +169,63 @@ def _name(attributes: tuple[tuple[tuple[str, str], ...], ...] | None) -> str:
     return printable(", ".join(parts))  # the certificate's own text, shown and logged
 
 
+def _open_tcp(host: str, port: int, timeout: float) -> socket.socket:
+    """Resolve ``host`` and open TCP to it; each way it can fail is its own kind."""
+    try:
+        socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise SmtpFailure(
+            "connect", "dns", f"The name {host} could not be resolved ({exc.strerror})."
+        ) from None
+    try:
+        return socket.create_connection((host, port), timeout=timeout)
+    except ConnectionRefusedError:
+        raise SmtpFailure(
+            "connect", "refused", f"{host} refused the connection on port {port}."
+        ) from None
+    except TimeoutError:
+        raise SmtpFailure(
+            "connect",
+            "timeout",
+            f"No TCP connection to {host}:{port} within {timeout:g} s.",
+        ) from None
+    except OSError as exc:
+        raise SmtpFailure(
+            "connect", "unreachable", f"{host}:{port} is unreachable ({exc.strerror or exc})."
+        ) from None
+
+
+def _refuse_if_not_smtp(sock: socket.socket, stage: Stage) -> None:
+    """A look at the first bytes without taking them: smtplib's reader drops the first four
+    characters of a line that has no reply code."""
+    head = sock.recv(256, socket.MSG_PEEK)
+    partial_code = len(head) < 4 and head.isdigit()  # the rest is on its way
+    if head and not partial_code and not _REPLY_START.match(head):
+        raise SmtpFailure(
+            stage,
+            "not_smtp",
+            "This is not an SMTP server: it does not answer with an SMTP greeting.",
+            answer=printable_excerpt(head.split(b"\n")[0]),
+        )
+
+
+def _tls_info(sock: ssl.SSLSocket, mode: str) -> TlsInfo:
+    cert = sock.getpeercert() or {}
+    return TlsInfo(
+        mode=mode,
+        version=sock.version() or "",
+        cipher=(sock.cipher() or ("",))[0],
+        subject=_name(cert.get("subject")),
+        issuer=_name(cert.get("issuer")),
+        not_after=str(cert.get("notAfter", "")),
+    )
+
+
+class _Smtp(smtplib.SMTP):
+    # Set by smtplib's own connect(), which is not used here (the socket is opened apart).
+    _host: str
+
+
 class SmtpConnection:
     """One SMTP session, driven stage by stage.
 
@@ -178,7 +235,7 @@ class SmtpConnection:
 
     def __init__(self, endpoint: SmtpEndpoint) -> None:
         self.endpoint = endpoint
-        self._smtp = smtplib.SMTP(timeout=endpoint.timeout, local_hostname=ehlo_name())
+        self._smtp = _Smtp(timeout=endpoint.timeout, local_hostname=ehlo_name())
         self._stage: Stage = "connect"
         self._aborted = False
         self.address = ""
@@ -193,32 +250,11 @@ class SmtpConnection:
             return self._connect()
 
     def _connect(self) -> str:
-        host, port, timeout = self.endpoint.host, self.endpoint.port, self.endpoint.timeout
-        try:
-            socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except socket.gaierror as exc:
-            raise SmtpFailure(
-                "connect", "dns", f"The name {host} could not be resolved ({exc.strerror})."
-            ) from None
-        try:
-            sock = socket.create_connection((host, port), timeout=timeout)
-        except ConnectionRefusedError:
-            raise SmtpFailure(
-                "connect", "refused", f"{host} refused the connection on port {port}."
-            ) from None
-        except TimeoutError:
-            raise SmtpFailure(
-                "connect",
-                "timeout",
-                f"No TCP connection to {host}:{port} within {timeout:g} s.",
-            ) from None
-        except OSError as exc:
-            raise SmtpFailure(
-                "connect", "unreachable", f"{host}:{port} is unreachable ({exc.strerror or exc})."
-            ) from None
+        host = self.endpoint.host
+        sock = _open_tcp(host, self.endpoint.port, self.endpoint.timeout)
         self._smtp.sock = sock
         self._smtp.file = None
-        self._smtp._host = host  # type: ignore[attr-defined]  # starttls() names the server by it
+        self._smtp._host = host  # starttls() names the server by it
         peer = sock.getpeername()
         self.address = f"{peer[0]}:{peer[1]}"
         if not self.endpoint.implicit_tls:
@@ -254,15 +290,7 @@ class SmtpConnection:
                 mode = "STARTTLS"
         sock = self._smtp.sock
         assert isinstance(sock, ssl.SSLSocket)
-        cert = sock.getpeercert() or {}
-        return TlsInfo(
-            mode=mode,
-            version=sock.version() or "",
-            cipher=(sock.cipher() or ("",))[0],
-            subject=_name(cert.get("subject")),
-            issuer=_name(cert.get("issuer")),
-            not_after=str(cert.get("notAfter", "")),
-        )
+        return _tls_info(sock, mode)
 
     @property
     def mechanisms(self) -> list[str]:
@@ -283,13 +311,7 @@ class SmtpConnection:
         with self._deadline(), self._failures():
             if credentials.kind == "oauth2":
                 if "XOAUTH2" not in offered:
-                    raise SmtpFailure(
-                        "authenticate",
-                        "mechanism_missing",
-                        "The server does not offer AUTH XOAUTH2 (it offers: "
-                        f"{' '.join(offered) or 'no AUTH at all'}).",
-                        answer=self._ehlo_answer(),
-                    )
+                    raise self._mechanism_missing("does not offer AUTH XOAUTH2")
                 # The two-step dialogue: a token makes the one-line form about 2 KB,
                 # longer than some servers accept on the AUTH line.
                 code, text = self._smtp.auth(
@@ -299,13 +321,7 @@ class SmtpConnection:
                 )
             else:
                 if not {"LOGIN", "PLAIN"} & set(offered):
-                    raise SmtpFailure(
-                        "authenticate",
-                        "mechanism_missing",
-                        "The server offers neither AUTH LOGIN nor AUTH PLAIN (it offers: "
-                        f"{' '.join(offered) or 'no AUTH at all'}).",
-                        answer=self._ehlo_answer(),
-                    )
+                    raise self._mechanism_missing("offers neither AUTH LOGIN nor AUTH PLAIN")
                 code, text = self._smtp.login(credentials.username, credentials.secret)
         return _answer(code, text)
 
@@ -377,17 +393,7 @@ class SmtpConnection:
         with self._failures():
             sock = self._smtp.sock
             if sock is not None and not isinstance(sock, ssl.SSLSocket):
-                # A look at the first bytes without taking them: smtplib's reader drops the
-                # first four characters of a line that has no reply code.
-                head = sock.recv(256, socket.MSG_PEEK)
-                partial_code = len(head) < 4 and head.isdigit()  # the rest is on its way
-                if head and not partial_code and not _REPLY_START.match(head):
-                    raise SmtpFailure(
-                        self._stage,
-                        "not_smtp",
-                        "This is not an SMTP server: it does not answer with an SMTP greeting.",
-                        answer=printable_excerpt(head.split(b"\n")[0]),
-                    )
+                _refuse_if_not_smtp(sock, self._stage)
             code, text = self._smtp.getreply()
             if code == -1:
                 # No reply code: some other service (SSH, HTTP...). Say so, and echo no more
@@ -402,6 +408,15 @@ class SmtpConnection:
             self._require(code == 220, self._stage, "greeting_refused", code, text)
             code, text = self._smtp.ehlo()
             self._require(code == 250, self._stage, "ehlo_refused", code, text)
+
+    def _mechanism_missing(self, what: str) -> SmtpFailure:
+        offered = " ".join(self.mechanisms) or "no AUTH at all"
+        return SmtpFailure(
+            "authenticate",
+            "mechanism_missing",
+            f"The server {what} (it offers: {offered}).",
+            answer=self._ehlo_answer(),
+        )
 
     def _ehlo_answer(self) -> str:
         response = self._smtp.ehlo_resp
@@ -460,35 +475,39 @@ class SmtpConnection:
                     "timeout",
                     f"The server did not finish this step within {self.endpoint.timeout:g} s.",
                 ) from None
-            raise self._translated(exc) from None
+            raise _failure_of(exc, self._stage, self.endpoint) from None
 
-    def _translated(self, exc: smtplib.SMTPException | OSError) -> SmtpFailure:
-        stage, host, timeout = self._stage, self.endpoint.host, self.endpoint.timeout
-        if isinstance(exc, ssl.SSLCertVerificationError):
-            kind = {
-                _X509_HOSTNAME_MISMATCH: "tls_name_mismatch",
-                _X509_IP_ADDRESS_MISMATCH: "tls_name_mismatch",
-                _X509_EXPIRED: "tls_expired",
-            }.get(exc.verify_code, "tls_untrusted")
-            return SmtpFailure(
-                "tls", kind, f"The certificate of {host} was not accepted: {exc.verify_message}."
-            )
-        if isinstance(exc, ssl.SSLError):
-            return SmtpFailure("tls", "tls_failed", f"TLS failed: {exc.reason or exc}.")
-        if isinstance(exc, smtplib.SMTPResponseException):
-            return _refusal(stage, "refused", exc.smtp_code, exc.smtp_error)
-        # smtplib reports a read that timed out as a disconnection.
-        if isinstance(exc, TimeoutError) or isinstance(exc.__context__, TimeoutError):
-            return SmtpFailure(stage, "timeout", f"The server did not answer within {timeout:g} s.")
-        if stage == "tls" and isinstance(exc, ConnectionError):
-            return SmtpFailure(
-                "tls", "tls_failed", f"TLS failed: the server broke off the handshake ({exc})."
-            )
-        if isinstance(exc, smtplib.SMTPServerDisconnected):
-            return SmtpFailure(
-                stage, "disconnected", "The server closed the connection without an answer."
-            )
-        return SmtpFailure(stage, "protocol", f"The SMTP session failed: {exc}.")
+
+def _failure_of(
+    exc: smtplib.SMTPException | OSError, stage: Stage, endpoint: SmtpEndpoint
+) -> SmtpFailure:
+    """What smtplib, ssl or a socket raised at ``stage``, as the console says it."""
+    host, timeout = endpoint.host, endpoint.timeout
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        kind = {
+            _X509_HOSTNAME_MISMATCH: "tls_name_mismatch",
+            _X509_IP_ADDRESS_MISMATCH: "tls_name_mismatch",
+            _X509_EXPIRED: "tls_expired",
+        }.get(exc.verify_code, "tls_untrusted")
+        return SmtpFailure(
+            "tls", kind, f"The certificate of {host} was not accepted: {exc.verify_message}."
+        )
+    if isinstance(exc, ssl.SSLError):
+        return SmtpFailure("tls", "tls_failed", f"TLS failed: {exc.reason or exc}.")
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return _refusal(stage, "refused", exc.smtp_code, exc.smtp_error)
+    # smtplib reports a read that timed out as a disconnection.
+    if isinstance(exc, TimeoutError) or isinstance(exc.__context__, TimeoutError):
+        return SmtpFailure(stage, "timeout", f"The server did not answer within {timeout:g} s.")
+    if stage == "tls" and isinstance(exc, ConnectionError):
+        return SmtpFailure(
+            "tls", "tls_failed", f"TLS failed: the server broke off the handshake ({exc})."
+        )
+    if isinstance(exc, smtplib.SMTPServerDisconnected):
+        return SmtpFailure(
+            stage, "disconnected", "The server closed the connection without an answer."
+        )
+    return SmtpFailure(stage, "protocol", f"The SMTP session failed: {exc}.")
 
 
 def _refusal(stage: Stage, kind: str, code: int, text: bytes | str) -> SmtpFailure:

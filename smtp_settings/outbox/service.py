@@ -248,6 +248,11 @@ class _DeliveryRun:
                 if time.monotonic() >= self.deadline:
                     self.out_of_time = True
                     break
+                # Before every claim, the first included: a pool still starts a task it had
+                # reserved while the worker shuts down, and that task must not take a message.
+                if enqueue.worker_stopping():
+                    self.handed_over = True
+                    break
                 # A hold moves every pending message to held, so nothing is claimed after it.
                 delivery = _claim_next()
                 if delivery is None:
@@ -258,7 +263,7 @@ class _DeliveryRun:
                 self.report[outcome] += 1
                 if outcome == "postponed":
                     break
-                if enqueue.interactive_waiting() or enqueue.worker_stopping():
+                if enqueue.interactive_waiting():
                     self.handed_over = True
                     break
                 self._ask_for_a_helper()

@@ -88,6 +88,48 @@ class _Stopped(Exception):
     """A step failed: the run stops there (its row and the skipped ones are written)."""
 
 
+class _StepRows:
+    """A run's step rows, each written once as it ends (and the waiting pages told)."""
+
+    def __init__(self, run: ValidationRun, keys: list[str]) -> None:
+        self.run_row = run
+        self.keys = keys
+        # How each step ended, for the verdict without reading the rows back.
+        self.ended: dict[str, Outcome] = {}
+
+    def _write(self, steps: QuerySet[ValidationStep], **columns: Any) -> None:
+        steps.update(ended_at=timezone.now(), **columns)
+        progress.touch(self.run_row.pk)
+
+    def finish(self, key: str, started: float, outcome: Outcome) -> None:
+        self.ended[key] = outcome
+        finding = outcome.finding
+        self._write(
+            self.run_row.steps.filter(key=key),
+            status=outcome.status,
+            duration_ms=round((time.monotonic() - started) * 1000),
+            detail=outcome.detail,
+            server_answer=outcome.answer,
+            facts=outcome.facts,
+            cause=finding.cause if finding else "",
+            fix=finding.fix if finding else "",
+            commands=finding.commands if finding else [],
+            diagnosis=finding.key if finding else "",
+        )
+
+    def skip(self, keys: list[str], reason: str) -> None:
+        if not keys:
+            return
+        for key in keys:
+            self.ended[key] = Outcome(StepStatus.SKIPPED, reason)
+        self._write(
+            self.run_row.steps.filter(key__in=keys), status=StepStatus.SKIPPED, detail=reason
+        )
+
+    def skip_after(self, key: str, reason: str) -> None:
+        self.skip(self.keys[self.keys.index(key) + 1 :], reason)
+
+
 class Runner:
     def __init__(self, run: ValidationRun, *, timeout: float) -> None:
         self.run_row = run
@@ -108,42 +150,8 @@ class Runner:
         self.keys = list(self.names)
         # What later setup steps carry on with; written with the run's verdict.
         self.outputs: dict[str, Any] = {}
-        # How each step ended, for the verdict without reading the rows back.
-        self.ended: dict[str, Outcome] = {}
-
-    # -- recording ----------------------------------------------------------------
-
-    def _write(self, steps: QuerySet[ValidationStep], **columns: Any) -> None:
-        steps.update(ended_at=timezone.now(), **columns)
-        progress.touch(self.run_row.pk)
-
-    def _finish(self, key: str, started: float, outcome: Outcome) -> None:
-        self.ended[key] = outcome
-        finding = outcome.finding
-        self._write(
-            self.run_row.steps.filter(key=key),
-            status=outcome.status,
-            duration_ms=round((time.monotonic() - started) * 1000),
-            detail=outcome.detail,
-            server_answer=outcome.answer,
-            facts=outcome.facts,
-            cause=finding.cause if finding else "",
-            fix=finding.fix if finding else "",
-            commands=finding.commands if finding else [],
-            diagnosis=finding.key if finding else "",
-        )
-
-    def _skip(self, keys: list[str], reason: str) -> None:
-        if not keys:
-            return
-        for key in keys:
-            self.ended[key] = Outcome(StepStatus.SKIPPED, reason)
-        self._write(
-            self.run_row.steps.filter(key__in=keys), status=StepStatus.SKIPPED, detail=reason
-        )
-
-    def _skip_after(self, key: str, reason: str) -> None:
-        self._skip(self.keys[self.keys.index(key) + 1 :], reason)
+        self.rows = _StepRows(run, self.keys)
+        self.ended = self.rows.ended
 
     def _diagnose(self, step: str, **kwargs: Any) -> diagnosis.Finding | None:
         return diagnosis.diagnose(
@@ -161,18 +169,18 @@ class Runner:
         try:
             yield outcome
         except oauth.TokenError as error:
-            self._finish(key, started, self._token_failure(key, error))
-            self._skip_after(key, "Skipped: no token was issued.")
+            self.rows.finish(key, started, self._token_failure(key, error))
+            self.rows.skip_after(key, "Skipped: no token was issued.")
             raise _Stopped from None
         except SmtpFailure as failure:
             # TLS trouble can surface later in the session; it is the TLS step's failure.
             # A mailbox's own check keeps its row, whichever stage of its session failed.
             if not key.startswith(MAILBOX_STEP_PREFIX):
                 key = failure.stage
-            self._finish(key, started, self._smtp_failure(failure))
-            self._skip_after(key, f"Skipped: {self.names[key]} failed.")
+            self.rows.finish(key, started, self._smtp_failure(failure))
+            self.rows.skip_after(key, f"Skipped: {self.names[key]} failed.")
             raise _Stopped from None
-        self._finish(key, started, outcome)
+        self.rows.finish(key, started, outcome)
 
     # -- the steps ----------------------------------------------------------------
 
@@ -195,7 +203,7 @@ class Runner:
                     self._token_contents(outcome)
             else:
                 reason = f"Skipped: {AuthType(self.mail.auth_type).label} does not use a token."
-                self._skip(["token", "token_contents"], reason)
+                self.rows.skip(["token", "token_contents"], reason)
             self.connection = SmtpConnection(
                 endpoint.smtp_endpoint(self.mail, timeout=self.timeout)
             )
@@ -327,11 +335,13 @@ class Runner:
             outcome.detail = f"The server accepts mail from {sender} to {recipient or sender}."
             outcome.answer = f"MAIL FROM: {mail_answer}\nRCPT TO: {rcpt_answer}"
         if not recipient:
-            self._skip(["send"], "Skipped: no address in Send test email to.")
+            self.rows.skip(["send"], "Skipped: no address in Send test email to.")
             return
         with self.step("send") as outcome:
             outcome.answer = connection.send(
-                sender=sender, recipients=[recipient], message=self._test_message()
+                sender=sender,
+                recipients=[recipient],
+                message=build_test_message(self.run_row, self.mail),
             )
             outcome.detail = f"The server queued a test message for {recipient}."
 
@@ -380,19 +390,21 @@ class Runner:
         )
         outcome.detail = f"{how} succeeded."
 
-    def _test_message(self) -> EmailMessage:
-        run, sender = self.run_row, self.mail.sender_email
-        who = run.requested_by.get_username() if run.requested_by else "an administrator"
-        message = EmailMessage()
-        message["From"] = sender
-        message["To"] = run.test_recipient
-        message["Subject"] = f"SEI Administration test message (validation {str(run.id)[:8]})"
-        message["Date"] = format_datetime(timezone.now())
-        message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
-        message.set_content(
-            f"This message comes from the Validate button of SEI Administration > Manage SMTP "
-            f"(validation {run.id}, started by {who}).\n\n"
-            f"It shows that the console can send through {self.mail.smtp_server}:"
-            f"{self.mail.port} as {sender}. No reply is needed.\n"
-        )
-        return message
+
+def build_test_message(run: ValidationRun, mail: endpoint.MailSettings) -> EmailMessage:
+    """The message Test send sends: it says who asked for it and through which server."""
+    sender = mail.sender_email
+    who = run.requested_by.get_username() if run.requested_by else "an administrator"
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = run.test_recipient
+    message["Subject"] = f"SEI Administration test message (validation {str(run.id)[:8]})"
+    message["Date"] = format_datetime(timezone.now())
+    message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
+    message.set_content(
+        f"This message comes from the Validate button of SEI Administration > Manage SMTP "
+        f"(validation {run.id}, started by {who}).\n\n"
+        f"It shows that the console can send through {mail.smtp_server}:"
+        f"{mail.port} as {sender}. No reply is needed.\n"
+    )
+    return message

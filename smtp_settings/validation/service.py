@@ -34,8 +34,8 @@ from smtp_settings.models import (
     ValidationRun,
     ValidationStep,
     WorkerHeartbeat,
+    blank_secret_moved,
     readable_secret,
-    secrets_moved,
 )
 from smtp_settings.validation import progress
 from smtp_settings.validation.runner import Runner, steps_for
@@ -78,18 +78,8 @@ def validation_run_start(
             or SmtpSettings.load()
         )
         candidate = {name: values.get(name, getattr(stored, name)) for name in CONNECTION_FIELDS}
-        secret = ""
-        secret_field = SECRET_FIELD_BY_AUTH_TYPE.get(candidate["auth_type"])
-        if secret_field and scope != RunScope.TENANT:
-            entered = values.get(secret_field) or ""
-            if not entered and secret_field in secrets_moved(stored, candidate):
-                raise ValidationNotStarted(
-                    "The stored settings changed since the page was opened: enter the secret "
-                    "again (a stored secret is only ever sent where it was entered)."
-                )
-            # The form already refused a blank secret when the stored one is unreadable.
-            secret = entered or readable_secret(getattr(stored, secret_field))
-            candidate["secret_source"] = "entered" if entered else "stored"
+        # A tenant check sends no secret at all.
+        secret = "" if scope == RunScope.TENANT else _secret_to_send(stored, values, candidate)
         if notes:
             candidate["notes"] = list(notes)  # said with the verdict
         extra = mailboxes if scope == RunScope.FULL and mailboxes else []
@@ -112,19 +102,44 @@ def validation_run_start(
             summary=_started_summary(scope, candidate, test_recipient),
             actor=user,
         )
-        # Where Validate connects, for audit: it can point anywhere an administrator types.
-        logger.info(
-            "%s %s by %s: %s:%s, %s, TLS %s, token endpoint %s",
-            RunScope(scope).label,
-            run.id,
-            user.get_username(),
-            candidate["smtp_server"],
-            candidate["port"],
-            candidate["auth_type"],
-            "on" if candidate["use_ssl_tls"] else "off",
-            candidate.get("token_endpoint") or "-",
-        )
+        _started_log(run, user)
         return run
+
+
+@sensitive_variables("values", "entered")
+def _secret_to_send(
+    stored: SmtpSettings, values: Mapping[str, Any], candidate: dict[str, Any]
+) -> str:
+    """The secret the run signs in with: the one entered, or the stored one while the
+    candidate leaves it where it was entered. Notes its source in ``candidate``."""
+    secret_field = SECRET_FIELD_BY_AUTH_TYPE.get(candidate["auth_type"])
+    if not secret_field:
+        return ""
+    entered = values.get(secret_field) or ""
+    if blank_secret_moved(stored, {**candidate, secret_field: entered}):
+        raise ValidationNotStarted(
+            "The stored settings changed since the page was opened: enter the secret "
+            "again (a stored secret is only ever sent where it was entered)."
+        )
+    candidate["secret_source"] = "entered" if entered else "stored"
+    # The form already refused a blank secret when the stored one is unreadable.
+    return entered or readable_secret(getattr(stored, secret_field))
+
+
+def _started_log(run: ValidationRun, user: AbstractBaseUser) -> None:
+    # Where Validate connects, for audit: it can point anywhere an administrator types.
+    candidate = run.candidate
+    logger.info(
+        "%s %s by %s: %s:%s, %s, TLS %s, token endpoint %s",
+        RunScope(run.scope).label,
+        run.id,
+        user.get_username(),
+        candidate["smtp_server"],
+        candidate["port"],
+        candidate["auth_type"],
+        "on" if candidate["use_ssl_tls"] else "off",
+        candidate.get("token_endpoint") or "-",
+    )
 
 
 # A queued run no worker took within this is given up. Runs have a queue of their own and
@@ -342,7 +357,7 @@ def _why_no_worker_took_it() -> str:
     """The real reason a queued run waits: workers that report in are busy, or none runs."""
     now = timezone.now()
     # The worker's heartbeat comes every SEI_HEARTBEAT_SECONDS on the queue runs use.
-    recent = now - timedelta(seconds=max(3 * settings.SEI_HEARTBEAT_SECONDS, 180.0))
+    recent = now - timedelta(seconds=WorkerHeartbeat.stale_after())
     if not WorkerHeartbeat.objects.filter(role=WorkerHeartbeat.WORKER, seen_at__gte=recent):
         return (
             "no worker has reported in lately. Check that the Celery worker is running "
@@ -398,7 +413,12 @@ def validation_runs_purge() -> int:
 
 
 def validation_recent_runs(*, limit: int = 10) -> list[ValidationRun]:
-    """Validate's runs (the setup assistant's part checks are shown on its own page)."""
-    return list(
-        ValidationRun.objects.filter(scope=RunScope.FULL).select_related("requested_by")[:limit]
-    )
+    """Validate's runs (the setup assistant's part checks are shown on its own page). Runs
+    abandoned by their worker end first: beat's sweep does it too, but beat may be what is
+    gone (under make run it is a thread of the worker), and the list must not say Queued."""
+    recent = ValidationRun.objects.filter(scope=RunScope.FULL).select_related("requested_by")
+    runs = list(recent[:limit])
+    unfinished = any(run.status in (RunStatus.QUEUED, RunStatus.RUNNING) for run in runs)
+    if unfinished and validation_runs_expire_abandoned():
+        runs = list(recent[:limit])
+    return runs

@@ -36,6 +36,14 @@ def main() -> None:
         "make sandbox: SANDBOX_SMTP_PORT (default %(default)s)",
     )
     parser.add_argument(
+        "--graph-port",
+        type=int,
+        default=8444,
+        metavar="PORT",
+        help="HTTPS port of the Microsoft Graph stand-in (sendMail) on 127.0.0.1; "
+        "make sandbox: SANDBOX_GRAPH_PORT (default %(default)s)",
+    )
+    parser.add_argument(
         "--folder",
         type=Path,
         default=Path("var/sandbox"),
@@ -43,7 +51,9 @@ def main() -> None:
     )
     options = parser.parse_args()
     options.folder.mkdir(parents=True, exist_ok=True)
-    sandbox = Sandbox(options.entra_port, options.smtp_port, options.folder.resolve()).start()
+    sandbox = Sandbox(
+        options.entra_port, options.smtp_port, options.folder.resolve(), options.graph_port
+    ).start()
     values = sandbox.form_values()
     print(
         "Sandbox running: Entra ID stand-in on",
@@ -81,6 +91,17 @@ def main() -> None:
     print(f"  {'Secret value':22} {values['client_secret']}")
     print(f"  {'Secret ID':22} {secret_id} (paste it as the secret to see that mistake named)")
     print(f"  {'Cloud':22} Sign-in host allowed by the operator: {sandbox.authority_host}")
+    print(
+        "\nTo upload a certificate's public part to the sandbox's app (Entra's Upload "
+        "certificate):\n"
+        f"  curl --cacert {sandbox.ca_bundle} --data-binary @certificate.pem "
+        f"{sandbox.entra.base_url}/sandbox/certificates/{values['client_id']}"
+    )
+    print(
+        f"\nMicrosoft Graph's sendMail answers at {sandbox.graph.base_url} (for SMTP_GRAPH_HOSTS: "
+        f"{sandbox.graph.host}); the app holds SMTP.SendAsApp only: grant it Graph's "
+        "Mail.Send in tests/sandbox/world.py to send through Graph."
+    )
     print("\nDelivered test messages are printed here and saved under", options.folder / "mail")
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 EXCHANGE_RESOURCE = "https://outlook.office365.com"
 GRAPH_RESOURCE = "https://graph.microsoft.com"
@@ -26,6 +27,19 @@ class App:
     blocked_by_conditional_access: bool = False
     # The Enterprise application's object id: the token's oid claim.
     service_principal_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    # Certificates uploaded under Certificates & secrets: SHA-1 thumbprint (hex) -> PEM.
+    certificates: dict[str, str] = field(default_factory=dict)
+
+    def add_certificate(self, pem: str) -> str:
+        """Upload a certificate's public part; returns its thumbprint as Entra shows it."""
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes
+
+        certificate = x509.load_pem_x509_certificate(pem.encode("ascii"))
+        thumbprint = certificate.fingerprint(hashes.SHA1()).hex().upper()  # noqa: S303
+        self.certificates[thumbprint] = pem
+        return thumbprint
 
     def add_secret(self, value: str, *, expired: bool = False) -> str:
         """A new client secret; returns its Secret ID."""
@@ -47,6 +61,8 @@ class Mailbox:
     header_send_as_denied: bool = False
     quota_exceeded: bool = False
     full: bool = False
+    # Not reachable through Graph (inactive, or hosted on-premises): MailboxNotEnabledForRESTAPI.
+    graph_disabled: bool = False
     received: list[bytes] = field(default_factory=list)
 
 
@@ -59,9 +75,12 @@ class Tenant:
     # Service principals registered in Exchange Online with New-ServicePrincipal.
     exchange_service_principals: set[str] = field(default_factory=set)
     smtp_auth_disabled: bool = False
+    # Apps limited to some mailboxes for Graph (RBAC for Applications / access policies):
+    # service principal object id -> the mailboxes it may send as. Absent: every mailbox.
+    graph_scopes: dict[str, set[str]] = field(default_factory=dict)
 
-    def add_app(self, client_id: str, secret: str, **kwargs: object) -> App:
-        app = App(client_id=client_id, **kwargs)  # type: ignore[arg-type]
+    def add_app(self, client_id: str, secret: str, **kwargs: Any) -> App:
+        app = App(client_id=client_id, **kwargs)
         app.add_secret(secret)
         self.apps[client_id] = app
         return app

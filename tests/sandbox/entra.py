@@ -6,6 +6,7 @@ and answers each failure with Entra's error JSON (AADSTS codes included).
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import ssl
@@ -18,9 +19,11 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import jwt
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from .directory import EXCHANGE_RESOURCE, GRAPH_RESOURCE, Directory
+from .directory import EXCHANGE_RESOURCE, GRAPH_RESOURCE, Directory, Tenant
 
 KNOWN_RESOURCES = (EXCHANGE_RESOURCE, GRAPH_RESOURCE)
 _SHARED = {"common", "organizations", "consumers"}
@@ -44,9 +47,31 @@ MESSAGES = {
     7000112: "Application '{app}' is disabled.",
     53003: "Access has been blocked by Conditional Access policies.",
     90033: "A transient error has occurred. Please try again.",
+    700027: "The client assertion failed its signature check. (Reason - {reason} Thumbprint of "
+    "the key used by the client: '{thumbprint}'.)",
+    700021: "The client assertion's application identifier does not match the 'client_id' "
+    "parameter.",
+    700023: "The client assertion's audience claim does not match the token endpoint.",
+    700024: "The client assertion is not within its valid time range.",
+    50027: "The client assertion is not a valid JWT.",
     50194: "Application '{app}' is not configured as a multi-tenant application. Usage of the "
     "/common endpoint is not supported for such applications.",
 }
+
+
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+# Entra allows this much between its clock and the assertion's times.
+CLOCK_SKEW_SECONDS = 300
+
+
+def _certificate_named(certificates: dict[str, str], named: str, *, sha256: bool) -> str | None:
+    """The uploaded certificate whose thumbprint the assertion's header names (base64url)."""
+    for pem in certificates.values():
+        certificate = x509.load_pem_x509_certificate(pem.encode("ascii"))
+        digest = certificate.fingerprint(hashes.SHA256() if sha256 else hashes.SHA1())  # noqa: S303
+        if base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii") == named:
+            return pem
+    return None
 
 
 class EntraError(Exception):
@@ -63,6 +88,8 @@ class EntraStandIn:
         self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.public_key = self.key.public_key()
         self.issued_tokens: list[str] = []
+        # Client assertions received (certificate credentials), newest last.
+        self.assertions: list[str] = []
         self.token_requests = 0
         self.delay_seconds = 0.0
         # Knobs for failures of Entra itself: a 5xx, or claims a real tenant would not issue.
@@ -134,7 +161,7 @@ class EntraStandIn:
             or self.token_endpoint(tenant.tenant_id if tenant else segment),
             "cloud_instance_name": "microsoftonline.com",
             "jwks_uri": f"{self.base_url}/{segment}/discovery/v2.0/keys",
-            "token_endpoint_auth_methods_supported": ["client_secret_post"],
+            "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt"],
             "response_types_supported": ["code", "id_token", "token"],
         }
 
@@ -156,13 +183,16 @@ class EntraStandIn:
         app = tenant.apps.get(client_id)
         if app is None:
             raise EntraError(400, "unauthorized_client", 700016, app=client_id, tenant=segment)
-        secret = form.get("client_secret", "")
-        if not secret:
-            raise EntraError(401, "invalid_client", 7000218)
-        if secret not in app.secrets:
-            raise EntraError(401, "invalid_client", 7000215, app=client_id)
-        if app.secrets[secret]:
-            raise EntraError(401, "invalid_client", 7000222, app=client_id)
+        if form.get("client_assertion"):
+            self._check_assertion(form, app, tenant.tenant_id, segment)
+        else:
+            secret = form.get("client_secret", "")
+            if not secret:
+                raise EntraError(401, "invalid_client", 7000218)
+            if secret not in app.secrets:
+                raise EntraError(401, "invalid_client", 7000215, app=client_id)
+            if app.secrets[secret]:
+                raise EntraError(401, "invalid_client", 7000222, app=client_id)
         if not app.enabled:
             raise EntraError(400, "unauthorized_client", 7000112, app=client_id)
         resource = self._resource(form.get("scope", ""), tenant.tenant_id)
@@ -194,7 +224,62 @@ class EntraStandIn:
             "access_token": token,
         }
 
-    def _tenant(self, segment: str, *, allow_shared: bool):  # type: ignore[no-untyped-def]
+    def _check_assertion(
+        self, form: dict[str, str], app: Any, tenant_id: str, segment: str
+    ) -> None:
+        """A certificate credential, checked as Entra checks it: the certificate named by the
+        assertion's x5t#S256 (or x5t) among the app's uploaded ones, the signature (RS256 or
+        PS256), iss = sub = the client, aud = this token endpoint, the time window."""
+        if form.get("client_assertion_type") != ASSERTION_TYPE:
+            raise EntraError(401, "invalid_client", 7000218)
+        assertion = form["client_assertion"]
+        self.assertions.append(assertion)
+        try:
+            header = jwt.get_unverified_header(assertion)
+        except jwt.PyJWTError:
+            raise EntraError(401, "invalid_client", 50027) from None
+        named = (header.get("x5t#S256") or header.get("x5t") or "").rstrip("=")
+        pem = _certificate_named(app.certificates, named, sha256="x5t#S256" in header)
+        if pem is None:
+            raise EntraError(
+                401, "invalid_client", 700027, reason="The key was not found.", thumbprint=named
+            )
+        certificate = x509.load_pem_x509_certificate(pem.encode("ascii"))
+        public_key = certificate.public_key()
+        assert isinstance(public_key, rsa.RSAPublicKey)  # uploads are RSA certificates
+        try:
+            claims = jwt.decode(
+                assertion,
+                public_key,
+                algorithms=["RS256", "PS256"],
+                options={"verify_aud": False, "verify_exp": False, "verify_nbf": False},
+            )
+        except jwt.PyJWTError:
+            raise EntraError(
+                401,
+                "invalid_client",
+                700027,
+                reason="The signature is not valid.",
+                thumbprint=named,
+            ) from None
+        if certificate.not_valid_after_utc < datetime.now(UTC):
+            raise EntraError(
+                401, "invalid_client", 700027, reason="The key has expired.", thumbprint=named
+            )
+        if not claims.get("iss") == claims.get("sub") == app.client_id:
+            raise EntraError(401, "invalid_client", 700021)
+        audiences = {self.token_endpoint(tenant_id), self.token_endpoint(segment)}
+        if claims.get("aud") not in audiences:
+            raise EntraError(401, "invalid_client", 700023)
+        now = time.time()
+        if not (
+            claims.get("nbf", 0) - CLOCK_SKEW_SECONDS
+            <= now
+            < claims.get("exp", 0) + CLOCK_SKEW_SECONDS
+        ):
+            raise EntraError(401, "invalid_client", 700024)
+
+    def _tenant(self, segment: str, *, allow_shared: bool) -> Tenant | None:
         if segment.lower() in _SHARED and allow_shared:
             return None
         if not _TENANT_SEGMENT.match(segment):
@@ -273,7 +358,26 @@ def _handler_for(stand_in: EntraStandIn) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             parts = [part for part in self.path.split("?")[0].split("/") if part]
             length = int(self.headers.get("Content-Length") or 0)
-            form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
+            body = self.rfile.read(length).decode()
+            if parts[:2] == ["sandbox", "certificates"] and len(parts) == 3:
+                # Entra's "Upload certificate", for `make sandbox`: the PEM in the body.
+                app = next(
+                    (
+                        t.apps[parts[2]]
+                        for t in stand_in.directory.tenants.values()
+                        if parts[2] in t.apps
+                    ),
+                    None,
+                )
+                if app is None:
+                    self._send(404, {"error": "no such app"})
+                    return
+                try:
+                    self._send(200, {"thumbprint": app.add_certificate(body)})
+                except ValueError:
+                    self._send(400, {"error": "the body is not a PEM certificate"})
+                return
+            form = {k: v[0] for k, v in parse_qs(body).items()}
             if len(parts) == 4 and parts[1:] == ["oauth2", "v2.0", "token"]:
                 if stand_in.redirect_token_to:
                     self.send_response(307)

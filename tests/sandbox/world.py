@@ -14,6 +14,7 @@ import certifi
 from .directory import App, Directory, Mailbox, Tenant
 from .entra import EntraStandIn
 from .exchange import ExchangeStandIn
+from .graph import GraphStandIn
 from .pki import SandboxPKI
 
 TENANT_ID = "3b1f5a20-7c41-4e2a-9d55-5a9d1e000001"
@@ -28,6 +29,7 @@ class Sandbox:
     entra_port: int = 0
     smtp_port: int = 0
     folder: Path | None = None
+    graph_port: int = 0
 
     def __post_init__(self) -> None:
         # A folder of its own unless given one; removed again by stop().
@@ -44,6 +46,13 @@ class Sandbox:
         self.exchange = ExchangeStandIn(
             self.directory, self.entra.public_key, self.pki.server_context(), self.smtp_port
         )
+        self.graph = GraphStandIn(
+            self.directory,
+            self.entra.public_key,
+            self.pki.server_context(),
+            self.exchange,
+            self.graph_port,
+        )
         # What the console trusts: the usual public CAs plus the sandbox's own.
         self.ca_bundle = self.folder / "ca-bundle.pem"
         self.ca_bundle.write_text(
@@ -53,9 +62,11 @@ class Sandbox:
     def start(self) -> Sandbox:
         self.entra.start()
         self.exchange.start()
+        self.graph.start()
         return self
 
     def stop(self) -> None:
+        self.graph.stop()
         self.exchange.stop()
         self.entra.stop()
         if self._own_folder and self.folder is not None:

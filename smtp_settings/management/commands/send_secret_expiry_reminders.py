@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from smtp_settings import alerts
+from smtp_settings.monitoring import reminders
 
 
 class Command(BaseCommand):
@@ -16,7 +16,7 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        report = alerts.secret_expiry_reminders_send()
+        report = reminders.secret_expiry_reminders_send()
         if not report.sent:
             self.stdout.write(f"No reminder sent. {report.reason}")
             return

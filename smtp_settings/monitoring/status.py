@@ -6,18 +6,19 @@ Nothing here is secret or personal: it is fit for ``/healthz`` as much as for th
 from __future__ import annotations
 
 import re
+import weakref
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import cached_property
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db.models import Count, JSONField, Max, Model, QuerySet, Subquery
+from django.db.models import Count, JSONField, Model, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce, JSONObject
 from django.http import HttpRequest
 from django.utils import timezone
 
+from smtp_settings import outbox
 from smtp_settings.crypto import UnreadableSecret
 from smtp_settings.models import (
     SECRET_FIELD_BY_AUTH_TYPE,
@@ -30,7 +31,6 @@ from smtp_settings.models import (
     ValidationRun,
     WorkerHeartbeat,
 )
-from smtp_settings.outbox import service as outbox
 
 SOON_DAYS = 30
 URGENT_DAYS = 7
@@ -92,39 +92,53 @@ _HEALTH_FIELDS = [field.name for field in MailHealthCheck._meta.concrete_fields]
 _VERDICT_FIELDS = ["id", "status", "summary", "created_at", "finished_at", "requested_by"]
 
 
+# What the status block shows, each said once: read as one query's subqueries while the
+# settings row exists, one by one before that.
+def _health_checks() -> QuerySet[MailHealthCheck]:
+    return MailHealthCheck.objects.order_by("-checked_at", "-pk")
+
+
+def _verdicts() -> QuerySet[ValidationRun]:
+    return ValidationRun.objects.filter(finished_at__isnull=False, scope=RunScope.FULL).order_by(
+        "-finished_at"
+    )
+
+
+def _workers() -> QuerySet[WorkerHeartbeat]:
+    return WorkerHeartbeat.objects.filter(role=WorkerHeartbeat.WORKER).order_by("-seen_at")
+
+
+def _beats() -> QuerySet[WorkerHeartbeat]:
+    return WorkerHeartbeat.objects.filter(role=WorkerHeartbeat.BEAT).order_by("-seen_at")
+
+
+def _sent() -> QuerySet[Delivery]:
+    return Delivery.objects.filter(state=DeliveryState.SENT).order_by("-sent_at")
+
+
+def _counted(state: str) -> Q:
+    """The messages counted in ``state``: sent ones of the last day only (both indexed)."""
+    if state == DeliveryState.SENT:
+        return Q(state=state, sent_at__gte=timezone.now() - outbox.SENT_COUNT_WINDOW)
+    return Q(state=state)
+
+
 def _settings_with_status() -> SmtpSettings | None:
     """The stored settings row with everything the status block and the banners show,
     in one query however long the history: each part is an indexed "latest" or a count
     of unsent mail (and of the day's sent mail)."""
-    since = timezone.now() - outbox.SENT_COUNT_WINDOW
-    deliveries = Delivery.objects.all()
     counts = {
-        f"_count_{state}": _count(deliveries.filter(state=state))
+        f"_count_{state}": _count(Delivery.objects.filter(_counted(state)))
         for state in DeliveryState.values
-        if state != DeliveryState.SENT
     }
-    counts[f"_count_{DeliveryState.SENT}"] = _count(
-        deliveries.filter(state=DeliveryState.SENT, sent_at__gte=since)
-    )
     return (
         SmtpSettings.objects.filter(pk=SmtpSettings.SINGLETON_PK)
         .annotate(
-            _health=_latest(MailHealthCheck.objects.order_by("-checked_at", "-pk"), _HEALTH_FIELDS),
-            _verdict=_latest(
-                ValidationRun.objects.filter(
-                    finished_at__isnull=False, scope=RunScope.FULL
-                ).order_by("-finished_at"),
-                [*_VERDICT_FIELDS, "requested_by__username"],
-            ),
-            _worker=_latest(
-                WorkerHeartbeat.objects.filter(role=WorkerHeartbeat.WORKER).order_by("-seen_at"),
-                ["worker", "role", "seen_at"],
-            ),
-            _last_sent=Subquery(
-                deliveries.filter(state=DeliveryState.SENT)
-                .order_by("-sent_at")
-                .values("sent_at")[:1]
-            ),
+            _health=_latest(_health_checks(), _HEALTH_FIELDS),
+            _verdict=_latest(_verdicts(), [*_VERDICT_FIELDS, "requested_by__username"]),
+            _worker=_latest(_workers(), ["worker", "role", "seen_at"]),
+            _beat=_latest(_beats(), ["worker", "role", "seen_at"]),
+            _last_sent=Subquery(_sent().values("sent_at")[:1]),
             **counts,
         )
         .first()
@@ -150,6 +164,7 @@ class MailSnapshot:
             )
         self.__dict__["verdict"] = verdict
         self.__dict__["worker"] = _from_json(WorkerHeartbeat, row._worker)
+        self.__dict__["beat"] = _from_json(WorkerHeartbeat, row._beat)
         self.__dict__["last_sent"] = row._last_sent
         self.__dict__["counts"] = {
             state: getattr(row, f"_count_{state}") for state in DeliveryState.values
@@ -157,30 +172,29 @@ class MailSnapshot:
 
     @cached_property
     def health(self) -> MailHealthCheck | None:
-        return MailHealthCheck.objects.first()
+        return _health_checks().first()
 
     @cached_property
     def verdict(self) -> ValidationRun | None:
-        return (
-            ValidationRun.objects.filter(finished_at__isnull=False, scope=RunScope.FULL)
-            .select_related("requested_by")
-            .order_by("-finished_at")
-            .first()
-        )
+        return _verdicts().select_related("requested_by").first()
 
     @cached_property
     def worker(self) -> WorkerHeartbeat | None:
-        return (
-            WorkerHeartbeat.objects.filter(role=WorkerHeartbeat.WORKER).order_by("-seen_at").first()
-        )
+        return _workers().first()
+
+    @cached_property
+    def beat(self) -> WorkerHeartbeat | None:
+        return _beats().first()
 
     @cached_property
     def counts(self) -> dict[str, int]:
-        return outbox.outbox_counts()
+        return Delivery.objects.aggregate(
+            **{state: Count("pk", filter=_counted(state)) for state in DeliveryState.values}
+        )
 
     @cached_property
     def last_sent(self) -> datetime | None:
-        return outbox.outbox_last_sent()
+        return _sent().values_list("sent_at", flat=True).first()
 
     @cached_property
     def held(self) -> dict[str, Any] | None:
@@ -189,14 +203,17 @@ class MailSnapshot:
 
 def for_request(request: HttpRequest) -> MailSnapshot:
     """The request's snapshot: made once, by the view or by the banners."""
-    snapshot = getattr(request, "_mail_snapshot", None)
+    snapshot = _SNAPSHOTS.get(request)
     if snapshot is None:
-        snapshot = MailSnapshot()
-        request._mail_snapshot = snapshot  # type: ignore[attr-defined]
+        snapshot = _SNAPSHOTS[request] = MailSnapshot()
     return snapshot
 
 
-def mail_status(*, snapshot: MailSnapshot) -> dict[str, Any]:
+# Each request's snapshot, for as long as the request lives.
+_SNAPSHOTS: weakref.WeakKeyDictionary[HttpRequest, MailSnapshot] = weakref.WeakKeyDictionary()
+
+
+def mail_at_a_glance(*, snapshot: MailSnapshot) -> dict[str, Any]:
     """Everything the status block shows."""
     return {
         "secret": secret_expiry(snapshot.row),
@@ -218,14 +235,22 @@ class Banner:
     key: str
     text: str
     severity: str = ERROR
-    # Where the administrator fixes it: a URL name of smtp_settings.
-    place: str = "manage"
+    # Where the administrator acts on it: a URL name, and a part of that page.
+    place: str = "smtp_settings:manage"
+    fragment: str = ""
     # What went wrong, so that one cause gives one banner: a diagnosis key or its text.
     cause: str = ""
 
     @property
     def place_label(self) -> str:
-        return {"manage": "Manage SMTP", "outbox": "Outbox"}[self.place]
+        return _PLACE_LABELS[self.place]
+
+
+_PLACE_LABELS = {
+    "smtp_settings:manage": "Manage SMTP",
+    "smtp_settings:outbox": "Outbox",
+    "administration": "Background processing",
+}
 
 
 def _cause_of(diagnosis: str, text: str) -> str:
@@ -287,7 +312,8 @@ def banners(snapshot: MailSnapshot | None = None) -> list[Banner]:
             )
         )
     health = snapshot.health
-    if health is not None and not health.ok:
+    # A failure of settings saved over since is not theirs: Save asked for a new check.
+    if health is not None and not health.ok and not _judged_older_settings(health, row):
         checked = timezone.localtime(health.checked_at)
         explanation = health.cause or health.detail
         _fold(
@@ -298,6 +324,7 @@ def banners(snapshot: MailSnapshot | None = None) -> list[Banner]:
                 cause=_cause_of(health.diagnosis, explanation),
             ),
         )
+    found += _background_gone(snapshot)
     held = snapshot.held
     if held:
         count = held["count"]
@@ -310,7 +337,7 @@ def banners(snapshot: MailSnapshot | None = None) -> list[Banner]:
                 f"{messages} held: {explanation} Nothing is lost: "
                 f"{'it goes' if count == 1 else 'they go'} out once working settings are "
                 "saved in Manage SMTP.",
-                place="outbox",
+                place="smtp_settings:outbox",
                 cause=_cause_of(held.get("diagnosis", ""), explanation),
             ),
             also=f"{messages} wait{'s' if count == 1 else ''} in the Outbox until then.",
@@ -319,14 +346,53 @@ def banners(snapshot: MailSnapshot | None = None) -> list[Banner]:
     return found
 
 
-def heartbeat_age(role: str, *, now: datetime | None = None) -> float | None:
-    """Seconds since a process of this role (worker or beat) last reported; None if never."""
-    seen = WorkerHeartbeat.objects.filter(role=role).aggregate(at=Max("seen_at"))["at"]
-    if seen is None:
-        return None
-    return ((now or timezone.now()) - seen).total_seconds()
+@dataclass(frozen=True)
+class Process:
+    """A background process as the pages show it."""
+
+    role: str
+    name: str
+    waits: str  # what waits while it is gone
+    heartbeat: WorkerHeartbeat | None
+    gone: bool
 
 
-def heartbeat_stale_after() -> float:
-    """A heartbeat older than three beats (and at least three minutes) means the process is gone."""
-    return max(3 * settings.SEI_HEARTBEAT_SECONDS, 180.0)
+def background(snapshot: MailSnapshot) -> list[Process]:
+    """The worker and beat: when each last reported, and whether it counts as gone."""
+    now = timezone.now()
+    return [
+        Process(
+            role, name, waits, heartbeat,
+            heartbeat is not None
+            and (now - heartbeat.seen_at).total_seconds() > WorkerHeartbeat.stale_after(),
+        )
+        for role, name, waits, heartbeat in (
+            (WorkerHeartbeat.WORKER, "Celery worker",
+             "no mail leaves, Validate and reminders wait", snapshot.worker),
+            (WorkerHeartbeat.BEAT, "Celery beat",
+             "reminders, health checks and retries of deferred mail wait", snapshot.beat),
+        )
+    ]  # fmt: skip
+
+
+def _background_gone(snapshot: MailSnapshot) -> list[Banner]:
+    found = []
+    for process in background(snapshot):
+        if process.gone and process.heartbeat is not None:
+            since = timezone.localtime(process.heartbeat.seen_at)
+            found.append(
+                Banner(
+                    f"{process.role}-gone",
+                    f"The {process.name} ({process.heartbeat.worker}) has not reported since "
+                    f"{since:%Y-%m-%d %H:%M:%S}: {process.waits}. Start it again (make run, "
+                    "or your service manager) and look at its log.",
+                    place="administration",
+                    fragment="#background",
+                    cause=f"{process.role}-gone",
+                )
+            )
+    return found
+
+
+def _judged_older_settings(health: MailHealthCheck, row: SmtpSettings) -> bool:
+    return bool(row.is_stored and row.updated_at and health.checked_at < row.updated_at)

@@ -1,8 +1,5 @@
-"""E-mail to administrators before mail can stop: secret-expiry reminders and health alerts.
-
-Both go out through the outbox, so while the settings are broken they wait there
-(held) and leave as soon as working settings are saved.
-"""
+"""Secret-expiry reminders: 30, 14, 7, 3 and 1 days before the Secret Expiration Date,
+on the day, then weekly; each once per secret and threshold."""
 
 from __future__ import annotations
 
@@ -11,67 +8,18 @@ import logging
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
-from django.db.models import Q
-from django.urls import reverse
 from django.utils import timezone
 
-from smtp_settings.links import console_url
 from smtp_settings.mail import microsoft
-from smtp_settings.models import AuthType, MailHealthCheck, SecretReminder, SmtpSettings
-from smtp_settings.permissions import ADMINISTER_PERMISSION
-from smtp_settings.sending import smtp_settings_mail_for_sending
-from smtp_settings.validation import token_check
-from smtp_settings.validators import parse_addresses
+from smtp_settings.models import AuthType, SecretReminder, SmtpSettings
+from smtp_settings.monitoring.alerts import alert_recipients, alert_send, manage_smtp_url
+from smtp_settings.signals import alert_raised
 
 logger = logging.getLogger(__name__)
 
 # Days before the Secret Expiration Date a reminder goes; after it, one a week.
 REMINDER_DAYS = (30, 14, 7, 3, 1, 0)
-
-
-def manage_smtp_url() -> str:
-    return console_url(reverse("smtp_settings:manage"))
-
-
-def alert_recipients(*, settings_row: SmtpSettings) -> list[str]:
-    """Every active administrator with an e-mail address, then the Alert recipients."""
-    app_label, codename = ADMINISTER_PERMISSION.split(".")
-    permitted = (
-        Q(is_superuser=True)
-        | Q(
-            user_permissions__codename=codename, user_permissions__content_type__app_label=app_label
-        )
-        | Q(
-            groups__permissions__codename=codename,
-            groups__permissions__content_type__app_label=app_label,
-        )
-    )
-    admins = (
-        get_user_model()
-        .objects.filter(permitted, is_active=True)
-        .exclude(email="")
-        .order_by("email")
-        .values_list("email", flat=True)
-        .distinct()
-    )
-    recipients: list[str] = []
-    for address in [*admins, *parse_addresses(settings_row.alert_recipients)]:
-        if address.lower() not in (known.lower() for known in recipients):
-            recipients.append(address)
-    return recipients
-
-
-def _notify(*, subject: str, body: str, recipients: list[str]) -> None:
-    # One message each: administrators do not see each other's addresses.
-    for address in recipients:
-        send_mail(f"[SEI Administration] {subject}", body, None, [address])
-
-
-# -- secret-expiry reminders -------------------------------------------------------------
 
 
 def reminder_threshold(*, expires: date, today: date) -> str | None:
@@ -193,7 +141,14 @@ def secret_expiry_reminders_send(*, now: datetime | None = None) -> ReminderRepo
                 recipients=recipients,
                 sent_at=now or timezone.now(),
             )
-            _notify(subject=subject, body=body, recipients=recipients)
+            alert_send(subject=subject, body=body, recipients=recipients)
+            alert_raised.send(
+                sender=SecretReminder,
+                key=f"secret-expiry:{_series(row)}:{threshold}",
+                kind="secret.expiry",
+                title=subject,
+                body=body,
+            )
     except IntegrityError:
         return ReminderReport(reason=f"The {threshold} reminder for this secret went already.")
     count = len(recipients)
@@ -201,76 +156,3 @@ def secret_expiry_reminders_send(*, now: datetime | None = None) -> ReminderRepo
         "Secret-expiry reminder %s queued for %s recipient%s", threshold, count, "s"[: count != 1]
     )
     return ReminderReport(threshold=threshold, recipients=recipients, subject=subject)
-
-
-# -- the health check ----------------------------------------------------------------------
-
-
-def mail_health_check_run() -> MailHealthCheck | None:
-    """A token with the saved settings and its contents (no SMTP); e-mail administrators
-    when the result changes: once when it first fails, once when it recovers."""
-    row = SmtpSettings.objects.filter(pk=SmtpSettings.SINGLETON_PK).first()
-    if row is None or row.auth_type != AuthType.OAUTH2:
-        return None
-    result = token_check.check_token_of(
-        smtp_settings_mail_for_sending, timeout=float(settings.SMTP_NETWORK_TIMEOUT_SECONDS)
-    )
-    previous = MailHealthCheck.objects.first()
-    changed = (previous is None and not result.ok) or (
-        previous is not None and previous.ok != result.ok
-    )
-    finding = result.finding
-    check = MailHealthCheck.objects.create(
-        ok=result.ok,
-        step=result.step,
-        detail=result.detail,
-        answer=result.answer,
-        diagnosis=finding.key if finding else "",
-        cause=finding.cause if finding else "",
-        fix=finding.fix if finding else "",
-        alerted=changed,
-    )
-    if changed:
-        _notify(
-            subject=_health_subject(check),
-            body=_health_body(check),
-            recipients=alert_recipients(settings_row=row),
-        )
-    # Keep a few weeks of daily checks, not years.
-    old = MailHealthCheck.objects.values_list("pk", flat=True)[100:]
-    MailHealthCheck.objects.filter(pk__in=list(old)).delete()
-    return check
-
-
-def _health_subject(check: MailHealthCheck) -> str:
-    if check.ok:
-        return "Mail works again: the health check passed"
-    return "Mail will fail: the health check could not get a usable token"
-
-
-def _health_body(check: MailHealthCheck) -> str:
-    if check.ok:
-        return (
-            "The health check of SEI Administration's mail settings passes again: Entra ID "
-            f"issues a token that lets the app send.\n\n{check.detail}\n\nManage SMTP: "
-            f"{manage_smtp_url()}\n"
-        )
-    lines = [
-        "The health check of SEI Administration's mail settings failed: with the saved",
-        "settings the console cannot get a token that lets it send mail.",
-        "",
-        f"What failed: {check.detail}",
-    ]
-    if check.answer:
-        lines.append(f"Entra ID said: {check.answer}")
-    if check.cause:
-        lines.append(f"Likely cause: {check.cause}")
-    if check.fix:
-        lines.append(f"Fix: {check.fix}")
-    lines += [
-        "",
-        f"Then click Validate and Save on Manage SMTP: {manage_smtp_url()}",
-        "Mail the console sends meanwhile waits in its outbox. You will hear again when the",
-        "check passes.",
-    ]
-    return "\n".join(lines) + "\n"

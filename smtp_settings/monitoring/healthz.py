@@ -13,8 +13,10 @@ see the words.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import datetime
+import json
 import os
 import secrets
 from pathlib import Path
@@ -29,17 +31,22 @@ from health_check.base import HealthCheck, HealthCheckResult
 from health_check.exceptions import HealthCheckException, ServiceUnavailable
 from health_check.views import HealthCheckView
 
-from smtp_settings import status
+from smtp_settings import heartbeats
 from smtp_settings.models import SmtpSettings, WorkerHeartbeat
+from smtp_settings.monitoring import status
 from smtp_settings.permissions import ADMINISTER_PERMISSION, second_factor_verified
 
 
-class _ClosesConnections:
+class _ClosesConnections(abc.ABC):
     """Checks run in executor threads: their database connections are closed after each."""
+
+    @abc.abstractmethod
+    def check(self) -> None:
+        """The probe: raises ``ServiceUnavailable`` with what is wrong."""
 
     def run(self) -> None:
         try:
-            self.check()  # type: ignore[attr-defined]
+            self.check()
         finally:
             close_old_connections()
 
@@ -72,10 +79,10 @@ class _Heartbeat(_ClosesConnections, HealthCheck):
     role: str = ""
 
     def check(self) -> None:
-        age = status.heartbeat_age(self.role)
+        age = heartbeats.heartbeat_age(self.role)
         if age is None:
             raise ServiceUnavailable(f"No {self.role} has reported yet")
-        if age > status.heartbeat_stale_after():
+        if age > heartbeats.heartbeat_stale_after():
             raise ServiceUnavailable(f"The {self.role} last reported {age:.0f} s ago")
 
 
@@ -89,16 +96,30 @@ class Beat(_Heartbeat):
     role: str = WorkerHeartbeat.BEAT
 
 
+_BACKGROUND = ("worker-gone", "beat-gone")
+
+
 @dataclasses.dataclass
 class Mail(_ClosesConnections, HealthCheck):
     def check(self) -> None:
         row = SmtpSettings.load()
         if not row.is_stored:
             raise ServiceUnavailable("Manage SMTP has no saved settings")
-        # What stops mail now; a secret that expires next week is the banner's to say.
-        problems = [banner.text for banner in status.banners() if banner.severity == status.ERROR]
+        # What stops mail now (the error banners); a secret that expires next week is a
+        # warning, and a stopped worker or beat the Worker and Beat checks'.
+        problems = [
+            banner.text
+            for banner in status.banners()
+            if banner.severity == status.ERROR and banner.key not in _BACKGROUND
+        ]
         if problems:
             raise ServiceUnavailable(" ".join(problems))
+
+
+def mail_warnings() -> tuple[str, ...]:
+    """What stops mail later, not now (the warning banners): a warning on /healthz, never a
+    failure."""
+    return tuple(banner.text for banner in status.banners() if banner.severity == status.WARNING)
 
 
 class Withheld(HealthCheckException):
@@ -137,10 +158,15 @@ class HealthView(HealthCheckView):
     )
 
     show_details = False
+    # What will stop mail soon without stopping it now (a secret that expires within the
+    # reminders' urgent days): /healthz stays 200, and says so to those who may read why.
+    warnings: tuple[str, ...] = ()
 
     async def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
         # The session and the permission are read from the database: not in the event loop.
         self.show_details = await sync_to_async(healthz_shows_details)(request=request)
+        if self.show_details and self.checks is HealthView.checks:
+            self.warnings = await sync_to_async(mail_warnings)()
         response = await super().get(request, *args, **kwargs)
         patch_vary_headers(response, ["Authorization", "Cookie"])
         return response
@@ -170,10 +196,18 @@ class HealthView(HealthCheckView):
         return response
 
     def render_to_response_json(self, status: int) -> Any:
-        return self._unavailable(super().render_to_response_json(status))
+        response = super().render_to_response_json(status)
+        if self.warnings:
+            body = json.loads(response.content)
+            body["Warnings"] = list(self.warnings)
+            response.content = json.dumps(body).encode()
+        return self._unavailable(response)
 
     def render_to_response_text(self, status: int) -> Any:
-        return self._unavailable(super().render_to_response_text(status))
+        response = super().render_to_response_text(status)
+        if self.warnings:
+            response.content += "".join(f"Warning: {text}\n" for text in self.warnings).encode()
+        return self._unavailable(response)
 
     @staticmethod
     def _unavailable(response: Any) -> Any:

@@ -1,0 +1,1 @@
+"""Alerts outside mail: Administration > Alerts (Apprise destinations) and what is alerted."""

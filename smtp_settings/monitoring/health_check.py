@@ -1,0 +1,108 @@
+"""The daily health check: a token with the saved settings and its contents (no SMTP),
+run by a worker; administrators hear when its result changes."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.cache import cache
+
+from smtp_settings import enqueue
+from smtp_settings.models import AuthType, MailHealthCheck, SmtpSettings
+from smtp_settings.monitoring.alerts import alert_recipients, alert_send, manage_smtp_url
+from smtp_settings.sending import smtp_settings_mail_for_sending
+from smtp_settings.signals import alert_raised
+from smtp_settings.validation import token_check
+
+HEALTH_CHECK_TASK = "smtp_settings.tasks.mail_health_check"
+HEALTH_CHECK_EVERY_SECONDS = 60
+
+
+def mail_health_check_request(*, throttled: bool = True) -> bool:
+    """Ask a worker to run the health check (it needs the network, so never in a request);
+    at most once a minute, whoever asks (each run is a token request to Entra ID), unless
+    new settings were just saved."""
+    if throttled and not cache.add(
+        "mail-health-check-requested", True, timeout=HEALTH_CHECK_EVERY_SECONDS
+    ):
+        return False
+    enqueue.after_commit(HEALTH_CHECK_TASK)
+    return True
+
+
+def mail_health_check_run() -> MailHealthCheck | None:
+    """A token with the saved settings and its contents (no SMTP); e-mail administrators
+    when the result changes: once when it first fails, once when it recovers."""
+    row = SmtpSettings.objects.filter(pk=SmtpSettings.SINGLETON_PK).first()
+    if row is None or row.auth_type != AuthType.OAUTH2:
+        return None
+    result = token_check.check_token_of(
+        smtp_settings_mail_for_sending, timeout=float(settings.SMTP_NETWORK_TIMEOUT_SECONDS)
+    )
+    previous = MailHealthCheck.objects.first()
+    changed = (previous is None and not result.ok) or (
+        previous is not None and previous.ok != result.ok
+    )
+    finding = result.finding
+    check = MailHealthCheck.objects.create(
+        ok=result.ok,
+        step=result.step,
+        detail=result.detail,
+        answer=result.answer,
+        diagnosis=finding.key if finding else "",
+        cause=finding.cause if finding else "",
+        fix=finding.fix if finding else "",
+        alerted=changed,
+    )
+    if changed:
+        alert_send(
+            subject=_health_subject(check),
+            body=_health_body(check),
+            recipients=alert_recipients(settings_row=row),
+        )
+        # Each result makes an undelivered alert of the other untrue: it is not sent any more.
+        alert_raised.send(
+            sender=MailHealthCheck,
+            key=f"health:{check.pk}",
+            kind="health.recovered" if check.ok else "health.failed",
+            title=_health_subject(check),
+            body=_health_body(check),
+            drops_pending=("health.failed",) if check.ok else ("health.recovered",),
+        )
+    # Keep a few weeks of daily checks, not years.
+    old = MailHealthCheck.objects.values_list("pk", flat=True)[100:]
+    MailHealthCheck.objects.filter(pk__in=list(old)).delete()
+    return check
+
+
+def _health_subject(check: MailHealthCheck) -> str:
+    if check.ok:
+        return "Mail works again: the health check passed"
+    return "Mail will fail: the health check could not get a usable token"
+
+
+def _health_body(check: MailHealthCheck) -> str:
+    if check.ok:
+        return (
+            "The health check of SEI Administration's mail settings passes again: Entra ID "
+            f"issues a token that lets the app send.\n\n{check.detail}\n\nManage SMTP: "
+            f"{manage_smtp_url()}\n"
+        )
+    lines = [
+        "The health check of SEI Administration's mail settings failed: with the saved",
+        "settings the console cannot get a token that lets it send mail.",
+        "",
+        f"What failed: {check.detail}",
+    ]
+    if check.answer:
+        lines.append(f"Entra ID said: {check.answer}")
+    if check.cause:
+        lines.append(f"Likely cause: {check.cause}")
+    if check.fix:
+        lines.append(f"Fix: {check.fix}")
+    lines += [
+        "",
+        f"Then click Validate and Save on Manage SMTP: {manage_smtp_url()}",
+        "Mail the console sends meanwhile waits in its outbox. You will hear again when the",
+        "check passes.",
+    ]
+    return "\n".join(lines) + "\n"
