@@ -58,6 +58,12 @@ PICTURES: tuple[Picture, ...] = (
     ),
     Picture("outbox.png", "smtp_settings:outbox", "smtp_settings/outbox.html", "The Outbox"),
     Picture("users.png", "accounts:users", "accounts/users.html", "Users"),
+    Picture(
+        "alerts.png",
+        "alerting:alerts",
+        "alerting/alerts.html",
+        "Alerts: destinations outside mail",
+    ),
     Picture("activity.png", "activity", "administration/activity.html", "Activity"),
 )
 
