@@ -275,8 +275,46 @@ def banners(snapshot: MailSnapshot | None = None) -> list[Banner]:
     """What every Administration page warns administrators of: one banner per cause, those
     that stop mail first."""
     snapshot = snapshot or MailSnapshot()
-    found: list[Banner] = []
     row = snapshot.row
+    found = _secret_banners(row)
+    health = snapshot.health
+    # A failure of settings saved over since is not theirs: Save asked for a new check.
+    if health is not None and not health.ok and not _judged_older_settings(health, row):
+        checked = timezone.localtime(health.checked_at)
+        explanation = health.cause or health.detail
+        _fold(
+            found,
+            Banner(
+                "health-failed",
+                f"The last health check failed ({checked:%Y-%m-%d %H:%M}): {explanation}",
+                cause=_cause_of(health.diagnosis, explanation),
+            ),
+        )
+    found += _background_gone(snapshot)
+    held = snapshot.held
+    if held:
+        count = held["count"]
+        messages = f"{count} message{'s' if count != 1 else ''}"
+        explanation = held["cause"] or held["last_error"]
+        _fold(
+            found,
+            Banner(
+                "mail-held",
+                f"{messages} held: {explanation} Nothing is lost: "
+                f"{'it goes' if count == 1 else 'they go'} out once working settings are "
+                "saved in Manage SMTP.",
+                place="smtp_settings:outbox",
+                cause=_cause_of(held.get("diagnosis", ""), explanation),
+            ),
+            also=f"{messages} wait{'s' if count == 1 else ''} in the Outbox until then.",
+        )
+    found.sort(key=lambda banner: _SEVERITY_ORDER.index(banner.severity))
+    return found
+
+
+def _secret_banners(row: SmtpSettings) -> list[Banner]:
+    """What the stored secret itself says: unreadable, expired, or expiring."""
+    found: list[Banner] = []
     secret_field = SECRET_FIELD_BY_AUTH_TYPE.get(row.auth_type) if row.is_stored else None
     if secret_field and isinstance(getattr(row, secret_field), UnreadableSecret):
         found.append(
@@ -311,38 +349,6 @@ def banners(snapshot: MailSnapshot | None = None) -> list[Banner]:
                 cause="secret-expiring",
             )
         )
-    health = snapshot.health
-    # A failure of settings saved over since is not theirs: Save asked for a new check.
-    if health is not None and not health.ok and not _judged_older_settings(health, row):
-        checked = timezone.localtime(health.checked_at)
-        explanation = health.cause or health.detail
-        _fold(
-            found,
-            Banner(
-                "health-failed",
-                f"The last health check failed ({checked:%Y-%m-%d %H:%M}): {explanation}",
-                cause=_cause_of(health.diagnosis, explanation),
-            ),
-        )
-    found += _background_gone(snapshot)
-    held = snapshot.held
-    if held:
-        count = held["count"]
-        messages = f"{count} message{'s' if count != 1 else ''}"
-        explanation = held["cause"] or held["last_error"]
-        _fold(
-            found,
-            Banner(
-                "mail-held",
-                f"{messages} held: {explanation} Nothing is lost: "
-                f"{'it goes' if count == 1 else 'they go'} out once working settings are "
-                "saved in Manage SMTP.",
-                place="smtp_settings:outbox",
-                cause=_cause_of(held.get("diagnosis", ""), explanation),
-            ),
-            also=f"{messages} wait{'s' if count == 1 else ''} in the Outbox until then.",
-        )
-    found.sort(key=lambda banner: _SEVERITY_ORDER.index(banner.severity))
     return found
 
 

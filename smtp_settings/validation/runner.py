@@ -154,13 +154,8 @@ class Runner:
         self.ended = self.rows.ended
 
     def _diagnose(self, step: str, **kwargs: Any) -> diagnosis.Finding | None:
-        return diagnosis.diagnose(
-            step,
-            auth_type=self.mail.auth_type,
-            values=self.fill,
-            evidence=self.evidence,
-            **kwargs,
-        )
+        known = {"auth_type": self.mail.auth_type, "values": self.fill, "evidence": self.evidence}
+        return diagnosis.diagnose(step, **known, **kwargs)
 
     @contextmanager
     def step(self, key: str) -> Iterator[Outcome]:
@@ -267,18 +262,11 @@ class Runner:
         outcome.facts = [["Authority", authority]]
 
     def _token_failure(self, key: str, error: oauth.TokenError) -> Outcome:
-        facts = [["Entra error", error.error]] if error.error else []
-        if error.error_codes:
-            facts.append(["Error codes", ", ".join(str(c) for c in error.error_codes)])
-        if error.correlation_id:
-            facts.append(["Correlation ID", error.correlation_id])
-        if error.trace_id:
-            facts.append(["Trace ID", error.trace_id])
         return Outcome(
             StepStatus.FAILED,
             "Entra ID did not issue a token.",
             answer=error.message,
-            facts=facts,
+            facts=_token_error_facts(error),
             finding=self._diagnose(
                 key,
                 kind=token_check.token_error_kind(error, secret=self.mail.secret),
@@ -408,3 +396,15 @@ def build_test_message(run: ValidationRun, mail: endpoint.MailSettings) -> Email
         f"{mail.port} as {sender}. No reply is needed.\n"
     )
     return message
+
+
+def _token_error_facts(error: oauth.TokenError) -> list[list[str]]:
+    """What Entra said, for the page and for Microsoft's support."""
+    facts = [["Entra error", error.error]] if error.error else []
+    if error.error_codes:
+        facts.append(["Error codes", ", ".join(str(c) for c in error.error_codes)])
+    if error.correlation_id:
+        facts.append(["Correlation ID", error.correlation_id])
+    if error.trace_id:
+        facts.append(["Trace ID", error.trace_id])
+    return facts
