@@ -265,6 +265,14 @@ class SmtpSettingsForm(forms.ModelForm):
             cleaned["token_endpoint"] = microsoft.token_endpoint(
                 microsoft.GLOBAL.login_host, tenant
             )
+        in_endpoint = microsoft.tenant_from_token_endpoint(cleaned.get("token_endpoint") or "")
+        if tenant and in_endpoint and tenant.lower() != in_endpoint.lower():
+            # Tokens come from the Token Endpoint's tenant: the other would be ignored.
+            self.add_error(
+                "tenant_id",
+                f"The Token Endpoint names tenant {in_endpoint}, not {tenant}: make them the "
+                "same (or empty this field to keep the Token Endpoint's).",
+            )
         for name in ("client_id", "token_endpoint", "scopes"):
             if not cleaned.get(name) and name not in self.errors:
                 self.add_error(name, f"{self.fields[name].label} is required for OAuth 2.0.")

@@ -19,6 +19,7 @@ urlpatterns = [
     path("smtp/runs/recent/", views.recent_runs, name="recent_runs"),
     path("smtp/runs/<uuid:run_id>/", views.run_detail, name="run_detail"),
     path("smtp/runs/<uuid:run_id>/status.json", views.run_status, name="run_status"),
+    path("smtp/runs/<uuid:run_id>/script.ps1", assistant.run_script, name="run_script"),
     path("smtp/health-check/", views.health_check_start, name="health_check"),
     path("smtp/outbox/", views.outbox_list, name="outbox"),
     path("smtp/outbox/<int:email_id>/", views.outbox_message, name="outbox_message"),

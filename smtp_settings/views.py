@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from typing import Any
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
@@ -268,6 +269,7 @@ def outbox_list(request: HttpRequest) -> HttpResponse:
             "emails": emails,
             "older": older,
             "paged": bool(before),
+            "query": urlencode({"state": state}) if state else "",
             "state": state,
             "states": [(value, label, counts[value]) for value, label in DeliveryState.choices],
         },

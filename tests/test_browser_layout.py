@@ -5,6 +5,7 @@ are taken here, so they always show the console as it is."""
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,12 +13,15 @@ import pytest
 from celery.contrib.testing.worker import start_worker
 from django.contrib.auth.models import User
 from django.core import mail
+from django.urls import reverse
+from django.utils import timezone
 
 from sei_admin.celery import app
 from smtp_settings import outbox
-from smtp_settings.models import Delivery, ValidationRun
+from smtp_settings.models import Delivery, SmtpSettings, ValidationRun
 
 from .browser import out_of_reach, sign_in
+from .readme_pictures import PICTURES, manifest_write
 from .sandbox.world import SENDER
 from .test_sending import save
 
@@ -147,5 +151,23 @@ def test_the_readme_pictures(configured: Any, chromium: Any, sandbox: Any) -> No
             page.locator("#run-steps li[data-key='authenticate']").scroll_into_view_if_needed()
             shoot(page, "validate-failed", full_page=False)
         assert "Add-MailboxPermission" in page.locator("#run-steps").inner_text()
+        # Mail held on the mailbox's permission (an error banner) and a secret expiring
+        # within the week (a warning banner); an invited user beside the administrator.
+        mail.send_mail("Weekly report", "Body", SENDER, ["finance@elsewhere.example"])
+        outbox.outbox_deliver_due()
+        SmtpSettings.objects.filter(pk=SmtpSettings.SINGLETON_PK).update(
+            secret_expiration_date=timezone.localdate() + timedelta(days=5)
+        )
+        User.objects.create_user("lee", "lee@sandbox.example")
+        for picture in PICTURES:
+            if picture.file.startswith("validate-") or picture.file == "manage-smtp.png":
+                continue
+            page.goto(f"{configured.url}{reverse(picture.url_name)}")
+            shoot(page, picture.file.removesuffix(".png"), full_page=False)
+        page.goto(f"{configured.url}{reverse('administration')}")
+        assert page.locator(".banner.error").count() == 1
+        assert page.locator(".banner.warning").count() == 1
+        if SHOTS:
+            manifest_write()
     finally:
         context.close()

@@ -389,3 +389,14 @@ def test_healthz_is_200_with_a_warning_while_the_secret_expires_soon(
     # Once it has expired, mail cannot leave: 503.
     configured(sandbox, secret_expiration_date="2020-01-01")
     assert probe("/healthz", HTTP_AUTHORIZATION=f"Bearer {HEALTHZ_TOKEN}").status_code == 503
+
+
+def test_a_reminder_for_one_recipient_says_one_recipient(
+    sandbox: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    User.objects.create_superuser("solo", "solo@sandbox.example", "a long passphrase 5")
+    configured(sandbox)
+    with caplog.at_level("INFO", logger="smtp_settings.monitoring.reminders"):
+        assert reminders.secret_expiry_reminders_send(now=days_before(30)).sent
+    assert "Secret-expiry reminder 30d queued for 1 recipient" in caplog.text
+    assert "1 recipients" not in caplog.text

@@ -6,9 +6,11 @@ from __future__ import annotations
 import email
 import email.policy
 import socket
+from io import StringIO
 from typing import Any
 
 import pytest
+from django.conf import settings as django_settings
 from django.core import mail
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import CommandError, call_command
@@ -80,7 +82,13 @@ def test_send_mail_is_queued_then_delivered_with_xoauth2(sandbox: Any) -> None:
 
 def test_sendtestemail_goes_out_through_manage_smtp(sandbox: Any) -> None:
     save(sandbox.form_values())
-    call_command("sendtestemail", "someone@elsewhere.example")
+    said = StringIO()
+    call_command("sendtestemail", "someone@elsewhere.example", stdout=said)
+    assert said.getvalue() == (
+        "Queued a test message for 1 recipient: someone@elsewhere.example. The worker delivers "
+        "it with Manage SMTP's saved settings; watch it in Administration > Manage SMTP > "
+        f"Outbox: {django_settings.SEI_CONSOLE_URL.rstrip('/')}/administration/smtp/outbox/\n"
+    )
     outbox.outbox_deliver_due()
     (message,) = delivered(sandbox)
     assert message["To"] == "someone@elsewhere.example"
@@ -113,7 +121,11 @@ def test_use_sender_email_off_and_a_mailbox_without_permission_fails_only_its_ma
 
     bob = Delivery.objects.get(email__subject="From Bob")
     assert bob.state == DeliveryState.FAILED
-    assert bob.diagnosis == "auth_token_rejected"
+    # The token it signed in with carried SMTP.SendAsApp: one cause, the mailbox permission,
+    # with the Object ID the token named.
+    assert bob.diagnosis == "auth_mailbox_permission"
+    assert "consent is in place" in bob.cause and "admin consent" not in bob.fix.lower()
+    assert sandbox.app.service_principal_id in bob.fix
     assert bob.cause and bob.fix
     assert Delivery.objects.get(email__subject="From the sender").state == DeliveryState.SENT
 

@@ -86,6 +86,10 @@ def test_tenant_check_passes_and_fills_the_token_endpoint(setup: Any, sandbox: A
     assert state.tenant_id == TENANT_ID
     assert state.token_endpoint == sandbox.entra.token_endpoint(TENANT_ID)
     assert sandbox.entra.token_requests == 0, "the tenant check sends no secret"
+    # The sandbox is not Microsoft's cloud, whatever its discovery answers.
+    facts = dict(result["by_step"]["tenant"]["facts"])
+    assert "Cloud" not in facts
+    assert facts["Sign-in host"] == f"127.0.0.1:{sandbox.entra.port} (allowed by the operator)"
 
 
 def test_a_tenant_domain_is_resolved_to_its_id(setup: Any, sandbox: Any) -> None:
@@ -221,7 +225,7 @@ def test_service_principal_not_registered_fails_at_step_five(setup: Any, sandbox
     sandbox.tenant.exchange_service_principals.clear()
     result = check(setup, "mailbox")
     step = result["by_step"]["authenticate"]
-    assert step["status"] == "failed" and step["diagnosis"] == "auth_token_rejected"
+    assert step["status"] == "failed" and step["diagnosis"] == "auth_mailbox_permission"
     assert any("New-ServicePrincipal" in command for command in step["commands"])
     assert any(sandbox.app.service_principal_id in command for command in step["commands"])
     assert result["failed_step"].startswith("5: Register the service principal")
@@ -256,7 +260,7 @@ def test_with_use_sender_email_off_every_listed_mailbox_is_checked(
     assert result["by_step"]["mailbox_0"]["status"] == "passed"
     failed = result["by_step"]["mailbox_1"]
     assert failed["name"] == "Mailbox support@sandbox.example"
-    assert failed["status"] == "failed" and failed["diagnosis"] == "auth_token_rejected"
+    assert failed["status"] == "failed" and failed["diagnosis"] == "auth_mailbox_permission"
     assert any("'support@sandbox.example'" in command for command in failed["commands"])
     assert result["failed_step"].startswith("5: Register the service principal")
 

@@ -176,6 +176,6 @@ foreach ($statement in $array.SubExpression.Statements) {{
 
 
 def _quoted(value: str) -> str:
-    from smtp_settings.validation.diagnosis import powershell_quote
+    from smtp_settings.powershell import powershell_quote
 
     return powershell_quote(value)

@@ -90,6 +90,8 @@ def test_adding_without_a_password_sends_an_invitation_that_sets_one(
     path = re.search(r"https?://[^/\s]+(/login/reset/\S+/\S+/)", message.body).group(1)
     browser = Client()
     form = browser.get(path, follow=True)
+    # An invitee has no password yet: theirs is not a "new" one.
+    assert "<h1>Choose your password</h1>" in form.content.decode()
     done = browser.post(
         form.redirect_chain[-1][0],
         {"new_password1": "chosen by me 2026", "new_password2": "chosen by me 2026"},

@@ -253,8 +253,11 @@ def test_token_without_the_role_warns_then_exchange_refuses(
     assert contents["status"] == "warning"
     assert contents["diagnosis"] == "token_without_role"
     assert "Grant admin consent" in contents["fix"] and "Mail.Send" in contents["cause"]
-    step = failed_at(result, "authenticate", "auth_token_rejected")
+    # The token step showed the missing role: that is the one cause said at AUTH.
+    step = failed_at(result, "authenticate", "auth_token_without_role")
     assert step["server_answer"].startswith("535 5.7.3")
+    assert "Grant admin consent" in step["fix"] and "FullAccess" not in step["cause"]
+    assert step["commands"] == []
 
 
 def test_token_for_another_resource_warns(sandbox: Any, run_validation: Any) -> None:
@@ -510,21 +513,43 @@ def test_an_auth_refusal_504_is_explained(sandbox: Any, run_validation: Any) -> 
 
 def test_service_principal_not_registered_in_exchange(sandbox: Any, run_validation: Any) -> None:
     sandbox.tenant.exchange_service_principals.clear()
-    step = failed_at(run_validation(sandbox.form_values()), "authenticate", "auth_token_rejected")
+    result = run_validation(sandbox.form_values())
+    step = failed_at(result, "authenticate", "auth_mailbox_permission")
     commands = "\n".join(step["commands"])
     assert f"Connect-ExchangeOnline -Organization '{TENANT_ID}'" in commands
-    assert (
-        f"New-ServicePrincipal -AppId '{CLIENT_ID}' -ObjectId '{sandbox.app.service_principal_id}'"
-        in commands
-    )
-    assert f"Add-MailboxPermission -Identity '{SENDER}' -User <SERVICE_PRINCIPAL_ID>" in commands
+    # The Enterprise application's Object ID is the token's oid: nothing left to look up.
+    oid = sandbox.app.service_principal_id
+    assert f"New-ServicePrincipal -AppId '{CLIENT_ID}' -ObjectId '{oid}'" in commands
+    assert f"Add-MailboxPermission -Identity '{SENDER}' -User (@($sp.Id" in commands
+    assert "<" not in commands and oid in step["fix"]
+    assert result["by_step"]["token_contents"]["status"] == "passed"
 
 
 def test_no_full_access_on_the_mailbox(sandbox: Any, run_validation: Any) -> None:
     sandbox.mailbox.full_access.clear()
-    step = failed_at(run_validation(sandbox.form_values()), "authenticate", "auth_token_rejected")
+    step = failed_at(
+        run_validation(sandbox.form_values()), "authenticate", "auth_mailbox_permission"
+    )
     assert SENDER in step["cause"]
+    # The token carried SMTP.SendAsApp: consent is not offered as a cause.
+    assert "the token carries SMTP.SendAsApp, so consent is in place" in step["cause"]
+    assert "admin consent" not in step["fix"].lower()
     assert dict(step["facts"])["Offered mechanisms"] == "LOGIN XOAUTH2"
+
+
+def test_without_the_tokens_evidence_a_535_names_every_cause() -> None:
+    """The outbox has no token step before AUTH: the row that lists every cause answers."""
+    from smtp_settings.diagnosis import diagnose
+
+    finding = diagnose(
+        "authenticate",
+        answer="535 5.7.3 Authentication unsuccessful",
+        auth_type="oauth2",
+        values={"tenant_id": TENANT_ID, "client_id": CLIENT_ID, "sender": SENDER},
+    )
+    assert finding is not None and finding.key == "auth_token_rejected"
+    assert "lacks SMTP.SendAsApp" in finding.cause and "FullAccess" in finding.cause
+    assert any("<ENTERPRISE_APP_OBJECT_ID>" in command for command in finding.commands)
 
 
 @pytest.mark.parametrize("scope", ["Mailbox", "Tenant"])
@@ -673,7 +698,7 @@ def test_server_hanging_up_mid_conversation(sandbox: Any, run_validation: Any) -
 def test_every_table_row_is_provoked_here() -> None:
     from pathlib import Path
 
-    from smtp_settings.validation.diagnosis import TABLE
+    from smtp_settings.diagnosis import TABLE
 
     source = Path(__file__).read_text()
     missing = [row.key for row in TABLE if f'"{row.key}"' not in source]
@@ -700,7 +725,8 @@ def test_validate_asks_entra_anew_so_a_new_consent_shows_at_once(
     ],
 )
 def test_powershell_values_are_single_quoted_with_quotes_doubled(value: str, quoted: str) -> None:
-    from smtp_settings.validation.diagnosis import diagnose, powershell_quote
+    from smtp_settings.diagnosis import diagnose
+    from smtp_settings.powershell import powershell_quote
 
     assert powershell_quote(value) == quoted
     finding = diagnose(
@@ -859,3 +885,31 @@ def test_a_discovery_url_that_parsers_read_differently_gets_no_secret(
     )
     failed_at(run_validation(sandbox.form_values()), "token", "token_foreign_host")
     assert sandbox.entra.token_requests == 0
+
+
+def test_the_wrong_sender_page_shows_one_cause_and_offers_the_filled_script(
+    sandbox: Any, run_validation: Any, admin_client: Any
+) -> None:
+    """A mailbox the app may not use, with a token that carries SMTP.SendAsApp: the run page
+    names that one cause, fills the commands from the token, and offers the whole script."""
+    from django.urls import reverse
+
+    sandbox.mailbox.full_access.clear()
+    result = run_validation(sandbox.form_values())
+    failed_at(result, "authenticate", "auth_mailbox_permission")
+    page = admin_client.get(reverse("smtp_settings:run_detail", args=[result["id"]]))
+    html = page.content.decode()
+    assert html.count('class="cause"') == 1
+    oid = sandbox.app.service_principal_id
+    assert f"-ObjectId &#x27;{oid}&#x27;" in html
+    assert "SERVICE_PRINCIPAL_ID" not in html and "&lt;ENTERPRISE_APP_OBJECT_ID&gt;" not in html
+    script_url = reverse("smtp_settings:run_script", args=[result["id"]])
+    assert f'href="{script_url}"' in html
+
+    script = admin_client.get(script_url)
+    assert script["Content-Disposition"] == 'attachment; filename="sei-exchange-smtp-setup.ps1"'
+    text = script.content.decode()
+    assert f"$EnterpriseAppObjectId = '{oid}'" in text
+    assert f"$TenantId = '{TENANT_ID}'" in text and f"$AppId = '{CLIENT_ID}'" in text
+    assert f"    '{SENDER}'" in text
+    assert "<ENTERPRISE_APP_OBJECT_ID>'" not in text.split("if ($EnterpriseAppObjectId -eq")[0]

@@ -76,7 +76,7 @@ def test_missing_mailbox_permission_through_the_worker(
     sandbox.mailbox.full_access.clear()
     result = wait_until_finished(admin, start(admin, sandbox.form_values())["status_url"])
     by_key = {step["key"]: step for step in result["steps"]}
-    assert by_key["authenticate"]["diagnosis"] == "auth_token_rejected"
+    assert by_key["authenticate"]["diagnosis"] == "auth_mailbox_permission"
     assert "Add-MailboxPermission" in "\n".join(by_key["authenticate"]["commands"])
 
 

@@ -170,6 +170,40 @@ def test_new_secret_replaces_the_stored_one(
     assert SmtpSettings.load().client_secret == "new-value~123"
 
 
+def test_a_changed_token_endpoint_asks_for_the_secret_without_saying_it_is_kept(
+    admin_client: Client, oauth_form_data: dict[str, Any]
+) -> None:
+    admin_client.post(reverse("smtp_settings:manage"), oauth_form_data)
+    other = (
+        "https://login.microsoftonline.com/2f4a9c1e-0000-4000-8000-00000000beef/oauth2/v2.0/token"
+    )
+    html = admin_client.post(
+        reverse("smtp_settings:manage"),
+        {**oauth_form_data, "client_secret": "", "token_endpoint": other},
+    ).content.decode()
+    assert "Enter the client secret again: Token Endpoint changed" in html
+    assert "Leave blank to keep it" not in html and "A client secret is stored" not in html
+    assert SmtpSettings.load().client_secret == CLIENT_SECRET
+
+
+def test_a_tenant_id_other_than_the_token_endpoints_is_pointed_out(
+    admin_client: Client, oauth_form_data: dict[str, Any]
+) -> None:
+    other = "2f4a9c1e-0000-4000-8000-00000000beef"
+    html = admin_client.post(
+        reverse("smtp_settings:manage"), {**oauth_form_data, "tenant_id": other}
+    ).content.decode()
+    endpoint_tenant = oauth_form_data["token_endpoint"].split("/")[3]
+    assert (
+        f'id="id_tenant_id_error" role="alert">The Token Endpoint names tenant {endpoint_tenant}, '
+        f"not {other}" in html
+    )
+    assert not SmtpSettings.load().is_stored
+    same = {**oauth_form_data, "tenant_id": endpoint_tenant.upper()}
+    admin_client.post(reverse("smtp_settings:manage"), same)
+    assert SmtpSettings.load().is_stored
+
+
 def test_invalid_form_changes_nothing_and_shows_the_message_beside_the_field(
     admin_client: Client, oauth_form_data: dict[str, Any]
 ) -> None:
@@ -314,3 +348,20 @@ def test_a_secret_date_past_entras_24_months_is_refused_next_to_the_field(
     assert response.status_code == 400
     assert "at most 24 months" in response.content.decode()
     assert not SmtpSettings.objects.exists()
+
+
+def test_a_worker_seen_seconds_ago_was_seen_just_now(admin_client: Client) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from smtp_settings.models import WorkerHeartbeat
+
+    seen = WorkerHeartbeat.objects.create(
+        worker="w1@host", role=WorkerHeartbeat.WORKER, seen_at=timezone.now()
+    )
+    page = admin_client.get(reverse("administration")).content.decode()
+    assert "just now</time> (w1@host)" in page and "0 minutes" not in page
+    WorkerHeartbeat.objects.filter(pk=seen.pk).update(seen_at=timezone.now() - timedelta(minutes=5))
+    page = admin_client.get(reverse("administration")).content.decode()
+    assert "5\xa0minutes ago</time>" in page

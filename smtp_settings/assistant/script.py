@@ -7,11 +7,13 @@ Every value that goes into the script is a single-quoted PowerShell literal
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date
+from typing import Any
 from urllib.parse import urlencode
 
-from smtp_settings.validation.diagnosis import powershell_quote
+from smtp_settings.mail import microsoft
+from smtp_settings.powershell import powershell_quote, service_principal_id
 
 OBJECT_ID_PLACEHOLDER = "<ENTERPRISE_APP_OBJECT_ID>"
 SCRIPT_FILENAME = "sei-exchange-smtp-setup.ps1"
@@ -81,8 +83,7 @@ def exchange_script(
         '    Write-Host "Registered the service principal of app $AppId in Exchange Online."',
         "}",
         "# Get-ServicePrincipal's ID field: what Add-MailboxPermission takes as -User.",
-        "$servicePrincipalId = @($servicePrincipal.Id, $servicePrincipal.Identity, "
-        "$servicePrincipal.ObjectId) | Where-Object { $_ } | Select-Object -First 1",
+        f"$servicePrincipalId = {service_principal_id('$servicePrincipal')}",
         'Write-Host "Service principal ID: $servicePrincipalId"',
         "",
         "foreach ($mailbox in $Mailboxes) {",
@@ -96,3 +97,19 @@ def exchange_script(
         "",
     ]
     return "\n".join(lines)
+
+
+def exchange_script_for_run(
+    *, candidate: Mapping[str, Any], outputs: Mapping[str, Any], written_on: date
+) -> str:
+    """The same script for the values a Validate run checked: its tenant and app, the
+    Object ID its token carried, its sender and further mailboxes."""
+    mailboxes = [str(candidate.get("sender_email") or "")]
+    mailboxes += [str(address) for address in candidate.get("mailboxes") or []]
+    return exchange_script(
+        tenant_id=microsoft.tenant_from_token_endpoint(str(candidate.get("token_endpoint"))) or "",
+        client_id=str(candidate.get("client_id") or ""),
+        sp_object_id=str(outputs.get("sp_object_id") or ""),
+        mailboxes=[address for address in mailboxes if address],
+        written_on=written_on,
+    )

@@ -7,21 +7,24 @@ JavaScript; a check's result shows as it ends (the page polls) or on reload.
 from __future__ import annotations
 
 import secrets
+import uuid
 from typing import Any
 from urllib.parse import urlsplit
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from smtp_settings import validation
 from smtp_settings.assistant import service
 from smtp_settings.assistant.forms import AppForm, MailboxForm, SecretForm
-from smtp_settings.assistant.script import SCRIPT_FILENAME
+from smtp_settings.assistant.script import SCRIPT_FILENAME, exchange_script_for_run
 from smtp_settings.links import console_url
+from smtp_settings.models import AuthType, ValidationRun
 from smtp_settings.permissions import administrator_required
 
 PARTS = {"app": 1, "consent": 3, "secret": 4, "mailbox": 5}
@@ -175,6 +178,22 @@ def setup_script(request: HttpRequest) -> HttpResponse:
         messages.error(request, "Fill in steps 1 and 5 first: the script needs their values.")
         return redirect("smtp_settings:setup")
     response = HttpResponse(state.script(), content_type="text/plain; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{SCRIPT_FILENAME}"'
+    return response
+
+
+@administrator_required
+@require_GET
+def run_script(request: HttpRequest, run_id: uuid.UUID) -> HttpResponse:
+    """The assistant's Exchange Online PowerShell for the values a Validate run checked,
+    offered where its diagnosis is a fix the script does whole."""
+    run = get_object_or_404(ValidationRun, pk=run_id)
+    if run.candidate.get("auth_type") != AuthType.OAUTH2:
+        raise Http404("Only an OAuth 2.0 run has an Exchange script.")
+    text = exchange_script_for_run(
+        candidate=run.candidate, outputs=run.outputs, written_on=timezone.localdate()
+    )
+    response = HttpResponse(text, content_type="text/plain; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{SCRIPT_FILENAME}"'
     return response
 

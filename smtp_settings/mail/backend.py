@@ -236,6 +236,7 @@ class EmailBackend(BaseEmailBackend):
         """A connected, secured and authenticated session; stored by the caller only then."""
         mail = self.mail
         connection = SmtpConnection(endpoint.smtp_endpoint(mail, timeout=self.timeout))
+        token = None
         try:
             token = self._token(fresh=False)
             connection.connect()
@@ -250,13 +251,12 @@ class EmailBackend(BaseEmailBackend):
                     # A cached token the server no longer takes (consent or roles changed):
                     # once more with a new one.
                     endpoint.forget_token(mail)
-                    credentials = endpoint.credentials(
-                        mail, mailbox=mailbox, token=self._token(fresh=True)
-                    )
+                    token = self._token(fresh=True)
+                    credentials = endpoint.credentials(mail, mailbox=mailbox, token=token)
                     connection.authenticate(credentials)
         except (SmtpFailure, TokenError) as failure:
             connection.close()
-            raise classify(failure) from None
+            raise classify(failure, token=token) from None
         except BaseException:
             connection.close()
             raise

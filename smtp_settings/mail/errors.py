@@ -8,9 +8,11 @@ into them.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
-from smtp_settings.mail.oauth import TokenError
+from smtp_settings.mail import jwt_claims
+from smtp_settings.mail.oauth import Token, TokenError
 from smtp_settings.mail.transport import SmtpFailure
 
 # Failures without an answer that say nothing about the settings: the network, for now.
@@ -37,6 +39,7 @@ class DeliveryError(Exception):
         kind: str,
         answer: str = "",
         codes: list[int] | None = None,
+        token_claims: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -44,6 +47,9 @@ class DeliveryError(Exception):
         self.kind = kind
         self.answer = answer
         self.codes = codes or []
+        # What the token the session signed in with said (roles, oid; never the token):
+        # the diagnosis rules causes out with it, as Validate does after its token step.
+        self.token_claims = token_claims
 
 
 class TemporaryFailure(DeliveryError):
@@ -64,7 +70,7 @@ class MessageRefused(DeliveryError):
     disposition = "fail"
 
 
-def classify(failure: SmtpFailure | TokenError) -> DeliveryError:
+def classify(failure: SmtpFailure | TokenError, *, token: Token | None = None) -> DeliveryError:
     if isinstance(failure, TokenError):
         temporary = failure.kind in _PASSING_TOKEN_KINDS or bool(
             _PASSING_AADSTS & set(failure.error_codes)
@@ -81,4 +87,7 @@ def classify(failure: SmtpFailure | TokenError) -> DeliveryError:
         kind_class = MessageRefused
     else:
         kind_class = CredentialFailure
-    return kind_class(failure.message, stage=failure.stage, kind=failure.kind, answer=answer)
+    claims = jwt_claims.read_claims(token.access_token) if token else None
+    return kind_class(
+        failure.message, stage=failure.stage, kind=failure.kind, answer=answer, token_claims=claims
+    )

@@ -127,6 +127,14 @@ def cloud_for_exchange_resource(resource: str) -> Cloud | None:
     return None
 
 
+def cloud_for_login_host(host: str) -> Cloud | None:
+    """The Microsoft cloud that signs in at ``host`` (any of its names), if one does."""
+    for cloud in CLOUDS:
+        if host.lower() in cloud.login_hosts:
+            return cloud
+    return None
+
+
 def login_host_for_instance(cloud_instance: str) -> str:
     """The login host of the cloud OIDC discovery names ("microsoftonline.us"), if Microsoft's."""
     host = f"login.{cloud_instance}" if cloud_instance else ""

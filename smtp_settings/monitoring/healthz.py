@@ -96,8 +96,7 @@ class Beat(_Heartbeat):
     role: str = WorkerHeartbeat.BEAT
 
 
-# Banners about what stops mail later, not now: a warning on /healthz, never a failure.
-_SOON = ("secret-expiring",)
+_BACKGROUND = ("worker-gone", "beat-gone")
 
 
 @dataclasses.dataclass
@@ -106,16 +105,21 @@ class Mail(_ClosesConnections, HealthCheck):
         row = SmtpSettings.load()
         if not row.is_stored:
             raise ServiceUnavailable("Manage SMTP has no saved settings")
-        # What stops mail now; a secret that expires next week is the banner's to say, and a
-        # stopped worker or beat the Worker and Beat checks'.
-        others = (*_SOON, "worker-gone", "beat-gone")
-        problems = [banner.text for banner in status.banners() if banner.key not in others]
+        # What stops mail now (the error banners); a secret that expires next week is a
+        # warning, and a stopped worker or beat the Worker and Beat checks'.
+        problems = [
+            banner.text
+            for banner in status.banners()
+            if banner.severity == status.ERROR and banner.key not in _BACKGROUND
+        ]
         if problems:
             raise ServiceUnavailable(" ".join(problems))
 
 
 def mail_warnings() -> tuple[str, ...]:
-    return tuple(banner.text for banner in status.banners() if banner.key in _SOON)
+    """What stops mail later, not now (the warning banners): a warning on /healthz, never a
+    failure."""
+    return tuple(banner.text for banner in status.banners() if banner.severity == status.WARNING)
 
 
 class Withheld(HealthCheckException):

@@ -151,5 +151,8 @@ def secret_expiry_reminders_send(*, now: datetime | None = None) -> ReminderRepo
             )
     except IntegrityError:
         return ReminderReport(reason=f"The {threshold} reminder for this secret went already.")
-    logger.info("Secret-expiry reminder %s queued for %s recipients", threshold, len(recipients))
+    count = len(recipients)
+    logger.info(
+        "Secret-expiry reminder %s queued for %s recipient%s", threshold, count, "s"[: count != 1]
+    )
     return ReminderReport(threshold=threshold, recipients=recipients, subject=subject)

@@ -5,6 +5,7 @@ Nothing here is secret or personal: it is fit for ``/healthz`` as much as for th
 
 from __future__ import annotations
 
+import re
 import weakref
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -244,17 +245,97 @@ def mail_at_a_glance(*, snapshot: MailSnapshot) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True)
+# A banner's severity, most urgent first: mail cannot leave, mail will stop soon, to know.
+ERROR, WARNING, INFO = "error", "warning", "info"
+_SEVERITY_ORDER = (ERROR, WARNING, INFO)
+_AADSTS = re.compile(r"AADSTS\d+")
+
+
+@dataclass
 class Banner:
     key: str
     text: str
+    severity: str = ERROR
+    # Where the administrator acts on it: a URL name, and a part of that page.
+    place: str = "smtp_settings:manage"
+    fragment: str = ""
+    # What went wrong, so that one cause gives one banner: a diagnosis key or its text.
+    cause: str = ""
+
+    @property
+    def place_label(self) -> str:
+        return _PLACE_LABELS[self.place]
+
+
+_PLACE_LABELS = {
+    "smtp_settings:manage": "Manage SMTP",
+    "smtp_settings:outbox": "Outbox",
+    "administration": "Background processing",
+}
+
+
+def _cause_of(diagnosis: str, text: str) -> str:
+    if "SEI_ENCRYPTION_KEYS" in text:
+        return "secret-unreadable"
+    return diagnosis or text
+
+
+def _fold(found: list[Banner], banner: Banner, *, also: str = "") -> None:
+    """Add ``banner``, or, when an earlier one names the same cause (or the same AADSTS
+    code), add only ``also`` to that one: the administrator reads each cause once."""
+    codes = set(_AADSTS.findall(banner.text))
+    for earlier in found:
+        if earlier.cause == banner.cause or codes & set(_AADSTS.findall(earlier.text)):
+            if also:
+                earlier.text = f"{earlier.text} {also}"
+            return
+    found.append(banner)
 
 
 def banners(snapshot: MailSnapshot | None = None) -> list[Banner]:
-    """What every Administration page warns administrators of, most urgent first."""
+    """What every Administration page warns administrators of: one banner per cause, those
+    that stop mail first."""
     snapshot = snapshot or MailSnapshot()
-    found: list[Banner] = []
     row = snapshot.row
+    found = _secret_banners(row)
+    health = snapshot.health
+    # A failure of settings saved over since is not theirs: Save asked for a new check.
+    if health is not None and not health.ok and not _judged_older_settings(health, row):
+        checked = timezone.localtime(health.checked_at)
+        explanation = health.cause or health.detail
+        _fold(
+            found,
+            Banner(
+                "health-failed",
+                f"The last health check failed ({checked:%Y-%m-%d %H:%M}): {explanation}",
+                cause=_cause_of(health.diagnosis, explanation),
+            ),
+        )
+    found += _background_gone(snapshot)
+    held = snapshot.held
+    if held:
+        count = held["count"]
+        messages = f"{count} message{'s' if count != 1 else ''}"
+        explanation = held["cause"] or held["last_error"]
+        _fold(
+            found,
+            Banner(
+                "mail-held",
+                f"{messages} held: {explanation} Nothing is lost: "
+                f"{'it goes' if count == 1 else 'they go'} out once working settings are "
+                "saved in Manage SMTP.",
+                place="smtp_settings:outbox",
+                cause=_cause_of(held.get("diagnosis", ""), explanation),
+            ),
+            also=f"{messages} wait{'s' if count == 1 else ''} in the Outbox until then.",
+        )
+    found.sort(key=lambda banner: _SEVERITY_ORDER.index(banner.severity))
+    return found
+
+
+def _secret_banners(row: SmtpSettings) -> list[Banner]:
+    """What the stored secret itself says: unreadable, expired, or expiring."""
+    found: list[Banner] = []
     secret_field = SECRET_FIELD_BY_AUTH_TYPE.get(row.auth_type) if row.is_stored else None
     if secret_field and isinstance(getattr(row, secret_field), UnreadableSecret):
         found.append(
@@ -263,6 +344,7 @@ def banners(snapshot: MailSnapshot | None = None) -> list[Banner]:
                 "The stored secret cannot be decrypted with the keys in SEI_ENCRYPTION_KEYS, "
                 "so no mail goes out. Restore the key it was saved with, or enter the secret "
                 "again in Manage SMTP.",
+                cause="secret-unreadable",
             )
         )
     expiry = secret_expiry(row)
@@ -270,41 +352,22 @@ def banners(snapshot: MailSnapshot | None = None) -> list[Banner]:
         found.append(
             Banner(
                 "secret-expired",
-                f"The client secret expired on {expiry.expires.isoformat()}: Entra ID refuses it, "
-                "so no mail goes out. Create a new secret in Entra ID and save it in Manage SMTP.",
+                f"The client secret expired on {expiry.expires.isoformat()} (AADSTS7000222: "
+                "Entra ID refuses it), so no mail goes out. Create a new secret in Entra ID "
+                "and save it in Manage SMTP.",
+                cause="aadsts_secret_expired",
             )
         )
-    elif expiry and expiry.urgency == "urgent":
+    elif expiry and expiry.urgency in ("urgent", "soon"):
         days = "today" if expiry.days_left == 0 else f"in {expiry.days_left} days"
         found.append(
             Banner(
                 "secret-expiring",
                 f"The client secret expires {days} ({expiry.expires.isoformat()}). Create a new "
                 "secret in Entra ID and save it in Manage SMTP before then.",
-            )
-        )
-    health = snapshot.health
-    # A failure of settings saved over since is not theirs: Save asked for a new check.
-    if health is not None and not health.ok and not _judged_older_settings(health, row):
-        checked = timezone.localtime(health.checked_at)
-        found.append(
-            Banner(
-                "health-failed",
-                f"The last health check failed ({checked:%Y-%m-%d %H:%M}): "
-                f"{health.cause or health.detail}",
-            )
-        )
-    found += _background_gone(snapshot)
-    held = snapshot.held
-    if held:
-        count = held["count"]
-        found.append(
-            Banner(
-                "mail-held",
-                f"{count} message{'s' if count != 1 else ''} held: "
-                f"{held['cause'] or held['last_error']} Nothing is lost: "
-                f"{'it goes' if count == 1 else 'they go'} out once working settings are "
-                "saved in Manage SMTP.",
+                # Within the week mail will stop soon; within the month it is to know.
+                severity=WARNING if expiry.urgency == "urgent" else INFO,
+                cause="secret-expiring",
             )
         )
     return found
@@ -350,6 +413,9 @@ def _background_gone(snapshot: MailSnapshot) -> list[Banner]:
                     f"The {process.name} ({process.heartbeat.worker}) has not reported since "
                     f"{since:%Y-%m-%d %H:%M:%S}: {process.waits}. Start it again (make run, "
                     "or your service manager) and look at its log.",
+                    place="administration",
+                    fragment="#background",
+                    cause=f"{process.role}-gone",
                 )
             )
     return found

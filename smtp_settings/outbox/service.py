@@ -35,7 +35,7 @@ from post_office.models import STATUS, Attachment, Email, Log
 
 from activity.models import Kind
 from activity.service import activity_record
-from smtp_settings import enqueue
+from smtp_settings import diagnosis, enqueue
 from smtp_settings.links import ONE_TIME_LINK_HEADER
 from smtp_settings.mail.backend import EmailBackend
 from smtp_settings.mail.endpoint import MailSettings
@@ -43,7 +43,6 @@ from smtp_settings.mail.errors import DeliveryError, TemporaryFailure
 from smtp_settings.models import Delivery, DeliveryState
 from smtp_settings.outbox import throttle, writes
 from smtp_settings.sending import smtp_settings_mail_for_sending
-from smtp_settings.validation import diagnosis
 
 logger = logging.getLogger(__name__)
 
@@ -466,7 +465,8 @@ class _DeliveryRun:
             codes=error.codes,
             answer=error.answer,
             auth_type=mail.auth_type if mail else "",
-            values=diagnosis.values_for(mail) if mail else {},
+            values=diagnosis.values_for(mail, claims=error.token_claims) if mail else {},
+            evidence=diagnosis.Evidence.from_claims(error.token_claims),
         )
         attempts = delivery.attempts + 1
         state = _disposition(error, attempts, mail)
@@ -654,7 +654,7 @@ def outbox_held(*, count: int) -> dict[str, Any] | None:
     latest = (
         Delivery.objects.filter(state=DeliveryState.HELD)
         .order_by("-updated_at")
-        .values("last_error", "cause", "fix", "updated_at")
+        .values("last_error", "diagnosis", "cause", "fix", "updated_at")
         .first()
     )
     return {"count": count, **latest} if latest else None

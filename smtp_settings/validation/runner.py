@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from smtp_settings import diagnosis
 from smtp_settings.mail import endpoint, jwt_claims, microsoft, oauth
 from smtp_settings.mail.transport import SmtpConnection, SmtpFailure, TlsInfo
 from smtp_settings.models import (
@@ -36,7 +37,7 @@ from smtp_settings.models import (
     ValidationStep,
     readable_secret,
 )
-from smtp_settings.validation import diagnosis, progress, token_check
+from smtp_settings.validation import progress, token_check
 
 STEPS: tuple[tuple[str, str], ...] = (
     ("token", "Token"),
@@ -139,6 +140,8 @@ class Runner:
         self.token: oauth.Token | None = None
         self.connection: SmtpConnection | None = None
         self.fill = diagnosis.values_for(self.mail)
+        # What the token step established, for the diagnosis of later steps.
+        self.evidence = diagnosis.NO_EVIDENCE
         self.scope = run.scope or RunScope.FULL
         # More mailboxes to sign in as (the setup assistant, Use sender email off).
         self.mailboxes = [str(address) for address in run.candidate.get("mailboxes") or []]
@@ -151,7 +154,8 @@ class Runner:
         self.ended = self.rows.ended
 
     def _diagnose(self, step: str, **kwargs: Any) -> diagnosis.Finding | None:
-        return diagnosis.diagnose(step, auth_type=self.mail.auth_type, values=self.fill, **kwargs)
+        known = {"auth_type": self.mail.auth_type, "values": self.fill, "evidence": self.evidence}
+        return diagnosis.diagnose(step, **known, **kwargs)
 
     @contextmanager
     def step(self, key: str) -> Iterator[Outcome]:
@@ -242,8 +246,12 @@ class Runner:
             ["Directory (tenant) ID", found.tenant_id],
             ["Token Endpoint", token_endpoint],
         ]
-        if found.cloud_instance:
-            outcome.facts.append(["Cloud", found.cloud_instance])
+        cloud = microsoft.cloud_for_login_host(host.partition(":")[0])
+        if cloud is not None:
+            outcome.facts.append(["Cloud", cloud.name])
+        else:
+            # Not Microsoft's: whatever its discovery says, the host is the operator's.
+            outcome.facts.append(["Sign-in host", f"{host} (allowed by the operator)"])
 
     def _token(self, outcome: Outcome) -> None:
         self.token = endpoint.acquire_token(self.mail, timeout=self.timeout, fresh=True)
@@ -254,18 +262,11 @@ class Runner:
         outcome.facts = [["Authority", authority]]
 
     def _token_failure(self, key: str, error: oauth.TokenError) -> Outcome:
-        facts = [["Entra error", error.error]] if error.error else []
-        if error.error_codes:
-            facts.append(["Error codes", ", ".join(str(c) for c in error.error_codes)])
-        if error.correlation_id:
-            facts.append(["Correlation ID", error.correlation_id])
-        if error.trace_id:
-            facts.append(["Trace ID", error.trace_id])
         return Outcome(
             StepStatus.FAILED,
             "Entra ID did not issue a token.",
             answer=error.message,
-            facts=facts,
+            facts=_token_error_facts(error),
             finding=self._diagnose(
                 key,
                 kind=token_check.token_error_kind(error, secret=self.mail.secret),
@@ -279,9 +280,10 @@ class Runner:
         if claims is None:
             outcome.detail = "Could not read the token (not a JWT); nothing checked."
             return
-        if claims.get("oid"):
-            self.fill["sp_object_id"] = str(claims["oid"])
-            self.outputs["sp_object_id"] = str(claims["oid"])
+        self.fill = diagnosis.values_for(self.mail, claims=claims)
+        if "sp_object_id" in self.fill:
+            self.outputs["sp_object_id"] = self.fill["sp_object_id"]
+        self.evidence = diagnosis.Evidence.from_claims(claims)
         outcome.facts = token_check.claim_facts(claims)
         problems = token_check.claim_problems(claims, self.mail)
         # Only the setup assistant asks: a second token, for Microsoft Graph, tells whether
@@ -394,3 +396,15 @@ def build_test_message(run: ValidationRun, mail: endpoint.MailSettings) -> Email
         f"{mail.port} as {sender}. No reply is needed.\n"
     )
     return message
+
+
+def _token_error_facts(error: oauth.TokenError) -> list[list[str]]:
+    """What Entra said, for the page and for Microsoft's support."""
+    facts = [["Entra error", error.error]] if error.error else []
+    if error.error_codes:
+        facts.append(["Error codes", ", ".join(str(c) for c in error.error_codes)])
+    if error.correlation_id:
+        facts.append(["Correlation ID", error.correlation_id])
+    if error.trace_id:
+        facts.append(["Trace ID", error.trace_id])
+    return facts

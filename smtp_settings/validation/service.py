@@ -21,7 +21,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from activity.models import Kind
 from activity.service import activity_record
-from smtp_settings import enqueue
+from smtp_settings import diagnosis, enqueue
 from smtp_settings.models import (
     CONNECTION_FIELDS,
     SECRET_FIELD_BY_AUTH_TYPE,
@@ -337,6 +337,8 @@ def validation_run_as_dict(*, run: ValidationRun) -> dict[str, Any]:
                 "fix": step.fix,
                 "commands": step.commands,
                 "diagnosis": step.diagnosis,
+                # The setup assistant's script does this fix whole: the page offers it.
+                "script": step.diagnosis in diagnosis.SCRIPTED,
             }
             for step in _steps_as_shown(run)
         ],

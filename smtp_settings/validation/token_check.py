@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from smtp_settings import diagnosis
 from smtp_settings.mail import endpoint, jwt_claims, microsoft, oauth
 from smtp_settings.mail.errors import CredentialFailure
-from smtp_settings.validation import diagnosis
 
 GRAPH_MAIL_SEND_TEXT = (
     f"The token has no {microsoft.SEND_AS_APP_ROLE} role, and the app holds Microsoft Graph's "
@@ -119,8 +119,7 @@ def check_token(mail: endpoint.MailSettings, *, timeout: float) -> TokenCheck:
     claims = jwt_claims.read_claims(token.access_token)
     if claims is None:
         return TokenCheck(True, "token_contents", "A token was issued (not a readable JWT).")
-    if claims.get("oid"):
-        values["sp_object_id"] = str(claims["oid"])
+    values = diagnosis.values_for(mail, claims=claims)
     problems = claim_problems(claims, mail)
     if problems:
         finding = diagnosis.diagnose(

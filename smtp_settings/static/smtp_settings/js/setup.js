@@ -1,9 +1,7 @@
-// Set up Microsoft 365: copy buttons, and a reload when a running check ends (the page
-// renders everything; without JavaScript it refreshes itself while a check runs).
+// Set up Microsoft 365: copy buttons, and a reload when a running check ends (followed with
+// run_poll.js; without JavaScript the page refreshes itself while a check runs).
 (function () {
   "use strict";
-  const RETRY_MS = 3500;
-
   function copyText(text, button) {
     const done = function () {
       const label = button.textContent;
@@ -30,28 +28,12 @@
     });
   });
 
-  // A long poll, as on Manage SMTP: the server answers when the worker has written more.
-  function poll(url, mark) {
-    const ask = mark === undefined ? url : url + "?seen=" + encodeURIComponent(mark);
-    fetch(ask, { headers: { Accept: "application/json" }, credentials: "same-origin" })
-      .then(function (response) {
-        if (!response.ok) throw new Error("HTTP " + response.status);
-        return response.json();
-      })
-      .then(function (run) {
-        if (run.finished) { window.location.reload(); return; }
-        // Nothing new (the server could not wait, or waited its fill): ask again shortly.
-        if (run.mark === mark) { setTimeout(function () { poll(url, run.mark); }, 1000); }
-        else { poll(url, run.mark); }
-      })
-      .catch(function () { setTimeout(function () { poll(url, mark); }, RETRY_MS); });
-  }
-
   const seen = {};
   document.querySelectorAll("[data-poll-url]").forEach(function (node) {
     const url = node.dataset.pollUrl;
     if (seen[url]) return;
     seen[url] = true;
-    poll(url);
+    // The page renders everything: when the check ends, it is shown anew.
+    window.seiFollowRun(url, function (run) { if (run.finished) window.location.reload(); });
   });
 })();

@@ -1,12 +1,8 @@
-// Validate: start a run of the form's unsaved values, then follow its progress and swap in
-// the run as the server renders it, step by step as the worker records them. Each request
-// names the progress it has seen and the server answers when there is more (a long poll),
-// so a step shows within milliseconds of the worker writing it. The markup is the
-// server's one template for a run.
+// Validate: start a run of the form's unsaved values, then follow its progress (run_poll.js)
+// and swap in the run as the server renders it, step by step as the worker records them.
+// The markup is the server's one template for a run.
 (function () {
   "use strict";
-  const RETRY_MS = 1500;
-  const AGAIN_MS = 1000;
 
   function el(tag, className, text) {
     const node = document.createElement(tag);
@@ -16,26 +12,11 @@
   }
 
   function poll(url, target, onDone, seen) {
-    const ask = seen === undefined ? url : url + "?seen=" + encodeURIComponent(seen);
-    fetch(ask, { headers: { Accept: "application/json" }, credentials: "same-origin" })
-      .then(function (response) {
-        if (!response.ok) throw new Error("HTTP " + response.status);
-        return response.json();
-      })
-      .then(function (run) {
-        // The server renders the run (the same partial as the run page), escaped there.
-        target.innerHTML = run.html;
-        if (run.finished) { if (onDone) onDone(run); return; }
-        // Nothing new (the server could not wait, or waited its fill): ask again shortly.
-        if (run.mark === seen) {
-          setTimeout(function () { poll(url, target, onDone, run.mark); }, AGAIN_MS);
-        } else {
-          poll(url, target, onDone, run.mark);
-        }
-      })
-      .catch(function () {
-        setTimeout(function () { poll(url, target, onDone, seen); }, RETRY_MS);
-      });
+    window.seiFollowRun(url, function (run) {
+      // The server renders the run (the same partial as the run page), escaped there.
+      target.innerHTML = run.html;
+      if (run.finished && onDone) onDone(run);
+    }, seen);
   }
 
   // The run page: keep polling while the run is unfinished.

@@ -2,8 +2,10 @@
 
 A row matches on the step where the failure happened and one discriminator: a
 failure kind named by the transport or the token client, an AADSTS code, or a
-pattern on the server's answer. Fixes are filled with the values the form holds;
-what the console cannot know stays a <PLACEHOLDER>.
+pattern on the server's answer. A row may also hold only given what earlier steps of
+the same run established (``Evidence``: the token's roles): a cause the run has already
+ruled out is not offered. Fixes are filled with the values the form holds and the token
+told; what the console cannot know stays a <PLACEHOLDER>.
 """
 
 from __future__ import annotations
@@ -11,21 +13,52 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from smtp_settings.mail import microsoft
 from smtp_settings.mail.endpoint import MailSettings
+from smtp_settings.powershell import powershell_quote, service_principal_id
 
 # In commands every value the console fills in is quoted for PowerShell (powershell_quote):
 # the templates name it bare.
 CONNECT_EXCHANGE = "Connect-ExchangeOnline -Organization {tenant_id}"
 NEW_SERVICE_PRINCIPAL = "New-ServicePrincipal -AppId {client_id} -ObjectId {sp_object_id}"
-ADD_MAILBOX_PERMISSION = " ".join(
-    (
-        "Add-MailboxPermission -Identity {sender}",
-        "-User <SERVICE_PRINCIPAL_ID> -AccessRights FullAccess",
-    )
+# The service principal's ID (Add-MailboxPermission's -User) is read in the same session, as
+# the setup assistant's script does: nothing left for the administrator to look up.
+SERVICE_PRINCIPAL_IN_SESSION = (
+    "$sp = Get-ServicePrincipal | Where-Object {{ $_.AppId -eq {client_id} }}",
+    "if (-not $sp) {{ $sp = " + NEW_SERVICE_PRINCIPAL + " }}",
 )
-GET_SERVICE_PRINCIPAL = "Get-ServicePrincipal | fl"
+ADD_MAILBOX_PERMISSION = (
+    "Add-MailboxPermission -Identity {sender} -User ("
+    + service_principal_id("$sp").replace("{", "{{").replace("}", "}}")
+    + ") -AccessRights FullAccess"
+)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What earlier steps of the same run established. ``roles`` is None when no token was
+    read (Basic authentication, a token that is not a JWT, the outbox)."""
+
+    roles: frozenset[str] | None = None
+
+    @classmethod
+    def from_claims(cls, claims: Mapping[str, Any] | None) -> Evidence:
+        """What a token's claims (read, not verified) establish; nothing without them."""
+        if claims is None:
+            return NO_EVIDENCE
+        return cls(roles=frozenset(str(role) for role in claims.get("roles") or []))
+
+    def holds(self, condition: str) -> bool:
+        if condition == "token_has_role":
+            return self.roles is not None and microsoft.SEND_AS_APP_ROLE in self.roles
+        if condition == "token_lacks_role":
+            return self.roles is not None and microsoft.SEND_AS_APP_ROLE not in self.roles
+        raise ValueError(f"Unknown evidence condition {condition!r}")
+
+
+NO_EVIDENCE = Evidence()
 
 
 @dataclass(frozen=True)
@@ -40,11 +73,19 @@ class Diagnosis:
     answer: re.Pattern[str] | None = None
     # Authentication types the row speaks of; empty for all.
     auth_types: frozenset[str] = frozenset()
+    # An Evidence condition the row needs (its other causes are ruled out); empty for none.
+    given: str = ""
+    # The setup assistant's Exchange script does this fix whole: the page offers it.
+    script: bool = False
 
-    def matches(self, step: str, kind: str, codes: set[int], answer: str, auth_type: str) -> bool:
+    def matches(
+        self, step: str, kind: str, codes: set[int], answer: str, auth_type: str, evidence: Evidence
+    ) -> bool:
         if self.steps and step not in self.steps:
             return False
         if self.auth_types and auth_type not in self.auth_types:
+            return False
+        if self.given and not evidence.holds(self.given):
             return False
         return bool(
             (kind and kind in self.kinds)
@@ -72,6 +113,8 @@ def _row(
     aadsts: tuple[int, ...] = (),
     answer: str | None = None,
     auth_types: str = "",
+    given: str = "",
+    script: bool = False,
 ) -> Diagnosis:
     return Diagnosis(
         key=key,
@@ -83,6 +126,8 @@ def _row(
         aadsts=frozenset(aadsts),
         answer=re.compile(answer, re.IGNORECASE) if answer else None,
         auth_types=frozenset(auth_types.split()),
+        given=given,
+        script=script,
     )
 
 
@@ -412,6 +457,35 @@ TABLE: tuple[Diagnosis, ...] = (
         ),
         answer=r"\b5\.7\.139\b",
     ),
+    # 535 5.7.3: what the token step showed rules causes out (Evidence).
+    _row(
+        "auth_mailbox_permission",
+        "authenticate",
+        "Exchange Online refused the token for {sender} (535 5.7.3) although the token "
+        "carries SMTP.SendAsApp, so consent is in place: Exchange does not let "
+        "this app use the mailbox. The app's service principal is not registered in Exchange "
+        "Online with the Enterprise application's Object ID, or has no FullAccess on {sender}.",
+        "In Exchange Online PowerShell, register the service principal (its Object ID "
+        "{sp_object_id} is the token's) and give it FullAccess on the mailbox; the setup "
+        "assistant's script does the same for every mailbox:",
+        commands=(CONNECT_EXCHANGE, *SERVICE_PRINCIPAL_IN_SESSION, ADD_MAILBOX_PERMISSION),
+        answer=r"\b5\.7\.3\b",
+        auth_types="oauth2",
+        given="token_has_role",
+        script=True,
+    ),
+    _row(
+        "auth_token_without_role",
+        "authenticate",
+        "Exchange Online refused the token for {sender} (535 5.7.3): the token has no "
+        "SMTP.SendAsApp role.",
+        "In Entra ID > App registrations > your app > API permissions: Add a permission > "
+        "APIs my organization uses > Office 365 Exchange Online > Application permissions > "
+        "SMTP.SendAsApp, then Grant admin consent for your tenant.",
+        answer=r"\b5\.7\.3\b",
+        auth_types="oauth2",
+        given="token_lacks_role",
+    ),
     _row(
         "auth_token_rejected",
         "authenticate",
@@ -421,16 +495,11 @@ TABLE: tuple[Diagnosis, ...] = (
         "FullAccess on the mailbox, or the token lacks SMTP.SendAsApp.",
         "Grant admin consent for SMTP.SendAsApp in Entra ID, then in Exchange Online "
         "PowerShell register the service principal with the Enterprise application's Object ID "
-        "and give it FullAccess on the mailbox (<SERVICE_PRINCIPAL_ID> is the ID field "
-        "printed by Get-ServicePrincipal):",
-        commands=(
-            CONNECT_EXCHANGE,
-            NEW_SERVICE_PRINCIPAL,
-            GET_SERVICE_PRINCIPAL,
-            ADD_MAILBOX_PERMISSION,
-        ),
+        "and give it FullAccess on the mailbox:",
+        commands=(CONNECT_EXCHANGE, *SERVICE_PRINCIPAL_IN_SESSION, ADD_MAILBOX_PERMISSION),
         answer=r"\b5\.7\.3\b",
         auth_types="oauth2",
+        script=True,
     ),
     _row(
         "basic_retired",
@@ -590,10 +659,13 @@ TABLE: tuple[Diagnosis, ...] = (
 )
 
 
-def values_for(mail: MailSettings) -> dict[str, str]:
-    """What a fix can be filled with, from the settings that failed."""
+def values_for(mail: MailSettings, *, claims: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """What a fix can be filled with: the settings that failed, and what their token said
+    (the Enterprise application's Object ID is the token's ``oid``)."""
     tenant = microsoft.tenant_from_token_endpoint(mail.token_endpoint) or ""
+    oid = str((claims or {}).get("oid") or "")
     return {
+        **({"sp_object_id": oid} if oid else {}),
         "tenant_id": tenant,
         "tenant_hint": tenant if microsoft.is_guid(tenant) else "",
         "client_id": mail.client_id,
@@ -611,11 +683,13 @@ def diagnose(
     answer: str = "",
     auth_type: str = "",
     values: Mapping[str, str] | None = None,
+    evidence: Evidence = NO_EVIDENCE,
 ) -> Finding | None:
-    """The first row that explains a failure at ``step``, with its fix filled in."""
+    """The first row that explains a failure at ``step``, given what earlier steps
+    established, with its fix filled in."""
     code_set = set(codes or [])
     for row in TABLE:
-        if row.matches(step, kind, code_set, answer, auth_type):
+        if row.matches(step, kind, code_set, answer, auth_type, evidence):
             fill = _Filler(values or {})
             return Finding(
                 key=row.key,
@@ -629,13 +703,8 @@ def diagnose(
     return None
 
 
-# PowerShell ends a single-quoted string at any of these; inside one, each is doubled.
-_POWERSHELL_QUOTES = "'\u2018\u2019\u201a\u201b"
-
-
-def powershell_quote(value: str) -> str:
-    """``value`` as one single-quoted PowerShell argument: nothing in it is ever run."""
-    return "'" + "".join(ch * 2 if ch in _POWERSHELL_QUOTES else ch for ch in value) + "'"
+# The rows whose fix the setup assistant's Exchange script does whole.
+SCRIPTED = frozenset(row.key for row in TABLE if row.script)
 
 
 class _Filler(dict[str, str]):
