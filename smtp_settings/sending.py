@@ -18,7 +18,7 @@ from smtp_settings.models import SECRET_FIELD_BY_AUTH_TYPE, SmtpSettings
 
 
 @sensitive_variables("row", "secret")
-def smtp_settings_mail_for_sending() -> MailSettings:
+def saved_mail_settings() -> MailSettings:
     """The saved settings as the mail engine takes them, the secret decrypted in memory.
 
     What stops every message (nothing saved, no secret, a key that cannot decrypt it)
@@ -49,4 +49,4 @@ class SavedSettingsEmailBackend(EmailBackend):
     takes effect at the next. For ``EMAIL_BACKEND`` (or post_office's) to send at once."""
 
     def load_settings(self) -> MailSettings:
-        return smtp_settings_mail_for_sending()
+        return saved_mail_settings()

@@ -9,7 +9,7 @@ from django.core.cache import cache
 from smtp_settings import enqueue
 from smtp_settings.models import AuthType, MailHealthCheck, SmtpSettings
 from smtp_settings.monitoring.alerts import alert_recipients, alert_send, manage_smtp_url
-from smtp_settings.sending import smtp_settings_mail_for_sending
+from smtp_settings.sending import saved_mail_settings
 from smtp_settings.signals import alert_raised
 from smtp_settings.validation import token_check
 
@@ -36,7 +36,7 @@ def mail_health_check_run() -> MailHealthCheck | None:
     if row is None or row.auth_type != AuthType.OAUTH2:
         return None
     result = token_check.check_token_of(
-        smtp_settings_mail_for_sending, timeout=float(settings.SMTP_NETWORK_TIMEOUT_SECONDS)
+        saved_mail_settings, timeout=float(settings.SMTP_NETWORK_TIMEOUT_SECONDS)
     )
     previous = MailHealthCheck.objects.first()
     changed = (previous is None and not result.ok) or (

@@ -42,7 +42,7 @@ from smtp_settings.mail.endpoint import MailSettings
 from smtp_settings.mail.errors import DeliveryError, TemporaryFailure
 from smtp_settings.models import Delivery, DeliveryState
 from smtp_settings.outbox import throttle, writes
-from smtp_settings.sending import smtp_settings_mail_for_sending
+from smtp_settings.sending import saved_mail_settings
 
 logger = logging.getLogger(__name__)
 
@@ -301,7 +301,7 @@ class _DeliveryRun:
         """The engine's backend with the saved settings, built at the first message. What
         stops the settings loading is a ``CredentialFailure`` of that message."""
         if self._backend is None:
-            self.mail = smtp_settings_mail_for_sending()
+            self.mail = saved_mail_settings()
             self._backend = EmailBackend(fail_silently=False, mail_settings=self.mail)
         return self._backend
 
