@@ -36,7 +36,14 @@ def read(url: str) -> Reading:
     return Reading(service=str(plugin.service_name), masked_url=_masked(plugin))
 
 
-def send(url: str, *, title: str, body: str, deadline_seconds: float) -> Outcome:
+# How a service marks an alert (colour, icon): by how bad the news is.
+SEVERITIES = {"failure": apprise.NotifyType.FAILURE, "warning": apprise.NotifyType.WARNING,
+              "success": apprise.NotifyType.SUCCESS, "info": apprise.NotifyType.INFO}  # fmt: skip
+
+
+def send(
+    url: str, *, title: str, body: str, deadline_seconds: float, severity: str = "info"
+) -> Outcome:
     """Send one alert; never raises for the service's sake. The answer names what the
     service said, with every part of the URL that may be a token left out."""
     try:
@@ -48,7 +55,9 @@ def send(url: str, *, title: str, body: str, deadline_seconds: float) -> Outcome
     result: list[bool] = []
     with apprise.LogCapture(level=logging.WARNING) as log:
         worker = threading.Thread(
-            target=lambda: result.append(bool(plugin.notify(body=body, title=title))),
+            target=lambda: result.append(
+                bool(plugin.notify(body=body, title=title, notify_type=SEVERITIES[severity]))
+            ),
             name="alert-send",
             daemon=True,
         )

@@ -86,7 +86,10 @@ def _claim(notice_id: int, *, now: datetime) -> bool:
 
 
 def _send(notice: Notice) -> int:
-    outcome = _send_to(notice.destination, title=notice.alert.title, body=notice.alert.body)
+    alert = notice.alert
+    outcome = _send_to(
+        notice.destination, title=alert.title, body=alert.body, severity=severity_of(alert.kind)
+    )
     notice.attempts += 1
     notice.claimed_until = None
     if outcome.ok:
@@ -104,10 +107,27 @@ def _send(notice: Notice) -> int:
     return int(outcome.ok)
 
 
-def _send_to(destination: Destination, *, title: str, body: str) -> notifier.Outcome:
+def severity_of(kind: str) -> str:
+    """Stopped, failed or held is a failure; a secret running out a warning; a return good news."""
+    if kind.endswith((".quiet", ".failed", ".held")):
+        return "failure"
+    if kind == "secret.expiry":
+        return "warning"
+    if kind.endswith((".back", ".recovered", ".released")):
+        return "success"
+    return "info"
+
+
+def _send_to(
+    destination: Destination, *, title: str, body: str, severity: str = "info"
+) -> notifier.Outcome:
     if isinstance(destination.url, str):
         outcome = notifier.send(
-            destination.url, title=title, body=body, deadline_seconds=SEND_SECONDS
+            destination.url,
+            title=title,
+            body=body,
+            deadline_seconds=SEND_SECONDS,
+            severity=severity,
         )
     else:
         outcome = notifier.Outcome(

@@ -21,6 +21,12 @@ from smtp_settings.models import WorkerHeartbeat
 logger = logging.getLogger(__name__)
 
 _NAMES = {WorkerHeartbeat.WORKER: "Celery worker", WorkerHeartbeat.BEAT: "Celery beat"}
+# What waits while each is gone.
+_WAITS = {
+    WorkerHeartbeat.WORKER: "the console sends no mail and runs no Validate: messages wait in "
+    "the outbox",
+    WorkerHeartbeat.BEAT: "no reminders, health checks or retries of deferred mail are scheduled",
+}
 
 
 def quiet_processes_alert(*, silence_counts: bool = True) -> None:
@@ -47,9 +53,8 @@ def _alert_quiet(role: str, name: str, latest: WorkerHeartbeat) -> None:
         kind=f"{role}.quiet",
         title=f"The {name} stopped reporting",
         body=f"The {name} ({latest.worker}) last reported at {since:%Y-%m-%d %H:%M:%S %Z}. "
-        "Until it runs again the console sends no mail, runs no Validate and no reminders: "
-        "messages wait in the outbox. Start it again (make run, or your service manager) "
-        f"and look at its log for why it stopped.\n\nBackground processing: "
+        f"Until it runs again {_WAITS[role]}. Start it again (make run, or your service "
+        "manager) and look at its log for why it stopped.\n\nBackground processing: "
         f"{console_url(reverse('administration'))}",
         drops_pending=(f"{role}.back",),
     )

@@ -98,6 +98,7 @@ def test_a_failing_destination_is_retried_and_shown_and_the_others_still_receive
     assert alert_receiver.titles(f"/ok/{TOKEN}") == [
         "Mail is held: nothing leaves the console's outbox"
     ]
+    assert alert_receiver.received[0][1]["type"] == "failure"
     failing = Notice.objects.get(destination=bad)
     assert failing.state == NoticeState.PENDING and failing.attempts == 1
     assert failing.next_attempt_at > timezone.now()
@@ -145,6 +146,8 @@ def test_the_outbox_released_drops_an_undelivered_hold_alert(
     deliver_everything()
     service.alerts_deliver_due(now=timezone.now() + timedelta(hours=2))
     assert alert_receiver.titles() == ["Mail leaves again: the held messages were released"]
+    # Services mark alerts by how bad the news is (Apprise's notify type).
+    assert [body["type"] for _, body in alert_receiver.received] == ["success"]
     assert Notice.objects.get(alert__kind="outbox.held").state == NoticeState.DROPPED
 
 

@@ -105,3 +105,20 @@ def test_a_field_error_appears_next_to_the_field(manage_page: Any) -> None:
     error.wait_for()
     assert "without a scheme" in error.inner_text()
     assert not SmtpSettings.objects.exists()
+
+
+def test_validate_after_the_endpoint_moved_says_one_thing_at_the_secret(
+    live_server: Any, page: Any, browser_admin: User, oauth_form_data: dict[str, Any]
+) -> None:
+    from .test_sending import save
+
+    save(oauth_form_data)
+    sign_in(page, live_server.url, "ops", "a long passphrase 7")
+    page.goto(f"{live_server.url}/administration/smtp/")
+    assert page.locator("#client_secret_status").is_visible()
+    endpoint = page.get_by_label("Token Endpoint", exact=True)
+    endpoint.fill(endpoint.input_value().replace(TENANT_ID, "contoso.example"))
+    page.get_by_role("button", name="Validate").click()
+    page.locator("#row_client_secret .error").wait_for()
+    assert "again" in page.locator("#row_client_secret .error").inner_text()
+    assert page.locator("#client_secret_status").is_hidden()

@@ -38,6 +38,7 @@
   function clearErrors() {
     form.querySelectorAll(".field.invalid").forEach(function (row) { row.classList.remove("invalid"); });
     form.querySelectorAll(".field .error, .error.summary").forEach(function (node) { node.remove(); });
+    form.querySelectorAll(".field .secret-status").forEach(function (node) { node.hidden = false; });
     refused.hidden = true;
   }
 
@@ -47,6 +48,8 @@
       const messages = errors[name].map(function (error) { return error.message; });
       if (!row) { refused.textContent = messages.join(" "); refused.hidden = false; return; }
       row.classList.add("invalid");
+      // The field says one thing: "stored, leave blank" does not stand beside "enter it again".
+      row.querySelectorAll(".secret-status").forEach(function (node) { node.hidden = true; });
       messages.forEach(function (message) {
         const p = el("p", "error", message);
         p.setAttribute("role", "alert");
