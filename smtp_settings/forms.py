@@ -347,7 +347,8 @@ class SmtpSettingsForm(forms.ModelForm):
 
     def _collect_warnings(self, cleaned: dict[str, Any]) -> None:
         expires = cleaned.get("secret_expiration_date")
-        if expires and expires < timezone.localdate():
+        # Once saved, the expired-secret banner says it: the page says each cause once.
+        if expires and expires < timezone.localdate() and self.for_validate:
             self.warnings.append(
                 f"The client secret expired on {expires:%Y-%m-%d}: token requests will fail "
                 "until you create a new secret in Entra ID and enter it with its new date."
