@@ -31,7 +31,10 @@ from smtp_settings.models import (
     saved_settings_fingerprint,
     secrets_moved,
 )
-from smtp_settings.monitoring.health_check import mail_health_check_request
+from smtp_settings.monitoring.health_check import (
+    failure_alerts_wait_for_check,
+    mail_health_check_request,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -165,6 +168,7 @@ def smtp_settings_save(
             # The last health check judged the settings before these: check these now, so
             # that its banner, the status line and /healthz say what holds for them.
             mail_health_check_request(throttled=False)
+            failure_alerts_wait_for_check()
         return row
 
 

@@ -229,12 +229,12 @@ def test_consent_removed_alerts_once_and_recovery_alerts_once(
     recovered = health_check.mail_health_check_run()
     assert recovered is not None and recovered.ok and recovered.alerted
     outbox.outbox_deliver_due()
+    # The failure alerts had not left when the check passed: no longer true, they never do.
     subjects = sorted({subject for _, subject in received(sandbox)})
-    assert subjects == [
-        "[SEI Administration] Mail will fail: the health check could not get a usable token",
-        "[SEI Administration] Mail works again: the health check passed",
-    ]
-    assert len(received(sandbox)) == 4  # two alerts, two administrators
+    assert subjects == ["[SEI Administration] Mail works again: the health check passed"]
+    assert len(received(sandbox)) == 2  # one alert, two administrators
+    failures = Delivery.objects.filter(email__subject__contains="Mail will fail")
+    assert set(failures.values_list("state", flat=True)) == {DeliveryState.FAILED}
 
 
 def test_the_health_check_can_be_started_from_the_page(
@@ -400,3 +400,27 @@ def test_a_reminder_for_one_recipient_says_one_recipient(
         assert reminders.secret_expiry_reminders_send(now=days_before(30)).sent
     assert "Secret-expiry reminder 30d queued for 1 recipient" in caplog.text
     assert "1 recipients" not in caplog.text
+
+
+def test_a_failure_alert_made_untrue_by_a_save_never_leaves(
+    sandbox: Any, admins: list[User]
+) -> None:
+    configured(sandbox)
+    sandbox.app.roles[EXCHANGE_RESOURCE] = []  # admin consent withdrawn
+    failed = health_check.mail_health_check_run()
+    assert failed is not None and not failed.ok  # "Mail will fail" queued for each admin
+    waiting = Delivery.objects.filter(email__subject__startswith="[SEI Administration] Mail will")
+    assert waiting.count() == 2
+    # Consent granted again and the settings saved: the queued alerts wait for the check...
+    sandbox.app.roles[EXCHANGE_RESOURCE] = ["SMTP.SendAsApp"]
+    configured(sandbox)
+    outbox.outbox_deliver_due()
+    assert received(sandbox) == []
+    # ...which passes (Save asked for it): they are withdrawn, the recovery goes instead.
+    passed = health_check.mail_health_check_run()
+    assert passed is not None and passed.ok
+    outbox.outbox_deliver_due()
+    subjects = {subject for _, subject in received(sandbox)}
+    assert subjects == {"[SEI Administration] Mail works again: the health check passed"}
+    assert set(waiting.values_list("state", flat=True)) == {DeliveryState.FAILED}
+    assert all("no longer true" in row.last_error for row in waiting)

@@ -35,7 +35,10 @@ def alert_recipients(*, settings_row: SmtpSettings) -> list[str]:
     return recipients
 
 
+ALERT_SUBJECT_PREFIX = "[SEI Administration] "
+
+
 def alert_send(*, subject: str, body: str, recipients: list[str]) -> None:
     # One message each: administrators do not see each other's addresses.
     for address in recipients:
-        send_mail(f"[SEI Administration] {subject}", body, None, [address])
+        send_mail(f"{ALERT_SUBJECT_PREFIX}{subject}", body, None, [address])

@@ -5,16 +5,36 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core.cache import cache
+from django.utils import timezone
 
-from smtp_settings import enqueue
+from smtp_settings import enqueue, outbox
 from smtp_settings.models import AuthType, MailHealthCheck, SmtpSettings
-from smtp_settings.monitoring.alerts import alert_recipients, alert_send, manage_smtp_url
+from smtp_settings.monitoring.alerts import (
+    ALERT_SUBJECT_PREFIX,
+    alert_recipients,
+    alert_send,
+    manage_smtp_url,
+)
 from smtp_settings.sending import saved_mail_settings
 from smtp_settings.signals import alert_raised
 from smtp_settings.validation import token_check
 
 HEALTH_CHECK_TASK = "smtp_settings.tasks.mail_health_check"
 HEALTH_CHECK_EVERY_SECONDS = 60
+_FAILED_SUBJECT = "Mail will fail: the health check could not get a usable token"
+# How long released failure alerts wait at a Save for the check that Save asks for.
+_CHECK_GRACE_SECONDS = 60
+
+
+def failure_alerts_wait_for_check() -> int:
+    """At a Save: the "mail will fail" e-mails still queued (released with the held mail)
+    wait a minute, so that the check of the new settings decides first whether they are
+    still true (it withdraws them if it passes; if it fails they go)."""
+    return outbox.outbox_postpone(subject=_mailed(_FAILED_SUBJECT), seconds=_CHECK_GRACE_SECONDS)
+
+
+def _mailed(subject: str) -> str:
+    return f"{ALERT_SUBJECT_PREFIX}{subject}"
 
 
 def mail_health_check_request(*, throttled: bool = True) -> bool:
@@ -59,6 +79,13 @@ def mail_health_check_run() -> MailHealthCheck | None:
             body=_health_body(check),
             recipients=alert_recipients(settings_row=row),
         )
+        if check.ok:
+            # A failure alert still waiting (held, or queued behind) is no longer true.
+            outbox.outbox_withdraw(
+                subject=_mailed(_FAILED_SUBJECT),
+                reason=f"Not sent: no longer true, the health check passed at "
+                f"{timezone.localtime(check.checked_at):%Y-%m-%d %H:%M %Z} before it left.",
+            )
         # Each result makes an undelivered alert of the other untrue: it is not sent any more.
         alert_raised.send(
             sender=MailHealthCheck,
@@ -77,7 +104,7 @@ def mail_health_check_run() -> MailHealthCheck | None:
 def _health_subject(check: MailHealthCheck) -> str:
     if check.ok:
         return "Mail works again: the health check passed"
-    return "Mail will fail: the health check could not get a usable token"
+    return _FAILED_SUBJECT
 
 
 def _health_body(check: MailHealthCheck) -> str:

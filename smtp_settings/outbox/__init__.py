@@ -19,7 +19,9 @@ from smtp_settings.outbox.service import (
     outbox_held,
     outbox_last_sent,
     outbox_page,
+    outbox_postpone,
     outbox_purge,
     outbox_release_held,
     outbox_retry,
+    outbox_withdraw,
 )

@@ -586,6 +586,32 @@ def outbox_discard(*, email_id: int, user: AbstractBaseUser) -> bool:
     return bool(discarded)
 
 
+def outbox_withdraw(*, subject: str, reason: str) -> int:
+    """Messages with this subject that have not gone are no longer to go (an alert made
+    untrue): failed, with the reason, never sent. One being sent (claimed) is left alone."""
+    waiting = Delivery.objects.filter(
+        email__subject=subject, state__in=[*Delivery.PENDING, DeliveryState.HELD]
+    )
+    ids = list(waiting.values_list("pk", flat=True))
+    withdrawn = waiting.filter(pk__in=ids).update(
+        state=DeliveryState.FAILED, last_error=reason, last_answer="", diagnosis="", cause="",
+        fix="",
+    )  # fmt: skip
+    if withdrawn:
+        failed = Delivery.objects.filter(pk__in=ids, state=DeliveryState.FAILED, last_error=reason)
+        Email.objects.filter(pk__in=failed.values("pk")).update(status=STATUS.failed)
+        logger.info("Outbox: %s message(s) withdrawn: %s", withdrawn, reason)
+    return withdrawn
+
+
+def outbox_postpone(*, subject: str, seconds: float) -> int:
+    """Messages with this subject waiting in the queue go no sooner than ``seconds`` from now
+    (an alert that a check on its way may make untrue). Returns how many."""
+    return Delivery.objects.filter(email__subject=subject, state__in=Delivery.PENDING).update(
+        next_attempt_at=timezone.now() + timedelta(seconds=seconds)
+    )
+
+
 def outbox_page(
     *, state: str = "", before: int | None = None, size: int = 50
 ) -> tuple[list[Email], int | None]:
