@@ -26,6 +26,7 @@ class Kind(models.TextChoices):
     OUTBOX_RELEASED = "outbox.released", "Outbox released"
     OUTBOX_RETRIED = "outbox.retried", "Message retried"
     OUTBOX_DISCARDED = "outbox.discarded", "Message discarded"
+    OUTBOX_FAILED = "outbox.failed", "Message failed for good"
     USER_ADDED = "user.added", "User added"
     USER_DEACTIVATED = "user.deactivated", "User deactivated"
     USER_REACTIVATED = "user.reactivated", "User reactivated"

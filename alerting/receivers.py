@@ -26,11 +26,22 @@ def _raised(sender: Any, **alert: Any) -> None:
 
 @receiver(post_save, sender=Entry)
 def _outbox_entry(sender: Any, instance: Entry, created: bool, **kwargs: Any) -> None:
-    if not created or instance.kind not in (Kind.OUTBOX_HELD, Kind.OUTBOX_RELEASED):
+    if not created or instance.kind not in (
+        Kind.OUTBOX_HELD,
+        Kind.OUTBOX_RELEASED,
+        Kind.OUTBOX_FAILED,
+    ):
         return
     outbox = console_url(reverse("smtp_settings:outbox"))
     since = f"{timezone.localtime(instance.at):%Y-%m-%d %H:%M %Z}"
-    if instance.kind == Kind.OUTBOX_HELD:
+    if instance.kind == Kind.OUTBOX_FAILED:
+        alert_raise(
+            key=f"outbox-failed:{instance.pk}",
+            kind="outbox.failed",
+            title="A message failed for good and will not be sent",
+            body=f"At {since}. {instance.summary}\n\nThe message and how to retry it: {outbox}",
+        )
+    elif instance.kind == Kind.OUTBOX_HELD:
         alert_raise(
             key=f"outbox-held:{instance.pk}",
             kind=OUTBOX_HELD,

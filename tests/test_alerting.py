@@ -308,3 +308,30 @@ def test_saving_working_settings_clears_a_failed_health_check_at_once(
     wait_for(lambda: "Mail works again: the health check passed" in alert_receiver.titles())
     assert "banner-health-failed" not in admin.get(reverse("administration")).content.decode()
     assert admin.get("/healthz", HTTP_ACCEPT="application/json").json()["Mail()"] == "OK"
+
+
+def test_a_message_failed_for_good_is_alerted_once(
+    sandbox: Any,
+    alert_receiver: AlertReceiver,  # noqa: F811
+) -> None:
+    from django.core import mail
+
+    from smtp_settings import outbox
+
+    from .sandbox.world import SENDER
+    from .test_sending import save
+
+    save(sandbox.form_values())
+    service.destination_add(label="Ops", url=alert_receiver.url(f"/ok/{TOKEN}"))
+    sandbox.exchange.handler.recipient_answers["nobody@sandbox.example"] = (
+        "550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found"
+    )
+    mail.send_mail("Lost", "Body", SENDER, ["nobody@sandbox.example"])
+    mail.send_mail("Fine", "Body", SENDER, ["it@x.example"])
+    outbox.outbox_deliver_due()
+    deliver_everything()
+    service.alerts_deliver_due(now=timezone.now() + timedelta(hours=2))
+    assert alert_receiver.titles() == ["A message failed for good and will not be sent"]
+    _, body = alert_receiver.received[0]
+    assert "nobody@sandbox.example" in body["message"] and "5.1.10" in body["message"]
+    assert body["type"] == "failure"

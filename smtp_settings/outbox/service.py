@@ -494,7 +494,7 @@ class _DeliveryRun:
             message=error.answer or error.message,
         )
         if state == DeliveryState.FAILED:
-            Email.objects.filter(pk=delivery.pk).update(status=STATUS.failed)
+            _record_failed(delivery.pk, error, finding)
         if state == DeliveryState.HELD:
             self._hold_all(explained, error)
         else:
@@ -584,6 +584,19 @@ def outbox_discard(*, email_id: int, user: AbstractBaseUser) -> bool:
             actor=user,
         )
     return bool(discarded)
+
+
+def _record_failed(email_id: int, error: DeliveryError, finding: Any) -> None:
+    """A message that will not be tried again: post_office's row says so, and the activity
+    trail (where alerts outside mail hear of it)."""
+    Email.objects.filter(pk=email_id).update(status=STATUS.failed)
+    email = Email.objects.filter(pk=email_id).values("to", "subject").first() or {}
+    to = ", ".join(email.get("to") or []) or "?"
+    why = f" {finding.cause}" if finding and finding.cause else ""
+    said = error.answer or error.message
+    activity_record(
+        kind=Kind.OUTBOX_FAILED, summary=f"Message {email_id} to {to} failed for good: {said}.{why}"
+    )
 
 
 def outbox_withdraw(*, subject: str, reason: str) -> int:
