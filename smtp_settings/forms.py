@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any, ClassVar
 
 from django import forms
@@ -277,7 +278,9 @@ class SmtpSettingsForm(forms.ModelForm):
             if not cleaned.get(name) and name not in self.errors:
                 self.add_error(name, f"{self.fields[name].label} is required for OAuth 2.0.")
         self._require_secret("client_secret", cleaned, "Enter the client secret's Value.")
-        self._secret_date_within_entras_limit(cleaned)
+        too_late = _past_entras_limit(cleaned.get("secret_expiration_date"))
+        if too_late:
+            self.add_error("secret_expiration_date", too_late)
         if cleaned.get("secret_expiration_alert") and not cleaned.get("secret_expiration_date"):
             if self.for_validate:
                 self.notes.append(
@@ -288,18 +291,6 @@ class SmtpSettingsForm(forms.ModelForm):
                     "secret_expiration_date",
                     "Enter the date the secret expires, or turn Secret Expiration Alert off.",
                 )
-
-    def _secret_date_within_entras_limit(self, cleaned: dict[str, Any]) -> None:
-        expires = cleaned.get("secret_expiration_date")
-        months = microsoft.SECRET_LONGEST_MONTHS
-        limit = microsoft.secret_expires_by(timezone.localdate())
-        if expires and expires > limit:
-            self.add_error(
-                "secret_expiration_date",
-                f"Entra ID lets a client secret last at most {months} months, so this one "
-                f"expires by {limit:%Y-%m-%d}. Copy the Expires date shown beside the secret "
-                "under Certificates & secrets.",
-            )
 
     def _clean_basic(self, cleaned: dict[str, Any]) -> None:
         if not cleaned.get("username") and "username" not in self.errors:
@@ -347,6 +338,8 @@ class SmtpSettingsForm(forms.ModelForm):
 
     def _collect_warnings(self, cleaned: dict[str, Any]) -> None:
         expires = cleaned.get("secret_expiration_date")
+        if not self.for_validate and self.data.get("client_secret"):
+            self.warnings += _old_date_kept(self.instance, expires)
         # Once saved, the expired-secret banner says it: the page says each cause once.
         if expires and expires < timezone.localdate() and self.for_validate:
             self.warnings.append(
@@ -364,6 +357,33 @@ class SmtpSettingsForm(forms.ModelForm):
                 self.warnings.append(
                     "Use SSL/TLS is off: Exchange Online takes no mail without STARTTLS."
                 )
+
+
+def _past_entras_limit(expires: date | None) -> str:
+    """Why a Secret Expiration Date cannot be a client secret's, or ""."""
+    months = microsoft.SECRET_LONGEST_MONTHS
+    limit = microsoft.secret_expires_by(timezone.localdate())
+    if expires is None or expires <= limit:
+        return ""
+    return (
+        f"Entra ID lets a client secret last at most {months} months, so this one expires by "
+        f"{limit:%Y-%m-%d}. Copy the Expires date shown beside the secret under Certificates "
+        "& secrets."
+    )
+
+
+def _old_date_kept(stored: SmtpSettings, expires: date | None) -> list[str]:
+    """A new secret saved with the old one's date: kept silently, the reminders would follow
+    the old secret's end."""
+    if not (stored.is_stored and stored.client_secret and expires is not None):
+        return []
+    if expires != stored.secret_expiration_date:
+        return []
+    return [
+        f"The client secret was replaced but Secret Expiration Date still says "
+        f"{expires:%Y-%m-%d}, the old secret's. Enter the new secret's Expires date "
+        "(Certificates & secrets shows it beside the secret): the reminders follow it."
+    ]
 
 
 class TestRecipientForm(forms.Form):

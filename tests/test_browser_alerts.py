@@ -40,3 +40,24 @@ def test_add_a_destination_and_send_it_a_test_alert(
     page.wait_for_selector("text=Test alert delivered to “Ops hook”")
     assert alert_receiver.titles() == ["Test alert from SEI Administration"]
     assert "never" not in page.locator("#destinations tr", has_text="Ops hook").inner_text()
+
+
+def test_a_stopped_worker_is_a_banner_in_the_browser(live_server: Any, page: Any) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from smtp_settings.models import WorkerHeartbeat
+
+    User.objects.create_superuser("ops", "ops@sandbox.example", "a long passphrase 7")
+    # Its last report is older than three beats: the process counts as gone.
+    WorkerHeartbeat.objects.create(
+        worker="celery@here", role=WorkerHeartbeat.WORKER,
+        seen_at=timezone.now() - timedelta(minutes=10),
+    )  # fmt: skip
+    sign_in(page, live_server.url, "ops", "a long passphrase 7")
+    page.goto(f"{live_server.url}/administration/alerts/")
+    banner = page.locator("#banner-worker-gone")
+    assert "The Celery worker (celery@here) has not reported since" in banner.inner_text()
+    page.get_by_role("link", name="Background processing").click()
+    assert "The Celery worker is stopped" in page.locator("#background").inner_text()

@@ -365,3 +365,32 @@ def test_a_worker_seen_seconds_ago_was_seen_just_now(admin_client: Client) -> No
     WorkerHeartbeat.objects.filter(pk=seen.pk).update(seen_at=timezone.now() - timedelta(minutes=5))
     page = admin_client.get(reverse("administration")).content.decode()
     assert "5\xa0minutes ago</time>" in page
+
+
+def test_a_new_secret_saved_with_the_old_date_asks_for_its_own(
+    admin_client: Client, oauth_form_data: dict[str, Any]
+) -> None:
+    admin_client.post(reverse("smtp_settings:manage"), oauth_form_data)
+    replaced = admin_client.post(
+        reverse("smtp_settings:manage"),
+        {**oauth_form_data, "client_secret": "the-new~Secret.Value-7"},
+        follow=True,
+    ).content.decode()
+    assert "SMTP settings saved." in replaced
+    assert "still says" in replaced and "Enter the new secret" in replaced
+    # Saving with the new secret's own date says nothing of the kind.
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    later = (timezone.localdate() + timedelta(days=700)).isoformat()
+    dated = admin_client.post(
+        reverse("smtp_settings:manage"),
+        {
+            **oauth_form_data,
+            "client_secret": "newer~Secret.Value-8",
+            "secret_expiration_date": later,
+        },
+        follow=True,
+    ).content.decode()
+    assert "still says" not in dated
