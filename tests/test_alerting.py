@@ -335,3 +335,16 @@ def test_a_message_failed_for_good_is_alerted_once(
     _, body = alert_receiver.received[0]
     assert "nobody@sandbox.example" in body["message"] and "5.1.10" in body["message"]
     assert body["type"] == "failure"
+
+
+def test_a_reminder_reaches_destinations_when_no_administrator_has_an_address(
+    sandbox: Any,
+    alert_receiver: AlertReceiver,  # noqa: F811
+) -> None:
+    configured(sandbox)
+    User.objects.create_superuser("solo", "", "a long passphrase 1")
+    service.destination_add(label="Ops", url=alert_receiver.url(f"/ok/{TOKEN}"))
+    report = reminders.secret_expiry_reminders_send(now=days_before(7))
+    assert report.sent and report.recipients == []
+    deliver_everything()
+    assert alert_receiver.titles() == ["The SMTP client secret expires in 7 days"]

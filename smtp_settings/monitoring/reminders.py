@@ -125,11 +125,8 @@ def secret_expiry_reminders_send(*, now: datetime | None = None) -> ReminderRepo
         )
     recipients = alert_recipients(settings_row=row)
     if not recipients:
+        # Still raised: alert destinations outside mail (Administration > Alerts) get it.
         logger.warning("A secret-expiry reminder is due, but no administrator has an address")
-        return ReminderReport(
-            reason="A reminder is due, but no administrator has an e-mail address and no "
-            "Alert recipients are set: it has nobody to go to."
-        )
     subject, body = _reminder_text(row, today=today)
     try:
         with transaction.atomic():
@@ -155,4 +152,12 @@ def secret_expiry_reminders_send(*, now: datetime | None = None) -> ReminderRepo
     logger.info(
         "Secret-expiry reminder %s queued for %s recipient%s", threshold, count, "s"[: count != 1]
     )
-    return ReminderReport(threshold=threshold, recipients=recipients, subject=subject)
+    return ReminderReport(
+        threshold=threshold,
+        recipients=recipients,
+        subject=subject,
+        reason=""
+        if recipients
+        else "No administrator has an e-mail address and no Alert recipients are set: it "
+        "went only to the alert destinations outside mail (Administration > Alerts), if any.",
+    )

@@ -20,6 +20,11 @@ class Command(BaseCommand):
         if not report.sent:
             self.stdout.write(f"No reminder sent. {report.reason}")
             return
+        if not report.recipients:
+            self.stdout.write(
+                f'Raised the {report.threshold} reminder "{report.subject}". {report.reason}'
+            )
+            return
         self.stdout.write(f'Queued the {report.threshold} reminder "{report.subject}" for:')
         for address in report.recipients:
             self.stdout.write(f"  {address}")
