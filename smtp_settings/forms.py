@@ -281,7 +281,8 @@ class SmtpSettingsForm(forms.ModelForm):
         too_late = _past_entras_limit(cleaned.get("secret_expiration_date"))
         if too_late:
             self.add_error("secret_expiration_date", too_late)
-        if cleaned.get("secret_expiration_alert") and not cleaned.get("secret_expiration_date"):
+        date_given = cleaned.get("secret_expiration_date") or too_late
+        if cleaned.get("secret_expiration_alert") and not date_given:
             if self.for_validate:
                 self.notes.append(
                     "Secret Expiration Date is empty: Save will ask for it (the reminders need it)."

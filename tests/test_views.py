@@ -346,7 +346,9 @@ def test_a_secret_date_past_entras_24_months_is_refused_next_to_the_field(
         reverse("smtp_settings:manage"), {**oauth_form_data, "secret_expiration_date": far}
     )
     assert response.status_code == 400
-    assert "at most 24 months" in response.content.decode()
+    page = response.content.decode()
+    assert "at most 24 months" in page
+    assert "Enter the date the secret expires" not in page  # one message beside the field
     assert not SmtpSettings.objects.exists()
 
 

@@ -327,7 +327,8 @@ def banners(snapshot: MailSnapshot | None = None) -> list[Banner]:
                 place="smtp_settings:outbox",
                 cause=_cause_of(held.get("diagnosis", ""), explanation),
             ),
-            also=f"{messages} wait{'s' if count == 1 else ''} in the Outbox until then.",
+            also=f"{messages} wait{'s' if count == 1 else ''} in the Outbox until working "
+            "settings are saved.",
         )
     found.sort(key=lambda banner: _SEVERITY_ORDER.index(banner.severity))
     return found
