@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from .directory import EXCHANGE_RESOURCE, GRAPH_RESOURCE, Directory, Tenant
+from .https import HttpsStandIn
 
 KNOWN_RESOURCES = (EXCHANGE_RESOURCE, GRAPH_RESOURCE)
 _SHARED = {"common", "organizations", "consumers"}
@@ -80,7 +81,7 @@ class EntraError(Exception):
         self.status, self.error, self.code, self.fill = status, error, code, fill
 
 
-class EntraStandIn:
+class EntraStandIn(HttpsStandIn):
     """Start with ``start()``; ``token_endpoint(tenant)`` gives the URL to configure."""
 
     def __init__(self, directory: Directory, context: ssl.SSLContext, port: int = 0) -> None:
@@ -111,30 +112,14 @@ class EntraStandIn:
         # Appended to every error_description: what a hostile or broken endpoint might say.
         self.description_suffix = ""
         self._stopping = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(self))
-        self._server.daemon_threads = True
-        self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def port(self) -> int:
-        return self._server.server_address[1]
-
-    @property
-    def base_url(self) -> str:
-        return f"https://127.0.0.1:{self.port}"
+        self._serve(_handler_for(self), context, port)
 
     def token_endpoint(self, tenant: str) -> str:
         return f"{self.base_url}/{tenant}/oauth2/v2.0/token"
 
-    def start(self) -> EntraStandIn:
-        self._thread.start()
-        return self
-
     def stop(self) -> None:
-        self._stopping.set()
-        self._server.shutdown()
-        self._server.server_close()
+        self._stopping.set()  # a trickling answer gives up
+        super().stop()
 
     def trickle_out(self, wfile: Any, data: bytes) -> None:
         started = time.monotonic()

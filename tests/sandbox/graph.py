@@ -15,16 +15,16 @@ import binascii
 import email
 import email.policy
 import json
-import threading
 from dataclasses import dataclass, field
 from email.utils import getaddresses, parseaddr
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import unquote
 
 import jwt
 
 from .directory import GRAPH_RESOURCE, Directory
+from .https import HttpsStandIn
 
 MAIL_SEND = "Mail.Send"
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
@@ -46,7 +46,7 @@ class GraphError(Exception):
         self.status, self.code, self.message, self.headers = status, code, message, headers
 
 
-class GraphStandIn:
+class GraphStandIn(HttpsStandIn):
     """Start with ``start()``; ``base_url`` is what SMTP_GRAPH_HOSTS must allow."""
 
     def __init__(
@@ -67,30 +67,7 @@ class GraphStandIn:
         # Answer this many requests with 503 (Graph is busy).
         self.busy_next = 0
         self.requests: list[dict[str, Any]] = []
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(self))
-        self._server.daemon_threads = True
-        self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def port(self) -> int:
-        return int(self._server.server_address[1])
-
-    @property
-    def base_url(self) -> str:
-        return f"https://127.0.0.1:{self.port}"
-
-    @property
-    def host(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def start(self) -> GraphStandIn:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._serve(_handler_for(self), context, port)
 
     def send_mail(self, user: str, authorization: str, content_type: str, body: bytes) -> None:
         self.requests.append({"user": user, "content_type": content_type, "size": len(body)})
