@@ -10,3 +10,4 @@ class SmtpSettingsConfig(AppConfig):
 
     def ready(self) -> None:
         from smtp_settings import assistant  # noqa: F401  (erases on sign-out)
+        from smtp_settings.monitoring import outbox_alerts  # noqa: F401  (tells the outbox's turns)

@@ -14,6 +14,10 @@ from django.conf import settings
 # outbox page shows that it is there, not its text, since anyone reading the text could use
 # the link before its owner. Delivery sends the message as it is.
 ONE_TIME_LINK_HEADER = "X-SEI-One-Time-Link"
+# Set on the console's own alerts to administrators (reminders, health, the outbox's): the
+# outbox tells them apart, so that an alert that failed for good raises no alert e-mail about
+# itself (no loop) and a stale one can be withdrawn.
+ALERT_HEADER = "X-SEI-Alert"
 
 
 def console_url(path: str) -> str:

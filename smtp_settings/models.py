@@ -357,6 +357,11 @@ class DeliveryState(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
+# A Delivery's diagnosis when the message was withdrawn (an alert made untrue before it
+# left): failed, and never to be retried.
+WITHDRAWN = "withdrawn"
+
+
 class Delivery(models.Model):
     """How delivery of one outbox message goes: state, attempts, the last answer and its diagnosis.
 
@@ -397,6 +402,13 @@ class Delivery(models.Model):
 
     def __str__(self) -> str:
         return f"Delivery of email {self.email_id}: {self.state}"
+
+    @property
+    def retryable(self) -> bool:
+        """Deferred, held or failed; not a withdrawn alert (what it said is no longer true)."""
+        if self.state == DeliveryState.FAILED:
+            return self.diagnosis != WITHDRAWN
+        return self.state in (DeliveryState.DEFERRED, DeliveryState.HELD)
 
 
 class MailboxThrottle(models.Model):

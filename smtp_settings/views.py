@@ -304,7 +304,8 @@ def outbox_action(request: HttpRequest, email_id: int) -> HttpResponse:
         text = (
             "The message will be tried again now."
             if done
-            else "Only a deferred, held or failed message can be retried."
+            else "Only a deferred, held or failed message can be retried, and not an alert "
+            "withdrawn as no longer true."
         )
     elif action == "discard":
         done = outbox.outbox_discard(email_id=email_id, user=request.user)

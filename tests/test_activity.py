@@ -43,13 +43,13 @@ def test_the_page_shows_what_administrators_did_and_no_secret(
     # A message held while nothing is saved, released by the save.
     mail.send_mail("Hello", "Body", "a@contoso.example", ["it@contoso.example"])
     outbox.outbox_deliver_due()
-    assert Delivery.objects.get().state == DeliveryState.HELD
+    assert Delivery.objects.get(email__subject="Hello").state == DeliveryState.HELD
     assert admin_client.post(reverse("smtp_settings:manage"), oauth_form_data).status_code == 302
     validate = admin_client.post(
         reverse("smtp_settings:validate"), oauth_form_data, HTTP_ACCEPT="application/json"
     )
     assert validate.status_code == 202
-    email_id = Delivery.objects.get().pk
+    email_id = Delivery.objects.get(email__subject="Hello").pk
     admin_client.post(
         reverse("smtp_settings:outbox_action", args=[email_id]), {"action": "discard"}
     )

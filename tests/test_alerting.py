@@ -24,6 +24,7 @@ from alerting import service, watch
 from alerting.models import Destination, Notice, NoticeState
 from smtp_settings.models import MailHealthCheck, WorkerHeartbeat
 from smtp_settings.monitoring import health_check, reminders
+from smtp_settings.signals import outbox_turned
 
 from .alert_receiver import AlertReceiver, alert_receiver  # noqa: F401  (the fixture)
 from .sandbox.directory import EXCHANGE_RESOURCE
@@ -53,6 +54,13 @@ def checked() -> MailHealthCheck:
     check = health_check.mail_health_check_run()
     assert check is not None
     return check
+
+
+def outbox_turns(kind: Kind, summary: str) -> None:
+    """What the outbox does when it holds or releases: an activity entry, and its signal."""
+    entry = activity_record(kind=kind, summary=summary)
+    turn = "held" if kind == Kind.OUTBOX_HELD else "released"
+    outbox_turned.send(None, turn=turn, summary=entry.summary, at=entry.at, entry_id=entry.pk)
 
 
 def deliver_everything() -> None:
@@ -93,7 +101,7 @@ def test_a_failing_destination_is_retried_and_shown_and_the_others_still_receive
 ) -> None:
     good = service.destination_add(label="Ops", url=alert_receiver.url(f"/ok/{TOKEN}"))
     bad = service.destination_add(label="Broken hook", url=alert_receiver.url(f"/fail/{TOKEN}"))
-    activity_record(kind=Kind.OUTBOX_HELD, summary="Outbox held: 3 message(s) wait.")
+    outbox_turns(Kind.OUTBOX_HELD, "Outbox held: 3 message(s) wait.")
     deliver_everything()
     assert alert_receiver.titles(f"/ok/{TOKEN}") == [
         "Mail is held: nothing leaves the console's outbox"
@@ -139,10 +147,13 @@ def test_the_outbox_released_drops_an_undelivered_hold_alert(
     alert_receiver: AlertReceiver,  # noqa: F811
 ) -> None:
     destination = service.destination_add(label="Ops", url=alert_receiver.url(f"/fail/{TOKEN}"))
-    activity_record(kind=Kind.OUTBOX_HELD, summary="Outbox held: 2 message(s) wait.")
+    outbox_turns(Kind.OUTBOX_HELD, "Outbox held: 2 message(s) wait.")
     deliver_everything()
     Destination.objects.filter(pk=destination.pk).update(url=alert_receiver.url(f"/ok/{TOKEN}"))
-    activity_record(kind=Kind.OUTBOX_RELEASED, summary="Released 2 held message(s).")
+    outbox_turns(Kind.OUTBOX_RELEASED, "Released 2 held message(s).")
+    deliver_everything()
+    assert alert_receiver.titles() == []  # a release is not yet mail leaving...
+    outbox_turned.send(None, turn="sent", began=timezone.now())  # ...a message sent is
     deliver_everything()
     service.alerts_deliver_due(now=timezone.now() + timedelta(hours=2))
     assert alert_receiver.titles() == ["Mail leaves again: the held messages were released"]
@@ -215,7 +226,7 @@ def test_destination_urls_never_appear_in_clear(
     assert "“Ops” (JSON) added" in response.content.decode()
     destination = Destination.objects.get()
     service.destination_test(destination=destination)
-    activity_record(kind=Kind.OUTBOX_HELD, summary="Outbox held.")
+    outbox_turns(Kind.OUTBOX_HELD, "Outbox held.")
     deliver_everything()
     page = admin.get(reverse("alerting:alerts")).content.decode()
     assert "500" in page

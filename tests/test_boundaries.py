@@ -179,6 +179,7 @@ PACKAGES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "activity",
             "enqueue",
             "links",
+            "signals",
         ),
     ),
     "services": (
@@ -194,6 +195,7 @@ PACKAGES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         (
             *("heartbeats", "outbox", "sending", "smtp_settings.validation.token_check"),
             *("rows", "field rules", "facts", "permissions", "links", "enqueue", "signals"),
+            "activity",
         ),
     ),
     # Alerts outside mail: hears Manage SMTP's signal and the activity trail; Manage SMTP

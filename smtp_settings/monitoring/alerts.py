@@ -6,10 +6,10 @@ Alerts go out through the outbox, so while the settings are broken they wait the
 
 from __future__ import annotations
 
-from django.core.mail import send_mail
+from django.core.mail import EmailMessage
 from django.urls import reverse
 
-from smtp_settings.links import console_url
+from smtp_settings.links import ALERT_HEADER, console_url
 from smtp_settings.models import SmtpSettings
 from smtp_settings.permissions import administrators
 from smtp_settings.validators import parse_addresses
@@ -38,7 +38,15 @@ def alert_recipients(*, settings_row: SmtpSettings) -> list[str]:
 ALERT_SUBJECT_PREFIX = "[SEI Administration] "
 
 
+def alert_subject(subject: str) -> str:
+    """The subject an alert e-mail carries (what the outbox's withdrawals match)."""
+    return f"{ALERT_SUBJECT_PREFIX}{subject}"
+
+
 def alert_send(*, subject: str, body: str, recipients: list[str]) -> None:
-    # One message each: administrators do not see each other's addresses.
+    # One message each: administrators do not see each other's addresses. Marked, so that
+    # the outbox knows its own alerts.
     for address in recipients:
-        send_mail(f"{ALERT_SUBJECT_PREFIX}{subject}", body, None, [address])
+        EmailMessage(
+            alert_subject(subject), body, None, [address], headers={ALERT_HEADER: "yes"}
+        ).send()

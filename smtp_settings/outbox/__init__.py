@@ -17,6 +17,7 @@ from smtp_settings.outbox.service import (
     outbox_delivery_request_if_pending,
     outbox_discard,
     outbox_held,
+    outbox_is_alert,
     outbox_last_sent,
     outbox_page,
     outbox_postpone,

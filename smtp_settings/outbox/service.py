@@ -36,13 +36,14 @@ from post_office.models import STATUS, Attachment, Email, Log
 from activity.models import Kind
 from activity.service import activity_record
 from smtp_settings import diagnosis, enqueue
-from smtp_settings.links import ONE_TIME_LINK_HEADER
+from smtp_settings.links import ALERT_HEADER, ONE_TIME_LINK_HEADER
 from smtp_settings.mail.backend import EmailBackend
 from smtp_settings.mail.endpoint import MailSettings
 from smtp_settings.mail.errors import DeliveryError, TemporaryFailure
-from smtp_settings.models import Delivery, DeliveryState
+from smtp_settings.models import WITHDRAWN, Delivery, DeliveryState
 from smtp_settings.outbox import throttle, writes
 from smtp_settings.sending import saved_mail_settings
+from smtp_settings.signals import outbox_turned
 
 logger = logging.getLogger(__name__)
 
@@ -64,13 +65,22 @@ def _due(now: Any) -> Q:
 # -- accepting (the web, or whatever calls send_mail) -----------------------------------
 
 
+def _marked(email: Email, header: str) -> bool:
+    return any(
+        str(name).lower() == header.lower() and str(value).strip().lower() == "yes"
+        for name, value in (email.headers or {}).items()
+    )
+
+
 def outbox_body_withheld(*, email: Email) -> bool:
     """Whether the outbox page must not show this message's text (a one-time link)."""
-    headers = email.headers or {}
-    return any(
-        str(name).lower() == ONE_TIME_LINK_HEADER.lower() and str(value).strip().lower() == "yes"
-        for name, value in headers.items()
-    )
+    return _marked(email, ONE_TIME_LINK_HEADER)
+
+
+def outbox_is_alert(*, email_id: int) -> bool:
+    """Whether this message is one of the console's alerts to administrators."""
+    email = Email.objects.filter(pk=email_id).only("headers").first()
+    return email is not None and _marked(email, ALERT_HEADER)
 
 
 def outbox_delivery_request(*, countdown: float = 0.0) -> None:
@@ -114,7 +124,11 @@ def outbox_deliver_due(*, budget_seconds: float | None = None) -> Counter[str]:
     a later task carries on at that time."""
     budget = budget_seconds or settings.SMTP_OUTBOX_DRAIN_SECONDS
     run = _DeliveryRun(deadline=time.monotonic() + budget)
+    began = timezone.now()
     report = run.drain()
+    if report["sent"]:
+        # Mail left: whoever tells administrators learns that a released hold is over.
+        outbox_turned.send(sender=Delivery, turn="sent", began=began)
     if run.handed_over:
         outbox_delivery_request()
         return report
@@ -511,10 +525,13 @@ class _DeliveryRun:
             state=DeliveryState.HELD, **explained
         )
         logger.warning("Outbox held (%s messages besides this one): %s", held, error.message)
-        activity_record(
+        entry = activity_record(
             kind=Kind.OUTBOX_HELD,
             summary=f"Outbox held: {held + 1} message(s) wait for working settings. "
             f"{error.message}",
+        )
+        outbox_turned.send(
+            sender=Delivery, turn="held", summary=entry.summary, at=entry.at, entry_id=entry.pk
         )
 
 
@@ -530,10 +547,13 @@ def outbox_release_held(
     )
     if released:
         logger.info("Outbox: %s held messages released", released)
-        activity_record(
+        entry = activity_record(
             kind=Kind.OUTBOX_RELEASED,
             summary=f"Released {released} held message(s): {reason}.",
             actor=by,
+        )
+        outbox_turned.send(
+            sender=Delivery, turn="released", summary=entry.summary, at=entry.at, entry_id=entry.pk
         )
         outbox_delivery_request()
     return released
@@ -549,9 +569,14 @@ def outbox_retry(*, email_id: int, user: AbstractBaseUser) -> bool:
     if Delivery.objects.filter(pk=email_id, state=DeliveryState.HELD).exists():
         logger.info("Outbox: held messages retried by %s", user.get_username())
         return outbox_release_held(by=user, reason=f"message {email_id} was retried") > 0
-    retried = Delivery.objects.filter(
-        pk=email_id, state__in=[DeliveryState.DEFERRED, DeliveryState.FAILED]
-    ).update(state=DeliveryState.QUEUED, next_attempt_at=timezone.now())
+    # A withdrawn alert is not retried: what it said is no longer true.
+    retried = (
+        Delivery.objects.filter(
+            pk=email_id, state__in=[DeliveryState.DEFERRED, DeliveryState.FAILED]
+        )
+        .exclude(diagnosis=WITHDRAWN)
+        .update(state=DeliveryState.QUEUED, next_attempt_at=timezone.now())
+    )
     if retried:
         Email.objects.filter(pk=email_id).update(status=STATUS.requeued)
         logger.info("Outbox message %s retried by %s", email_id, user.get_username())
@@ -594,21 +619,30 @@ def _record_failed(email_id: int, error: DeliveryError, finding: Any) -> None:
     to = ", ".join(email.get("to") or []) or "?"
     why = f" {finding.cause}" if finding and finding.cause else ""
     said = error.answer or error.message
-    activity_record(
+    entry = activity_record(
         kind=Kind.OUTBOX_FAILED, summary=f"Message {email_id} to {to} failed for good: {said}.{why}"
+    )
+    outbox_turned.send(
+        sender=Delivery,
+        turn="failed",
+        email_id=email_id,
+        summary=entry.summary,
+        at=entry.at,
+        entry_id=entry.pk,
     )
 
 
 def outbox_withdraw(*, subject: str, reason: str) -> int:
     """Messages with this subject that have not gone are no longer to go (an alert made
-    untrue): failed, with the reason, never sent. One being sent (claimed) is left alone."""
+    untrue): failed, with the reason, never sent, and never retried. One being sent
+    (claimed) is left alone."""
     waiting = Delivery.objects.filter(
         email__subject=subject, state__in=[*Delivery.PENDING, DeliveryState.HELD]
     )
     ids = list(waiting.values_list("pk", flat=True))
     withdrawn = waiting.filter(pk__in=ids).update(
-        state=DeliveryState.FAILED, last_error=reason, last_answer="", diagnosis="", cause="",
-        fix="",
+        state=DeliveryState.FAILED, last_error=reason, last_answer="", diagnosis=WITHDRAWN,
+        cause="", fix="",
     )  # fmt: skip
     if withdrawn:
         failed = Delivery.objects.filter(pk__in=ids, state=DeliveryState.FAILED, last_error=reason)
