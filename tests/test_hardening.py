@@ -316,7 +316,7 @@ def test_a_wrong_key_keeps_the_pages_up_holds_mail_and_lets_the_secret_be_entere
 
     mail.send_mail("Waiting", "Body", "a@b.example", ["it@x.example"])
     outbox.outbox_deliver_due()
-    held = Delivery.objects.get()
+    held = Delivery.objects.get(email__subject="Waiting")
     assert held.state == DeliveryState.HELD and "cannot be decrypted" in held.last_error
 
     blank = admin_client.post(reverse("smtp_settings:manage"), blank_secret(sandbox.form_values()))
@@ -325,7 +325,7 @@ def test_a_wrong_key_keeps_the_pages_up_holds_mail_and_lets_the_secret_be_entere
     assert typed.status_code == 302
     assert SmtpSettings.load().client_secret == sandbox.form_values()["client_secret"]
     outbox.outbox_deliver_due()
-    assert Delivery.objects.get().state == DeliveryState.SENT
+    assert Delivery.objects.get(email__subject="Waiting").state == DeliveryState.SENT
 
 
 def test_users_without_the_permission_do_not_see_the_server_on_home(
