@@ -6,6 +6,7 @@ a local receiver for the destinations."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from django.contrib.auth.models import User
 from django.core import mail
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 from post_office.models import Email
 
 from alerting import service
@@ -85,6 +87,19 @@ def test_a_hold_is_told_once_until_mail_leaves_and_its_email_never_arrives_late(
     # By e-mail: the held notice never left, so its end is not e-mailed either.
     assert received(sandbox) == [("it@x.example", "Invoice")]
     assert not alert_mail(RELEASED).exists()
+
+    # A later hold is a new one, told again (even once the sent mail has been purged).
+    Delivery.objects.filter(state=DeliveryState.SENT).update(
+        sent_at=timezone.now() - timedelta(days=90)
+    )
+    assert outbox.outbox_purge() == 1
+    sandbox.app.secrets["renewed~Secret.Value"] = True
+    oauth.forget_applications()
+    mail.send_mail("Second", "Body", SENDER, ["it@x.example"])
+    outbox.outbox_deliver_due()
+    deliver_everything()
+    assert alert_receiver.titles() == [HELD, RELEASED, HELD]
+    assert held.filter(state=DeliveryState.HELD).count() == 2
 
 
 def test_a_message_failed_for_good_is_emailed_and_an_alert_that_fails_raises_none(

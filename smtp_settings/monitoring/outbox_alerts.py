@@ -64,19 +64,25 @@ def _recipients() -> list[str]:
 
 
 def outbox_held_tell(*, summary: str, at: datetime, entry_id: int) -> None:
-    """A hold: told once until mail leaves again (the hold's key is the last message sent
-    before it, so a hold again after a release that sent nothing is the same one)."""
-    last_sent = outbox.outbox_last_sent()
+    """A hold: told once until mail leaves again. The hold is named by its oldest held
+    message: held again after a release that sent nothing, that message is still the oldest
+    (the same hold); once the held messages have left, a later hold has a new one."""
+    oldest = (
+        Delivery.objects.filter(state=DeliveryState.HELD)
+        .order_by("pk")
+        .values_list("pk", "email__created")
+        .first()
+    )
+    if oldest is None:
+        return
     body = f"Since {_when(at)}. {summary}\n\nWhat failed and how to fix it: {_outbox_url()}\n"
-    told = Email.objects.filter(subject=alert_subject(HELD_TITLE))
-    if last_sent is not None:
-        told = told.filter(created__gt=last_sent)
+    told = Email.objects.filter(subject=alert_subject(HELD_TITLE), created__gte=oldest[1])
     if not told.exists():
         # Held itself (it joins the held messages), withdrawn if the hold ends first.
         alert_send(subject=HELD_TITLE, body=body, recipients=_recipients())
     alert_raised.send(
         sender=Delivery,
-        key=f"outbox-held:{last_sent.isoformat() if last_sent else 'never'}",
+        key=f"outbox-held:{oldest[0]}",
         kind=HELD,
         title=HELD_TITLE,
         body=body,
