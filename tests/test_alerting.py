@@ -57,7 +57,15 @@ def checked() -> MailHealthCheck:
 
 
 def outbox_turns(kind: Kind, summary: str) -> None:
-    """What the outbox does when it holds or releases: an activity entry, and its signal."""
+    """What the outbox does when it holds or releases: an activity entry, and its signal
+    (a hold with a message held)."""
+    if kind == Kind.OUTBOX_HELD:
+        from django.core import mail
+
+        from smtp_settings.models import Delivery
+
+        mail.send_mail("Waiting", "Body", None, ["it@x.example"])
+        Delivery.objects.filter(email__subject="Waiting").update(state="held")
     entry = activity_record(kind=kind, summary=summary)
     turn = "held" if kind == Kind.OUTBOX_HELD else "released"
     outbox_turned.send(None, turn=turn, summary=entry.summary, at=entry.at, entry_id=entry.pk)
