@@ -201,11 +201,11 @@ def _backoff(attempts: int) -> timedelta:
 def _record_sent(delivery: Delivery, answer: str, mailbox: str) -> None:
     # Written before the next message goes: a worker killed after this loses nothing
     # and sends nothing twice.
-    delivered = Delivery.objects.filter(pk=delivery.pk)
     writes.run_atomically(
         [
-            writes.update(
-                delivered,
+            writes.update_row(
+                Delivery,
+                delivery.pk,
                 state=DeliveryState.SENT,
                 attempts=delivery.attempts + 1,
                 sent_at=timezone.now(),
@@ -217,8 +217,10 @@ def _record_sent(delivery: Delivery, answer: str, mailbox: str) -> None:
                 cause="",
                 fix="",
             ),
-            writes.update(Email.objects.filter(pk=delivery.pk), status=STATUS.sent),
-            *writes.insert(Log(email_id=delivery.pk, status=STATUS.sent, message=answer or "sent")),
+            writes.update_row(Email, delivery.pk, status=STATUS.sent),
+            writes.insert_row(
+                Log, email_id=delivery.pk, status=STATUS.sent, message=answer or "sent"
+            ),
         ]
     )
 
