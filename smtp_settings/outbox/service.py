@@ -52,8 +52,6 @@ _LEASE_WAIT_SECONDS = 2.0
 # A rate-limited message waits in the worker up to this; a longer wait frees the worker
 # (a Validate run may be queued behind) and the delivery continues in a later task.
 _MAX_INLINE_WAIT_SECONDS = 3.0
-# A claim that another worker beat to every candidate looks again, at most this often.
-_CLAIM_TRIES = 3
 
 
 def _due(now: Any) -> Q:
@@ -150,50 +148,40 @@ def _seconds_until_next_due() -> float | None:
 
 
 def _claim_batch(size: int) -> list[Delivery]:
-    """Up to ``size`` due messages claimed for this drain, one-time links first (a
-    transaction per message was most of a drain's database time). The update is conditional:
-    each row has one winner."""
-    for _ in range(_CLAIM_TRIES):
-        now = timezone.now()
-        until = _claim_end()
-        due = Delivery.objects.filter(_due(now)).order_by(*priority.CLAIM_ORDER)
-        if connection.features.has_select_for_update_skip_locked:
-            # PostgreSQL: rows another worker has locked are skipped.
-            with transaction.atomic():
-                candidates = list(
-                    due.select_for_update(skip_locked=True).values_list("pk", flat=True)[:size]
-                )
-                if candidates:
-                    Delivery.objects.filter(_due(now), pk__in=candidates).update(
-                        state=DeliveryState.SENDING, claimed_until=until
-                    )
-        else:
-            # SQLite: one writer at a time, and a writer that finds the lock taken sleeps a
-            # millisecond or more. The candidates are read outside the write (a reader waits
-            # for nobody) and the write runs SQL made before it; a row another worker took
-            # meanwhile is no longer due and stays that worker's.
-            candidates = list(due.values_list("pk", flat=True)[:size])
-            claim = Delivery.objects.filter(_due(now), pk__in=candidates)
-            if candidates:
-                writes.run_atomically(
-                    [writes.update(claim, state=DeliveryState.SENDING, claimed_until=until)]
-                )
-        if not candidates:
-            return []
-        # Read after the commit (the rows are this drain's until the claim lapses): on SQLite
-        # the transaction holds every writer's lock, and building the messages takes a while.
-        claimed = list(
-            Delivery.objects.filter(
-                pk__in=candidates, state=DeliveryState.SENDING, claimed_until=until
+    """Up to ``size`` due messages claimed for this drain in one transaction, one-time links
+    first (a transaction per message was most of a drain's database time). Each row has one
+    winner."""
+    now = timezone.now()
+    until = _claim_end()
+    due = Delivery.objects.filter(_due(now)).order_by(*priority.CLAIM_ORDER)
+    if connection.features.has_select_for_update_skip_locked:
+        # PostgreSQL: rows another worker has locked are skipped.
+        with transaction.atomic():
+            candidates = list(
+                due.select_for_update(skip_locked=True).values_list("pk", flat=True)[:size]
             )
-            .select_related("email")
-            .prefetch_related("email__attachments")
-            .order_by(*priority.CLAIM_ORDER)
+            if candidates:
+                Delivery.objects.filter(_due(now), pk__in=candidates).update(
+                    state=DeliveryState.SENDING, claimed_until=until
+                )
+    else:
+        # SQLite: one writer at a time, and a writer that finds the lock taken sleeps a
+        # millisecond or more. One statement, its SQL made before the write begins, picks and
+        # claims the rows (under the lock: no other worker can take them in between).
+        claim = Delivery.objects.filter(pk__in=due.values("pk")[:size])
+        candidates = writes.run_returning_keys(
+            writes.update(claim, state=DeliveryState.SENDING, claimed_until=until), Delivery
         )
-        if claimed:
-            return claimed
-        # Another worker claimed every candidate first: the next ones, then.
-    return []
+    if not candidates:
+        return []
+    # Read after the commit (the rows are this drain's until the claim lapses): on SQLite
+    # the transaction holds every writer's lock, and building the messages takes a while.
+    return list(
+        Delivery.objects.filter(pk__in=candidates, state=DeliveryState.SENDING, claimed_until=until)
+        .select_related("email")
+        .prefetch_related("email__attachments")
+        .order_by(*priority.CLAIM_ORDER)
+    )
 
 
 def _release(pks: list[int]) -> None:

@@ -98,6 +98,16 @@ def insert_row(model: type[Model], **values: Any) -> Statement:
     return _row_insert(model)(**values)
 
 
+def run_returning_keys(statement: Statement, model: type[Model]) -> list[Any]:
+    """Runs one UPDATE in a transaction of its own and returns the keys of the rows it changed
+    (``RETURNING``: SQLite 3.35 and PostgreSQL)."""
+    sql, params = statement
+    key = connection.ops.quote_name(model._meta.pk.column)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"{sql} RETURNING {key}", params)
+        return [row[0] for row in cursor.fetchall()]
+
+
 def run_atomically(statements: list[Statement]) -> None:
     with transaction.atomic(), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
