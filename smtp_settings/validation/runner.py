@@ -10,10 +10,7 @@ diagnosis, and skips the steps after it.
 
 One UPDATE per step and nothing when a step starts: the step running is the first
 one still waiting (the page shows it so), and a step's end time is the run's heartbeat.
-Steps that end within ``_GROUP_WRITES_SECONDS`` of the last write are written together
-with the next one, or at the run's end: against a fast server the steps take a millisecond
-or two each, as long as their own write and the waiting pages' mark; against Exchange every
-step still shows as it ends.
+The UPDATEs are made by a thread of the run's while the next step goes on (``step_writer``).
 """
 
 from __future__ import annotations
@@ -41,7 +38,8 @@ from smtp_settings.models import (
     ValidationStep,
     readable_secret,
 )
-from smtp_settings.validation import progress, token_check
+from smtp_settings.validation import token_check
+from smtp_settings.validation.step_writer import StepWriter
 
 STEPS: tuple[tuple[str, str], ...] = (
     ("token", "Token"),
@@ -92,10 +90,6 @@ class _Stopped(Exception):
     """A step failed: the run stops there (its row and the skipped ones are written)."""
 
 
-# A step that ends sooner than this after the last write waits to be written with the next.
-_GROUP_WRITES_SECONDS = 0.01
-
-
 class _StepRows:
     """A run's step rows, each written once as it ends (and the waiting pages told)."""
 
@@ -104,24 +98,10 @@ class _StepRows:
         self.keys = keys
         # How each step ended, for the verdict without reading the rows back.
         self.ended: dict[str, Outcome] = {}
-        self._waiting: list[tuple[QuerySet[ValidationStep], dict[str, Any]]] = []
-        self._written_at = time.monotonic()
+        self.writer = StepWriter(run.pk)
 
     def _write(self, steps: QuerySet[ValidationStep], **columns: Any) -> None:
-        self._waiting.append((steps, {"ended_at": timezone.now(), **columns}))
-        if time.monotonic() - self._written_at >= _GROUP_WRITES_SECONDS:
-            self.flush()
-
-    def flush(self, *, tell: bool = True) -> None:
-        """Writes the steps that wait; ``tell``: the waiting pages too (the run's end tells
-        them itself)."""
-        waiting, self._waiting = self._waiting, []
-        if waiting:
-            for steps, columns in waiting:
-                steps.update(**columns)
-            if tell:
-                progress.touch(self.run_row.pk)
-        self._written_at = time.monotonic()
+        self.writer.write(steps, {"ended_at": timezone.now(), **columns})
 
     def finish(self, key: str, started: float, outcome: Outcome) -> None:
         self.ended[key] = outcome
@@ -234,8 +214,8 @@ class Runner:
         except _Stopped:
             pass
         finally:
-            # The verdict follows at once and tells the waiting pages.
-            self.rows.flush(tell=False)
+            # Every step's row before the verdict.
+            self.rows.writer.close()
 
     def _mailbox(self, outcome: Outcome, address: str) -> None:
         """Sign in as one more mailbox and have it accepted as sender, on its own session."""
