@@ -44,8 +44,35 @@ def _arrived(world: SandboxProcess, count: int, timeout: float = 120) -> None:
         time.sleep(_TICK)
 
 
-def _outbox(world: SandboxProcess, messages: list[EmailMessage]) -> tuple[float, list[int]]:
+def _cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU time of these processes so far (ended ones count nothing)."""
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+class _Cpu:
+    """CPU milliseconds per message of the senders and of the server, over one side's run."""
+
+    def __init__(self, world: SandboxProcess, senders: list[int]) -> None:
+        self.pids = senders, [world.pid]
+        self.at = [_cpu_seconds(pids) for pids in self.pids]
+
+    def per_message(self, count: int) -> tuple[float, float]:
+        used = [_cpu_seconds(pids) - at for pids, at in zip(self.pids, self.at, strict=True)]
+        return used[0] * 1000 / count, used[1] * 1000 / count
+
+
+def _outbox(
+    world: SandboxProcess, messages: list[EmailMessage], workers: list[int]
+) -> tuple[float, list[int], tuple[float, float]]:
     before = world.ask("delivered")
+    cpu = _Cpu(world, workers)
     first = (Delivery.objects.order_by("-pk").values_list("pk", flat=True).first() or 0) + 1
     stored: list[float] = []
     with transaction.atomic():
@@ -57,19 +84,21 @@ def _outbox(world: SandboxProcess, messages: list[EmailMessage]) -> tuple[float,
     rows = Delivery.objects.filter(pk__gte=first)
     while rows.exclude(state=DeliveryState.SENT).exists():  # the last state write
         time.sleep(_TICK)
-    return len(messages) / elapsed, list(rows.values_list("pk", flat=True))
+    used = cpu.per_message(len(messages))
+    return len(messages) / elapsed, list(rows.values_list("pk", flat=True)), used
 
 
-def _post_office(world: SandboxProcess, pks: list[int]) -> float:
+def _post_office(world: SandboxProcess, pks: list[int]) -> tuple[float, tuple[float, float]]:
     """The same rows queued again for post_office (their Delivery rows stay sent: the
     outbox does not take them)."""
     before = world.ask("delivered")
+    cpu = _Cpu(world, [os.getpid()])
     Email.objects.filter(pk__in=pks).update(status=STATUS.queued)
     started = time.perf_counter()
     while sum(post_office_mail.send_queued()):
         pass
     _arrived(world, before + len(pks))
-    return len(pks) / (time.perf_counter() - started)
+    return len(pks) / (time.perf_counter() - started), cpu.per_message(len(pks))
 
 
 def _django(world: SandboxProcess, pks: list[int]) -> float:
@@ -132,23 +161,31 @@ def measure(
         ]
 
     workers = _start_workers(var)
+    pids = [process.pid for process in workers.workers]
     rates: list[tuple[float, float, float]] = []
+    cpu: list[tuple[float, ...]] = []
     try:
-        _outbox(world, batch(-1)[:50])  # warm-up: the workers' first token and connection
+        _outbox(world, batch(-1)[:50], pids)  # warm-up: the workers' first token and connection
         for round_number in range(rounds):
-            outbox, pks = _outbox(world, batch(round_number))
+            outbox, pks, outbox_cpu = _outbox(world, batch(round_number), pids)
             # Alternating which baseline follows the outbox directly.
             if round_number % 2:
-                library, django = _post_office(world, pks), _django(world, pks)
+                (library, library_cpu), django = _post_office(world, pks), _django(world, pks)
             else:
-                django, library = _django(world, pks), _post_office(world, pks)
+                django, (library, library_cpu) = _django(world, pks), _post_office(world, pks)
             rates.append((outbox, library, django))
+            cpu.append((*outbox_cpu, *library_cpu))
     finally:
         workers.stop()
         # The page rows after this one count rows: these go.
         Email.objects.filter(subject__startswith=f"Outbox bench {tag}").delete()
     detail = "rounds (outbox, post_office, Django) messages/s: " + ", ".join(
         f"({o:.0f}, {p:.0f}, {d:.0f})" for o, p, d in rates
+    )
+    # Where the time goes: both sides send through the same engine to the same server.
+    detail += (
+        "; CPU ms per message (outbox's workers, server; post_office's process, server): "
+        + ", ".join("({:.2f}, {:.2f}; {:.2f}, {:.2f})".format(*used) for used in cpu)
     )
     return [
         {

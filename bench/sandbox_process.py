@@ -46,6 +46,7 @@ class SandboxProcess:
         self._pipe, child = context.Pipe()
         self._process = context.Process(target=_serve, args=(child,), daemon=True)
         self._process.start()
+        self.pid = self._process.pid
         self.info: dict[str, Any] = self._pipe.recv()
 
     def ask(self, command: str) -> Any:

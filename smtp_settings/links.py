@@ -20,6 +20,14 @@ ONE_TIME_LINK_HEADER = "X-SEI-One-Time-Link"
 ALERT_HEADER = "X-SEI-Alert"
 
 
+def headers_mark(headers: dict | None, header: str) -> bool:
+    """Whether a stored message's headers carry ``header: yes`` (names in any case)."""
+    return any(
+        str(name).lower() == header.lower() and str(value).strip().lower() == "yes"
+        for name, value in (headers or {}).items()
+    )
+
+
 def console_url(path: str) -> str:
     """The console's address followed by ``path`` (a ``reverse()`` result)."""
     return settings.SEI_CONSOLE_URL.rstrip("/") + "/" + path.lstrip("/")

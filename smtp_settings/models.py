@@ -362,6 +362,15 @@ class DeliveryState(models.TextChoices):
 WITHDRAWN = "withdrawn"
 
 
+class DeliveryPriority(models.IntegerChoices):
+    """The order in which due messages are claimed: lower first, then the oldest due."""
+
+    # A password reset or an invitation: someone waits at the screen for it, and its link
+    # expires (a backlog at Exchange's 30 a minute could outlast the hour).
+    ONE_TIME_LINK = 0, "One-time link"
+    NORMAL = 1, "Normal"
+
+
 class Delivery(models.Model):
     """How delivery of one outbox message goes: state, attempts, the last answer and its diagnosis.
 
@@ -380,6 +389,9 @@ class Delivery(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(default=timezone.now)
     claimed_until = models.DateTimeField(null=True, blank=True)
+    priority = models.PositiveSmallIntegerField(
+        choices=DeliveryPriority.choices, default=DeliveryPriority.NORMAL
+    )
     mailbox = models.CharField(max_length=254, blank=True)
     last_answer = models.TextField(blank=True)
     last_error = models.TextField(blank=True)

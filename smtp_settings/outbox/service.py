@@ -36,12 +36,12 @@ from post_office.models import STATUS, Attachment, Email, Log
 from activity.models import Kind
 from activity.service import activity_record
 from smtp_settings import diagnosis, enqueue
-from smtp_settings.links import ALERT_HEADER, ONE_TIME_LINK_HEADER
+from smtp_settings.links import ALERT_HEADER, headers_mark
 from smtp_settings.mail.backend import EmailBackend
 from smtp_settings.mail.endpoint import MailSettings
 from smtp_settings.mail.errors import DeliveryError, TemporaryFailure
 from smtp_settings.models import WITHDRAWN, Delivery, DeliveryState
-from smtp_settings.outbox import throttle, writes
+from smtp_settings.outbox import priority, throttle, writes
 from smtp_settings.sending import saved_mail_settings
 from smtp_settings.signals import outbox_turned
 
@@ -65,22 +65,15 @@ def _due(now: Any) -> Q:
 # -- accepting (the web, or whatever calls send_mail) -----------------------------------
 
 
-def _marked(email: Email, header: str) -> bool:
-    return any(
-        str(name).lower() == header.lower() and str(value).strip().lower() == "yes"
-        for name, value in (email.headers or {}).items()
-    )
-
-
 def outbox_body_withheld(*, email: Email) -> bool:
     """Whether the outbox page must not show this message's text (a one-time link)."""
-    return _marked(email, ONE_TIME_LINK_HEADER)
+    return priority.carries_one_time_link(email.headers)
 
 
 def outbox_is_alert(*, email_id: int) -> bool:
     """Whether this message is one of the console's alerts to administrators."""
     email = Email.objects.filter(pk=email_id).only("headers").first()
-    return email is not None and _marked(email, ALERT_HEADER)
+    return email is not None and headers_mark(email.headers, ALERT_HEADER)
 
 
 def outbox_delivery_request(*, countdown: float = 0.0) -> None:
@@ -107,10 +100,12 @@ def outbox_accept(*, emails: list[Email]) -> None:
         .first()
     )
     state = DeliveryState.HELD if hold else DeliveryState.QUEUED
-    Delivery.objects.bulk_create(
-        Delivery(email=email, state=state, **(hold or {})) for email in emails
+    rows = Delivery.objects.bulk_create(
+        Delivery(email=email, state=state, priority=priority.priority_of(email), **(hold or {}))
+        for email in emails
     )
     if not hold:
+        priority.mark_when_committed(row.priority for row in rows)
         outbox_delivery_request()
 
 
@@ -165,28 +160,39 @@ def _seconds_until_next_due() -> float | None:
 
 
 def _claim_batch(size: int) -> list[Delivery]:
-    """Up to ``size`` due messages claimed for this drain in one transaction (a transaction
-    per message was most of a drain's database time). The update is conditional and, on
-    PostgreSQL, rows another worker has locked are skipped: each row has one winner."""
+    """Up to ``size`` due messages claimed for this drain in one transaction, one-time links
+    first (a transaction per message was most of a drain's database time). Each row has one
+    winner."""
     now = timezone.now()
-    with transaction.atomic():
-        due = Delivery.objects.filter(_due(now)).order_by("next_attempt_at", "pk")
-        if connection.features.has_select_for_update_skip_locked:
-            due = due.select_for_update(skip_locked=True)
-        candidates = list(due.values_list("pk", flat=True)[:size])
-        if not candidates:
-            return []
-        until = _claim_end()
-        Delivery.objects.filter(_due(now), pk__in=candidates).update(
-            state=DeliveryState.SENDING, claimed_until=until
+    until = _claim_end()
+    due = Delivery.objects.filter(_due(now)).order_by(*priority.CLAIM_ORDER)
+    if connection.features.has_select_for_update_skip_locked:
+        # PostgreSQL: rows another worker has locked are skipped.
+        with transaction.atomic():
+            candidates = list(
+                due.select_for_update(skip_locked=True).values_list("pk", flat=True)[:size]
+            )
+            if candidates:
+                Delivery.objects.filter(_due(now), pk__in=candidates).update(
+                    state=DeliveryState.SENDING, claimed_until=until
+                )
+    else:
+        # SQLite: one writer at a time, and a writer that finds the lock taken sleeps a
+        # millisecond or more. One statement, its SQL made before the write begins, picks and
+        # claims the rows (under the lock: no other worker can take them in between).
+        claim = Delivery.objects.filter(pk__in=due.values("pk")[:size])
+        candidates = writes.run_returning_keys(
+            writes.update(claim, state=DeliveryState.SENDING, claimed_until=until), Delivery
         )
+    if not candidates:
+        return []
     # Read after the commit (the rows are this drain's until the claim lapses): on SQLite
     # the transaction holds every writer's lock, and building the messages takes a while.
     return list(
         Delivery.objects.filter(pk__in=candidates, state=DeliveryState.SENDING, claimed_until=until)
         .select_related("email")
         .prefetch_related("email__attachments")
-        .order_by("next_attempt_at", "pk")
+        .order_by(*priority.CLAIM_ORDER)
     )
 
 
@@ -215,11 +221,11 @@ def _backoff(attempts: int) -> timedelta:
 def _record_sent(delivery: Delivery, answer: str, mailbox: str) -> None:
     # Written before the next message goes: a worker killed after this loses nothing
     # and sends nothing twice.
-    delivered = Delivery.objects.filter(pk=delivery.pk)
     writes.run_atomically(
         [
-            writes.update(
-                delivered,
+            writes.update_row(
+                Delivery,
+                delivery.pk,
                 state=DeliveryState.SENT,
                 attempts=delivery.attempts + 1,
                 sent_at=timezone.now(),
@@ -231,8 +237,10 @@ def _record_sent(delivery: Delivery, answer: str, mailbox: str) -> None:
                 cause="",
                 fix="",
             ),
-            writes.update(Email.objects.filter(pk=delivery.pk), status=STATUS.sent),
-            *writes.insert(Log(email_id=delivery.pk, status=STATUS.sent, message=answer or "sent")),
+            writes.update_row(Email, delivery.pk, status=STATUS.sent),
+            writes.insert_row(
+                Log, email_id=delivery.pk, status=STATUS.sent, message=answer or "sent"
+            ),
         ]
     )
 
@@ -252,6 +260,15 @@ def _disposition(error: DeliveryError, attempts: int, mail: MailSettings | None)
         "hold": DeliveryState.HELD,
         "fail": DeliveryState.FAILED,
     }[disposition]
+
+
+def _ask_for_a_helper(mailbox: str) -> None:
+    """One drain per connection a mailbox allows: while this one holds a lease and more are
+    free, another worker process may help (at most one task waits for it)."""
+    if throttle.leases_held(mailbox) < settings.SMTP_MAX_CONNECTIONS and (
+        Delivery.objects.filter(_due(timezone.now())).exists()
+    ):
+        outbox_delivery_request()
 
 
 class _Renewer(threading.Thread):
@@ -309,6 +326,7 @@ class _DeliveryRun:
         # A postponed message's time: the drain's continuation is not due before it.
         self.resume_at: datetime | None = None
         self._helper_asked = False
+        self.links = priority.LinksQueued()
 
     @property
     def backend(self) -> EmailBackend:
@@ -325,8 +343,12 @@ class _DeliveryRun:
 
     def _next(self) -> Delivery | None:
         """The next claimed message, claiming a batch when none is left. A hold moves every
-        pending message to held (and releases the batch first), so nothing follows it."""
+        pending message to held (and releases the batch first), so nothing follows it.
+        One-time-link mail queued since the batch was claimed goes before the rest of it."""
+        if self.links.outrank(self.batch):
+            self._release_batch()
         if not self.batch:
+            self.links.claiming()
             claimed = _claim_batch(settings.SMTP_OUTBOX_CLAIM_BATCH)
             with self._lock:
                 self.batch.extend(claimed)
@@ -365,9 +387,11 @@ class _DeliveryRun:
                 self.report[outcome] += 1
                 if outcome == "postponed":
                     break
-                if enqueue.interactive_waiting():
+                waiting, marks = enqueue.interactive_waiting_and(priority.MARK_KEY)
+                if waiting:
                     self.handed_over = True
                     break
+                self.links.seen = marks.get(priority.MARK_KEY)
                 self._ask_for_a_helper()
         finally:
             renewer.stop()
@@ -378,16 +402,9 @@ class _DeliveryRun:
         return self.report
 
     def _ask_for_a_helper(self) -> None:
-        """One drain per connection a mailbox allows: while this one holds a lease and more
-        are free, another worker process may help (at most one task waits for it)."""
-        if self._helper_asked or not self.leases:
-            return
-        self._helper_asked = True
-        mailbox = next(iter(self.leases))
-        if throttle.leases_held(mailbox) < settings.SMTP_MAX_CONNECTIONS and (
-            Delivery.objects.filter(_due(timezone.now())).exists()
-        ):
-            outbox_delivery_request()
+        if not self._helper_asked and self.leases:
+            self._helper_asked = True
+            _ask_for_a_helper(next(iter(self.leases)))
 
     def _deliver(self, delivery: Delivery) -> str:
         message = delivery.email.email_message()

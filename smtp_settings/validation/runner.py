@@ -10,6 +10,7 @@ diagnosis, and skips the steps after it.
 
 One UPDATE per step and nothing when a step starts: the step running is the first
 one still waiting (the page shows it so), and a step's end time is the run's heartbeat.
+The UPDATEs are made by a thread of the run's while the next step goes on (``step_writer``).
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ from smtp_settings.models import (
     ValidationStep,
     readable_secret,
 )
-from smtp_settings.validation import progress, token_check
+from smtp_settings.validation import token_check
+from smtp_settings.validation.step_writer import StepWriter
 
 STEPS: tuple[tuple[str, str], ...] = (
     ("token", "Token"),
@@ -96,10 +98,10 @@ class _StepRows:
         self.keys = keys
         # How each step ended, for the verdict without reading the rows back.
         self.ended: dict[str, Outcome] = {}
+        self.writer = StepWriter(run.pk)
 
     def _write(self, steps: QuerySet[ValidationStep], **columns: Any) -> None:
-        steps.update(ended_at=timezone.now(), **columns)
-        progress.touch(self.run_row.pk)
+        self.writer.write(steps, {"ended_at": timezone.now(), **columns})
 
     def finish(self, key: str, started: float, outcome: Outcome) -> None:
         self.ended[key] = outcome
@@ -211,6 +213,9 @@ class Runner:
                     self._mailbox(outcome, address)
         except _Stopped:
             pass
+        finally:
+            # Every step's row before the verdict.
+            self.rows.writer.close()
 
     def _mailbox(self, outcome: Outcome, address: str) -> None:
         """Sign in as one more mailbox and have it accepted as sender, on its own session."""
