@@ -24,6 +24,7 @@ from smtp_settings.models import (
     EDITABLE_FIELDS,
     REPLACED_AT,
     SECRET_FIELDS,
+    SECRET_LABELS,
     AuthType,
     SettingsChange,
     SmtpSettings,
@@ -52,7 +53,7 @@ def _display(value: Any, name: str = "") -> str:
 
 
 def _field_label(name: str) -> str:
-    return str(SmtpSettings._meta.get_field(name).verbose_name)
+    return SECRET_LABELS.get(name) or str(SmtpSettings._meta.get_field(name).verbose_name)
 
 
 class StaleSettings(Exception):

@@ -5,6 +5,7 @@ Nothing here is secret or personal: it is fit for ``/healthz`` as much as for th
 
 from __future__ import annotations
 
+import json
 import re
 import weakref
 from dataclasses import dataclass
@@ -19,7 +20,9 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from smtp_settings import outbox
+from smtp_settings.credentials.model import Credential, Role
 from smtp_settings.crypto import UnreadableSecret
+from smtp_settings.fields import EncryptedTextField
 from smtp_settings.models import (
     SECRET_FIELD_BY_AUTH_TYPE,
     AuthType,
@@ -82,7 +85,12 @@ def _from_json(model: type[Model], data: dict[str, Any] | None) -> Any:
         return None
     values = {}
     for field in model._meta.concrete_fields:
-        if field.name in data:
+        if isinstance(field, EncryptedTextField) and field.name in data:
+            # Ciphertext in the JSON: decrypted (or marked unreadable) as a column read is.
+            values[field.attname] = field.from_db_value(data[field.name], None, None)
+        elif isinstance(field, JSONField) and isinstance(data.get(field.name), str):
+            values[field.attname] = json.loads(data[field.name])  # SQLite nests it as text
+        elif field.name in data:
             value = field.to_python(data[field.name])
             if isinstance(value, datetime) and timezone.is_naive(value):
                 value = timezone.make_aware(value, UTC)  # SQLite keeps UTC without its zone
@@ -154,10 +162,35 @@ def _settings_with_status() -> SmtpSettings | None:
             _worker=_latest(_workers(), ["worker", "role", "seen_at"]),
             _beat=_latest(_beats(), ["worker", "role", "seen_at"]),
             _last_sent=Subquery(_sent().values("sent_at")[:1]),
+            **_credential_annotations(),
             **counts,
         )
         .first()
     )
+
+
+_CREDENTIAL_FIELDS = [field.name for field in Credential._meta.concrete_fields]
+_CREDENTIAL_SLOTS = [
+    (auth_type, role) for auth_type in (AuthType.OAUTH2, AuthType.BASIC) for role in Role.values
+]
+
+
+def _credential_annotations() -> dict[str, Subquery]:
+    """Each credential slot (authentication type and role) as one JSON column."""
+    return {
+        f"_credential_{auth_type}_{role}": _latest(
+            Credential.objects.filter(auth_type=auth_type, role=role), _CREDENTIAL_FIELDS
+        )
+        for auth_type, role in _CREDENTIAL_SLOTS
+    }
+
+
+def _credentials_from(row: SmtpSettings) -> None:
+    """The row's credentials from its annotations: the page reads them with the row."""
+    row.__dict__["_credentials"] = {
+        (auth_type, role): _from_json(Credential, getattr(row, f"_credential_{auth_type}_{role}"))
+        for auth_type, role in _CREDENTIAL_SLOTS
+    }
 
 
 class MailSnapshot:
@@ -170,6 +203,7 @@ class MailSnapshot:
         self.row = row or SmtpSettings.load()
         if row is None:
             return
+        _credentials_from(row)
         # Filled in from the one query: the cached properties below are not asked.
         self.__dict__["health"] = _from_json(MailHealthCheck, row._health)
         self.__dict__["verdict"] = _run_from_json(row._verdict)
