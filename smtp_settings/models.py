@@ -15,8 +15,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from smtp_settings.credentials import model as credential_model
 from smtp_settings.credentials.columns import CredentialColumns
-from smtp_settings.credentials.model import Credential  # noqa: F401  (registers the model)
-from smtp_settings.crypto import SecretDecryptionError, UnreadableSecret
+from smtp_settings.credentials.model import Credential, readable_secret  # noqa: F401
 from smtp_settings.fields import EncryptedTextField
 from smtp_settings.mail import microsoft
 
@@ -99,6 +98,12 @@ def settings_fingerprint(values: Any, secret: str) -> str:
 def saved_settings_fingerprint(row: Any) -> str:
     """The fingerprint of a settings row with the secret its authentication type uses. A
     function of its own: the secret is a local of no caller's frame (error pages show them)."""
+    credential = (
+        row.credential(row.auth_type) if row.auth_type in SECRET_FIELD_BY_AUTH_TYPE else None
+    )
+    if credential is not None and credential.kind == credential_model.Kind.CERTIFICATE:
+        # A certificate is named by its thumbprint (as a Validate run of it names it).
+        return settings_fingerprint(row, f"certificate:{credential.thumbprint}")
     secret = getattr(row, SECRET_FIELD_BY_AUTH_TYPE.get(row.auth_type) or "", "")
     return settings_fingerprint(row, secret if isinstance(secret, str) else "")
 
@@ -183,16 +188,6 @@ class SmtpSettings(CredentialColumns, models.Model):
         """
         name = SECRET_FIELD_BY_AUTH_TYPE.get(self.auth_type)
         return readable_secret(getattr(self, name)) if name else ""
-
-
-def readable_secret(value: object) -> str:
-    """A stored secret as text; ``SecretDecryptionError`` when no key decrypts it."""
-    if isinstance(value, UnreadableSecret):
-        raise SecretDecryptionError(
-            "The stored secret cannot be decrypted with the keys in SEI_ENCRYPTION_KEYS: "
-            "restore the key it was saved with, or enter the secret again in Manage SMTP."
-        )
-    return str(value or "")
 
 
 class SettingsChange(models.Model):

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from smtp_settings.crypto import SecretDecryptionError, UnreadableSecret
 from smtp_settings.fields import EncryptedTextField
 
 OAUTH2 = "oauth2"
@@ -72,6 +73,10 @@ class Credential(models.Model):
     # The last Validate that tested this credential explicitly, and how it went.
     checked_at = models.DateTimeField(null=True, blank=True)
     check_passed = models.BooleanField(null=True, blank=True)
+    # In use, refused by Entra as a credential while the other one worked: since when,
+    # and Entra's answer (what the banner and the one alert say).
+    refused_at = models.DateTimeField(null=True, blank=True)
+    refused_answer = models.TextField(blank=True)
 
     class Meta:
         app_label = "smtp_settings"
@@ -91,6 +96,14 @@ class Credential(models.Model):
         added = timezone.localtime(self.added_at)
         return f"{self.get_kind_display().lower()} added {added:%Y-%m-%d %H:%M}"
 
+    def engine_credential(self) -> str | dict[str, str]:
+        """What the mail engine signs in with: the secret or password, or MSAL's certificate
+        credential. Raises ``SecretDecryptionError`` when no configured key decrypts it."""
+        material = readable_secret(self.material)
+        if self.kind == Kind.CERTIFICATE:
+            return {"private_key": material, "public_certificate": self.certificate_pem}
+        return material
+
     def moved_by(self, values: Any) -> list[str]:
         """The fields of ``values`` (a mapping) that would send this credential somewhere
         other than where it was entered."""
@@ -101,3 +114,13 @@ class Credential(models.Model):
             and name in self.bound_to
             and bound_value_changed(name, self.bound_to[name], values[name])
         ]
+
+
+def readable_secret(value: object) -> str:
+    """A stored secret as text; ``SecretDecryptionError`` when no key decrypts it."""
+    if isinstance(value, UnreadableSecret):
+        raise SecretDecryptionError(
+            "The stored secret cannot be decrypted with the keys in SEI_ENCRYPTION_KEYS: "
+            "restore the key it was saved with, or enter the secret again in Manage SMTP."
+        )
+    return str(value or "")

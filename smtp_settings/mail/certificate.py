@@ -131,6 +131,22 @@ def read(material: bytes, *, password: str = "", now: datetime | None = None) ->
     return pair
 
 
+def thumbprint_of(pem: str) -> str:
+    """A certificate's SHA-1 thumbprint, upper-case hex ("" for what is no certificate)."""
+    try:
+        loaded = x509.load_pem_x509_certificate(pem.encode("ascii"))
+    except ValueError:
+        return ""
+    return loaded.fingerprint(hashes.SHA1()).hex().upper()  # noqa: S303  (Entra's name)
+
+
+def der_of(pem: str) -> bytes:
+    """A certificate's PEM as the .cer (DER) file Entra's Upload certificate takes."""
+    return x509.load_pem_x509_certificate(pem.encode("ascii")).public_bytes(
+        serialization.Encoding.DER
+    )
+
+
 def assertion_thumbprint(thumbprint_hex: str) -> str:
     """A thumbprint as a JWT header carries it (``x5t``, ``x5t#S256``): base64url of the bytes."""
     return base64.urlsafe_b64encode(bytes.fromhex(thumbprint_hex)).rstrip(b"=").decode("ascii")

@@ -100,6 +100,8 @@ class Migration(migrations.Migration):
                 ("bound_to", models.JSONField(default=dict)),
                 ("checked_at", models.DateTimeField(blank=True, null=True)),
                 ("check_passed", models.BooleanField(blank=True, null=True)),
+                ("refused_at", models.DateTimeField(blank=True, null=True)),
+                ("refused_answer", models.TextField(blank=True)),
                 (
                     "added_by",
                     models.ForeignKey(
