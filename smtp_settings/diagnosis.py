@@ -205,16 +205,6 @@ TABLE: tuple[Diagnosis, ...] = (
         answer=r"AADSTS700027.*key was not found",
     ),
     _row(
-        "aadsts_certificate_signature",
-        "token",
-        "Entra ID holds a certificate with this thumbprint, but the signature made with the "
-        "console's private key does not verify with it (AADSTS700027): the key stored here is "
-        "not the certificate's own.",
-        "Import the certificate again with its own private key (the .pfx it came in), or "
-        "create a new certificate in Manage SMTP > Credentials and upload that one.",
-        answer=r"AADSTS700027.*signature",
-    ),
-    _row(
         "aadsts_certificate_expired",
         "token",
         'The certificate has expired (AADSTS700027, "key has expired"): Entra ID no longer '
@@ -222,7 +212,17 @@ TABLE: tuple[Diagnosis, ...] = (
         "In Manage SMTP > Credentials, create a new certificate, upload its .cer under "
         "Certificates & secrets, Validate it, make it the one in use, then remove the expired "
         "one here and in Entra ID.",
-        answer=r"AADSTS700027.*expired",
+        answer=r"AADSTS700027.*(key has expired|key used is expired|expired)",
+    ),
+    _row(
+        "aadsts_certificate_signature",
+        "token",
+        "Entra ID holds a certificate with this thumbprint, but the signature made with the "
+        "console's private key does not verify with it (AADSTS700027): the key stored here is "
+        "not the certificate's own.",
+        "Import the certificate again with its own private key (the .pfx it came in), or "
+        "create a new certificate in Manage SMTP > Credentials and upload that one.",
+        answer=r"AADSTS700027.*signature (is not valid|validation)",
     ),
     _row(
         "aadsts_certificate_refused",
