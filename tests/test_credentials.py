@@ -33,6 +33,7 @@ CREDENTIALS = "/administration/smtp/credentials"
 @pytest.fixture(autouse=True)
 def _outbox_backend(settings: Any) -> None:
     settings.EMAIL_BACKEND = "smtp_settings.outbox.queue.OutboxBackend"
+    settings.SMTP_MAX_MESSAGES_PER_MINUTE = 6000  # the rate limit has tests of its own
 
 
 def create_certificate(client: Client, months: str = "12") -> Credential:
@@ -217,3 +218,35 @@ def _upload(name: str, content: bytes) -> Any:
 
 def test_made_certificates_hold_a_2048_bit_key(db: Any) -> None:
     assert certificate.make(common_name="x").certificate.key_bits >= 2048
+
+
+def test_each_credential_has_its_reminders_and_a_ready_next_one_changes_what_they_say(
+    sandbox: Any, admin_client: Client
+) -> None:
+    from datetime import UTC, datetime, time
+
+    from smtp_settings.models import SmtpSettings
+    from smtp_settings.monitoring import reminders
+
+    save(sandbox.form_values())
+    secret_expires = SmtpSettings.load().secret_expiration_date
+    made = create_certificate(admin_client, months="1")
+    sandbox.app.add_certificate(made.certificate_pem)
+    assert token_step(validate(admin_client, made)).status == "passed"
+
+    def on(day: Any) -> datetime:
+        return datetime.combine(day, time(9), tzinfo=UTC)
+
+    report = reminders.secret_expiry_reminders_send(now=on(secret_expires - timedelta(days=7)))
+    assert report.threshold == "7d"
+    assert report.subject.endswith("the next credential is ready, make it the one in use")
+    titles = list(Alert.objects.filter(kind="secret.expiry").values_list("title", flat=True))
+    # The next certificate (one month) has expired by then: its own series says so.
+    assert any(title.startswith("The SMTP certificate expired") for title in titles)
+
+    admin_client.post(f"{CREDENTIALS}/{made.pk}/promote/")
+    made.refresh_from_db()
+    report = reminders.secret_expiry_reminders_send(now=on(made.expires_on - timedelta(days=3)))
+    assert report.subject == "The SMTP certificate expires in 3 days"
+    page = admin_client.get("/administration/smtp/").content.decode()
+    assert f"{made.expires_on:%Y-%m-%d}" in page and "Certificate</dt>" in page

@@ -124,3 +124,10 @@ def readable_secret(value: object) -> str:
             "restore the key it was saved with, or enter the secret again in Manage SMTP."
         )
     return str(value or "")
+
+
+def credential_check_noted(*, credential_id: int, passed: bool) -> None:
+    """A Validate run that tested this credential explicitly ended: passed or not."""
+    Credential.objects.filter(pk=credential_id).update(
+        checked_at=timezone.now(), check_passed=passed
+    )

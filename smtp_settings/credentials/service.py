@@ -13,7 +13,6 @@ from datetime import date
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import F
-from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from activity.models import Kind as ActivityKind
@@ -206,9 +205,3 @@ def credentials_for_page(row: SmtpSettings) -> list[Credential]:
         return []
     found = [row.credential(OAUTH2, role) for role in (Role.IN_USE, Role.NEXT)]
     return [credential for credential in found if credential is not None]
-
-
-def credential_check_noted(*, credential_id: int, passed: bool) -> None:
-    Credential.objects.filter(pk=credential_id).update(
-        checked_at=timezone.now(), check_passed=passed
-    )

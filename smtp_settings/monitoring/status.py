@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from smtp_settings import outbox
 from smtp_settings.credentials.model import Credential, Role
+from smtp_settings.credentials.model import Kind as CredentialKind
 from smtp_settings.crypto import UnreadableSecret
 from smtp_settings.fields import EncryptedTextField
 from smtp_settings.models import (
@@ -44,6 +45,9 @@ class SecretExpiry:
     expires: date
     days_left: int
     alert_on: bool
+    # "client secret" or "certificate"; the next credential's name once it passed Validate.
+    what: str = "client secret"
+    next_ready: str = ""
 
     @property
     def urgency(self) -> str:
@@ -56,10 +60,22 @@ class SecretExpiry:
 
 
 def secret_expiry(row: SmtpSettings, *, today: date | None = None) -> SecretExpiry | None:
-    if not row.is_stored or row.auth_type != AuthType.OAUTH2 or not row.secret_expiration_date:
+    """When the credential in use expires: a certificate's date read from it, a secret's as
+    typed (Secret Expiration Date)."""
+    if not row.is_stored or row.auth_type != AuthType.OAUTH2:
         return None
-    days = (row.secret_expiration_date - (today or timezone.localdate())).days
-    return SecretExpiry(row.secret_expiration_date, days, row.secret_expiration_alert)
+    in_use = row.credential(AuthType.OAUTH2)
+    certificate = in_use is not None and in_use.kind == CredentialKind.CERTIFICATE
+    expires = row.secret_expiration_date
+    if in_use is not None and certificate:
+        expires = in_use.expires_on
+    if not expires:
+        return None
+    days = (expires - (today or timezone.localdate())).days
+    what = "certificate" if certificate else "client secret"
+    upcoming = row.credential(AuthType.OAUTH2, Role.NEXT)
+    ready = upcoming.name if upcoming is not None and upcoming.check_passed else ""
+    return SecretExpiry(expires, days, row.secret_expiration_alert, what=what, next_ready=ready)
 
 
 def _latest(queryset: QuerySet[Any], fields: list[str]) -> Subquery:
@@ -383,29 +399,60 @@ def _secret_banners(row: SmtpSettings) -> list[Banner]:
             )
         )
     expiry = secret_expiry(row)
-    if expiry and expiry.urgency == "expired":
-        found.append(
-            Banner(
-                "secret-expired",
-                f"The client secret expired on {expiry.expires.isoformat()} (AADSTS7000222: "
-                "Entra ID refuses it), so no mail goes out. Create a new secret in Entra ID "
-                "and save it in Manage SMTP.",
-                cause="aadsts_secret_expired",
-            )
-        )
-    elif expiry and expiry.urgency in ("urgent", "soon"):
-        days = "today" if expiry.days_left == 0 else f"in {expiry.days_left} days"
-        found.append(
-            Banner(
-                "secret-expiring",
-                f"The client secret expires {days} ({expiry.expires.isoformat()}). Create a new "
-                "secret in Entra ID and save it in Manage SMTP before then.",
-                # Within the week mail will stop soon; within the month it is to know.
-                severity=WARNING if expiry.urgency == "urgent" else INFO,
-                cause="secret-expiring",
-            )
-        )
+    banner = _expiry_banner(expiry) if expiry else None
+    if banner is not None:
+        found.append(banner)
     return found
+
+
+def _expiry_banner(expiry: SecretExpiry) -> Banner | None:
+    """What the credential in use's expiry says: expired, expiring (and what is left to do
+    when the next one is ready), or nothing."""
+    if expiry.urgency == "expired":
+        return Banner(
+            "secret-expired",
+            f"The {expiry.what} expired on {expiry.expires.isoformat()} "
+            + (
+                "(AADSTS700027: Entra ID refuses it), so no mail goes out unless the other "
+                "credential works. Create a new certificate in Manage SMTP > Credentials."
+                if expiry.what == "certificate"
+                else "(AADSTS7000222: Entra ID refuses it), so no mail goes out. Create a "
+                "new secret in Entra ID and save it in Manage SMTP."
+            ),
+            cause="aadsts_secret_expired",
+        )
+    elif expiry.urgency in ("urgent", "soon") and expiry.next_ready:
+        days = "today" if expiry.days_left == 0 else f"in {expiry.days_left} days"
+        return Banner(
+            "secret-expiring",
+            f"The {expiry.what} in use expires {days} ({expiry.expires.isoformat()}); the "
+            f"next credential ({expiry.next_ready}) passed Validate. Left to do: make it "
+            "the one in use in Manage SMTP > Credentials, then remove the old one there "
+            "and in Entra ID.",
+            severity=INFO,
+            cause="secret-expiring",
+        )
+    elif expiry.urgency in ("urgent", "soon") and expiry.what == "certificate":
+        days = "today" if expiry.days_left == 0 else f"in {expiry.days_left} days"
+        return Banner(
+            "secret-expiring",
+            f"The certificate in use expires {days} ({expiry.expires.isoformat()}). Create "
+            "the next one in Manage SMTP > Credentials, upload it in Entra ID, Validate it "
+            "and make it the one in use before then.",
+            severity=WARNING if expiry.urgency == "urgent" else INFO,
+            cause="secret-expiring",
+        )
+    elif expiry.urgency in ("urgent", "soon"):
+        days = "today" if expiry.days_left == 0 else f"in {expiry.days_left} days"
+        return Banner(
+            "secret-expiring",
+            f"The client secret expires {days} ({expiry.expires.isoformat()}). Create a new "
+            "secret in Entra ID and save it in Manage SMTP before then.",
+            # Within the week mail will stop soon; within the month it is to know.
+            severity=WARNING if expiry.urgency == "urgent" else INFO,
+            cause="secret-expiring",
+        )
+    return None
 
 
 @dataclass(frozen=True)

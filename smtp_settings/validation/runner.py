@@ -135,7 +135,7 @@ def _credential_under_test(run: ValidationRun) -> oauth.Credential:
     """The secret entered for the run, or the stored certificate it names (read here, in the
     worker: its key is never in the run's row), while still bound to the values tested."""
     credential_id = run.candidate.get("credential_id")
-    if not credential_id:
+    if not credential_id or run.candidate_secret:
         return readable_secret(run.candidate_secret)
     credential = Credential.objects.filter(pk=credential_id).first()
     if credential is None or credential.moved_by(run.candidate):

@@ -22,7 +22,7 @@ from django.views.decorators.debug import sensitive_variables
 from activity.models import Kind
 from activity.service import activity_record
 from smtp_settings import diagnosis, enqueue
-from smtp_settings.credentials.model import Credential
+from smtp_settings.credentials.model import Credential, credential_check_noted
 from smtp_settings.credentials.model import Kind as CredentialKind
 from smtp_settings.models import (
     CONNECTION_FIELDS,
@@ -156,6 +156,8 @@ def _secret_to_send(
     if credential is None:
         return ""
     candidate["credential"] = f"{credential.name} ({credential.get_role_display().lower()})"
+    if credential_id:
+        candidate["credential_id"] = credential.pk
     if credential.kind == CredentialKind.CERTIFICATE:
         candidate["credential_id"] = credential.pk
         candidate["proof"] = f"certificate:{credential.thumbprint}"
@@ -313,6 +315,12 @@ def validation_run_execute(*, run_id: str) -> None:
         candidate_secret=None,
         **outputs,
     )
+    if run.candidate.get("credential_id"):
+        # The credential tested explicitly: the Credentials section and its reminders say it.
+        credential_check_noted(
+            credential_id=int(run.candidate["credential_id"]),
+            passed=status in (RunStatus.PASSED, RunStatus.WARNING),
+        )
     progress.touch(run_id, final=True)
 
 
