@@ -283,7 +283,7 @@ class SmtpSettingsForm(forms.ModelForm):
         if too_late:
             self.add_error("secret_expiration_date", too_late)
         date_given = cleaned.get("secret_expiration_date") or too_late
-        if cleaned.get("secret_expiration_alert") and not date_given and self._typed_expiry():
+        if cleaned.get("secret_expiration_alert") and not date_given and _typed_expiry(self):
             if self.for_validate:
                 self.notes.append(
                     "Secret Expiration Date is empty: Save will ask for it (the reminders need it)."
@@ -293,14 +293,6 @@ class SmtpSettingsForm(forms.ModelForm):
                     "secret_expiration_date",
                     "Enter the date the secret expires, or turn Secret Expiration Alert off.",
                 )
-
-    def _typed_expiry(self) -> bool:
-        """Whether the OAuth credential has a date to type: not while a certificate (whose
-        expiry is read from it) stays in use."""
-        if self.data.get("client_secret") or not self.instance.is_stored:
-            return True
-        credential = self.instance.credential(AuthType.OAUTH2)
-        return credential is None or credential.kind != "certificate"
 
     def _clean_basic(self, cleaned: dict[str, Any]) -> None:
         if not cleaned.get("username") and "username" not in self.errors:
@@ -322,6 +314,8 @@ class SmtpSettingsForm(forms.ModelForm):
             )
         ):
             cleaned[name] = held.secret
+            # A certificate made in the assistant: its key is never a client secret.
+            cleaned["client_certificate_pem"] = held.certificate_pem
             self.used_setup_secret = True
             return
         stored = self.instance if self.instance.is_stored else None
@@ -367,6 +361,18 @@ class SmtpSettingsForm(forms.ModelForm):
                 self.warnings.append(
                     "Use SSL/TLS is off: Exchange Online takes no mail without STARTTLS."
                 )
+
+
+def _typed_expiry(form: SmtpSettingsForm) -> bool:
+    """Whether the OAuth credential has a date to type: not for a certificate (its expiry is
+    read from it), held by the setup assistant or in use."""
+    held = form.setup_secret
+    if form.used_setup_secret and held is not None and held.certificate_pem:
+        return False
+    if form.data.get("client_secret") or not form.instance.is_stored:
+        return True
+    credential = form.instance.credential(AuthType.OAUTH2)
+    return credential is None or credential.kind != "certificate"
 
 
 def _past_entras_limit(expires: date | None) -> str:

@@ -512,6 +512,8 @@ class SetupSecret(models.Model):
     # A hash of the session key: another browser signed in as the same user cannot use it.
     session = models.CharField(max_length=64)
     secret = EncryptedTextField("Client secret")
+    # With a certificate made in the assistant: its public PEM (``secret`` holds its key).
+    certificate_pem = models.TextField(blank=True)
     # Where it may be sent: the sign-in host ("host[:port]") and the app it was entered for.
     login_host = models.CharField(max_length=260)
     client_id = models.CharField(max_length=36)

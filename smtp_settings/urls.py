@@ -16,6 +16,7 @@ urlpatterns = [
     path("smtp/setup/", assistant.setup, name="setup"),
     path("smtp/setup/script.ps1", assistant.setup_script, name="setup_script"),
     path("smtp/setup/use/", assistant.setup_use, name="setup_use"),
+    path("smtp/setup/certificate.cer", assistant.setup_certificate, name="setup_certificate"),
     path("smtp/setup/restart/", assistant.setup_restart, name="setup_restart"),
     path(
         "smtp/credentials/certificate/",

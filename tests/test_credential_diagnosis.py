@@ -96,6 +96,14 @@ def test_a_clock_far_off_is_named(
     assert step.diagnosis == "aadsts_assertion_clock", step.detail
 
 
+def test_another_700027_answer_still_names_the_certificate(db: Any) -> None:
+    """Entra's 700027 texts vary; one matching none of the reasons above still gets a row."""
+    finding = diagnosis.diagnose(
+        "token", codes=[700027], answer="AADSTS700027: Client assertion failed."
+    )
+    assert finding is not None and finding.key == "aadsts_certificate_refused"
+
+
 @pytest.mark.parametrize(
     ("change", "row"),
     [

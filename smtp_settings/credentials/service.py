@@ -105,6 +105,29 @@ def _store_pair(
         return credential
 
 
+@sensitive_variables("key_pem", "pair")
+def certificate_put_in_use(
+    *, row: SmtpSettings, key_pem: str, certificate_pem: str, user: AbstractBaseUser | None
+) -> Credential:
+    """The setup assistant's certificate, saved by Manage SMTP: the credential in use now
+    (it replaces the one in use, as a secret entered in the form does)."""
+    pair = certificate.read((certificate_pem + key_pem).encode("ascii"))
+    Credential.objects.filter(auth_type=OAUTH2, role=Role.IN_USE).delete()
+    credential = Credential.objects.create(
+        auth_type=OAUTH2,
+        kind=Kind.CERTIFICATE,
+        role=Role.IN_USE,
+        material=pair.private_key_pem,
+        certificate_pem=pair.certificate.pem,
+        thumbprint=pair.certificate.thumbprint,
+        expires_on=pair.certificate.not_after.date(),
+        added_by=user,
+        bound_to=binding_of(row, OAUTH2),
+    )
+    row.credentials_forget()
+    return credential
+
+
 def certificate_create(*, months: int, user: AbstractBaseUser | None) -> Credential:
     """A new key pair and self-signed certificate for the saved app (the key never leaves)."""
     row = SmtpSettings.load()

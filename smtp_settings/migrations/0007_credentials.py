@@ -122,6 +122,11 @@ class Migration(migrations.Migration):
                 ],
             },
         ),
+        migrations.AddField(
+            model_name="setupsecret",
+            name="certificate_pem",
+            field=models.TextField(blank=True),
+        ),
         migrations.RunPython(secrets_to_rows, rows_to_secrets),
         migrations.RemoveField(model_name="smtpsettings", name="client_secret"),
         migrations.RemoveField(model_name="smtpsettings", name="client_secret_replaced_at"),

@@ -134,6 +134,11 @@ class _StepRows:
 def _credential_under_test(run: ValidationRun) -> oauth.Credential:
     """The secret entered for the run, or the stored certificate it names (read here, in the
     worker: its key is never in the run's row), while still bound to the values tested."""
+    if run.candidate.get("certificate_pem"):
+        return {
+            "private_key": readable_secret(run.candidate_secret),
+            "public_certificate": str(run.candidate["certificate_pem"]),
+        }
     credential_id = run.candidate.get("credential_id")
     if not credential_id or run.candidate_secret:
         return readable_secret(run.candidate_secret)

@@ -24,6 +24,7 @@ from activity.service import activity_record
 from smtp_settings import diagnosis, enqueue
 from smtp_settings.credentials.model import Credential, credential_check_noted
 from smtp_settings.credentials.model import Kind as CredentialKind
+from smtp_settings.mail import certificate
 from smtp_settings.models import (
     CONNECTION_FIELDS,
     SECRET_FIELD_BY_AUTH_TYPE,
@@ -68,13 +69,11 @@ def validation_run_start(
 ) -> ValidationRun:
     """Record a run of validated form values and enqueue it once the row is committed.
 
-    A blank secret means "the stored one", exactly as Save treats it. ``scope`` runs part
-    of the steps (the setup assistant's checks); a tenant check sends no secret at all.
-    ``mailboxes``: more mailboxes to sign in as after Sender Email, each on its own session.
-    ``credential_id``: a stored credential to test instead of the one in use (the next one).
-    """
-    # A block, not a decorator: the decorator's frame would show the arguments in error
-    # reports, secrets included.
+    A blank secret means "the stored one", as Save treats it. ``scope`` runs part of the
+    steps (the setup assistant's checks); a tenant check sends no secret at all. ``mailboxes``:
+    more mailboxes to sign in as, each on its own session. ``credential_id``: a stored
+    credential to test instead of the one in use. A block below, not a decorator: the
+    decorator's frame would show the arguments in error reports, secrets too."""
     with transaction.atomic():
         _check_guard_rails(user)
         # Locked: a Save cannot slip between this read and the check below.
@@ -102,7 +101,7 @@ def validation_run_start(
             candidate_secret=secret or None,
             test_recipient=test_recipient,
             scope=scope,
-            fingerprint=settings_fingerprint(candidate, secret or candidate.get("proof", ""))
+            fingerprint=settings_fingerprint(candidate, candidate.get("proof") or secret)
             if scope == RunScope.FULL
             else "",
         )
@@ -137,6 +136,12 @@ def _secret_to_send(
         return ""
     entered = "" if credential_id else values.get(secret_field) or ""
     candidate["secret_source"] = "entered" if entered else "stored"
+    if entered and values.get("client_certificate_pem"):
+        # The setup assistant's certificate: its key is the run's encrypted secret.
+        thumbprint = certificate.thumbprint_of(values["client_certificate_pem"])
+        candidate["certificate_pem"] = values["client_certificate_pem"]
+        candidate["proof"] = f"certificate:{thumbprint}"
+        candidate["credential"] = f"certificate {thumbprint} (not saved yet)"
     if entered:
         return entered
     credential = (
