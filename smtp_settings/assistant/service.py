@@ -24,7 +24,8 @@ from django.views.decorators.debug import sensitive_variables
 
 from smtp_settings import validation
 from smtp_settings.assistant import clouds, script
-from smtp_settings.mail import certificate, microsoft
+from smtp_settings.credentials.service import key_pair_for, thumbprint_of
+from smtp_settings.mail import microsoft
 from smtp_settings.models import (
     AuthType,
     RunScope,
@@ -141,7 +142,7 @@ class HeldSecret:
 
     @property
     def thumbprint(self) -> str:
-        return certificate.thumbprint_of(self.certificate_pem) if self.certificate_pem else ""
+        return thumbprint_of(self.certificate_pem) if self.certificate_pem else ""
 
     def as_values(self) -> dict[str, str]:
         """As the form's fields carry it to Validate and Save."""
@@ -190,25 +191,22 @@ def setup_secret_read(*, user: AbstractBaseUser, session_key: str | None) -> Hel
     )
 
 
-def setup_certificate_create(
-    *, user: AbstractBaseUser, session_key: str, months: int = certificate.DEFAULT_MONTHS
-) -> HeldSecret:
+@sensitive_variables("key_pem")
+def setup_certificate_create(*, user: AbstractBaseUser, session_key: str) -> HeldSecret:
     """Step 4's recommended way: a key pair and certificate made for the app of step 1, held
     for this session like a typed secret (the key never shown); Manage SMTP's Save keeps it
     as the certificate in use."""
     state = setup_progress(user=user, session_key=session_key)
     if not state.app_known:
         raise SetupNotReady("Fill in step 1 first: a certificate is made for its app.")
-    pair = certificate.make(
-        common_name=f"SEI Administration mail {state.row.client_id}", months=months
-    )
+    key_pem, certificate_pem = key_pair_for(client_id=state.row.client_id)
     setup_secret_hold(
         user=user,
         session_key=session_key,
-        secret=pair.private_key_pem,
+        secret=key_pem,
         login_host=urlsplit(state.token_endpoint).netloc,
         client_id=state.row.client_id,
-        certificate_pem=pair.certificate.pem,
+        certificate_pem=certificate_pem,
     )
     held = setup_secret_read(user=user, session_key=session_key)
     assert held is not None

@@ -23,8 +23,8 @@ from smtp_settings import validation
 from smtp_settings.assistant import service
 from smtp_settings.assistant.forms import AppForm, MailboxForm, SecretForm
 from smtp_settings.assistant.script import SCRIPT_FILENAME, exchange_script_for_run
+from smtp_settings.credentials import service as credential_files
 from smtp_settings.links import console_url
-from smtp_settings.mail import certificate
 from smtp_settings.models import AuthType, ValidationRun
 from smtp_settings.permissions import administrator_required
 
@@ -152,7 +152,8 @@ def setup_certificate(request: HttpRequest) -> HttpResponse:
     held = service.setup_secret_read(user=request.user, session_key=_session_key(request))
     if held is None or not held.certificate_pem:
         raise Http404("No certificate is held for this session.")
-    response = HttpResponse(certificate.der_of(held.certificate_pem), "application/pkix-cert")
+    body, content_type = credential_files.public_file(held.certificate_pem, "cer")
+    response = HttpResponse(body, content_type)
     name = f"sei-administration-{held.thumbprint[:8].lower()}.cer"
     response["Content-Disposition"] = f'attachment; filename="{name}"'
     return response

@@ -131,8 +131,32 @@ def certificate_put_in_use(
 def certificate_create(*, months: int, user: AbstractBaseUser | None) -> Credential:
     """A new key pair and self-signed certificate for the saved app (the key never leaves)."""
     row = SmtpSettings.load()
-    pair = certificate.make(common_name=f"SEI Administration mail {row.client_id}", months=months)
+    try:
+        pair = certificate.make(
+            common_name=f"SEI Administration mail {row.client_id}", months=months
+        )
+    except certificate.CertificateRefused as refused:
+        raise CredentialRefused(str(refused)) from None
     return _store_pair(pair, user=user, how="created")
+
+
+@sensitive_variables("pair")
+def key_pair_for(*, client_id: str, months: int = certificate.DEFAULT_MONTHS) -> tuple[str, str]:
+    """A key pair and certificate not stored as a credential yet (the setup assistant holds
+    it for its session): the private key's PEM and the certificate's."""
+    pair = certificate.make(common_name=f"SEI Administration mail {client_id}", months=months)
+    return pair.private_key_pem, pair.certificate.pem
+
+
+def thumbprint_of(certificate_pem: str) -> str:
+    return certificate.thumbprint_of(certificate_pem)
+
+
+def public_file(certificate_pem: str, form: str) -> tuple[bytes, str]:
+    """The public certificate as a download: the .cer (DER) Entra's upload takes, or .pem."""
+    if form == "cer":
+        return certificate.der_of(certificate_pem), "application/pkix-cert"
+    return certificate_pem.encode("ascii"), "application/x-pem-file"
 
 
 @sensitive_variables("pair")

@@ -20,7 +20,6 @@ from smtp_settings.credentials.forms import (
     SecretAddForm,
 )
 from smtp_settings.credentials.model import Credential, Kind
-from smtp_settings.mail import certificate
 from smtp_settings.permissions import administrator_required
 
 _MANAGE = "smtp_settings:manage"
@@ -52,7 +51,7 @@ def certificate_create(request: HttpRequest) -> HttpResponse:
         return _refused_page(request, create=form)
     try:
         made = service.certificate_create(months=form.cleaned_data["months"], user=request.user)
-    except (service.CredentialRefused, certificate.CertificateRefused) as refused:
+    except service.CredentialRefused as refused:
         form.add_error("months", str(refused))
         return _refused_page(request, create=form)
     return _done(
@@ -148,10 +147,7 @@ def credential_remove(request: HttpRequest, credential_id: int) -> HttpResponse:
 def certificate_download(request: HttpRequest, credential_id: int, form: str) -> HttpResponse:
     """The public certificate, as .cer (DER, what Entra's upload takes) or .pem."""
     found = get_object_or_404(Credential, pk=credential_id, kind=Kind.CERTIFICATE)
-    if form == "cer":
-        body, content_type = certificate.der_of(found.certificate_pem), "application/pkix-cert"
-    else:
-        body, content_type = found.certificate_pem.encode("ascii"), "application/x-pem-file"
+    body, content_type = service.public_file(found.certificate_pem, form)
     response = HttpResponse(body, content_type=content_type)
     name = f"sei-administration-{found.thumbprint[:8].lower()}.{form}"
     response["Content-Disposition"] = f'attachment; filename="{name}"'
