@@ -228,6 +228,17 @@ def smtp_settings_secret_status(*, settings_row: SmtpSettings) -> dict[str, Secr
     """Per secret field, whether a value is stored; never the value itself."""
     if not settings_row.is_stored:
         return {}
+    in_use = settings_row.credential(AuthType.OAUTH2)
+    if in_use is not None and in_use.kind == "certificate":
+        # The OAuth credential in use is a certificate: the field may replace it by a secret.
+        return {
+            "client_secret": SecretStatus(
+                label="Certificate (see Credentials below)",
+                stored=True,
+                replaced_at=in_use.added_at,
+            ),
+            "password": _status(settings_row, "password"),
+        }
     return {
         name: SecretStatus(
             label=_field_label(name),
@@ -237,3 +248,12 @@ def smtp_settings_secret_status(*, settings_row: SmtpSettings) -> dict[str, Secr
         )
         for name in SECRET_FIELDS
     }
+
+
+def _status(settings_row: SmtpSettings, name: str) -> SecretStatus:
+    return SecretStatus(
+        label=_field_label(name),
+        stored=bool(getattr(settings_row, name)),
+        replaced_at=getattr(settings_row, REPLACED_AT[name]),
+        unreadable=isinstance(getattr(settings_row, name), UnreadableSecret),
+    )

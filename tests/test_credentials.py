@@ -82,6 +82,8 @@ def test_a_certificate_made_here_validates_once_uploaded_and_then_sends(
     assert after.status in ("passed", "warning")
 
     assert admin_client.post(f"{CREDENTIALS}/{made.pk}/promote/").status_code == 302
+    page = admin_client.get("/administration/smtp/").content.decode()
+    assert "A certificate (see credentials below) is stored" in page
     sandbox.app.secrets.pop(CLIENT_SECRET)  # the old secret deleted in Entra: only the key works
     mail.send_mail("With a certificate", "Body", "app@x.example", ["it@x.example"])
     assert outbox.outbox_deliver_due()["sent"] == 1
@@ -208,6 +210,8 @@ def test_when_entra_refuses_the_one_in_use_mail_goes_with_the_other_and_is_said_
     assert said.count() == 1
     page = admin_client.get("/administration/smtp/").content.decode()
     assert 'id="credential-refused"' in page and made.thumbprint in page
+    administration = admin_client.get("/administration/").content.decode()
+    assert 'id="banner-credential-fallback"' in administration
 
 
 def _upload(name: str, content: bytes) -> Any:

@@ -10,7 +10,7 @@ signed assertion by the SHA-256 one (``x5t#S256``).
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
@@ -71,7 +71,8 @@ class Certificate:
 @dataclass(frozen=True)
 class KeyPair:
     certificate: Certificate
-    private_key_pem: str  # for the encrypted column and MSAL only
+    # For the encrypted column and MSAL only; never in a repr (error pages, logs).
+    private_key_pem: str = field(repr=False)
 
     def msal_credential(self) -> dict[str, str]:
         """MSAL's certificate credential: it signs the assertion (PS256) and names the

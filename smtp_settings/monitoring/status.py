@@ -402,6 +402,19 @@ def _secret_banners(row: SmtpSettings) -> list[Banner]:
     banner = _expiry_banner(expiry) if expiry else None
     if banner is not None:
         found.append(banner)
+    in_use = row.credential(AuthType.OAUTH2) if row.auth_type == AuthType.OAUTH2 else None
+    if in_use is not None and in_use.refused_at is not None:
+        found.append(
+            Banner(
+                "credential-fallback",
+                f"Entra ID refused the credential in use ({in_use.name}): the console switched "
+                "to the other credential, and mail goes out with it. Make the other one the one "
+                f"in use, or fix this one in Entra ID. Entra's answer: {in_use.refused_answer}",
+                severity=WARNING,
+                fragment="#credentials",
+                cause="credential-fallback",
+            )
+        )
     return found
 
 
