@@ -112,7 +112,6 @@ def test_no_private_key_or_secret_in_the_database_logs_broker_pages_or_json(
             reverse("smtp_settings:outbox"),
             reverse("smtp_settings:run_detail", args=[run.id]),
             f"{CREDENTIALS}/{made.pk}/certificate.pem",
-            "/healthz",
         )
     ]
     places = {
