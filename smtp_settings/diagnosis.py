@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from smtp_settings.mail import microsoft
+from smtp_settings.mail import certificate, microsoft
 from smtp_settings.mail.endpoint import MailSettings
 from smtp_settings.powershell import powershell_quote, service_principal_id
 
@@ -190,6 +190,77 @@ TABLE: tuple[Diagnosis, ...] = (
         "No client secret reached Entra ID (AADSTS7000218).",
         "Enter the client secret's Value in Client Secret.",
         aadsts=(7000218,),
+    ),
+    # -- certificate credentials: Entra's checks of the signed client assertion -----------
+    _row(
+        "aadsts_certificate_not_uploaded",
+        "token",
+        "Entra ID does not know the certificate the console signed with (AADSTS700027, "
+        '"key was not found"): it was never uploaded to this app registration, or it was '
+        "uploaded to another one.",
+        "In Manage SMTP > Credentials, download the certificate's .cer and upload it in Entra "
+        "ID > App registrations > the app with Application (client) ID {client_id} > "
+        "Certificates & secrets > Certificates > Upload certificate. Entra then lists "
+        "thumbprint {thumbprint}; Validate again.",
+        answer=r"AADSTS700027.*key was not found",
+    ),
+    _row(
+        "aadsts_certificate_expired",
+        "token",
+        'The certificate has expired (AADSTS700027, "key has expired"): Entra ID no longer '
+        "accepts assertions signed with it.",
+        "In Manage SMTP > Credentials, create a new certificate, upload its .cer under "
+        "Certificates & secrets, Validate it, make it the one in use, then remove the expired "
+        "one here and in Entra ID.",
+        answer=r"AADSTS700027.*(key has expired|key used is expired|expired)",
+    ),
+    _row(
+        "aadsts_certificate_signature",
+        "token",
+        "Entra ID holds a certificate with this thumbprint, but the signature made with the "
+        "console's private key does not verify with it (AADSTS700027): the key stored here is "
+        "not the certificate's own.",
+        "Import the certificate again with its own private key (the .pfx it came in), or "
+        "create a new certificate in Manage SMTP > Credentials and upload that one.",
+        answer=r"AADSTS700027.*signature (is not valid|validation)",
+    ),
+    _row(
+        "aadsts_certificate_refused",
+        "token",
+        "Entra ID refused the certificate's signed assertion (AADSTS700027).",
+        "Check in Entra ID > App registrations > the app > Certificates & secrets that the "
+        "certificate with thumbprint {thumbprint} is listed and current; upload it again or "
+        "create a new one in Manage SMTP > Credentials.",
+        aadsts=(700027,),
+    ),
+    _row(
+        "aadsts_assertion_clock",
+        "token",
+        "The signed assertion is outside its valid time (AADSTS700024): this server's clock "
+        "is too far from Entra's (more than a few minutes).",
+        "Synchronise the clock of the server the console runs on (NTP: e.g. timedatectl "
+        "set-ntp true, or the container host's time sync), then Validate again.",
+        aadsts=(700024,),
+    ),
+    _row(
+        "aadsts_assertion_wrong_client",
+        "token",
+        "The signed assertion names another application than the one asking for the token "
+        "(AADSTS700021).",
+        "Check Client ID against the Application (client) ID on the app registration's "
+        "Overview page; a certificate made for another app is used only with that app: "
+        "create one for this app in Manage SMTP > Credentials.",
+        aadsts=(700021,),
+    ),
+    _row(
+        "aadsts_assertion_audience",
+        "token",
+        "The signed assertion was made for another token endpoint than the one it was sent "
+        "to (AADSTS700023).",
+        "Enter the tenant's token endpoint exactly as Entra lists it under Endpoints (for "
+        "Microsoft 365: https://login.microsoftonline.com/{tenant_hint}/oauth2/v2.0/token), "
+        "not an alias or a proxy in front of it.",
+        aadsts=(700023,),
     ),
     _row(
         "aadsts_unknown_app",
@@ -672,7 +743,14 @@ def values_for(mail: MailSettings, *, claims: Mapping[str, Any] | None = None) -
         "sender": mail.sender_email,
         "server": mail.smtp_server,
         "port": str(mail.port),
+        **({"thumbprint": _thumbprint(mail)} if isinstance(mail.secret, dict) else {}),
     }
+
+
+def _thumbprint(mail: MailSettings) -> str:
+    """The SHA-1 thumbprint of the certificate the settings sign with (as Entra shows it)."""
+    assert isinstance(mail.secret, dict)
+    return certificate.thumbprint_of(mail.secret.get("public_certificate", ""))
 
 
 def diagnose(
@@ -716,6 +794,7 @@ class _Filler(dict[str, str]):
         "client_id": "<APPLICATION_ID>",
         "sender": "<MAILBOX>",
         "sp_object_id": "<ENTERPRISE_APP_OBJECT_ID>",
+        "thumbprint": "<THUMBPRINT>",
     }
 
     def __init__(self, values: Mapping[str, str], *, quote: Callable[[str], str] = str) -> None:

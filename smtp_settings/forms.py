@@ -12,10 +12,11 @@ from smtp_settings import validators
 from smtp_settings.crypto import UnreadableSecret
 from smtp_settings.mail import microsoft
 from smtp_settings.models import (
+    AUTH_TYPE_OF_SECRET,
     EDITABLE_FIELDS,
+    SECRET_LABELS,
     AuthType,
     SmtpSettings,
-    secret_moved_by,
 )
 
 OFFICE365_HOST = "smtp.office365.com"
@@ -96,7 +97,7 @@ def secret_field(name: str, **overrides: Any) -> forms.CharField:
     """A secret's field: write-only, never required (blank keeps the stored one)."""
     return forms.CharField(
         **{
-            "label": SmtpSettings._meta.get_field(name).verbose_name,
+            "label": SECRET_LABELS[name],
             "max_length": 1024,
             "required": False,
             "widget": SecretInput(),
@@ -282,7 +283,7 @@ class SmtpSettingsForm(forms.ModelForm):
         if too_late:
             self.add_error("secret_expiration_date", too_late)
         date_given = cleaned.get("secret_expiration_date") or too_late
-        if cleaned.get("secret_expiration_alert") and not date_given:
+        if cleaned.get("secret_expiration_alert") and not date_given and _typed_expiry(self):
             if self.for_validate:
                 self.notes.append(
                     "Secret Expiration Date is empty: Save will ask for it (the reminders need it)."
@@ -313,22 +314,24 @@ class SmtpSettingsForm(forms.ModelForm):
             )
         ):
             cleaned[name] = held.secret
+            # A certificate made in the assistant: its key is never a client secret.
+            cleaned["client_certificate_pem"] = held.certificate_pem
             self.used_setup_secret = True
             return
         stored = self.instance if self.instance.is_stored else None
-        if stored is None or not getattr(stored, name):
+        # The credential in use: a secret, or a certificate from the Credentials section.
+        credential = stored.credential(AUTH_TYPE_OF_SECRET[name]) if stored else None
+        if credential is None:
             self.add_error(name, missing)
             return
-        if isinstance(getattr(stored, name), UnreadableSecret):
+        if isinstance(credential.material, UnreadableSecret):
             self.add_error(
                 name,
                 "The stored secret cannot be decrypted with the configured encryption keys: "
                 "enter it again (saving replaces it).",
             )
             return
-        changed = [
-            str(self.fields[field].label) for field in secret_moved_by(stored, cleaned, name)
-        ]
+        changed = [str(self.fields[field].label) for field in credential.moved_by(cleaned)]
         if changed:
             label = str(self.fields[name].label).lower()
             self.add_error(
@@ -358,6 +361,18 @@ class SmtpSettingsForm(forms.ModelForm):
                 self.warnings.append(
                     "Use SSL/TLS is off: Exchange Online takes no mail without STARTTLS."
                 )
+
+
+def _typed_expiry(form: SmtpSettingsForm) -> bool:
+    """Whether the OAuth credential has a date to type: not for a certificate (its expiry is
+    read from it), held by the setup assistant or in use."""
+    held = form.setup_secret
+    if form.used_setup_secret and held is not None and held.certificate_pem:
+        return False
+    if form.data.get("client_secret") or not form.instance.is_stored:
+        return True
+    credential = form.instance.credential(AuthType.OAUTH2)
+    return credential is None or credential.kind != "certificate"
 
 
 def _past_entras_limit(expires: date | None) -> str:

@@ -13,7 +13,9 @@ from django.db import models
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from smtp_settings.crypto import SecretDecryptionError, UnreadableSecret
+from smtp_settings.credentials import model as credential_model
+from smtp_settings.credentials.columns import CredentialColumns
+from smtp_settings.credentials.model import Credential, readable_secret  # noqa: F401
 from smtp_settings.fields import EncryptedTextField
 from smtp_settings.mail import microsoft
 
@@ -31,32 +33,25 @@ SECRET_FIELD_BY_AUTH_TYPE: dict[str, str] = {
 }
 SECRET_FIELDS = tuple(SECRET_FIELD_BY_AUTH_TYPE.values())
 REPLACED_AT = {"client_secret": "client_secret_replaced_at", "password": "password_replaced_at"}
+SECRET_LABELS = {"client_secret": "Client Secret", "password": "Password"}
 # A stored secret is used only while these are as they were when it was entered: change one,
-# and the secret must be typed again (it never follows the settings somewhere else).
+# and the secret must be typed again (it never follows the settings somewhere else). The
+# rule itself lives on the credential's row (credentials/model.py).
 SECRET_BOUND_TO: dict[str, tuple[str, ...]] = {
-    "client_secret": (
-        "smtp_server",
-        "port",
-        "use_ssl_tls",
-        "token_endpoint",
-        "client_id",
-        "scopes",
-    ),
-    "password": ("smtp_server", "port", "use_ssl_tls", "username"),
+    "client_secret": credential_model.BOUND_TO[AuthType.OAUTH2],
+    "password": credential_model.BOUND_TO[AuthType.BASIC],
 }
+AUTH_TYPE_OF_SECRET = {name: auth for auth, name in SECRET_FIELD_BY_AUTH_TYPE.items()}
 
 
 def secret_moved_by(stored: Any, values: Any, secret: str) -> list[str]:
-    """The rule "a stored secret stays with its endpoint", once: the fields of ``values``
-    (field name -> value) that would send the stored ``secret`` somewhere other than where
-    it was entered. Empty while nothing is stored."""
+    """The fields of ``values`` (field name -> value) that would send the stored ``secret``
+    (the credential in use of its authentication type) somewhere other than where it was
+    entered. Empty while nothing is stored."""
     if stored is None or not getattr(stored, "is_stored", True):
         return []
-    return [
-        name
-        for name in SECRET_BOUND_TO[secret]
-        if name in values and bound_value_changed(name, getattr(stored, name), values[name])
-    ]
+    credential = stored.credential(AUTH_TYPE_OF_SECRET[secret])
+    return credential.moved_by(values) if credential is not None else []
 
 
 def secrets_moved(stored: Any, values: Any) -> set[str]:
@@ -73,11 +68,7 @@ def blank_secret_moved(stored: Any, values: Any) -> bool:
     return bool(active and not values.get(active) and secret_moved_by(stored, values, active))
 
 
-def bound_value_changed(name: str, old: Any, new: Any) -> bool:
-    """Whether a field a secret is bound to changed (host names and IDs ignore case)."""
-    if isinstance(old, str) and isinstance(new, str) and name in ("smtp_server", "client_id"):
-        return old.lower().rstrip(".") != new.lower().rstrip(".")
-    return old != new
+bound_value_changed = credential_model.bound_value_changed
 
 
 # What decides where and how mail goes, secrets apart: what a Validate run tests.
@@ -107,6 +98,12 @@ def settings_fingerprint(values: Any, secret: str) -> str:
 def saved_settings_fingerprint(row: Any) -> str:
     """The fingerprint of a settings row with the secret its authentication type uses. A
     function of its own: the secret is a local of no caller's frame (error pages show them)."""
+    credential = (
+        row.credential(row.auth_type) if row.auth_type in SECRET_FIELD_BY_AUTH_TYPE else None
+    )
+    if credential is not None and credential.kind == credential_model.Kind.CERTIFICATE:
+        # A certificate is named by its thumbprint (as a Validate run of it names it).
+        return settings_fingerprint(row, f"certificate:{credential.thumbprint}")
     secret = getattr(row, SECRET_FIELD_BY_AUTH_TYPE.get(row.auth_type) or "", "")
     return settings_fingerprint(row, secret if isinstance(secret, str) else "")
 
@@ -124,7 +121,7 @@ EDITABLE_FIELDS = (
 )
 
 
-class SmtpSettings(models.Model):
+class SmtpSettings(CredentialColumns, models.Model):
     """The one configuration the console sends its mail with (always primary key 1)."""
 
     SINGLETON_PK: ClassVar[int] = 1
@@ -136,8 +133,6 @@ class SmtpSettings(models.Model):
         "Authentication Type", max_length=10, choices=AuthType.choices, default=AuthType.OAUTH2
     )
     client_id = models.CharField("Client ID", max_length=36, blank=True)
-    client_secret = EncryptedTextField("Client Secret")
-    client_secret_replaced_at = models.DateTimeField(null=True, blank=True, editable=False)
     secret_expiration_alert = models.BooleanField("Secret Expiration Alert", default=True)
     secret_expiration_date = models.DateField("Secret Expiration Date", null=True, blank=True)
     # Besides every administrator with an e-mail address: e.g. a shared IT mailbox.
@@ -147,8 +142,6 @@ class SmtpSettings(models.Model):
         "Scopes", max_length=1000, blank=True, default=microsoft.GLOBAL.exchange_scope
     )
     username = models.CharField("Username", max_length=254, blank=True)
-    password = EncryptedTextField("Password")
-    password_replaced_at = models.DateTimeField(null=True, blank=True, editable=False)
     use_ssl_tls = models.BooleanField("Use SSL/TLS", default=True)
     use_sender_email = models.BooleanField("Use sender email", default=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -167,6 +160,11 @@ class SmtpSettings(models.Model):
     def __str__(self) -> str:
         return f"{self.smtp_server}:{self.port}" if self.smtp_server else "SMTP settings (unset)"
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """The row, then the secrets entered on it (credential rows need the row's values)."""
+        super().save(*args, **kwargs)
+        self.secrets_store()
+
     @classmethod
     def load(cls) -> SmtpSettings:
         """The stored settings, or an unsaved instance holding the defaults for a new setup."""
@@ -175,6 +173,10 @@ class SmtpSettings(models.Model):
     @property
     def is_stored(self) -> bool:
         return not self._state.adding
+
+    def refresh_from_db(self, *args: Any, **kwargs: Any) -> None:
+        super().refresh_from_db(*args, **kwargs)
+        self.credentials_forget()
 
     def connection_values(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in CONNECTION_FIELDS}
@@ -186,16 +188,6 @@ class SmtpSettings(models.Model):
         """
         name = SECRET_FIELD_BY_AUTH_TYPE.get(self.auth_type)
         return readable_secret(getattr(self, name)) if name else ""
-
-
-def readable_secret(value: object) -> str:
-    """A stored secret as text; ``SecretDecryptionError`` when no key decrypts it."""
-    if isinstance(value, UnreadableSecret):
-        raise SecretDecryptionError(
-            "The stored secret cannot be decrypted with the keys in SEI_ENCRYPTION_KEYS: "
-            "restore the key it was saved with, or enter the secret again in Manage SMTP."
-        )
-    return str(value or "")
 
 
 class SettingsChange(models.Model):
@@ -544,6 +536,8 @@ class SetupSecret(models.Model):
     # A hash of the session key: another browser signed in as the same user cannot use it.
     session = models.CharField(max_length=64)
     secret = EncryptedTextField("Client secret")
+    # With a certificate made in the assistant: its public PEM (``secret`` holds its key).
+    certificate_pem = models.TextField(blank=True)
     # Where it may be sent: the sign-in host ("host[:port]") and the app it was entered for.
     login_host = models.CharField(max_length=260)
     client_id = models.CharField(max_length=36)

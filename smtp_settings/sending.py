@@ -8,21 +8,27 @@ one place that reads them from the database for it. The outbox, the health check
 
 from __future__ import annotations
 
+import functools
+
 from django.views.decorators.debug import sensitive_variables
 
-from smtp_settings.crypto import SecretDecryptionError
+from smtp_settings.credentials.fallback import fallback_noted
+from smtp_settings.credentials.model import Role
+from smtp_settings.crypto import SecretDecryptionError, UnreadableSecret
 from smtp_settings.mail.backend import EmailBackend
 from smtp_settings.mail.endpoint import MailSettings
 from smtp_settings.mail.errors import CredentialFailure
-from smtp_settings.models import SECRET_FIELD_BY_AUTH_TYPE, SmtpSettings
+from smtp_settings.models import SECRET_FIELD_BY_AUTH_TYPE, AuthType, SmtpSettings
 
 
-@sensitive_variables("row", "secret")
+@sensitive_variables("row", "secret", "fallback")
 def saved_mail_settings() -> MailSettings:
-    """The saved settings as the mail engine takes them, the secret decrypted in memory.
+    """The saved settings as the mail engine takes them: the credential in use decrypted in
+    memory, and (OAuth 2.0) the other one for the token request to fall back on.
 
-    What stops every message (nothing saved, no secret, a key that cannot decrypt it)
-    is a ``CredentialFailure``: the outbox holds its messages until a Save.
+    What stops every message (nothing saved, no credential, a key that cannot decrypt it,
+    a credential bound elsewhere) is a ``CredentialFailure``: the outbox holds its
+    messages until a Save.
     """
     row = SmtpSettings.objects.filter(pk=SmtpSettings.SINGLETON_PK).first()
     if row is None or not row.smtp_server:
@@ -31,17 +37,39 @@ def saved_mail_settings() -> MailSettings:
             stage="settings",
             kind="not_configured",
         )
-    try:
-        secret = row.secret_for_auth_type()
-    except SecretDecryptionError as error:
-        raise CredentialFailure(str(error), stage="settings", kind="undecryptable") from None
-    if row.auth_type in SECRET_FIELD_BY_AUTH_TYPE and not secret:
+    values = row.connection_values()
+    if row.auth_type not in SECRET_FIELD_BY_AUTH_TYPE:
+        return MailSettings.from_values(values)
+    in_use = row.credential(row.auth_type)
+    if in_use is None or in_use.moved_by(values):
+        # Bound elsewhere can only be a row changed behind the form's back: never sent.
         raise CredentialFailure(
             "No secret is stored for the configured authentication type.",
             stage="settings",
             kind="no_secret",
         )
-    return MailSettings.from_values(row.connection_values(), secret=secret)
+    try:
+        secret = in_use.engine_credential()
+    except SecretDecryptionError as error:
+        raise CredentialFailure(str(error), stage="settings", kind="undecryptable") from None
+    if not secret:
+        raise CredentialFailure(
+            "No secret is stored for the configured authentication type.",
+            stage="settings",
+            kind="no_secret",
+        )
+    other = row.credential(row.auth_type, Role.NEXT) if row.auth_type == AuthType.OAUTH2 else None
+    if other is None or other.moved_by(values) or isinstance(other.material, UnreadableSecret):
+        return MailSettings.from_values(values, secret=secret, credential_name=in_use.name)
+    fallback = other.engine_credential()
+    return MailSettings.from_values(
+        values,
+        secret=secret,
+        credential_name=in_use.name,
+        fallback=fallback,
+        fallback_name=other.name,
+        on_fallback=functools.partial(fallback_noted, refused_id=in_use.pk, used_id=other.pk),
+    )
 
 
 class SavedSettingsEmailBackend(EmailBackend):

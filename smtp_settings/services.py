@@ -24,6 +24,7 @@ from smtp_settings.models import (
     EDITABLE_FIELDS,
     REPLACED_AT,
     SECRET_FIELDS,
+    SECRET_LABELS,
     AuthType,
     SettingsChange,
     SmtpSettings,
@@ -52,7 +53,7 @@ def _display(value: Any, name: str = "") -> str:
 
 
 def _field_label(name: str) -> str:
-    return str(SmtpSettings._meta.get_field(name).verbose_name)
+    return SECRET_LABELS.get(name) or str(SmtpSettings._meta.get_field(name).verbose_name)
 
 
 class StaleSettings(Exception):
@@ -127,7 +128,7 @@ def _secrets_apply(
     return changes
 
 
-@sensitive_variables("values", "row", "before")
+@sensitive_variables("values", "row", "before", "made_key")
 def smtp_settings_save(
     *,
     values: Mapping[str, Any],
@@ -151,6 +152,11 @@ def smtp_settings_save(
             raise StaleSettings(before)
         if before is not None and blank_secret_moved(before, values):
             raise StaleSettings(before)
+        # The setup assistant's certificate: stored as one, never as a client secret.
+        made_pem = str(values.get("client_certificate_pem") or "")
+        made_key = str(values.get("client_secret") or "") if made_pem else ""
+        if made_pem:
+            values = {name: value for name, value in values.items() if name != "client_secret"}
         # Read before the fields change: ``row`` is ``before`` once settings are stored.
         moved = secrets_moved(before, values)
         row = SmtpSettings.load() if before is None else before
@@ -161,6 +167,8 @@ def smtp_settings_save(
         row.version += 1
         row.fingerprint = saved_settings_fingerprint(row)
         row.save()
+        if made_pem:
+            _certificate_saved(row, key_pem=made_key, certificate_pem=made_pem, changes=changes)
         _changes_record(row, changes, now)
         # Messages held on broken settings get one more attempt with these.
         outbox.outbox_release_held(by=row.updated_by)
@@ -170,6 +178,21 @@ def smtp_settings_save(
             mail_health_check_request(throttled=False)
             failure_alerts_wait_for_check()
         return row
+
+
+@sensitive_variables("key_pem")
+def _certificate_saved(
+    row: SmtpSettings, *, key_pem: str, certificate_pem: str, changes: list[dict[str, str]]
+) -> None:
+    """The setup assistant's certificate becomes the credential in use (its expiry read from
+    it), and the saved settings' fingerprint names it."""
+    from smtp_settings.credentials.service import certificate_put_in_use
+
+    credential = certificate_put_in_use(
+        row=row, key_pem=key_pem, certificate_pem=certificate_pem, user=row.updated_by
+    )
+    SmtpSettings.objects.filter(pk=row.pk).update(fingerprint=saved_settings_fingerprint(row))
+    changes.append(_change("client_secret", "", f"replaced by {credential.name}"))
 
 
 def _changes_record(row: SmtpSettings, changes: list[dict[str, str]], now: Any) -> None:
@@ -205,6 +228,17 @@ def smtp_settings_secret_status(*, settings_row: SmtpSettings) -> dict[str, Secr
     """Per secret field, whether a value is stored; never the value itself."""
     if not settings_row.is_stored:
         return {}
+    in_use = settings_row.credential(AuthType.OAUTH2)
+    if in_use is not None and in_use.kind == "certificate":
+        # The OAuth credential in use is a certificate: the field may replace it by a secret.
+        return {
+            "client_secret": SecretStatus(
+                label="Certificate (see Credentials below)",
+                stored=True,
+                replaced_at=in_use.added_at,
+            ),
+            "password": _status(settings_row, "password"),
+        }
     return {
         name: SecretStatus(
             label=_field_label(name),
@@ -214,3 +248,12 @@ def smtp_settings_secret_status(*, settings_row: SmtpSettings) -> dict[str, Secr
         )
         for name in SECRET_FIELDS
     }
+
+
+def _status(settings_row: SmtpSettings, name: str) -> SecretStatus:
+    return SecretStatus(
+        label=_field_label(name),
+        stored=bool(getattr(settings_row, name)),
+        replaced_at=getattr(settings_row, REPLACED_AT[name]),
+        unreadable=isinstance(getattr(settings_row, name), UnreadableSecret),
+    )

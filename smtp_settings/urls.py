@@ -6,6 +6,7 @@ from django.urls import path
 
 from smtp_settings import views
 from smtp_settings.assistant import views as assistant
+from smtp_settings.credentials import views as credentials
 
 app_name = "smtp_settings"
 
@@ -15,7 +16,42 @@ urlpatterns = [
     path("smtp/setup/", assistant.setup, name="setup"),
     path("smtp/setup/script.ps1", assistant.setup_script, name="setup_script"),
     path("smtp/setup/use/", assistant.setup_use, name="setup_use"),
+    path("smtp/setup/certificate.cer", assistant.setup_certificate, name="setup_certificate"),
     path("smtp/setup/restart/", assistant.setup_restart, name="setup_restart"),
+    path(
+        "smtp/credentials/certificate/",
+        credentials.certificate_create,
+        name="certificate_create",
+    ),
+    path("smtp/credentials/import/", credentials.certificate_import, name="certificate_import"),
+    path("smtp/credentials/secret/", credentials.secret_add, name="secret_add"),
+    path(
+        "smtp/credentials/<int:credential_id>/validate/",
+        credentials.credential_validate,
+        name="credential_validate",
+    ),
+    path(
+        "smtp/credentials/<int:credential_id>/promote/",
+        credentials.credential_promote,
+        name="credential_promote",
+    ),
+    path(
+        "smtp/credentials/<int:credential_id>/remove/",
+        credentials.credential_remove,
+        name="credential_remove",
+    ),
+    path(
+        "smtp/credentials/<int:credential_id>/certificate.cer",
+        credentials.certificate_download,
+        {"form": "cer"},
+        name="certificate_cer",
+    ),
+    path(
+        "smtp/credentials/<int:credential_id>/certificate.pem",
+        credentials.certificate_download,
+        {"form": "pem"},
+        name="certificate_pem",
+    ),
     path("smtp/runs/recent/", views.recent_runs, name="recent_runs"),
     path("smtp/runs/<uuid:run_id>/", views.run_detail, name="run_detail"),
     path("smtp/runs/<uuid:run_id>/status.json", views.run_status, name="run_status"),

@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from post_office.models import Email
 
 from smtp_settings import assistant, outbox, services, validation
+from smtp_settings.credentials.section import credentials_section
 from smtp_settings.forms import SmtpSettingsForm, TestRecipientForm
 from smtp_settings.models import DeliveryState, SmtpSettings, ValidationRun
 from smtp_settings.monitoring import alerts, health_check
@@ -36,6 +37,7 @@ def _manage_page(
     status: int = 200,
     stored: SmtpSettings | None = None,
     setup_run: ValidationRun | None = None,
+    credential_forms: dict[str, Any] | None = None,
 ) -> HttpResponse:
     # Read again after a POST: a failed one must not show an unsaved secret's status (the
     # form's instance has the POSTed values on it by then). The request's mail snapshot
@@ -57,8 +59,24 @@ def _manage_page(
             # The setup assistant's secret, waiting for this form (never its value).
             "setup_secret": form.setup_secret,
             "setup_run": validation.validation_run_as_dict(run=setup_run) if setup_run else None,
+            **credentials_section(stored, credential_forms or {}),
         },
         status=status,
+    )
+
+
+def manage_page_with(
+    request: HttpRequest, *, credential_forms: dict[str, Any], status: int
+) -> HttpResponse:
+    """Manage SMTP with a refused form of the Credentials section showing its errors."""
+    stored = for_request(request).row
+    return _manage_page(
+        request,
+        SmtpSettingsForm(instance=stored),
+        _recipient_form(request),
+        stored=stored,
+        status=status,
+        credential_forms=credential_forms,
     )
 
 

@@ -154,12 +154,30 @@ PACKAGES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # Knows the tasks by name only: their routes (settings.CELERY_TASK_ROUTES), never code.
     "enqueue": (("smtp_settings.enqueue",), ("tasks",)),
     "rows": (
-        ("smtp_settings.models", "smtp_settings.fields", "smtp_settings.crypto"),
+        (
+            *("smtp_settings.models", "smtp_settings.fields", "smtp_settings.crypto"),
+            *("smtp_settings.credentials", "smtp_settings.credentials.model"),
+            "smtp_settings.credentials.columns",
+        ),
         ("facts",),
+    ),
+    # Credentials: made, imported, added, promoted, removed (the Credentials section's work).
+    "credentials": (
+        (
+            "smtp_settings.credentials.service",
+            "smtp_settings.credentials.forms",
+            "smtp_settings.credentials.section",
+        ),
+        ("rows", "mail", "facts", "activity", "outbox"),
+    ),
+    # The saved settings' word that the token request fell back to the other credential.
+    "credential fallback": (
+        ("smtp_settings.credentials.fallback",),
+        ("rows", "mail", "activity", "signals"),
     ),
     "field rules": (("smtp_settings.forms", "smtp_settings.validators"), ("rows", "facts")),
     "mail": (("smtp_settings.mail", "smtp_settings.mail.*"), ("facts", "text")),
-    "sending": (("smtp_settings.sending",), ("rows", "mail")),
+    "sending": (("smtp_settings.sending",), ("rows", "mail", "credential fallback")),
     "validation": (
         ("smtp_settings.validation", "smtp_settings.validation.*"),
         ("rows", "mail", "facts", "activity", "enqueue", "diagnosis"),
@@ -167,7 +185,10 @@ PACKAGES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # The assistant's forms reuse Manage SMTP's field kinds (SecretInput, StrictEmailField).
     "assistant": (
         ("smtp_settings.assistant", "smtp_settings.assistant.*"),
-        ("rows", "field rules", "validation", "facts", "permissions", "links", "powershell"),
+        (
+            *("rows", "field rules", "validation", "facts", "permissions", "links"),
+            *("powershell", "credentials"),
+        ),
     ),
     "outbox": (
         ("smtp_settings.outbox", "smtp_settings.outbox.*"),
@@ -185,7 +206,10 @@ PACKAGES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "services": (
         ("smtp_settings.services",),
         # Save asks for a health check of the settings it saved.
-        ("rows", "outbox", "activity", "enqueue", "facts", "smtp_settings.monitoring.health_check"),
+        (
+            *("rows", "outbox", "activity", "enqueue", "facts", "credentials"),
+            "smtp_settings.monitoring.health_check",
+        ),
     ),
     # Each worker's and beat's word that it runs.
     "heartbeats": (("smtp_settings.heartbeats",), ("rows",)),
@@ -210,10 +234,11 @@ PACKAGES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "smtp_settings.urls",
             "smtp_settings.context_processors",
             "smtp_settings.templatetags*",
+            "smtp_settings.credentials.views",
         ),
         (
             *("services", "outbox", "validation", "assistant", "monitoring", "field rules"),
-            *("rows", "permissions", "links"),
+            *("rows", "permissions", "links", "credentials"),
         ),
     ),
     "tasks": (

@@ -18,9 +18,16 @@ SECRET = "Xq8~Qm2.n7Tz_pL4rS9vWc1yB6dE3fG5hJ0kK-"
 
 
 def raw_column(column: str) -> str | None:
+    """The ciphertext of the credential in use that holds ``column``'s secret (the client
+    secret of OAuth 2.0, the password of Basic), as the database holds it."""
+    auth_type = {"client_secret": "oauth2", "password": "basic"}[column]
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {column} FROM smtp_settings_smtpsettings WHERE id = 1")  # noqa: S608
-        return cursor.fetchone()[0]
+        cursor.execute(
+            "SELECT material FROM smtp_settings_credential WHERE auth_type = %s AND role = %s",
+            [auth_type, "in_use"],
+        )
+        found = cursor.fetchone()
+        return found[0] if found else None
 
 
 def store(**secrets: str) -> SmtpSettings:

@@ -14,6 +14,7 @@ from smtp_settings.assistant.service import (
     setup_assistant_get,
     setup_assistant_restart,
     setup_assistant_save,
+    setup_certificate_create,
     setup_check_start,
     setup_failed_step,
     setup_manage_initial,

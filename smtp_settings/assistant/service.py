@@ -24,6 +24,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from smtp_settings import validation
 from smtp_settings.assistant import clouds, script
+from smtp_settings.credentials.service import key_pair_for, thumbprint_of
 from smtp_settings.mail import microsoft
 from smtp_settings.models import (
     AuthType,
@@ -130,10 +131,22 @@ def setup_assistant_restart(*, user: AbstractBaseUser) -> None:
 
 @dataclass(frozen=True)
 class HeldSecret:
+    """The client secret, or a certificate's private key (``certificate_pem`` then holds
+    the public certificate), kept for this session."""
+
     secret: str = field(repr=False)
     login_host: str
     client_id: str
     expires_at: Any
+    certificate_pem: str = ""
+
+    @property
+    def thumbprint(self) -> str:
+        return thumbprint_of(self.certificate_pem) if self.certificate_pem else ""
+
+    def as_values(self) -> dict[str, str]:
+        """As the form's fields carry it to Validate and Save."""
+        return {"client_secret": self.secret, "client_certificate_pem": self.certificate_pem}
 
     def fits(self, *, token_endpoint: str, client_id: str) -> bool:
         """Only for the sign-in host and app it was entered for (it never travels)."""
@@ -143,13 +156,20 @@ class HeldSecret:
 
 @sensitive_variables("secret")
 def setup_secret_hold(
-    *, user: AbstractBaseUser, session_key: str, secret: str, login_host: str, client_id: str
+    *,
+    user: AbstractBaseUser,
+    session_key: str,
+    secret: str,
+    login_host: str,
+    client_id: str,
+    certificate_pem: str = "",
 ) -> None:
     SetupSecret.objects.update_or_create(
         user=user,
         defaults={
             "session": _session_hash(session_key),
             "secret": secret,
+            "certificate_pem": certificate_pem,
             "login_host": login_host,
             "client_id": client_id,
             "expires_at": timezone.now() + SECRET_HELD_FOR,
@@ -166,7 +186,31 @@ def setup_secret_read(*, user: AbstractBaseUser, session_key: str | None) -> Hel
     ).first()
     if held is None or not isinstance(held.secret, str) or not held.secret:
         return None
-    return HeldSecret(held.secret, held.login_host, held.client_id, held.expires_at)
+    return HeldSecret(
+        held.secret, held.login_host, held.client_id, held.expires_at, held.certificate_pem
+    )
+
+
+@sensitive_variables("key_pem")
+def setup_certificate_create(*, user: AbstractBaseUser, session_key: str) -> HeldSecret:
+    """Step 4's recommended way: a key pair and certificate made for the app of step 1, held
+    for this session like a typed secret (the key never shown); Manage SMTP's Save keeps it
+    as the certificate in use."""
+    state = setup_progress(user=user, session_key=session_key)
+    if not state.app_known:
+        raise SetupNotReady("Fill in step 1 first: a certificate is made for its app.")
+    key_pem, certificate_pem = key_pair_for(client_id=state.row.client_id)
+    setup_secret_hold(
+        user=user,
+        session_key=session_key,
+        secret=key_pem,
+        login_host=urlsplit(state.token_endpoint).netloc,
+        client_id=state.row.client_id,
+        certificate_pem=certificate_pem,
+    )
+    held = setup_secret_read(user=user, session_key=session_key)
+    assert held is not None
+    return held
 
 
 def setup_secret_erase(*, user: AbstractBaseUser) -> None:
@@ -402,7 +446,7 @@ def setup_check_start(
                 "Enter the client secret's Value in step 4 first (it is kept for this session "
                 "only, and never shown again)."
             )
-        values["client_secret"] = state.held.secret
+        values.update(state.held.as_values())
     if check == "mailbox" and not state.row.sender_email:
         raise SetupNotReady("Enter Sender Email in step 5 first.")
     if check == "tenant":
@@ -460,5 +504,5 @@ def setup_use_settings(*, user: AbstractBaseUser, session_key: str | None) -> Va
     if state.held is None:
         raise SetupNotReady("Enter the client secret's Value in step 4 first.")
     values = setup_candidate(state=state)
-    values["client_secret"] = state.held.secret
+    values.update(state.held.as_values())
     return validation.validation_run_start(values=values, user=user, scope=RunScope.FULL)

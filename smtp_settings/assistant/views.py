@@ -23,11 +23,12 @@ from smtp_settings import validation
 from smtp_settings.assistant import service
 from smtp_settings.assistant.forms import AppForm, MailboxForm, SecretForm
 from smtp_settings.assistant.script import SCRIPT_FILENAME, exchange_script_for_run
+from smtp_settings.credentials import service as credential_files
 from smtp_settings.links import console_url
 from smtp_settings.models import AuthType, ValidationRun
 from smtp_settings.permissions import administrator_required
 
-PARTS = {"app": 1, "consent": 3, "secret": 4, "mailbox": 5}
+PARTS = {"app": 1, "consent": 3, "secret": 4, "certificate": 4, "mailbox": 5}
 
 
 def _session_key(request: HttpRequest) -> str | None:
@@ -124,6 +125,40 @@ def _consent_answer(request: HttpRequest, expected_state: str) -> str:
     return "refused" if "error" in request.GET or "admin_consent" in request.GET else ""
 
 
+def _certificate_create(request: HttpRequest) -> HttpResponse:
+    """Step 4's "Create a certificate": made and held for this session; the page then shows
+    its thumbprint, the .cer to upload in Entra ID and the check."""
+    if not request.session.session_key:
+        request.session.save()
+    try:
+        held = service.setup_certificate_create(
+            user=request.user, session_key=request.session.session_key or ""
+        )
+    except service.SetupNotReady as refusal:
+        messages.error(request, str(refusal))
+        return redirect("smtp_settings:setup")
+    messages.success(
+        request,
+        f"Certificate created, thumbprint {held.thumbprint}. Download its .cer below, upload it "
+        "in Entra ID, then check it.",
+    )
+    return redirect(f"{reverse('smtp_settings:setup')}#step-4")
+
+
+@administrator_required
+@require_GET
+def setup_certificate(request: HttpRequest) -> HttpResponse:
+    """The public certificate this session's assistant made, as the .cer Entra takes."""
+    held = service.setup_secret_read(user=request.user, session_key=_session_key(request))
+    if held is None or not held.certificate_pem:
+        raise Http404("No certificate is held for this session.")
+    body, content_type = credential_files.public_file(held.certificate_pem, "cer")
+    response = HttpResponse(body, content_type)
+    name = f"sei-administration-{held.thumbprint[:8].lower()}.cer"
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
+
+
 @administrator_required
 @require_http_methods(["GET", "POST"])
 @sensitive_post_parameters("client_secret")
@@ -134,6 +169,8 @@ def setup(request: HttpRequest) -> HttpResponse:
     part = request.POST.get("part", "")
     if part not in PARTS:
         return HttpResponse("Unknown part of the setup assistant.", status=400)
+    if part == "certificate":
+        return _certificate_create(request)
     state = service.setup_progress(user=request.user, session_key=_session_key(request))
     forms = _forms(state, request.POST, part)
     form = forms.get(f"{part}_form")

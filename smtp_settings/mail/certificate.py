@@ -10,7 +10,7 @@ signed assertion by the SHA-256 one (``x5t#S256``).
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
@@ -71,7 +71,8 @@ class Certificate:
 @dataclass(frozen=True)
 class KeyPair:
     certificate: Certificate
-    private_key_pem: str  # for the encrypted column and MSAL only
+    # For the encrypted column and MSAL only; never in a repr (error pages, logs).
+    private_key_pem: str = field(repr=False)
 
     def msal_credential(self) -> dict[str, str]:
         """MSAL's certificate credential: it signs the assertion (PS256) and names the
@@ -129,6 +130,22 @@ def read(material: bytes, *, password: str = "", now: datetime | None = None) ->
             "refuses it. Bring a current one, or create one here."
         )
     return pair
+
+
+def thumbprint_of(pem: str) -> str:
+    """A certificate's SHA-1 thumbprint, upper-case hex ("" for what is no certificate)."""
+    try:
+        loaded = x509.load_pem_x509_certificate(pem.encode("ascii"))
+    except ValueError:
+        return ""
+    return loaded.fingerprint(hashes.SHA1()).hex().upper()  # noqa: S303  (Entra's name)
+
+
+def der_of(pem: str) -> bytes:
+    """A certificate's PEM as the .cer (DER) file Entra's Upload certificate takes."""
+    return x509.load_pem_x509_certificate(pem.encode("ascii")).public_bytes(
+        serialization.Encoding.DER
+    )
 
 
 def assertion_thumbprint(thumbprint_hex: str) -> str:

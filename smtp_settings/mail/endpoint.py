@@ -7,7 +7,7 @@ turn it into the transport's ``SmtpEndpoint`` and ``Credentials``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -18,6 +18,16 @@ OAUTH2 = "oauth2"
 BASIC = "basic"
 NONE = "none"
 IMPLICIT_TLS_PORT = 465
+
+
+# Entra's answers that refuse the credential itself (not the app, tenant or consent): the
+# other credential, if one is registered, may still work. 7000215 invalid secret, 7000222
+# expired secret, 700027 certificate key not found / bad signature / expired, 50012
+# invalid client assertion.
+CREDENTIAL_REFUSED_CODES = frozenset({7000215, 7000222, 700027, 50012})
+# After the credential in use was refused and the other one worked, the other one is asked
+# first for this long: not one refused request per message.
+REFUSED_MEMORY_SECONDS = 300.0
 
 
 @dataclass(frozen=True)
@@ -32,16 +42,28 @@ class MailSettings:
     scopes: str = ""
     username: str = ""
     use_sender_email: bool = True
-    # The client secret (OAuth 2.0) or the password (Basic): whichever the type uses.
-    secret: str = field(default="", repr=False)
+    # The credential in use: the client secret's value or MSAL's certificate credential
+    # (OAuth 2.0), or the password (Basic).
+    secret: oauth.Credential = field(default="", repr=False)
+    # How pages and runs name it (never any of its material).
+    credential_name: str = ""
+    # The other credential (OAuth 2.0): used when Entra refuses the one in use as a
+    # credential, and told through ``on_fallback`` (the one refused, the error).
+    fallback: oauth.Credential | None = field(default=None, repr=False)
+    fallback_name: str = ""
+    on_fallback: Callable[[MailSettings, oauth.TokenError], None] | None = field(
+        default=None, repr=False, compare=False
+    )
 
     @classmethod
-    def from_values(cls, values: Mapping[str, Any], *, secret: str = "") -> MailSettings:
+    def from_values(
+        cls, values: Mapping[str, Any], *, secret: oauth.Credential = "", **more: Any
+    ) -> MailSettings:
         """From a mapping of field names (a run's candidate, a settings row's values)."""
-        known = {f.name for f in fields(cls)} - {"secret"}
+        known = {f.name for f in fields(cls)} - {"secret", *more}
         kept = {name: values[name] for name in known if values.get(name) is not None}
         kept["port"] = int(kept["port"])
-        return cls(**kept, secret=secret)
+        return cls(**kept, secret=secret, **more)
 
 
 def implicit_tls_for(*, port: int, use_tls: bool) -> bool:
@@ -64,24 +86,61 @@ def split_scopes(value: str) -> list[str]:
 
 
 def acquire_token(settings: MailSettings, *, timeout: float, fresh: bool = False) -> oauth.Token:
-    """The OAuth 2.0 token for these settings (MSAL's cache unless ``fresh``)."""
+    """The OAuth 2.0 token for these settings (MSAL's cache unless ``fresh``): the one
+    way every part of the console gets one.
+
+    When Entra refuses the credential in use as a credential and the settings carry
+    another one, the token comes with the other one and ``on_fallback`` is told.
+    """
+    first, second = settings.secret, settings.fallback
+    if second is not None and _refused_lately(settings, first):
+        first, second = second, first
+    try:
+        return _token(settings, first, timeout=timeout, fresh=fresh)
+    except oauth.TokenError as error:
+        if second is None or not set(error.error_codes) & CREDENTIAL_REFUSED_CODES:
+            raise
+        try:
+            token = _token(settings, second, timeout=timeout, fresh=fresh)
+        except oauth.TokenError:
+            raise error from None
+        _refused_note(settings, first)
+        if settings.on_fallback is not None and first is settings.secret:
+            settings.on_fallback(settings, error)
+        return token
+
+
+def _token(
+    settings: MailSettings, credential: oauth.Credential, *, timeout: float, fresh: bool
+) -> oauth.Token:
     return oauth.acquire_token(
         token_endpoint=settings.token_endpoint,
         client_id=settings.client_id,
-        client_secret=settings.secret,
+        client_secret=credential,
         scopes=split_scopes(settings.scopes),
         timeout=timeout,
         fresh=fresh,
     )
 
 
+def _refused_lately(settings: MailSettings, credential: oauth.Credential) -> bool:
+    key = oauth.app_key(settings.token_endpoint, settings.client_id, credential)
+    return oauth.refused_within(key, seconds=REFUSED_MEMORY_SECONDS)
+
+
+def _refused_note(settings: MailSettings, credential: oauth.Credential) -> None:
+    oauth.refused_note(oauth.app_key(settings.token_endpoint, settings.client_id, credential))
+
+
 def forget_token(settings: MailSettings) -> None:
-    """Drop the cached token of these settings: the server refused it."""
-    oauth.forget(
-        token_endpoint=settings.token_endpoint,
-        client_id=settings.client_id,
-        client_secret=settings.secret,
-    )
+    """Drop the cached tokens of these settings: the server refused one."""
+    for credential in (settings.secret, settings.fallback):
+        if credential is not None:
+            oauth.forget(
+                token_endpoint=settings.token_endpoint,
+                client_id=settings.client_id,
+                client_secret=credential,
+            )
 
 
 def credentials(
@@ -96,5 +155,5 @@ def credentials(
             raise ValueError("OAuth 2.0 needs a token")
         return Credentials(OAUTH2, mailbox, token.access_token)
     if settings.auth_type == BASIC:
-        return Credentials(BASIC, settings.username, settings.secret)
+        return Credentials(BASIC, settings.username, str(settings.secret))
     return None

@@ -10,6 +10,7 @@ import functools
 import hashlib
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -234,6 +235,11 @@ class _PinnedSession(requests.Session):
         return response
 
 
+def app_key(token_endpoint: str, client_id: str, client_secret: Credential) -> tuple[str, str, str]:
+    """Names one credential of one app (a hash: nothing of the credential in it)."""
+    return _app_key(token_endpoint, client_id, client_secret)
+
+
 def _forget(authority: str, client_id: str, client_secret: Credential) -> None:
     with _apps_lock:
         _apps.pop(_app_key(authority, client_id, client_secret), None)
@@ -247,6 +253,22 @@ def forget(*, token_endpoint: str, client_id: str, client_secret: Credential) ->
 def forget_applications() -> None:
     with _apps_lock:
         _apps.clear()
+        _refused.clear()
+
+
+# Credentials Entra refused lately while another one of the same app worked (by app_key).
+_refused: dict[tuple[str, str, str], float] = {}
+
+
+def refused_note(key: tuple[str, str, str]) -> None:
+    with _apps_lock:
+        _refused[key] = time.monotonic()
+
+
+def refused_within(key: tuple[str, str, str], *, seconds: float) -> bool:
+    with _apps_lock:
+        at = _refused.get(key)
+    return at is not None and time.monotonic() - at < seconds
 
 
 def acquire_token(

@@ -5,6 +5,7 @@ Nothing here is secret or personal: it is fit for ``/healthz`` as much as for th
 
 from __future__ import annotations
 
+import json
 import re
 import weakref
 from dataclasses import dataclass
@@ -19,7 +20,10 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from smtp_settings import outbox
+from smtp_settings.credentials.model import Credential, Role
+from smtp_settings.credentials.model import Kind as CredentialKind
 from smtp_settings.crypto import UnreadableSecret
+from smtp_settings.fields import EncryptedTextField
 from smtp_settings.models import (
     SECRET_FIELD_BY_AUTH_TYPE,
     AuthType,
@@ -41,6 +45,9 @@ class SecretExpiry:
     expires: date
     days_left: int
     alert_on: bool
+    # "client secret" or "certificate"; the next credential's name once it passed Validate.
+    what: str = "client secret"
+    next_ready: str = ""
 
     @property
     def urgency(self) -> str:
@@ -53,10 +60,22 @@ class SecretExpiry:
 
 
 def secret_expiry(row: SmtpSettings, *, today: date | None = None) -> SecretExpiry | None:
-    if not row.is_stored or row.auth_type != AuthType.OAUTH2 or not row.secret_expiration_date:
+    """When the credential in use expires: a certificate's date read from it, a secret's as
+    typed (Secret Expiration Date)."""
+    if not row.is_stored or row.auth_type != AuthType.OAUTH2:
         return None
-    days = (row.secret_expiration_date - (today or timezone.localdate())).days
-    return SecretExpiry(row.secret_expiration_date, days, row.secret_expiration_alert)
+    in_use = row.credential(AuthType.OAUTH2)
+    certificate = in_use is not None and in_use.kind == CredentialKind.CERTIFICATE
+    expires = row.secret_expiration_date
+    if in_use is not None and certificate:
+        expires = in_use.expires_on
+    if not expires:
+        return None
+    days = (expires - (today or timezone.localdate())).days
+    what = "certificate" if certificate else "client secret"
+    upcoming = row.credential(AuthType.OAUTH2, Role.NEXT)
+    ready = upcoming.name if upcoming is not None and upcoming.check_passed else ""
+    return SecretExpiry(expires, days, row.secret_expiration_alert, what=what, next_ready=ready)
 
 
 def _latest(queryset: QuerySet[Any], fields: list[str]) -> Subquery:
@@ -82,7 +101,12 @@ def _from_json(model: type[Model], data: dict[str, Any] | None) -> Any:
         return None
     values = {}
     for field in model._meta.concrete_fields:
-        if field.name in data:
+        if isinstance(field, EncryptedTextField) and field.name in data:
+            # Ciphertext in the JSON: decrypted (or marked unreadable) as a column read is.
+            values[field.attname] = field.from_db_value(data[field.name], None, None)
+        elif isinstance(field, JSONField) and isinstance(data.get(field.name), str):
+            values[field.attname] = json.loads(data[field.name])  # SQLite nests it as text
+        elif field.name in data:
             value = field.to_python(data[field.name])
             if isinstance(value, datetime) and timezone.is_naive(value):
                 value = timezone.make_aware(value, UTC)  # SQLite keeps UTC without its zone
@@ -154,10 +178,35 @@ def _settings_with_status() -> SmtpSettings | None:
             _worker=_latest(_workers(), ["worker", "role", "seen_at"]),
             _beat=_latest(_beats(), ["worker", "role", "seen_at"]),
             _last_sent=Subquery(_sent().values("sent_at")[:1]),
+            **_credential_annotations(),
             **counts,
         )
         .first()
     )
+
+
+_CREDENTIAL_FIELDS = [field.name for field in Credential._meta.concrete_fields]
+_CREDENTIAL_SLOTS = [
+    (auth_type, role) for auth_type in (AuthType.OAUTH2, AuthType.BASIC) for role in Role.values
+]
+
+
+def _credential_annotations() -> dict[str, Subquery]:
+    """Each credential slot (authentication type and role) as one JSON column."""
+    return {
+        f"_credential_{auth_type}_{role}": _latest(
+            Credential.objects.filter(auth_type=auth_type, role=role), _CREDENTIAL_FIELDS
+        )
+        for auth_type, role in _CREDENTIAL_SLOTS
+    }
+
+
+def _credentials_from(row: SmtpSettings) -> None:
+    """The row's credentials from its annotations: the page reads them with the row."""
+    row.__dict__["_credentials"] = {
+        (auth_type, role): _from_json(Credential, getattr(row, f"_credential_{auth_type}_{role}"))
+        for auth_type, role in _CREDENTIAL_SLOTS
+    }
 
 
 class MailSnapshot:
@@ -170,6 +219,7 @@ class MailSnapshot:
         self.row = row or SmtpSettings.load()
         if row is None:
             return
+        _credentials_from(row)
         # Filled in from the one query: the cached properties below are not asked.
         self.__dict__["health"] = _from_json(MailHealthCheck, row._health)
         self.__dict__["verdict"] = _run_from_json(row._verdict)
@@ -349,29 +399,73 @@ def _secret_banners(row: SmtpSettings) -> list[Banner]:
             )
         )
     expiry = secret_expiry(row)
-    if expiry and expiry.urgency == "expired":
+    banner = _expiry_banner(expiry) if expiry else None
+    if banner is not None:
+        found.append(banner)
+    in_use = row.credential(AuthType.OAUTH2) if row.auth_type == AuthType.OAUTH2 else None
+    if in_use is not None and in_use.refused_at is not None:
         found.append(
             Banner(
-                "secret-expired",
-                f"The client secret expired on {expiry.expires.isoformat()} (AADSTS7000222: "
-                "Entra ID refuses it), so no mail goes out. Create a new secret in Entra ID "
-                "and save it in Manage SMTP.",
-                cause="aadsts_secret_expired",
-            )
-        )
-    elif expiry and expiry.urgency in ("urgent", "soon"):
-        days = "today" if expiry.days_left == 0 else f"in {expiry.days_left} days"
-        found.append(
-            Banner(
-                "secret-expiring",
-                f"The client secret expires {days} ({expiry.expires.isoformat()}). Create a new "
-                "secret in Entra ID and save it in Manage SMTP before then.",
-                # Within the week mail will stop soon; within the month it is to know.
-                severity=WARNING if expiry.urgency == "urgent" else INFO,
-                cause="secret-expiring",
+                "credential-fallback",
+                f"Entra ID refused the credential in use ({in_use.name}): the console switched "
+                "to the other credential, and mail goes out with it. Make the other one the one "
+                f"in use, or fix this one in Entra ID. Entra's answer: {in_use.refused_answer}",
+                severity=WARNING,
+                fragment="#credentials",
+                cause="credential-fallback",
             )
         )
     return found
+
+
+def _expiry_banner(expiry: SecretExpiry) -> Banner | None:
+    """What the credential in use's expiry says: expired, expiring (and what is left to do
+    when the next one is ready), or nothing."""
+    if expiry.urgency == "expired":
+        return Banner(
+            "secret-expired",
+            f"The {expiry.what} expired on {expiry.expires.isoformat()} "
+            + (
+                "(AADSTS700027: Entra ID refuses it), so no mail goes out unless the other "
+                "credential works. Create a new certificate in Manage SMTP > Credentials."
+                if expiry.what == "certificate"
+                else "(AADSTS7000222: Entra ID refuses it), so no mail goes out. Create a "
+                "new secret in Entra ID and save it in Manage SMTP."
+            ),
+            cause="aadsts_secret_expired",
+        )
+    elif expiry.urgency in ("urgent", "soon") and expiry.next_ready:
+        days = "today" if expiry.days_left == 0 else f"in {expiry.days_left} days"
+        return Banner(
+            "secret-expiring",
+            f"The {expiry.what} in use expires {days} ({expiry.expires.isoformat()}); the "
+            f"next credential ({expiry.next_ready}) passed Validate. Left to do: make it "
+            "the one in use in Manage SMTP > Credentials, then remove the old one there "
+            "and in Entra ID.",
+            severity=INFO,
+            cause="secret-expiring",
+        )
+    elif expiry.urgency in ("urgent", "soon") and expiry.what == "certificate":
+        days = "today" if expiry.days_left == 0 else f"in {expiry.days_left} days"
+        return Banner(
+            "secret-expiring",
+            f"The certificate in use expires {days} ({expiry.expires.isoformat()}). Create "
+            "the next one in Manage SMTP > Credentials, upload it in Entra ID, Validate it "
+            "and make it the one in use before then.",
+            severity=WARNING if expiry.urgency == "urgent" else INFO,
+            cause="secret-expiring",
+        )
+    elif expiry.urgency in ("urgent", "soon"):
+        days = "today" if expiry.days_left == 0 else f"in {expiry.days_left} days"
+        return Banner(
+            "secret-expiring",
+            f"The client secret expires {days} ({expiry.expires.isoformat()}). Create a new "
+            "secret in Entra ID and save it in Manage SMTP before then.",
+            # Within the week mail will stop soon; within the month it is to know.
+            severity=WARNING if expiry.urgency == "urgent" else INFO,
+            cause="secret-expiring",
+        )
+    return None
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from smtp_settings import diagnosis
+from smtp_settings.credentials.model import Credential
 from smtp_settings.mail import endpoint, jwt_claims, microsoft, oauth
 from smtp_settings.mail.transport import SmtpConnection, SmtpFailure, TlsInfo
 from smtp_settings.models import (
@@ -132,11 +133,30 @@ class _StepRows:
         self.skip(self.keys[self.keys.index(key) + 1 :], reason)
 
 
+def _credential_under_test(run: ValidationRun) -> oauth.Credential:
+    """The secret entered for the run, or the stored certificate it names (read here, in the
+    worker: its key is never in the run's row), while still bound to the values tested."""
+    if run.candidate.get("certificate_pem"):
+        return {
+            "private_key": readable_secret(run.candidate_secret),
+            "public_certificate": str(run.candidate["certificate_pem"]),
+        }
+    credential_id = run.candidate.get("credential_id")
+    if not credential_id or run.candidate_secret:
+        return readable_secret(run.candidate_secret)
+    credential = Credential.objects.filter(pk=credential_id).first()
+    if credential is None or credential.moved_by(run.candidate):
+        return ""
+    return credential.engine_credential()
+
+
 class Runner:
     def __init__(self, run: ValidationRun, *, timeout: float) -> None:
         self.run_row = run
         self.mail = endpoint.MailSettings.from_values(
-            run.candidate, secret=readable_secret(run.candidate_secret)
+            run.candidate,
+            secret=_credential_under_test(run),
+            credential_name=str(run.candidate.get("credential", "")),
         )
         self.timeout = timeout
         self.token: oauth.Token | None = None
@@ -276,6 +296,7 @@ class Runner:
                 key,
                 kind=token_check.token_error_kind(error, secret=self.mail.secret),
                 codes=error.error_codes,
+                answer=error.message,
             ),
         )
 

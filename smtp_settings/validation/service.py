@@ -22,6 +22,9 @@ from django.views.decorators.debug import sensitive_variables
 from activity.models import Kind
 from activity.service import activity_record
 from smtp_settings import diagnosis, enqueue
+from smtp_settings.credentials.model import Credential, credential_check_noted
+from smtp_settings.credentials.model import Kind as CredentialKind
+from smtp_settings.mail import certificate
 from smtp_settings.models import (
     CONNECTION_FIELDS,
     SECRET_FIELD_BY_AUTH_TYPE,
@@ -62,15 +65,15 @@ def validation_run_start(
     notes: list[str] | None = None,
     scope: str = RunScope.FULL,
     mailboxes: list[str] | None = None,
+    credential_id: int | None = None,
 ) -> ValidationRun:
     """Record a run of validated form values and enqueue it once the row is committed.
 
-    A blank secret means "the stored one", exactly as Save treats it. ``scope`` runs part
-    of the steps (the setup assistant's checks); a tenant check sends no secret at all.
-    ``mailboxes``: more mailboxes to sign in as after Sender Email, each on its own session.
-    """
-    # A block, not a decorator: the decorator's frame would show the arguments in error
-    # reports, secrets included.
+    A blank secret means "the stored one", as Save treats it. ``scope`` runs part of the
+    steps (the setup assistant's checks); a tenant check sends no secret at all. ``mailboxes``:
+    more mailboxes to sign in as, each on its own session. ``credential_id``: a stored
+    credential to test instead of the one in use. A block below, not a decorator: the
+    decorator's frame would show the arguments in error reports, secrets too."""
     with transaction.atomic():
         _check_guard_rails(user)
         # Locked: a Save cannot slip between this read and the check below.
@@ -80,7 +83,13 @@ def validation_run_start(
         )
         candidate = {name: values.get(name, getattr(stored, name)) for name in CONNECTION_FIELDS}
         # A tenant check sends no secret at all.
-        secret = "" if scope == RunScope.TENANT else _secret_to_send(stored, values, candidate)
+        secret = (
+            ""
+            if scope == RunScope.TENANT
+            else _secret_to_send(stored, values, candidate, credential_id=credential_id)
+        )
+        if candidate.get("credential"):
+            notes = [f"Tested credential: {candidate['credential']}.", *(notes or [])]
         if notes:
             candidate["notes"] = list(notes)  # said with the verdict
         extra = mailboxes if scope == RunScope.FULL and mailboxes else []
@@ -92,7 +101,9 @@ def validation_run_start(
             candidate_secret=secret or None,
             test_recipient=test_recipient,
             scope=scope,
-            fingerprint=settings_fingerprint(candidate, secret) if scope == RunScope.FULL else "",
+            fingerprint=settings_fingerprint(candidate, candidate.get("proof") or secret)
+            if scope == RunScope.FULL
+            else "",
         )
         ValidationStep.objects.bulk_create(
             ValidationStep(run=run, position=position, key=key, name=name)
@@ -110,22 +121,54 @@ def validation_run_start(
 
 @sensitive_variables("values", "entered")
 def _secret_to_send(
-    stored: SmtpSettings, values: Mapping[str, Any], candidate: dict[str, Any]
+    stored: SmtpSettings,
+    values: Mapping[str, Any],
+    candidate: dict[str, Any],
+    *,
+    credential_id: int | None = None,
 ) -> str:
-    """The secret the run signs in with: the one entered, or the stored one while the
-    candidate leaves it where it was entered. Notes its source in ``candidate``."""
+    """The secret the run signs in with: the one entered, or a stored credential (the one
+    in use, or ``credential_id``) while the candidate leaves it where it was entered.
+    Notes its source in ``candidate``; a certificate is named there (``credential_id``)
+    and read by the worker, its key never in the run's row."""
     secret_field = SECRET_FIELD_BY_AUTH_TYPE.get(candidate["auth_type"])
     if not secret_field:
         return ""
-    entered = values.get(secret_field) or ""
-    if blank_secret_moved(stored, {**candidate, secret_field: entered}):
+    entered = "" if credential_id else values.get(secret_field) or ""
+    candidate["secret_source"] = "entered" if entered else "stored"
+    if entered and values.get("client_certificate_pem"):
+        # The setup assistant's certificate: its key is the run's encrypted secret.
+        thumbprint = certificate.thumbprint_of(values["client_certificate_pem"])
+        candidate["certificate_pem"] = values["client_certificate_pem"]
+        candidate["proof"] = f"certificate:{thumbprint}"
+        candidate["credential"] = f"certificate {thumbprint} (not saved yet)"
+    if entered:
+        return entered
+    credential = (
+        Credential.objects.filter(pk=credential_id, auth_type=candidate["auth_type"]).first()
+        if credential_id
+        else stored.credential(candidate["auth_type"])
+    )
+    if credential is None and credential_id:
+        raise ValidationNotStarted("That credential was removed meanwhile.")
+    if (credential is not None and credential.moved_by(candidate)) or (
+        credential_id is None and blank_secret_moved(stored, {**candidate, secret_field: ""})
+    ):
         raise ValidationNotStarted(
             "The stored settings changed since the page was opened: enter the secret "
             "again (a stored secret is only ever sent where it was entered)."
         )
-    candidate["secret_source"] = "entered" if entered else "stored"
+    if credential is None:
+        return ""
+    candidate["credential"] = f"{credential.name} ({credential.get_role_display().lower()})"
+    if credential_id:
+        candidate["credential_id"] = credential.pk
+    if credential.kind == CredentialKind.CERTIFICATE:
+        candidate["credential_id"] = credential.pk
+        candidate["proof"] = f"certificate:{credential.thumbprint}"
+        return ""
     # The form already refused a blank secret when the stored one is unreadable.
-    return entered or readable_secret(getattr(stored, secret_field))
+    return readable_secret(credential.material)
 
 
 def _started_log(run: ValidationRun, user: AbstractBaseUser) -> None:
@@ -277,6 +320,12 @@ def validation_run_execute(*, run_id: str) -> None:
         candidate_secret=None,
         **outputs,
     )
+    if run.candidate.get("credential_id"):
+        # The credential tested explicitly: the Credentials section and its reminders say it.
+        credential_check_noted(
+            credential_id=int(run.candidate["credential_id"]),
+            passed=status in (RunStatus.PASSED, RunStatus.WARNING),
+        )
     progress.touch(run_id, final=True)
 
 

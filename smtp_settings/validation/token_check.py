@@ -22,11 +22,15 @@ GRAPH_MAIL_SEND_TEXT = (
 WRONG_SECRET = 7000215
 
 
-def token_error_kind(error: oauth.TokenError, *, secret: str) -> str:
+def token_error_kind(error: oauth.TokenError, *, secret: oauth.Credential) -> str:
     """The kind diagnosis looks up: Entra says only "invalid secret" (AADSTS7000215) when the
     Secret ID was pasted instead of the Value; the shape of what was sent tells them apart
     (Entra's secret IDs are GUIDs; its secret values never are)."""
-    if WRONG_SECRET in error.error_codes and microsoft.is_guid(secret.strip()):
+    if (
+        WRONG_SECRET in error.error_codes
+        and isinstance(secret, str)
+        and microsoft.is_guid(secret.strip())
+    ):
         return "secret_id"
     return error.kind
 
@@ -112,6 +116,7 @@ def check_token(mail: endpoint.MailSettings, *, timeout: float) -> TokenCheck:
             "token",
             kind=token_error_kind(error, secret=mail.secret),
             codes=error.error_codes,
+            answer=error.message,
             auth_type=mail.auth_type,
             values=values,
         )

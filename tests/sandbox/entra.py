@@ -237,7 +237,13 @@ class EntraStandIn(HttpsStandIn):
                 assertion,
                 public_key,
                 algorithms=["RS256", "PS256"],
-                options={"verify_aud": False, "verify_exp": False, "verify_nbf": False},
+                # The times are Entra's own check below (700024), not a signature failure.
+                options={
+                    "verify_aud": False,
+                    "verify_exp": False,
+                    "verify_nbf": False,
+                    "verify_iat": False,
+                },
             )
         except jwt.PyJWTError:
             raise EntraError(
