@@ -111,6 +111,8 @@ _RETIRED_LOGIN_HOSTS = ("login.microsoftonline.de",)
 LOGIN_HOSTS = frozenset(
     {host for cloud in CLOUDS for host in cloud.login_hosts} | set(_RETIRED_LOGIN_HOSTS)
 )
+# Microsoft Graph's own hosts, one per cloud (the access token may always go there).
+GRAPH_HOSTS = frozenset(cloud.graph_host for cloud in CLOUDS)
 # Every audience an Exchange Online token may carry.
 EXCHANGE_AUDIENCES = (EXCHANGE_APP_ID, *(cloud.exchange_resource for cloud in CLOUDS))
 
@@ -123,6 +125,14 @@ def cloud_for_exchange_resource(resource: str) -> Cloud | None:
     """The cloud whose Exchange Online is ``resource`` (a scope's resource, no slash)."""
     for cloud in CLOUDS:
         if cloud.exchange_resource == resource:
+            return cloud
+    return None
+
+
+def cloud_for_graph_host(host: str) -> Cloud | None:
+    """The Microsoft cloud whose Graph is at ``host``, if one is."""
+    for cloud in CLOUDS:
+        if host.lower() == cloud.graph_host:
             return cloud
     return None
 
