@@ -18,6 +18,11 @@ from smtp_settings.fields import EncryptedTextField
 from smtp_settings.mail import microsoft
 
 
+class Transport(models.TextChoices):
+    SMTP = "smtp", "SMTP (OAuth 2.0 / Basic / none)"
+    GRAPH = "graph", "Microsoft Graph (OAuth 2.0)"
+
+
 class AuthType(models.TextChoices):
     OAUTH2 = "oauth2", "OAuth 2.0"
     BASIC = "basic", "Basic (Username and Password)"
@@ -82,6 +87,8 @@ def bound_value_changed(name: str, old: Any, new: Any) -> bool:
 
 # What decides where and how mail goes, secrets apart: what a Validate run tests.
 CONNECTION_FIELDS = (
+    "transport",
+    "graph_host",
     "smtp_server",
     "sender_email",
     "port",
@@ -95,11 +102,21 @@ CONNECTION_FIELDS = (
 )
 
 
+GRAPH_FIELDS = ("transport", "graph_host")
+
+
 @sensitive_variables("secret", "text")
 def settings_fingerprint(values: Any, secret: str) -> str:
     """Names one set of connection values with one secret (an HMAC: nothing of the secret
     can be read back from it): a run that tested exactly what is saved has the saved row's."""
-    text = json.dumps([str(_value(values, name)) for name in CONNECTION_FIELDS] + [secret])
+    # Graph's fields count only once Graph is chosen: a row saved before they existed keeps
+    # its fingerprint (and so its passing Validate run).
+    names = [
+        name
+        for name in CONNECTION_FIELDS
+        if name not in GRAPH_FIELDS or _value(values, "transport") == Transport.GRAPH
+    ]
+    text = json.dumps([str(_value(values, name)) for name in names] + [secret])
     return hmac.new(settings.SECRET_KEY.encode(), text.encode(), hashlib.sha256).hexdigest()
 
 
@@ -129,7 +146,13 @@ class SmtpSettings(models.Model):
 
     SINGLETON_PK: ClassVar[int] = 1
 
-    smtp_server = models.CharField("SMTP Server", max_length=253)
+    transport = models.CharField(
+        "Send through", max_length=10, choices=Transport.choices, default=Transport.SMTP
+    )
+    # Graph only: its host[:port] when not the cloud's own (SMTP_GRAPH_HOSTS allows others).
+    graph_host = models.CharField("Graph Host", max_length=260, blank=True)
+    # Blank only with Graph (the form requires it for SMTP).
+    smtp_server = models.CharField("SMTP Server", max_length=253, blank=True)
     sender_email = models.EmailField("Sender Email", max_length=254)
     port = models.PositiveIntegerField("Port", default=587)
     auth_type = models.CharField(
@@ -165,7 +188,14 @@ class SmtpSettings(models.Model):
         verbose_name_plural = "SMTP settings"
 
     def __str__(self) -> str:
+        if self.transport == Transport.GRAPH:
+            return f"Microsoft Graph ({self.graph_host or 'the cloud of the token endpoint'})"
         return f"{self.smtp_server}:{self.port}" if self.smtp_server else "SMTP settings (unset)"
+
+    @property
+    def is_configured(self) -> bool:
+        """Saved with somewhere to send: an SMTP server, or Graph."""
+        return self.is_stored and (self.transport == Transport.GRAPH or bool(self.smtp_server))
 
     @classmethod
     def load(cls) -> SmtpSettings:

@@ -25,7 +25,7 @@ def saved_mail_settings() -> MailSettings:
     is a ``CredentialFailure``: the outbox holds its messages until a Save.
     """
     row = SmtpSettings.objects.filter(pk=SmtpSettings.SINGLETON_PK).first()
-    if row is None or not row.smtp_server:
+    if row is None or not row.is_configured:
         raise CredentialFailure(
             "Manage SMTP has no saved settings yet: mail waits until an administrator saves them.",
             stage="settings",

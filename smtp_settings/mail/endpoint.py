@@ -14,6 +14,9 @@ from typing import Any
 from smtp_settings.mail import oauth
 from smtp_settings.mail.transport import Credentials, SmtpEndpoint
 
+# The transports a configuration may choose (mail/transports.py).
+SMTP = "smtp"
+GRAPH = "graph"
 OAUTH2 = "oauth2"
 BASIC = "basic"
 NONE = "none"
@@ -32,6 +35,9 @@ class MailSettings:
     scopes: str = ""
     username: str = ""
     use_sender_email: bool = True
+    transport: str = SMTP
+    # Graph only: its host[:port] ("" for the cloud's own, read from the token endpoint).
+    graph_host: str = ""
     # The client secret (OAuth 2.0) or the password (Basic): whichever the type uses.
     secret: str = field(default="", repr=False)
 
@@ -63,13 +69,20 @@ def split_scopes(value: str) -> list[str]:
     return value.split()
 
 
-def acquire_token(settings: MailSettings, *, timeout: float, fresh: bool = False) -> oauth.Token:
-    """The OAuth 2.0 token for these settings (MSAL's cache unless ``fresh``)."""
+def acquire_token(
+    settings: MailSettings,
+    *,
+    timeout: float,
+    fresh: bool = False,
+    scopes: list[str] | None = None,
+) -> oauth.Token:
+    """The OAuth 2.0 token for these settings (MSAL's cache unless ``fresh``); for their
+    Scopes unless ``scopes`` says another resource's (Graph's, whatever Scopes holds)."""
     return oauth.acquire_token(
         token_endpoint=settings.token_endpoint,
         client_id=settings.client_id,
         client_secret=settings.secret,
-        scopes=split_scopes(settings.scopes),
+        scopes=scopes if scopes is not None else split_scopes(settings.scopes),
         timeout=timeout,
         fresh=fresh,
     )

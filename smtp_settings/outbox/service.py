@@ -485,7 +485,13 @@ class _DeliveryRun:
             **explained,
         }
         if state == DeliveryState.DEFERRED:
-            columns["next_attempt_at"] = timezone.now() + _backoff(attempts)
+            # The server's own "try again in" (429/503 Retry-After) is kept to, else backoff.
+            wait = (
+                timedelta(seconds=error.retry_after)
+                if error.retry_after is not None
+                else _backoff(attempts)
+            )
+            columns["next_attempt_at"] = timezone.now() + wait
         Delivery.objects.filter(pk=delivery.pk).update(**columns)
         Log.objects.create(
             email_id=delivery.pk,
