@@ -17,6 +17,7 @@ from smtp_settings.models import (
     SmtpSettings,
     secret_moved_by,
 )
+from smtp_settings.transport_form import TransportFields
 
 OFFICE365_HOST = "smtp.office365.com"
 
@@ -117,9 +118,10 @@ def tenant_field(**overrides: Any) -> forms.CharField:
     )
 
 
-class SmtpSettingsForm(forms.ModelForm):
+class SmtpSettingsForm(TransportFields, forms.ModelForm):
     smtp_server = settings_field(
         "smtp_server",
+        required=False,
         help_text="The host name of the SMTP server, without scheme or port. "
         "Exchange Online: smtp.office365.com.",
     )

@@ -44,7 +44,6 @@ from smtp_settings.mail.pinned_http import (
 # Graph takes at most this much in one request (the base64 body); more needs an upload
 # session, which the console does not build: such a message fails with this reason.
 LARGEST_REQUEST_BYTES = 4 * 1024 * 1024
-MAIL_SEND_ROLE = "Mail.Send"
 # A token this close to its end is replaced before the next message.
 _TOKEN_MARGIN_SECONDS = 300
 # A Retry-After longer than this is read as this (a server's typo must not park mail).

@@ -30,6 +30,10 @@ TENANT_HINT_PATTERN = rf"^({GUID_PATTERN}|[a-zA-Z0-9-]+(\.[a-zA-Z0-9-]+)+)$"
 
 # The permission Exchange Online's SMTP AUTH asks a token for.
 SEND_AS_APP_ROLE = "SMTP.SendAsApp"
+# The Microsoft Graph application permission sendMail asks a token for.
+MAIL_SEND_ROLE = "Mail.Send"
+# Microsoft Graph's application id: tokens may name it instead of its URL as audience.
+GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 # Entra ID lets a client secret last at most this long (its portal offers up to 24 months).
 SECRET_LONGEST_MONTHS = 24
 

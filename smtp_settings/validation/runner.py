@@ -37,7 +37,7 @@ from smtp_settings.models import (
     ValidationStep,
     readable_secret,
 )
-from smtp_settings.validation import progress, token_check
+from smtp_settings.validation import graph_steps, progress, token_check
 
 STEPS: tuple[tuple[str, str], ...] = (
     ("token", "Token"),
@@ -67,8 +67,13 @@ STEPS_BY_SCOPE: dict[str, tuple[tuple[str, str], ...]] = {
 }
 
 
-def steps_for(scope: str, mailboxes: list[str]) -> list[tuple[str, str]]:
-    """A run's steps in order: its scope's, then one per further mailbox (full runs)."""
+def steps_for(
+    scope: str, mailboxes: list[str], transport: str = endpoint.SMTP
+) -> list[tuple[str, str]]:
+    """A run's steps in order: its scope's, then one per further mailbox (full SMTP runs);
+    a full run through Microsoft Graph has Graph's own."""
+    if scope == RunScope.FULL and transport == endpoint.GRAPH:
+        return list(graph_steps.GRAPH_STEPS)
     extra = mailbox_steps(mailboxes) if scope == RunScope.FULL else []
     return [*STEPS_BY_SCOPE[scope], *extra]
 
@@ -146,7 +151,7 @@ class Runner:
         # More mailboxes to sign in as (the setup assistant, Use sender email off).
         self.mailboxes = [str(address) for address in run.candidate.get("mailboxes") or []]
         # The run's steps, in order, as validation_run_start created their rows.
-        self.names = dict(steps_for(self.scope, self.mailboxes))
+        self.names = dict(steps_for(self.scope, self.mailboxes, self.mail.transport))
         self.keys = list(self.names)
         # What later setup steps carry on with; written with the run's verdict.
         self.outputs: dict[str, Any] = {}
@@ -190,6 +195,11 @@ class Runner:
                     self._token(outcome)
                 with self.step("token_contents") as outcome:
                     self._token_contents(outcome)
+                return
+            if self.mail.transport == endpoint.GRAPH:
+                recipient = self.run_row.test_recipient
+                message = build_test_message(self.run_row, self.mail) if recipient else None
+                graph_steps.run_graph(self, message)
                 return
             if self.mail.auth_type == AuthType.OAUTH2:
                 with self.step("token") as outcome:
@@ -392,10 +402,16 @@ def build_test_message(run: ValidationRun, mail: endpoint.MailSettings) -> Email
     message.set_content(
         f"This message comes from the Validate button of SEI Administration > Manage SMTP "
         f"(validation {run.id}, started by {who}).\n\n"
-        f"It shows that the console can send through {mail.smtp_server}:"
-        f"{mail.port} as {sender}. No reply is needed.\n"
+        f"It shows that the console can send through {_way_out(mail)} as {sender}. No "
+        "reply is needed.\n"
     )
     return message
+
+
+def _way_out(mail: endpoint.MailSettings) -> str:
+    if mail.transport == endpoint.GRAPH:
+        return "Microsoft Graph"
+    return f"{mail.smtp_server}:{mail.port}"
 
 
 def _token_error_facts(error: oauth.TokenError) -> list[list[str]]:

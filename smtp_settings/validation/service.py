@@ -96,7 +96,9 @@ def validation_run_start(
         )
         ValidationStep.objects.bulk_create(
             ValidationStep(run=run, position=position, key=key, name=name)
-            for position, (key, name) in enumerate(steps_for(scope, extra))
+            for position, (key, name) in enumerate(
+                steps_for(scope, extra, str(candidate.get("transport") or "smtp"))
+            )
         )
         enqueue.after_commit(VALIDATE_TASK, str(run.id))
         activity_record(
