@@ -193,6 +193,17 @@ class SmtpSettings(models.Model):
         return f"{self.smtp_server}:{self.port}" if self.smtp_server else "SMTP settings (unset)"
 
     @property
+    def basic_against_microsoft(self) -> bool:
+        """Saved with Basic authentication (a mailbox password) to Exchange Online's SMTP
+        host: Microsoft switches that off (550 5.7.30) by the end of December 2026."""
+        return (
+            self.is_stored
+            and self.transport == Transport.SMTP
+            and self.auth_type == AuthType.BASIC
+            and self.smtp_server.lower().rstrip(".") in microsoft.SMTP_HOSTS
+        )
+
+    @property
     def is_configured(self) -> bool:
         """Saved with somewhere to send: an SMTP server, or Graph."""
         return self.is_stored and (self.transport == Transport.GRAPH or bool(self.smtp_server))

@@ -115,6 +115,8 @@ _RETIRED_LOGIN_HOSTS = ("login.microsoftonline.de",)
 LOGIN_HOSTS = frozenset(
     {host for cloud in CLOUDS for host in cloud.login_hosts} | set(_RETIRED_LOGIN_HOSTS)
 )
+# Exchange Online's SMTP client submission hosts, one per cloud.
+SMTP_HOSTS = frozenset(cloud.smtp_host for cloud in CLOUDS)
 # Microsoft Graph's own hosts, one per cloud (the access token may always go there).
 GRAPH_HOSTS = frozenset(cloud.graph_host for cloud in CLOUDS)
 # Every audience an Exchange Online token may carry.

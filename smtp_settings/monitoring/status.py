@@ -242,6 +242,7 @@ def mail_at_a_glance(*, snapshot: MailSnapshot) -> dict[str, Any]:
         else None,
         "last_sent": snapshot.last_sent,
         "outbox": snapshot.counts,
+        "basic_retiring": snapshot.row.basic_against_microsoft,
     }
 
 
