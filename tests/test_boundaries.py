@@ -157,7 +157,10 @@ PACKAGES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("smtp_settings.models", "smtp_settings.fields", "smtp_settings.crypto"),
         ("facts",),
     ),
-    "field rules": (("smtp_settings.forms", "smtp_settings.validators"), ("rows", "facts")),
+    "field rules": (
+        ("smtp_settings.forms", "smtp_settings.validators", "smtp_settings.transport_form"),
+        ("rows", "facts"),
+    ),
     "mail": (("smtp_settings.mail", "smtp_settings.mail.*"), ("facts", "text")),
     "sending": (("smtp_settings.sending",), ("rows", "mail")),
     "validation": (

@@ -9,6 +9,7 @@ diagnosed from the same table as SMTP's.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +17,7 @@ from smtp_settings import diagnosis
 from smtp_settings.mail import endpoint, jwt_claims, microsoft, oauth
 from smtp_settings.mail.errors import DeliveryError
 from smtp_settings.mail.graph import GraphTransport, graph_origin, graph_scope
-from smtp_settings.models import StepStatus
+from smtp_settings.models import StepStatus, ValidationRun
 from smtp_settings.validation import token_check
 
 if TYPE_CHECKING:
@@ -34,9 +35,11 @@ NOT_PROVEN = (
 )
 
 
-def run_graph(runner: Runner, test_message: EmailMessage | None) -> None:
+def run_graph(
+    runner: Runner, build: Callable[[ValidationRun, endpoint.MailSettings], EmailMessage]
+) -> None:
     """The Graph steps of a full run (the caller catches the runner's stop); the test
-    message is sent when the run names an address."""
+    message (``build``: Validate's own) is sent when the run names an address."""
     with runner.step("token") as outcome:
         _token(runner, outcome)
     with runner.step("token_contents") as outcome:
@@ -44,11 +47,11 @@ def run_graph(runner: Runner, test_message: EmailMessage | None) -> None:
     if outcome.status == StepStatus.FAILED:
         runner.rows.skip(["send"], "Skipped: this token cannot send through Graph.")
         return
-    if test_message is None:
+    if not runner.run_row.test_recipient:
         runner.rows.skip(["send"], NOT_PROVEN)
         return
     with runner.step("send") as outcome:
-        _send(runner, outcome, test_message)
+        _send(runner, outcome, build(runner.run_row, runner.mail))
 
 
 def _token(runner: Runner, outcome: Outcome) -> None:

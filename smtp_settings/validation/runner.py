@@ -197,9 +197,7 @@ class Runner:
                     self._token_contents(outcome)
                 return
             if self.mail.transport == endpoint.GRAPH:
-                recipient = self.run_row.test_recipient
-                message = build_test_message(self.run_row, self.mail) if recipient else None
-                graph_steps.run_graph(self, message)
+                graph_steps.run_graph(self, build_test_message)
                 return
             if self.mail.auth_type == AuthType.OAUTH2:
                 with self.step("token") as outcome:
