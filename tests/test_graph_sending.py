@@ -193,3 +193,16 @@ def test_a_429_with_retry_after_3_defers_the_message_that_long_not_longer(
     outbox.outbox_deliver_due()
     assert Delivery.objects.get().state == DeliveryState.SENT
     assert len(graph.exchange.delivered) == 1
+
+
+def test_the_health_check_reads_a_graph_token_for_graph_settings(graph: Any) -> None:
+    from smtp_settings.monitoring.health_check import mail_health_check_run
+
+    save_graph(graph)
+    check = mail_health_check_run()
+    assert check is not None and check.ok, check.detail if check else None
+    assert "Microsoft Graph with the Mail.Send role" in check.detail
+    graph.app.roles[GRAPH_RESOURCE] = []
+    failed = mail_health_check_run()
+    assert failed is not None and not failed.ok
+    assert failed.diagnosis in ("graph_smtp_instead", "graph_no_mail_send")

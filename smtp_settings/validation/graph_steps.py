@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from email.message import EmailMessage
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from smtp_settings import diagnosis
 from smtp_settings.mail import endpoint, jwt_claims, microsoft, oauth
@@ -69,27 +69,6 @@ def _token(runner: Runner, outcome: Outcome) -> None:
     ]
 
 
-def graph_claim_problems(
-    claims: dict[str, Any], mail: endpoint.MailSettings
-) -> list[tuple[str, str]]:
-    """(kind, explanation) for each way a Graph token would not let the app send."""
-    problems: list[tuple[str, str]] = []
-    resource = graph_scope(mail).removesuffix("/.default")
-    audience = str(claims.get("aud", "")).rstrip("/")
-    if audience and audience not in (resource, microsoft.GRAPH_APP_ID):
-        problems.append(("graph_wrong_audience", f"The token is for {audience}, not {resource}."))
-    roles = [str(role) for role in claims.get("roles") or []]
-    if microsoft.MAIL_SEND_ROLE not in roles:
-        problems.append(("graph_no_mail_send", "The token has no Mail.Send role."))
-    tenant = microsoft.tenant_from_token_endpoint(mail.token_endpoint) or ""
-    if microsoft.is_guid(tenant) and claims.get("tid") and claims["tid"] != tenant:
-        problems.append(("wrong_tenant", f"The token comes from tenant {claims['tid']}."))
-    app = claims.get("appid") or claims.get("azp")
-    if app and str(app).lower() != mail.client_id.lower():
-        problems.append(("wrong_app", f"The token was issued to application {app}."))
-    return problems
-
-
 def _has_smtp_send_as(mail: endpoint.MailSettings, *, timeout: float) -> bool:
     """Whether the app holds SMTP.SendAsApp instead: one Exchange token, read only."""
     graph_host = graph_scope(mail).removesuffix("/.default")
@@ -113,7 +92,7 @@ def _contents(runner: Runner, outcome: Outcome) -> None:
     runner.fill = diagnosis.values_for(runner.mail, claims=claims)
     runner.evidence = diagnosis.Evidence.from_claims(claims)
     outcome.facts = token_check.claim_facts(claims)
-    problems = graph_claim_problems(claims, runner.mail)
+    problems = token_check.graph_claim_problems(claims, runner.mail)
     if (
         problems
         and problems[0][0] == "graph_no_mail_send"
