@@ -145,6 +145,10 @@ class SmtpSettings(models.Model):
     """The one configuration the console sends its mail with (always primary key 1)."""
 
     SINGLETON_PK: ClassVar[int] = 1
+    # The optional fallback connection (issue 20): the same fields, a second row. The
+    # outbox sends through it when the primary cannot deliver for a reason that is not the
+    # message's.
+    FALLBACK_PK: ClassVar[int] = 2
 
     transport = models.CharField(
         "Send through", max_length=10, choices=Transport.choices, default=Transport.SMTP
@@ -212,6 +216,11 @@ class SmtpSettings(models.Model):
     def load(cls) -> SmtpSettings:
         """The stored settings, or an unsaved instance holding the defaults for a new setup."""
         return cls.objects.filter(pk=cls.SINGLETON_PK).first() or cls(pk=cls.SINGLETON_PK)
+
+    @classmethod
+    def load_fallback(cls) -> SmtpSettings:
+        """The fallback connection, or an unsaved instance with the defaults."""
+        return cls.objects.filter(pk=cls.FALLBACK_PK).first() or cls(pk=cls.FALLBACK_PK)
 
     @property
     def is_stored(self) -> bool:
@@ -417,6 +426,9 @@ class Delivery(models.Model):
     next_attempt_at = models.DateTimeField(default=timezone.now)
     claimed_until = models.DateTimeField(null=True, blank=True)
     mailbox = models.CharField(max_length=254, blank=True)
+    # Which connection sent it: "primary", or "fallback" (then last_error and the
+    # diagnosis say why the primary could not).
+    connection = models.CharField(max_length=10, blank=True)
     last_answer = models.TextField(blank=True)
     last_error = models.TextField(blank=True)
     diagnosis = models.CharField(max_length=40, blank=True)

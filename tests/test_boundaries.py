@@ -182,6 +182,8 @@ PACKAGES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "activity",
             "enqueue",
             "links",
+            # The fallback connection's alert (issue 20).
+            "signals",
         ),
     ),
     "services": (

@@ -25,6 +25,11 @@ class Migration(migrations.Migration):
             name="graph_host",
             field=models.CharField(blank=True, max_length=260, verbose_name="Graph Host"),
         ),
+        migrations.AddField(
+            model_name="delivery",
+            name="connection",
+            field=models.CharField(blank=True, max_length=10),
+        ),
         migrations.AlterField(
             model_name="smtpsettings",
             name="smtp_server",
