@@ -210,6 +210,7 @@ PACKAGES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "pages": (
         (
             "smtp_settings.views",
+            "smtp_settings.fallback_views",
             "smtp_settings.urls",
             "smtp_settings.context_processors",
             "smtp_settings.templatetags*",

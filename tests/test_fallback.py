@@ -118,3 +118,48 @@ def _delivered(sandbox: Any) -> list[Any]:
         email.message_from_bytes(content, policy=email.policy.default)
         for _, content in sandbox.exchange.delivered
     ]
+
+
+def test_the_fallback_page_saves_validates_with_its_own_secret_and_removes(
+    sandbox: Any, settings: Any, admin_client: Client
+) -> None:
+    from smtp_settings import validation
+    from smtp_settings.models import ValidationRun
+
+    settings.SMTP_GRAPH_HOSTS = [sandbox.graph.host]
+    primary = save_primary(sandbox.form_values())
+    app = sandbox.tenant.add_app(FALLBACK_APP, FALLBACK_SECRET)
+    app.roles[GRAPH_RESOURCE] = ["Mail.Send"]
+    url = reverse("smtp_settings:fallback")
+    assert "No fallback connection is saved" in admin_client.get(url).content.decode()
+    values = {
+        **sandbox.form_values(),
+        "transport": "graph",
+        "graph_host": sandbox.graph.host,
+        "client_id": FALLBACK_APP,
+        "client_secret": FALLBACK_SECRET,
+    }
+    for name in ("smtp_server", "port", "use_ssl_tls"):
+        values.pop(name)
+    assert admin_client.post(url, values).status_code == 302
+    saved = SmtpSettings.load_fallback()
+    assert (saved.pk, saved.transport, saved.client_id) == (2, "graph", FALLBACK_APP)
+    assert SmtpSettings.load().client_id == primary.client_id  # the primary is untouched
+    page = admin_client.get(url).content.decode()
+    assert FALLBACK_SECRET not in page and "A fallback connection is saved" in page
+
+    # Validate with the secret left blank: the fallback's stored one, not the primary's.
+    blank = {**values, "client_secret": "", "connection": "fallback", "test_recipient": ""}
+    started = admin_client.post(
+        reverse("smtp_settings:validate"), blank, HTTP_ACCEPT="application/json"
+    )
+    assert started.status_code == 202, started.content
+    run = ValidationRun.objects.get(pk=started.json()["run"])
+    validation.validation_run_execute(run_id=str(run.pk))
+    result = validation.validation_run_as_dict(run=ValidationRun.objects.get(pk=run.pk))
+    assert [step["key"] for step in result["steps"]] == ["token", "token_contents", "send"]
+    assert result["status"] == "passed"
+
+    assert admin_client.post(url, {"action": "remove"}).status_code == 302
+    assert not SmtpSettings.objects.filter(pk=SmtpSettings.FALLBACK_PK).exists()
+    assert SmtpSettings.objects.filter(pk=SmtpSettings.SINGLETON_PK).exists()

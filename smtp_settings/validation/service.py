@@ -62,6 +62,7 @@ def validation_run_start(
     notes: list[str] | None = None,
     scope: str = RunScope.FULL,
     mailboxes: list[str] | None = None,
+    pk: int = SmtpSettings.SINGLETON_PK,
 ) -> ValidationRun:
     """Record a run of validated form values and enqueue it once the row is committed.
 
@@ -75,8 +76,8 @@ def validation_run_start(
         _check_guard_rails(user)
         # Locked: a Save cannot slip between this read and the check below.
         stored = (
-            SmtpSettings.objects.select_for_update().filter(pk=SmtpSettings.SINGLETON_PK).first()
-            or SmtpSettings.load()
+            # ``pk``: the fallback connection's row when its page asks (a blank secret is its).
+            SmtpSettings.objects.select_for_update().filter(pk=pk).first() or SmtpSettings(pk=pk)
         )
         candidate = {name: values.get(name, getattr(stored, name)) for name in CONNECTION_FIELDS}
         # A tenant check sends no secret at all.
