@@ -533,6 +533,8 @@ class SetupAssistant(models.Model):
     )
     # A key of smtp_settings.mail.microsoft.CLOUDS, or an operator-allowed "host[:port]".
     cloud = models.CharField(max_length=260, blank=True)
+    # SMTP (SMTP.SendAsApp) or Microsoft Graph (Mail.Send): chosen at step 2.
+    transport = models.CharField(max_length=10, choices=Transport.choices, default=Transport.SMTP)
     # As typed: a Directory (tenant) ID, or one of the tenant's domains.
     tenant = models.CharField(max_length=253, blank=True)
     client_id = models.CharField(max_length=36, blank=True)

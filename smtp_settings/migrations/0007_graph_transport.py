@@ -26,6 +26,18 @@ class Migration(migrations.Migration):
             field=models.CharField(blank=True, max_length=260, verbose_name="Graph Host"),
         ),
         migrations.AddField(
+            model_name="setupassistant",
+            name="transport",
+            field=models.CharField(
+                choices=[
+                    ("smtp", "SMTP (OAuth 2.0 / Basic / none)"),
+                    ("graph", "Microsoft Graph (OAuth 2.0)"),
+                ],
+                default="smtp",
+                max_length=10,
+            ),
+        ),
+        migrations.AddField(
             model_name="delivery",
             name="connection",
             field=models.CharField(blank=True, max_length=10),

@@ -17,7 +17,7 @@ from smtp_settings import diagnosis
 from smtp_settings.mail import endpoint, jwt_claims, microsoft, oauth
 from smtp_settings.mail.errors import DeliveryError
 from smtp_settings.mail.graph import GraphTransport, graph_origin, graph_scope
-from smtp_settings.models import StepStatus, ValidationRun
+from smtp_settings.models import RunScope, StepStatus, ValidationRun
 from smtp_settings.validation import token_check
 
 if TYPE_CHECKING:
@@ -44,6 +44,8 @@ def run_graph(
         _token(runner, outcome)
     with runner.step("token_contents") as outcome:
         _contents(runner, outcome)
+    if runner.scope == RunScope.TOKEN:  # the setup assistant's token check ends here
+        return
     if outcome.status == StepStatus.FAILED:
         runner.rows.skip(["send"], "Skipped: this token cannot send through Graph.")
         return

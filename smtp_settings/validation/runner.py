@@ -190,14 +190,14 @@ class Runner:
                 with self.step("tenant") as outcome:
                     self._tenant(outcome)
                 return
+            if self.mail.transport == endpoint.GRAPH:  # Graph's token (and test send)
+                graph_steps.run_graph(self, build_test_message)
+                return
             if self.scope == RunScope.TOKEN:
                 with self.step("token") as outcome:
                     self._token(outcome)
                 with self.step("token_contents") as outcome:
                     self._token_contents(outcome)
-                return
-            if self.mail.transport == endpoint.GRAPH:
-                graph_steps.run_graph(self, build_test_message)
                 return
             if self.mail.auth_type == AuthType.OAUTH2:
                 with self.step("token") as outcome:
