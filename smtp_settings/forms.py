@@ -121,7 +121,8 @@ def tenant_field(**overrides: Any) -> forms.CharField:
 class SmtpSettingsForm(TransportFields, forms.ModelForm):
     smtp_server = settings_field(
         "smtp_server",
-        required=False,
+        # Required for SMTP; with Graph its error is dropped (TransportFields).
+        required=True,
         help_text="The host name of the SMTP server, without scheme or port. "
         "Exchange Online: smtp.office365.com.",
     )

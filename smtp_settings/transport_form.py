@@ -73,9 +73,6 @@ class TransportFields(forms.Form):
         cleaned = super().clean() or {}
         cleaned["transport"] = cleaned.get("transport") or Transport.SMTP
         if cleaned["transport"] != Transport.GRAPH:
-            # Optional only with Graph.
-            if not cleaned.get("smtp_server") and "smtp_server" not in self.errors:
-                self.add_error("smtp_server", "This field is required.")
             return cleaned
         instance: SmtpSettings = getattr(self, "instance", SmtpSettings())
         for name in SMTP_ONLY_FIELDS:

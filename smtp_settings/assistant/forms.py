@@ -126,6 +126,7 @@ class MailboxForm(forms.Form):
     )
     smtp_server = settings_field(
         "smtp_server",
+        required=True,
         help_text="Exchange Online: smtp.office365.com (filled in for the cloud chosen above).",
     )
     port = settings_field(
