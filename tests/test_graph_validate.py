@@ -117,3 +117,67 @@ def test_each_graph_diagnosis_row_is_provoked(
     if step == "token_contents":
         assert result["by_step"]["send"]["status"] == "skipped"
         assert graph.graph.requests == []
+
+
+def test_a_graph_host_the_console_cannot_tell_is_diagnosed(graph: Any, run_validation: Any) -> None:
+    # The sandbox's token endpoint is not Microsoft's: without Graph Host, no Graph is known.
+    result = run_validation(graph_form(graph, graph_host=""), recipient="it@elsewhere.example")
+    send = result["by_step"]["send"]
+    assert (send["status"], send["diagnosis"]) == ("failed", "graph_host")
+    assert graph.graph.requests == []
+
+
+def test_a_token_for_another_audience_is_diagnosed() -> None:
+    from smtp_settings import diagnosis
+    from smtp_settings.mail.endpoint import MailSettings
+    from smtp_settings.validation.token_check import graph_claim_problems
+
+    mail = MailSettings.from_values(
+        {"smtp_server": "", "port": 587, "use_ssl_tls": True, "sender_email": SENDER}
+    )
+    claims = {"aud": "https://outlook.office365.com", "roles": ["Mail.Send"]}
+    kind = graph_claim_problems(claims, mail)[0][0]
+    finding = diagnosis.diagnose("token_contents", kind=kind)
+    assert finding is not None and finding.key == "graph_wrong_audience"
+
+
+@pytest.fixture
+def _outbox_backend(settings: Any) -> None:
+    settings.EMAIL_BACKEND = "smtp_settings.outbox.queue.OutboxBackend"
+
+
+def save_graph_row(sandbox: Any) -> None:
+    from .sandbox.world import CLIENT_SECRET
+
+    row = SmtpSettings.load()
+    row.transport, row.graph_host, row.sender_email = "graph", sandbox.graph.host, SENDER
+    row.auth_type, row.client_id = "oauth2", sandbox.form_values()["client_id"]
+    row.token_endpoint, row.client_secret = sandbox.form_values()["token_endpoint"], CLIENT_SECRET
+    row.save()
+
+
+@pytest.mark.usefixtures("_outbox_backend")
+@pytest.mark.parametrize("case", ["graph_access_denied", "graph_invalid_token", "graph_too_large"])
+def test_graph_rows_the_outbox_meets_are_provoked(graph: Any, case: str) -> None:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from django.core import mail
+
+    from smtp_settings import outbox
+    from smtp_settings.models import Delivery
+
+    save_graph_row(graph)
+    message = mail.EmailMessage("Row", "Body", SENDER, ["it@x.example"])
+    if case == "graph_access_denied":
+        graph.app.roles[GRAPH_RESOURCE] = []  # the token has no Mail.Send
+    elif case == "graph_invalid_token":
+        # Graph no longer trusts the key the tokens are signed with.
+        graph.graph.entra_public_key = rsa.generate_private_key(65537, 2048).public_key()
+    elif case == "graph_too_large":
+        message.attach("big.bin", b"\x00" * (3 * 1024 * 1024 + 200_000), "application/pdf")
+    message.send()
+    outbox.outbox_deliver_due()
+    delivery = Delivery.objects.get()
+    assert delivery.diagnosis == case, (delivery.last_error, delivery.diagnosis)
+    assert delivery.cause and delivery.fix
+    expected = "failed" if case == "graph_too_large" else "held"
+    assert delivery.state == expected
