@@ -44,6 +44,7 @@ sandbox: install
 
 # The console, trusting the sandbox's CA and allowing its token endpoint.
 run-with-sandbox: export SMTP_OAUTH_AUTHORITY_HOSTS ?= 127.0.0.1:$(SANDBOX_ENTRA_PORT)
+run-with-sandbox: export SMTP_GRAPH_HOSTS ?= 127.0.0.1:$(SANDBOX_GRAPH_PORT)
 run-with-sandbox: export SSL_CERT_FILE = $(CURDIR)/var/sandbox/ca-bundle.pem
 run-with-sandbox: export REQUESTS_CA_BUNDLE = $(CURDIR)/var/sandbox/ca-bundle.pem
 run-with-sandbox: run

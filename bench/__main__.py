@@ -61,7 +61,10 @@ def main() -> int:
     parser.add_argument("--outbox-messages", type=int, default=1000)
     parser.add_argument("--out", type=Path, default=Path("var/bench"))
     parser.add_argument(
-        "--only", nargs="*", default=[], help="rows to run: p1 p3 p4 pages memory (default all)"
+        "--only",
+        nargs="*",
+        default=[],
+        help="rows to run: p1 graph p3 p4 pages memory (default all)",
     )
     args = parser.parse_args()
     # whitenoise's note that collectstatic has not run: true, and not the bench's news.
@@ -73,11 +76,11 @@ def main() -> int:
     import django
 
     django.setup()
-    from bench import outbox, pages, sending, stack_memory, validate
+    from bench import graph, outbox, pages, sending, stack_memory, validate
     from bench.sandbox_process import SandboxProcess
 
     world = SandboxProcess()
-    wanted = set(args.only) or {"p1", "p3", "p4", "pages", "memory"}
+    wanted = set(args.only) or {"p1", "graph", "p3", "p4", "pages", "memory"}
     var = Path(os.environ["SEI_VAR_DIR"])
     rows: list[dict] = []
     try:
@@ -85,6 +88,8 @@ def main() -> int:
             rows += validate.measure(world, rounds=args.rounds, var=var, redis_url=redis_url)
         if "p1" in wanted:
             rows += sending.measure(world, rounds=args.rounds, messages=args.messages)
+        if "graph" in wanted:
+            rows += graph.measure(world, rounds=args.rounds, messages=args.messages)
         if "p4" in wanted:
             rows += outbox.measure(
                 world, rounds=args.rounds, messages=args.outbox_messages, var=var

@@ -20,12 +20,14 @@ def _serve(pipe: Connection) -> None:
     exchange.MAX_CONNECTIONS_PER_MAILBOX = 50
     world = Sandbox().start()
     world.exchange.handler.allow_anonymous = True  # baselines send without AUTH
+    world.app.roles["https://graph.microsoft.com"] = ["Mail.Send"]  # the Graph row sends
     pipe.send(
         {
             "form_values": world.form_values(),
             "ca_bundle": str(world.ca_bundle),
             "smtp_port": world.exchange.port,
             "authority_host": world.authority_host,
+            "graph_host": world.graph.host,
         }
     )
     while True:

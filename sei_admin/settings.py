@@ -417,6 +417,12 @@ CELERY_BEAT_SCHEDULE = {
 SMTP_OAUTH_AUTHORITY_HOSTS = [
     host.strip().lower() for host in env.list("SMTP_OAUTH_AUTHORITY_HOSTS", default=[]) if host
 ]
+# Microsoft Graph hosts besides Microsoft's own (graph.microsoft.com, graph.microsoft.us,
+# microsoftgraph.chinacloudapi.cn), as host[:port], always over https: the access token is
+# sent there (the sandbox's stand-in, a sovereign proxy).
+SMTP_GRAPH_HOSTS = [
+    host.strip().lower() for host in env.list("SMTP_GRAPH_HOSTS", default=[]) if host.strip()
+]
 # Each network step (token request, connect, TLS, every SMTP answer) gives up after this.
 SMTP_NETWORK_TIMEOUT_SECONDS = env.float("SMTP_NETWORK_TIMEOUT_SECONDS", default=10.0)
 # Repeated failed sign-ins get an Exchange mailbox blocked, so Validate is rate-limited.

@@ -55,6 +55,8 @@ class Evidence:
             return self.roles is not None and microsoft.SEND_AS_APP_ROLE in self.roles
         if condition == "token_lacks_role":
             return self.roles is not None and microsoft.SEND_AS_APP_ROLE not in self.roles
+        if condition == "token_has_mail_send":
+            return self.roles is not None and microsoft.MAIL_SEND_ROLE in self.roles
         raise ValueError(f"Unknown evidence condition {condition!r}")
 
 
@@ -133,7 +135,107 @@ def _row(
 
 SMTP_STEPS = "connect tls authenticate sender send"
 
+GRAPH_ROLE_FIX = (
+    "In Entra ID > App registrations > your app > API permissions: Add a permission > "
+    "Microsoft Graph > Application permissions > Mail.Send, then Grant admin consent for "
+    "your tenant."
+)
+
 TABLE: tuple[Diagnosis, ...] = (
+    # -- Microsoft Graph (Send through: Microsoft Graph) -------------------------------
+    _row(
+        "graph_smtp_instead",
+        "token_contents",
+        "The app holds Office 365 Exchange Online's SMTP.SendAsApp but not Microsoft Graph's "
+        "Mail.Send: the permission for SMTP was granted, and Graph needs its own.",
+        GRAPH_ROLE_FIX + " SMTP.SendAsApp can stay if SMTP is the fallback connection.",
+        kinds="graph_smtp_instead",
+    ),
+    _row(
+        "graph_no_mail_send",
+        "token_contents",
+        "The Graph token has no Mail.Send role: the application permission is missing or "
+        "admin consent was not granted, so Graph will answer 403 ErrorAccessDenied.",
+        GRAPH_ROLE_FIX,
+        kinds="graph_no_mail_send",
+    ),
+    _row(
+        "graph_wrong_audience",
+        "token_contents",
+        "The token is not meant for Microsoft Graph.",
+        "Leave Graph Host blank for your cloud's Graph, or ask the operator about "
+        "SMTP_GRAPH_HOSTS; the console asks Entra ID for <Graph>/.default itself.",
+        kinds="graph_wrong_audience",
+    ),
+    _row(
+        "graph_access_scope",
+        "send sender",
+        "Microsoft Graph refused {sender} (403 ErrorAccessDenied) although the token carries "
+        "Mail.Send: the app is restricted from this mailbox by an application access policy "
+        "or an RBAC for Applications management scope.",
+        "Add {sender} to the app's scope: the setup assistant's step 5 writes the Exchange "
+        "Online PowerShell (New-ManagementScope / New-ManagementRoleAssignment -Role "
+        '"Application Mail.Send"), or add the mailbox to the group its access policy names.',
+        kinds="graph_access_denied",
+        given="token_has_mail_send",
+    ),
+    _row(
+        "graph_access_denied",
+        "send sender",
+        "Microsoft Graph refused the app (403 ErrorAccessDenied): its token has no Mail.Send "
+        "(missing or not consented), or an application access policy / RBAC for "
+        "Applications scope leaves {sender} out.",
+        GRAPH_ROLE_FIX + " If it has it, add {sender} to the app's management scope.",
+        kinds="graph_access_denied",
+    ),
+    _row(
+        "graph_invalid_user",
+        "send sender",
+        "Microsoft Graph does not know the mailbox {sender} (ErrorInvalidUser): a typo, or a "
+        "user without an Exchange Online mailbox.",
+        "Check Sender Email against the mailbox's primary address in the Exchange admin center.",
+        kinds="graph_invalid_user",
+    ),
+    _row(
+        "graph_not_rest",
+        "send sender",
+        "The mailbox {sender} is not in Exchange Online (MailboxNotEnabledForRESTAPI): it is "
+        "on-premises, inactive or soft-deleted, and Graph sends only from Exchange Online "
+        "mailboxes.",
+        "Send from a mailbox in Exchange Online, or choose Send through: SMTP for an "
+        "on-premises server.",
+        kinds="graph_not_rest",
+    ),
+    _row(
+        "graph_throttled",
+        "send",
+        "Microsoft Graph is throttling this app or mailbox (429), or is busy (503/504).",
+        "Nothing to change: the outbox waits as long as Graph's Retry-After says and tries "
+        "again. If it lasts, spread bulk mail over time.",
+        kinds="graph_throttled graph_busy",
+    ),
+    _row(
+        "graph_invalid_token",
+        "send",
+        "Microsoft Graph did not accept the token (401 InvalidAuthenticationToken).",
+        "Validate again; if it persists, check that Graph Host is your cloud's Graph.",
+        kinds="graph_invalid_token",
+    ),
+    _row(
+        "graph_too_large",
+        "send",
+        "The message is over Graph's 4 MB per request (base64); only this message failed.",
+        "Send smaller attachments, or a link to the file.",
+        kinds="graph_too_large",
+    ),
+    _row(
+        "graph_host",
+        "settings send",
+        "The Graph host is not Microsoft's and not allowed by SMTP_GRAPH_HOSTS, or cannot be "
+        "told from the token endpoint: the access token is never sent there.",
+        "Leave Graph Host blank for Microsoft's Graph, or ask the operator to allow the host.",
+        kinds="graph_host_not_allowed graph_host_unknown foreign_host redirect",
+    ),
     # -- Entra ID: the token request (Entra ID error codes) ---------------------------
     _row(
         "token_redirect",
@@ -520,7 +622,10 @@ TABLE: tuple[Diagnosis, ...] = (
         "authenticate",
         "SMTP AUTH is switched off for the tenant or for the mailbox (535 5.7.139); the "
         "mailbox setting overrides the tenant's.",
-        "In Exchange Online PowerShell, allow SMTP AUTH for the mailbox (or the tenant):",
+        "Two ways out: allow SMTP AUTH for this mailbox in Exchange Online PowerShell (the "
+        "commands below; the tenant-wide switch is the last one), or choose Send through: "
+        "Microsoft Graph (OAuth 2.0), which does not use SMTP AUTH (the setup assistant "
+        "shows the Mail.Send permission it needs).",
         commands=(
             CONNECT_EXCHANGE,
             "Set-CASMailbox -Identity {sender} -SmtpClientAuthenticationDisabled $false",
@@ -575,8 +680,14 @@ TABLE: tuple[Diagnosis, ...] = (
     _row(
         "basic_retired",
         "authenticate",
-        "Exchange Online no longer accepts Basic authentication for mail submission (550 5.7.30).",
-        "Choose OAuth 2.0 as Authentication Type and register an app in Entra ID.",
+        "Exchange Online no longer accepts Basic authentication (a mailbox password) for mail "
+        "submission (550 5.7.30): Microsoft switches it off for every tenant by the end of "
+        "December 2026.",
+        "Two ways out, both with an app registration in Entra ID (the setup assistant walks "
+        "through it): keep SMTP with Authentication Type OAuth 2.0 (SMTP.SendAsApp; SMTP AUTH "
+        "must stay allowed for the mailbox: Set-CASMailbox -Identity {sender} "
+        "-SmtpClientAuthenticationDisabled $false), or choose Send through: Microsoft Graph "
+        "(OAuth 2.0) with the Mail.Send application permission.",
         answer=r"\b5\.7\.30\b",
     ),
     _row(

@@ -18,6 +18,7 @@ from smtp_settings.models import (
     AuthType,
     SmtpSettings,
 )
+from smtp_settings.transport_form import TransportFields
 
 OFFICE365_HOST = "smtp.office365.com"
 
@@ -118,9 +119,11 @@ def tenant_field(**overrides: Any) -> forms.CharField:
     )
 
 
-class SmtpSettingsForm(forms.ModelForm):
+class SmtpSettingsForm(TransportFields, forms.ModelForm):
     smtp_server = settings_field(
         "smtp_server",
+        # Required for SMTP; with Graph its error is dropped (TransportFields).
+        required=True,
         help_text="The host name of the SMTP server, without scheme or port. "
         "Exchange Online: smtp.office365.com.",
     )

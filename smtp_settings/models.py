@@ -20,6 +20,11 @@ from smtp_settings.fields import EncryptedTextField
 from smtp_settings.mail import microsoft
 
 
+class Transport(models.TextChoices):
+    SMTP = "smtp", "SMTP (OAuth 2.0 / Basic / none)"
+    GRAPH = "graph", "Microsoft Graph (OAuth 2.0)"
+
+
 class AuthType(models.TextChoices):
     OAUTH2 = "oauth2", "OAuth 2.0"
     BASIC = "basic", "Basic (Username and Password)"
@@ -73,6 +78,8 @@ bound_value_changed = credential_model.bound_value_changed
 
 # What decides where and how mail goes, secrets apart: what a Validate run tests.
 CONNECTION_FIELDS = (
+    "transport",
+    "graph_host",
     "smtp_server",
     "sender_email",
     "port",
@@ -86,11 +93,21 @@ CONNECTION_FIELDS = (
 )
 
 
+GRAPH_FIELDS = ("transport", "graph_host")
+
+
 @sensitive_variables("secret", "text")
 def settings_fingerprint(values: Any, secret: str) -> str:
     """Names one set of connection values with one secret (an HMAC: nothing of the secret
     can be read back from it): a run that tested exactly what is saved has the saved row's."""
-    text = json.dumps([str(_value(values, name)) for name in CONNECTION_FIELDS] + [secret])
+    # Graph's fields count only once Graph is chosen: a row saved before they existed keeps
+    # its fingerprint (and so its passing Validate run).
+    names = [
+        name
+        for name in CONNECTION_FIELDS
+        if name not in GRAPH_FIELDS or _value(values, "transport") == Transport.GRAPH
+    ]
+    text = json.dumps([str(_value(values, name)) for name in names] + [secret])
     return hmac.new(settings.SECRET_KEY.encode(), text.encode(), hashlib.sha256).hexdigest()
 
 
@@ -125,8 +142,18 @@ class SmtpSettings(CredentialColumns, models.Model):
     """The one configuration the console sends its mail with (always primary key 1)."""
 
     SINGLETON_PK: ClassVar[int] = 1
+    # The optional fallback connection (issue 20): the same fields, a second row. The
+    # outbox sends through it when the primary cannot deliver for a reason that is not the
+    # message's.
+    FALLBACK_PK: ClassVar[int] = 2
 
-    smtp_server = models.CharField("SMTP Server", max_length=253)
+    transport = models.CharField(
+        "Send through", max_length=10, choices=Transport.choices, default=Transport.SMTP
+    )
+    # Graph only: its host[:port] when not the cloud's own (SMTP_GRAPH_HOSTS allows others).
+    graph_host = models.CharField("Graph Host", max_length=260, blank=True)
+    # Blank only with Graph (the form requires it for SMTP).
+    smtp_server = models.CharField("SMTP Server", max_length=253, blank=True)
     sender_email = models.EmailField("Sender Email", max_length=254)
     port = models.PositiveIntegerField("Port", default=587)
     auth_type = models.CharField(
@@ -158,6 +185,8 @@ class SmtpSettings(CredentialColumns, models.Model):
         verbose_name_plural = "SMTP settings"
 
     def __str__(self) -> str:
+        if self.transport == Transport.GRAPH:
+            return f"Microsoft Graph ({self.graph_host or 'the cloud of the token endpoint'})"
         return f"{self.smtp_server}:{self.port}" if self.smtp_server else "SMTP settings (unset)"
 
     def save(self, *args: Any, **kwargs: Any) -> None:
@@ -165,10 +194,31 @@ class SmtpSettings(CredentialColumns, models.Model):
         super().save(*args, **kwargs)
         self.secrets_store()
 
+    @property
+    def basic_against_microsoft(self) -> bool:
+        """Saved with Basic authentication (a mailbox password) to Exchange Online's SMTP
+        host: Microsoft switches that off (550 5.7.30) by the end of December 2026."""
+        return (
+            self.is_stored
+            and self.transport == Transport.SMTP
+            and self.auth_type == AuthType.BASIC
+            and self.smtp_server.lower().rstrip(".") in microsoft.SMTP_HOSTS
+        )
+
+    @property
+    def is_configured(self) -> bool:
+        """Saved with somewhere to send: an SMTP server, or Graph."""
+        return self.is_stored and (self.transport == Transport.GRAPH or bool(self.smtp_server))
+
     @classmethod
     def load(cls) -> SmtpSettings:
         """The stored settings, or an unsaved instance holding the defaults for a new setup."""
         return cls.objects.filter(pk=cls.SINGLETON_PK).first() or cls(pk=cls.SINGLETON_PK)
+
+    @classmethod
+    def load_fallback(cls) -> SmtpSettings:
+        """The fallback connection, or an unsaved instance with the defaults."""
+        return cls.objects.filter(pk=cls.FALLBACK_PK).first() or cls(pk=cls.FALLBACK_PK)
 
     @property
     def is_stored(self) -> bool:
@@ -385,6 +435,9 @@ class Delivery(models.Model):
         choices=DeliveryPriority.choices, default=DeliveryPriority.NORMAL
     )
     mailbox = models.CharField(max_length=254, blank=True)
+    # Which connection sent it: "primary", or "fallback" (then last_error and the
+    # diagnosis say why the primary could not).
+    connection = models.CharField(max_length=10, blank=True)
     last_answer = models.TextField(blank=True)
     last_error = models.TextField(blank=True)
     diagnosis = models.CharField(max_length=40, blank=True)
@@ -496,6 +549,8 @@ class SetupAssistant(models.Model):
     )
     # A key of smtp_settings.mail.microsoft.CLOUDS, or an operator-allowed "host[:port]".
     cloud = models.CharField(max_length=260, blank=True)
+    # SMTP (SMTP.SendAsApp) or Microsoft Graph (Mail.Send): chosen at step 2.
+    transport = models.CharField(max_length=10, choices=Transport.choices, default=Transport.SMTP)
     # As typed: a Directory (tenant) ID, or one of the tenant's domains.
     tenant = models.CharField(max_length=253, blank=True)
     client_id = models.CharField(max_length=36, blank=True)

@@ -21,7 +21,6 @@ from smtp_settings.mail.errors import CredentialFailure
 from smtp_settings.models import SECRET_FIELD_BY_AUTH_TYPE, AuthType, SmtpSettings
 
 
-@sensitive_variables("row", "secret", "fallback")
 def saved_mail_settings() -> MailSettings:
     """The saved settings as the mail engine takes them: the credential in use decrypted in
     memory, and (OAuth 2.0) the other one for the token request to fall back on.
@@ -30,8 +29,19 @@ def saved_mail_settings() -> MailSettings:
     a credential bound elsewhere) is a ``CredentialFailure``: the outbox holds its
     messages until a Save.
     """
-    row = SmtpSettings.objects.filter(pk=SmtpSettings.SINGLETON_PK).first()
-    if row is None or not row.smtp_server:
+    return _mail_settings_of(SmtpSettings.objects.filter(pk=SmtpSettings.SINGLETON_PK).first())
+
+
+def saved_fallback_settings() -> MailSettings | None:
+    """The fallback connection's settings, None when none is saved; a ``CredentialFailure``
+    when one is saved but cannot be used (its secret unreadable, say)."""
+    row = SmtpSettings.objects.filter(pk=SmtpSettings.FALLBACK_PK).first()
+    return None if row is None else _mail_settings_of(row)
+
+
+@sensitive_variables("row", "secret")
+def _mail_settings_of(row: SmtpSettings | None) -> MailSettings:
+    if row is None or not row.is_configured:
         raise CredentialFailure(
             "Manage SMTP has no saved settings yet: mail waits until an administrator saves them.",
             stage="settings",

@@ -134,8 +134,10 @@ def smtp_settings_save(
     values: Mapping[str, Any],
     user: AbstractBaseUser | None,
     opened_version: int | None = None,
+    pk: int = SmtpSettings.SINGLETON_PK,
 ) -> SmtpSettings:
-    """Store validated settings and record what changed.
+    """Store validated settings and record what changed (``pk``: the primary connection's
+    row, or ``SmtpSettings.FALLBACK_PK`` for the fallback connection's).
 
     ``values`` are the form's cleaned values: a field that is absent keeps its stored
     value (the other authentication type's fields), and so does a blank secret.
@@ -145,9 +147,7 @@ def smtp_settings_save(
     # A block, not a decorator: the decorator's frame would show the arguments in error
     # reports, secrets included.
     with transaction.atomic():
-        before = (
-            SmtpSettings.objects.select_for_update().filter(pk=SmtpSettings.SINGLETON_PK).first()
-        )
+        before = SmtpSettings.objects.select_for_update().filter(pk=pk).first()
         if before is not None and opened_version is not None and before.version != opened_version:
             raise StaleSettings(before)
         if before is not None and blank_secret_moved(before, values):
@@ -159,7 +159,7 @@ def smtp_settings_save(
             values = {name: value for name, value in values.items() if name != "client_secret"}
         # Read before the fields change: ``row`` is ``before`` once settings are stored.
         moved = secrets_moved(before, values)
-        row = SmtpSettings.load() if before is None else before
+        row = SmtpSettings(pk=pk) if before is None else before
         now = timezone.now()
         changes = _fields_apply(row, before, values)
         changes += _secrets_apply(row, values, moved=moved, now=now)
@@ -172,7 +172,7 @@ def smtp_settings_save(
         _changes_record(row, changes, now)
         # Messages held on broken settings get one more attempt with these.
         outbox.outbox_release_held(by=row.updated_by)
-        if row.auth_type == AuthType.OAUTH2:
+        if row.auth_type == AuthType.OAUTH2 and pk == SmtpSettings.SINGLETON_PK:
             # The last health check judged the settings before these: check these now, so
             # that its banner, the status line and /healthz say what holds for them.
             mail_health_check_request(throttled=False)
@@ -207,6 +207,21 @@ def _changes_record(row: SmtpSettings, changes: list[dict[str, str]], now: Any) 
     activity_record(
         kind=Kind.SETTINGS_SAVED, summary=_activity_summary(changes), actor=row.updated_by
     )
+
+
+def smtp_fallback_remove(*, user: AbstractBaseUser | None) -> bool:
+    """No fallback connection any more: the outbox holds on the primary's failures again."""
+    with transaction.atomic():
+        row = SmtpSettings.objects.filter(pk=SmtpSettings.FALLBACK_PK).first()
+        if row is None:
+            return False
+        # Its secret goes with it: nothing stored outlives the connection it was typed for.
+        row.credentials_delete()
+        row.delete()
+        activity_record(
+            kind=Kind.SETTINGS_SAVED, summary="Fallback connection removed.", actor=user
+        )
+    return True
 
 
 def smtp_settings_recent_changes(*, limit: int = 10) -> list[SettingsChange]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from smtp_settings import views
+from smtp_settings import fallback_views, views
 from smtp_settings.assistant import views as assistant
 from smtp_settings.credentials import views as credentials
 
@@ -13,6 +13,7 @@ app_name = "smtp_settings"
 urlpatterns = [
     path("smtp/", views.manage_smtp, name="manage"),
     path("smtp/validate/", views.validate, name="validate"),
+    path("smtp/fallback/", fallback_views.fallback_smtp, name="fallback"),
     path("smtp/setup/", assistant.setup, name="setup"),
     path("smtp/setup/script.ps1", assistant.setup_script, name="setup_script"),
     path("smtp/setup/use/", assistant.setup_use, name="setup_use"),

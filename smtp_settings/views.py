@@ -181,12 +181,15 @@ def _wants_json(request: HttpRequest) -> bool:
 @sensitive_post_parameters(*_SECRET_POST_FIELDS)
 @sensitive_variables("form")
 def validate(request: HttpRequest) -> HttpResponse:
-    """Start a validation run of the form's current, unsaved values."""
+    """Start a validation run of the form's current, unsaved values (the fallback
+    connection's page says ``connection=fallback``: a blank secret is then its own)."""
+    fallback = request.POST.get("connection") == "fallback"
+    pk = SmtpSettings.FALLBACK_PK if fallback else SmtpSettings.SINGLETON_PK
     form = SmtpSettingsForm(
         request.POST,
-        instance=SmtpSettings.load(),
+        instance=SmtpSettings.load_fallback() if fallback else SmtpSettings.load(),
         for_validate=True,
-        setup_secret=_setup_secret(request),
+        setup_secret=None if fallback else _setup_secret(request),
     )
     recipient_form = _recipient_form(request, request.POST)
     forms_valid = form.is_valid() & recipient_form.is_valid()  # both, for every message
@@ -201,6 +204,7 @@ def validate(request: HttpRequest) -> HttpResponse:
             user=request.user,
             test_recipient=recipient_form.cleaned_data["test_recipient"] or "",
             notes=form.notes,
+            pk=pk,
         )
     except validation.ValidationNotStarted as refusal:
         if _wants_json(request):

@@ -56,6 +56,12 @@ PICTURES: tuple[Picture, ...] = (
         "smtp_settings/setup.html",
         "Set up Microsoft 365",
     ),
+    Picture(
+        "fallback.png",
+        "smtp_settings:fallback",
+        "smtp_settings/fallback.html",
+        "The fallback connection",
+    ),
     Picture("outbox.png", "smtp_settings:outbox", "smtp_settings/outbox.html", "The Outbox"),
     Picture("users.png", "accounts:users", "accounts/users.html", "Users"),
     Picture(

@@ -175,7 +175,10 @@ PACKAGES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("smtp_settings.credentials.fallback",),
         ("rows", "mail", "activity", "signals"),
     ),
-    "field rules": (("smtp_settings.forms", "smtp_settings.validators"), ("rows", "facts")),
+    "field rules": (
+        ("smtp_settings.forms", "smtp_settings.validators", "smtp_settings.transport_form"),
+        ("rows", "facts"),
+    ),
     "mail": (("smtp_settings.mail", "smtp_settings.mail.*"), ("facts", "text")),
     "sending": (("smtp_settings.sending",), ("rows", "mail", "credential fallback")),
     "validation": (
@@ -200,6 +203,7 @@ PACKAGES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "activity",
             "enqueue",
             "links",
+            # The fallback connection's alert (issue 20).
             "signals",
         ),
     ),
@@ -231,6 +235,7 @@ PACKAGES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "pages": (
         (
             "smtp_settings.views",
+            "smtp_settings.fallback_views",
             "smtp_settings.urls",
             "smtp_settings.context_processors",
             "smtp_settings.templatetags*",

@@ -164,7 +164,7 @@ def test_the_backend_keeps_djangos_contract(sandbox: Any) -> None:
 def test_a_dropped_session_is_noticed_before_reuse(sandbox: Any) -> None:
     backend = EmailBackend(mail_settings=settings_for(sandbox))
     backend.open()
-    session = backend._sessions[SENDER]
+    session = backend.transport._sessions[SENDER]
     session.connection._smtp.sock.shutdown(socket.SHUT_RDWR)  # the link dropped while idle
     session.used_at -= 60
     message = mail.EmailMessage("Hi", "Body", "a@b.example", ["it@x.example"])

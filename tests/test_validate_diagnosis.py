@@ -700,10 +700,11 @@ def test_every_table_row_is_provoked_here() -> None:
 
     from smtp_settings.diagnosis import TABLE
 
-    # Certificate credentials' rows are provoked in their own file.
-    source = (
-        Path(__file__).read_text()
-        + (Path(__file__).parent / "test_credential_diagnosis.py").read_text()
+    # Certificate credentials' rows and Graph's are provoked in their own files.
+    here = Path(__file__)
+    source = "".join(
+        (here.parent / name).read_text()
+        for name in (here.name, "test_credential_diagnosis.py", "test_graph_validate.py")
     )
     missing = [row.key for row in TABLE if f'"{row.key}"' not in source]
     assert missing == []

@@ -14,6 +14,7 @@ from django.utils import timezone
 from smtp_settings import validators
 from smtp_settings.assistant import clouds
 from smtp_settings.forms import secret_field, settings_field, tenant_field
+from smtp_settings.models import Transport
 
 
 class AppForm(forms.Form):
@@ -89,6 +90,21 @@ class SecretForm(forms.Form):
         return value
 
 
+class TransportForm(forms.Form):
+    """Step 2: which permission the app gets, and so how the console sends."""
+
+    transport = forms.ChoiceField(
+        label="Send through",
+        choices=[
+            (Transport.SMTP, "SMTP: Office 365 Exchange Online > SMTP.SendAsApp"),
+            (Transport.GRAPH, "Microsoft Graph: Microsoft Graph > Mail.Send"),
+        ],
+        widget=forms.RadioSelect,
+        help_text="Microsoft Graph works where SMTP AUTH is switched off (new tenants have "
+        "it off by default), and needs no SMTP server.",
+    )
+
+
 class MailboxForm(forms.Form):
     """Step 5: the mailbox (or mailboxes) the app sends as, and the SMTP server."""
 
@@ -110,6 +126,7 @@ class MailboxForm(forms.Form):
     )
     smtp_server = settings_field(
         "smtp_server",
+        required=True,
         help_text="Exchange Online: smtp.office365.com (filled in for the cloud chosen above).",
     )
     port = settings_field(

@@ -23,7 +23,7 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from smtp_settings import validation
-from smtp_settings.assistant import clouds, script
+from smtp_settings.assistant import clouds, graph_script, script
 from smtp_settings.credentials.service import key_pair_for, thumbprint_of
 from smtp_settings.mail import microsoft
 from smtp_settings.models import (
@@ -34,6 +34,7 @@ from smtp_settings.models import (
     SetupSecret,
     SmtpSettings,
     StepStatus,
+    Transport,
     ValidationRun,
 )
 from smtp_settings.validation.runner import MAILBOX_STEP_PREFIX
@@ -43,6 +44,7 @@ from smtp_settings.validators import parse_addresses
 SECRET_HELD_FOR = timedelta(hours=2)
 
 APP_FIELDS = ("cloud", "tenant", "client_id")
+TRANSPORT_FIELDS = ("transport",)
 SECRET_STEP_FIELDS = ("secret_expiration_date",)
 MAILBOX_FIELDS = ("sender_email", "use_sender_email", "mailboxes", "smtp_server", "port")
 
@@ -110,7 +112,7 @@ def setup_assistant_save(*, user: AbstractBaseUser, values: Mapping[str, Any]) -
     with transaction.atomic():
         row = setup_assistant_get(user=user)
         before_cloud = clouds.cloud_for(row.cloud)
-        for name in (*APP_FIELDS, *SECRET_STEP_FIELDS, *MAILBOX_FIELDS):
+        for name in (*APP_FIELDS, *TRANSPORT_FIELDS, *SECRET_STEP_FIELDS, *MAILBOX_FIELDS):
             if name in values:
                 setattr(row, name, values[name])
         after_cloud = clouds.cloud_for(row.cloud)
@@ -254,17 +256,34 @@ class SetupProgress:
     def app_known(self) -> bool:
         return bool(self.row.tenant and self.row.client_id)
 
+    @property
+    def graph(self) -> bool:
+        return self.row.transport == Transport.GRAPH
+
+    @property
+    def scope(self) -> str:
+        """What the app's token is for: Exchange Online's, or its cloud's Graph."""
+        return f"{self.cloud.graph_resource}/.default" if self.graph else self.cloud.exchange_scope
+
     def consent_url(self, *, redirect_uri: str, state: str) -> str:
         return script.admin_consent_url(
             login_host=urlsplit(self.token_endpoint).netloc or self.cloud.login_host,
             tenant=self.tenant_id or self.row.tenant,
             client_id=self.row.client_id,
-            scope=self.cloud.exchange_scope,
+            scope=self.scope,
             redirect_uri=redirect_uri,
             state=state,
         )
 
     def script(self) -> str:
+        if self.graph:
+            return graph_script.graph_scope_script(
+                tenant_id=self.tenant_id or self.row.tenant,
+                client_id=self.row.client_id,
+                sp_object_id=self.sp_object_id,
+                mailboxes=self.mailboxes,
+                written_on=timezone.localdate(),
+            )
         return script.exchange_script(
             tenant_id=self.tenant_id or self.row.tenant,
             client_id=self.row.client_id,
@@ -299,9 +318,15 @@ def setup_progress(*, user: AbstractBaseUser, session_key: str | None) -> SetupP
         assert tenant_run is not None
         tenant_id = str(tenant_run.outputs.get("tenant_id") or tenant_id)
         token_endpoint = str(tenant_run.outputs.get("token_endpoint") or token_endpoint)
-    token_run = _run_fits(row.token_run, token_endpoint=token_endpoint, client_id=row.client_id)
+    # A Graph check fits Graph only (runs before the choice existed were all SMTP's).
+    graph = {"transport": Transport.GRAPH} if row.transport == Transport.GRAPH else {}
+    token_run = _run_fits(
+        row.token_run, token_endpoint=token_endpoint, client_id=row.client_id, **graph
+    )
     mailboxes = _mailboxes(row)
     mailbox_run = _mailbox_run_fits(row, token_endpoint, mailboxes)
+    if graph and mailbox_run is not None:
+        mailbox_run = _run_fits(mailbox_run, **graph)
     sp_object_id = ""
     for run in (mailbox_run, token_run):
         if run is not None and run.outputs.get("sp_object_id"):
@@ -473,6 +498,7 @@ def setup_candidate(*, state: SetupProgress) -> dict[str, Any]:
         "client_id": row.client_id,
         "token_endpoint": state.token_endpoint,
         "scopes": state.cloud.exchange_scope,
+        "transport": row.transport,
         "username": "",
         "use_ssl_tls": True,
         "use_sender_email": row.use_sender_email,

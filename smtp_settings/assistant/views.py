@@ -21,14 +21,15 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from smtp_settings import validation
 from smtp_settings.assistant import service
-from smtp_settings.assistant.forms import AppForm, MailboxForm, SecretForm
+from smtp_settings.assistant.forms import AppForm, MailboxForm, SecretForm, TransportForm
+from smtp_settings.assistant.graph_script import GRAPH_SCRIPT_FILENAME
 from smtp_settings.assistant.script import SCRIPT_FILENAME, exchange_script_for_run
 from smtp_settings.credentials import service as credential_files
 from smtp_settings.links import console_url
 from smtp_settings.models import AuthType, ValidationRun
 from smtp_settings.permissions import administrator_required
 
-PARTS = {"app": 1, "consent": 3, "secret": 4, "certificate": 4, "mailbox": 5}
+PARTS = {"app": 1, "transport": 2, "consent": 3, "secret": 4, "certificate": 4, "mailbox": 5}
 
 
 def _session_key(request: HttpRequest) -> str | None:
@@ -42,6 +43,9 @@ def _forms(state: service.SetupProgress, data: Any = None, part: str = "") -> di
     initial_mailbox = {name: getattr(row, name) for name in service.MAILBOX_FIELDS}
     return {
         "app_form": AppForm(data if part == "app" else None, initial=initial_app),
+        "transport_form": TransportForm(
+            data if part == "transport" else None, initial={"transport": row.transport}
+        ),
         "secret_form": SecretForm(
             data if part == "secret" else None,
             initial=initial_secret,
@@ -77,7 +81,7 @@ def _page(request: HttpRequest, forms: dict[str, Any] | None = None, status: int
         ),
         "redirect_uri": redirect_uri,
         "script": state.script() if state.app_known and state.mailboxes else "",
-        "script_filename": SCRIPT_FILENAME,
+        "script_filename": _script_filename(state),
         "consent_answer": _consent_answer(request, consent_state),
         # Sent here from an empty Manage SMTP: say why, and where the form is.
         "first_visit": "first" in request.GET,
@@ -89,7 +93,11 @@ def _page(request: HttpRequest, forms: dict[str, Any] | None = None, status: int
 
 # The steps each check answers (the token check answers steps 2 to 4 at once).
 CHECK_STEPS = {"tenant": (1,), "token": (2, 3, 4), "mailbox": (5,)}
-FORM_STEPS = {"app_form": 1, "secret_form": 4, "mailbox_form": 5}
+FORM_STEPS = {"app_form": 1, "transport_form": 2, "secret_form": 4, "mailbox_form": 5}
+
+
+def _script_filename(state: service.SetupProgress) -> str:
+    return GRAPH_SCRIPT_FILENAME if state.graph else SCRIPT_FILENAME
 
 
 def _open_steps(state: service.SetupProgress, forms: dict[str, Any]) -> set[int]:
@@ -193,8 +201,10 @@ def setup(request: HttpRequest) -> HttpResponse:
                 login_host=urlsplit(state.token_endpoint).netloc,
                 client_id=state.row.client_id,
             )
-    check = {"app": "tenant", "consent": "token", "secret": "token", "mailbox": "mailbox"}[part]
-    if request.POST.get("action") != "save":
+    check = {"app": "tenant", "consent": "token", "secret": "token", "mailbox": "mailbox"}.get(
+        part, ""
+    )
+    if check and request.POST.get("action") != "save":
         try:
             service.setup_check_start(
                 user=request.user, session_key=_session_key(request), check=check
@@ -215,7 +225,7 @@ def setup_script(request: HttpRequest) -> HttpResponse:
         messages.error(request, "Fill in steps 1 and 5 first: the script needs their values.")
         return redirect("smtp_settings:setup")
     response = HttpResponse(state.script(), content_type="text/plain; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{SCRIPT_FILENAME}"'
+    response["Content-Disposition"] = f'attachment; filename="{_script_filename(state)}"'
     return response
 
 

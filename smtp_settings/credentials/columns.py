@@ -82,9 +82,15 @@ class CredentialColumns:
         cache: dict[tuple[str, str], Credential | None] | None = self.__dict__.get("_credentials")
         if cache is None:
             cache = self.__dict__["_credentials"] = {
-                (row.auth_type, row.role): row for row in Credential.objects.all()
+                (row.auth_type, row.role): row
+                for row in Credential.of_every_connection.filter(connection=self.pk)
             }
         return cache.get((auth_type, role))
+
+    def credentials_delete(self) -> None:
+        """Every credential of this row (the row itself is being removed)."""
+        Credential.of_every_connection.filter(connection=self.pk).delete()
+        self.credentials_forget()
 
     def credentials_forget(self) -> None:
         self.__dict__.pop("_credentials", None)
@@ -94,9 +100,12 @@ class CredentialColumns:
         type (bound to these values), a cleared one goes, and a secret's typed expiry
         follows the Secret Expiration Date."""
         for auth_type, value in self._pending_secrets().items():
-            Credential.objects.filter(auth_type=auth_type, role=Role.IN_USE).delete()
+            Credential.of_every_connection.filter(
+                connection=self.pk, auth_type=auth_type, role=Role.IN_USE
+            ).delete()
             if value:
-                Credential.objects.create(
+                Credential.of_every_connection.create(
+                    connection=self.pk,
                     auth_type=auth_type,
                     kind=Kind.SECRET if auth_type == OAUTH2 else Kind.PASSWORD,
                     role=Role.IN_USE,
@@ -108,7 +117,7 @@ class CredentialColumns:
                     bound_to=binding_of(self, auth_type),
                 )
         self._pending_secrets().clear()
-        Credential.objects.filter(auth_type=OAUTH2, role=Role.IN_USE, kind=Kind.SECRET).update(
-            expires_on=getattr(self, "secret_expiration_date", None)
-        )
+        Credential.of_every_connection.filter(
+            connection=self.pk, auth_type=OAUTH2, role=Role.IN_USE, kind=Kind.SECRET
+        ).update(expires_on=getattr(self, "secret_expiration_date", None))
         self.credentials_forget()

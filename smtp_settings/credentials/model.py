@@ -52,10 +52,24 @@ def binding_of(values: Any, auth_type: str) -> dict[str, Any]:
     return {name: get(name) for name in BOUND_TO[auth_type]}
 
 
+# The settings row a credential belongs to: Manage SMTP's (the console's own connection)
+# or the fallback connection's (issue 20). Only the primary's are listed, rotated and
+# reminded of; a fallback's secret is typed on its own page.
+PRIMARY_CONNECTION = 1
+
+
+class _PrimaryCredentials(models.Manager["Credential"]):
+    def get_queryset(self) -> models.QuerySet[Credential]:
+        return super().get_queryset().filter(connection=PRIMARY_CONNECTION)
+
+
 class Credential(models.Model):
     """The material is encrypted at rest: a secret's value, a password, or a certificate's
     private key (PEM). The certificate itself is public and kept as PEM."""
 
+    # Which settings row's: a fallback connection's secret must never replace, nor be
+    # listed as, the primary's (its page saves the same fields on another row).
+    connection = models.PositiveSmallIntegerField(default=PRIMARY_CONNECTION)
     auth_type = models.CharField(max_length=10)
     kind = models.CharField(max_length=12, choices=Kind.choices)
     role = models.CharField(max_length=8, choices=Role.choices, default=Role.IN_USE)
@@ -78,11 +92,19 @@ class Credential(models.Model):
     refused_at = models.DateTimeField(null=True, blank=True)
     refused_answer = models.TextField(blank=True)
 
+    # ``objects``: the primary connection's only (the Credentials section, reminders,
+    # status); ``of_every_connection``: what a settings row reads and writes as its own.
+    of_every_connection = models.Manager()
+    objects = _PrimaryCredentials()
+
     class Meta:
         app_label = "smtp_settings"
+        default_manager_name = "objects"
         ordering: ClassVar[list[str]] = ["auth_type", "-role", "added_at"]
         constraints: ClassVar[list[models.BaseConstraint]] = [
-            models.UniqueConstraint(fields=["auth_type", "role"], name="one_credential_per_role")
+            models.UniqueConstraint(
+                fields=["connection", "auth_type", "role"], name="one_credential_per_role"
+            )
         ]
 
     def __str__(self) -> str:

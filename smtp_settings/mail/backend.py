@@ -1,17 +1,17 @@
-"""A Django e-mail backend that delivers over the one transport with the saved Manage SMTP settings.
+"""A Django e-mail backend that delivers through the transport its settings choose.
 
 It keeps Django's contract: ``open()`` says whether it opened the backend, and
 ``send_messages()`` closes only what it opened, returns how many messages went,
-and honours ``fail_silently``. Sessions are kept per sending mailbox (with
-Use sender email off, each From address authenticates as its own mailbox) and
-checked with NOOP before reuse. Failures are ``DeliveryError`` subclasses.
+and honours ``fail_silently``. It writes the message as Django builds it and decides the
+mailbox it is sent as (with Use sender email off, each From address is its own mailbox);
+the transport (SMTP or Microsoft Graph, ``transports.transport_for``) signs in per
+mailbox and carries it. Failures are ``DeliveryError`` subclasses, whichever transport.
 """
 
 from __future__ import annotations
 
 import copy
 import threading
-import time
 from collections.abc import Sequence
 from email.message import Message
 from email.utils import make_msgid, parseaddr
@@ -24,14 +24,9 @@ from django.core.mail.backends.base import BaseEmailBackend
 from django.utils.encoding import punycode
 
 from smtp_settings.mail import endpoint
-from smtp_settings.mail.errors import DeliveryError, MessageRefused, classify
-from smtp_settings.mail.oauth import Token, TokenError
-from smtp_settings.mail.transport import SmtpConnection, SmtpFailure, ehlo_name
-
-# A session idle for longer than this is checked with NOOP before it carries a message.
-IDLE_CHECK_SECONDS = 1.0
-# After these the session cannot be trusted with another command.
-_BROKEN_KINDS = frozenset({"timeout", "disconnected", "protocol", "tls_failed"})
+from smtp_settings.mail.errors import DeliveryError, MessageRefused
+from smtp_settings.mail.transport import ehlo_name
+from smtp_settings.mail.transports import Transport, transport_for
 
 
 def _domain(address: str) -> str:
@@ -48,12 +43,6 @@ def message_id_for(address: str) -> str:
     return make_msgid(domain=domain or ehlo_name())
 
 
-class _Session:
-    def __init__(self, connection: SmtpConnection) -> None:
-        self.connection = connection
-        self.used_at = time.monotonic()
-
-
 class EmailBackend(BaseEmailBackend):
     def __init__(
         self,
@@ -67,7 +56,7 @@ class EmailBackend(BaseEmailBackend):
         self._given = mail_settings
         self._mail: endpoint.MailSettings | None = None
         self.timeout = float(timeout or settings.SMTP_NETWORK_TIMEOUT_SECONDS)
-        self._sessions: dict[str, _Session] = {}
+        self._transport: Transport | None = None
         self._open = False
         self._lock = threading.RLock()
 
@@ -105,16 +94,19 @@ class EmailBackend(BaseEmailBackend):
             )
         return address
 
+    @property
+    def transport(self) -> Transport:
+        """The settings' transport, built with them (and dropped with them at close)."""
+        if self._transport is None:
+            self._transport = transport_for(self.mail, timeout=self.timeout)
+        return self._transport
+
     def has_session(self, mailbox: str) -> bool:
-        return self._session_key(mailbox) in self._sessions
+        return self._transport is not None and self._transport.has_session(mailbox)
 
     def ensure_session(self, mailbox: str) -> None:
-        """Connect and authenticate for ``mailbox`` now (a rate-limited sender waits after)."""
-        self._session(mailbox)
-
-    def _session_key(self, mailbox: str) -> str:
-        # Only XOAUTH2 authenticates as the mailbox; otherwise one session serves all.
-        return mailbox if self.mail.auth_type == endpoint.OAUTH2 else ""
+        """Sign in for ``mailbox`` now (a rate-limited sender waits after)."""
+        self.transport.open(mailbox)
 
     # -- Django's contract ---------------------------------------------------------
 
@@ -124,7 +116,7 @@ class EmailBackend(BaseEmailBackend):
         try:
             mail = self.mail
             if mail.use_sender_email or mail.auth_type != endpoint.OAUTH2:
-                self._session(mail.sender_email)
+                self.transport.open(mail.sender_email)
         except DeliveryError:
             self.close()
             if self.fail_silently:
@@ -134,16 +126,15 @@ class EmailBackend(BaseEmailBackend):
         return True
 
     def close(self) -> None:
-        sessions, self._sessions = self._sessions, {}
-        for session in sessions.values():
-            session.connection.close()
+        transport, self._transport = self._transport, None
+        if transport is not None:
+            transport.close_all()
         self._open = False
         self._mail = None
 
     def close_session(self, mailbox: str) -> None:
-        session = self._sessions.pop(self._session_key(mailbox), None)
-        if session is not None:
-            session.connection.close()
+        if self._transport is not None:
+            self._transport.close(mailbox)
 
     def send_messages(self, email_messages: Sequence[EmailMessage]) -> int:
         if not email_messages:
@@ -185,15 +176,7 @@ class EmailBackend(BaseEmailBackend):
                 stage="send",
                 kind="unwritable",
             ) from None
-        session = self._session(mailbox)
-        try:
-            answer = session.connection.send(sender=mailbox, recipients=recipients, message=wire)
-        except SmtpFailure as failure:
-            if failure.kind in _BROKEN_KINDS or failure.answer.startswith("421"):
-                self.close_session(mailbox)
-            raise classify(failure) from None
-        session.used_at = time.monotonic()
-        return answer
+        return self.transport.send(mailbox=mailbox, recipients=recipients, message=wire)
 
     def _wire_message(self, message: EmailMessage, mailbox: str) -> Message:
         """The MIME message to send, built from a copy: the caller's message is not changed."""
@@ -217,52 +200,3 @@ class EmailBackend(BaseEmailBackend):
             headers["Message-ID"] = message_id_for(mailbox)
         outgoing.extra_headers = headers
         return outgoing.message()
-
-    # -- sessions ------------------------------------------------------------------
-
-    def _session(self, mailbox: str) -> _Session:
-        key = self._session_key(mailbox)
-        session = self._sessions.get(key)
-        if session is not None:
-            idle = time.monotonic() - session.used_at
-            if idle < IDLE_CHECK_SECONDS or session.connection.is_alive():
-                return session
-            self.close_session(mailbox)
-        session = _Session(self._connect(mailbox))
-        self._sessions[key] = session
-        return session
-
-    def _connect(self, mailbox: str) -> SmtpConnection:
-        """A connected, secured and authenticated session; stored by the caller only then."""
-        mail = self.mail
-        connection = SmtpConnection(endpoint.smtp_endpoint(mail, timeout=self.timeout))
-        token = None
-        try:
-            token = self._token(fresh=False)
-            connection.connect()
-            connection.secure()
-            credentials = endpoint.credentials(mail, mailbox=mailbox, token=token)
-            if credentials is not None:
-                try:
-                    connection.authenticate(credentials)
-                except SmtpFailure as failure:
-                    if not (token and token.from_cache and failure.answer.startswith("535")):
-                        raise
-                    # A cached token the server no longer takes (consent or roles changed):
-                    # once more with a new one.
-                    endpoint.forget_token(mail)
-                    token = self._token(fresh=True)
-                    credentials = endpoint.credentials(mail, mailbox=mailbox, token=token)
-                    connection.authenticate(credentials)
-        except (SmtpFailure, TokenError) as failure:
-            connection.close()
-            raise classify(failure, token=token) from None
-        except BaseException:
-            connection.close()
-            raise
-        return connection
-
-    def _token(self, *, fresh: bool) -> Token | None:
-        if self.mail.auth_type != endpoint.OAUTH2:
-            return None
-        return endpoint.acquire_token(self.mail, timeout=self.timeout, fresh=fresh)

@@ -14,6 +14,9 @@ from typing import Any
 from smtp_settings.mail import oauth
 from smtp_settings.mail.transport import Credentials, SmtpEndpoint
 
+# The transports a configuration may choose (mail/transports.py).
+SMTP = "smtp"
+GRAPH = "graph"
 OAUTH2 = "oauth2"
 BASIC = "basic"
 NONE = "none"
@@ -42,6 +45,9 @@ class MailSettings:
     scopes: str = ""
     username: str = ""
     use_sender_email: bool = True
+    transport: str = SMTP
+    # Graph only: its host[:port] ("" for the cloud's own, read from the token endpoint).
+    graph_host: str = ""
     # The credential in use: the client secret's value or MSAL's certificate credential
     # (OAuth 2.0), or the password (Basic).
     secret: oauth.Credential = field(default="", repr=False)
@@ -85,9 +91,16 @@ def split_scopes(value: str) -> list[str]:
     return value.split()
 
 
-def acquire_token(settings: MailSettings, *, timeout: float, fresh: bool = False) -> oauth.Token:
+def acquire_token(
+    settings: MailSettings,
+    *,
+    timeout: float,
+    fresh: bool = False,
+    scopes: list[str] | None = None,
+) -> oauth.Token:
     """The OAuth 2.0 token for these settings (MSAL's cache unless ``fresh``): the one
-    way every part of the console gets one.
+    way every part of the console gets one; for their Scopes unless ``scopes`` says
+    another resource's (Graph's, whatever Scopes holds).
 
     When Entra refuses the credential in use as a credential and the settings carry
     another one, the token comes with the other one and ``on_fallback`` is told.
@@ -96,12 +109,12 @@ def acquire_token(settings: MailSettings, *, timeout: float, fresh: bool = False
     if second is not None and _refused_lately(settings, first):
         first, second = second, first
     try:
-        return _token(settings, first, timeout=timeout, fresh=fresh)
+        return _token(settings, first, timeout=timeout, fresh=fresh, scopes=scopes)
     except oauth.TokenError as error:
         if second is None or not set(error.error_codes) & CREDENTIAL_REFUSED_CODES:
             raise
         try:
-            token = _token(settings, second, timeout=timeout, fresh=fresh)
+            token = _token(settings, second, timeout=timeout, fresh=fresh, scopes=scopes)
         except oauth.TokenError:
             raise error from None
         _refused_note(settings, first)
@@ -111,13 +124,18 @@ def acquire_token(settings: MailSettings, *, timeout: float, fresh: bool = False
 
 
 def _token(
-    settings: MailSettings, credential: oauth.Credential, *, timeout: float, fresh: bool
+    settings: MailSettings,
+    credential: oauth.Credential,
+    *,
+    timeout: float,
+    fresh: bool,
+    scopes: list[str] | None,
 ) -> oauth.Token:
     return oauth.acquire_token(
         token_endpoint=settings.token_endpoint,
         client_id=settings.client_id,
         client_secret=credential,
-        scopes=split_scopes(settings.scopes),
+        scopes=scopes if scopes is not None else split_scopes(settings.scopes),
         timeout=timeout,
         fresh=fresh,
     )

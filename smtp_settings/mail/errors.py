@@ -40,6 +40,7 @@ class DeliveryError(Exception):
         answer: str = "",
         codes: list[int] | None = None,
         token_claims: Mapping[str, Any] | None = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -50,6 +51,9 @@ class DeliveryError(Exception):
         # What the token the session signed in with said (roles, oid; never the token):
         # the diagnosis rules causes out with it, as Validate does after its token step.
         self.token_claims = token_claims
+        # The server said when to try again (HTTP 429/503 Retry-After): then, not sooner or
+        # later than that (a deferral waits exactly this long instead of its backoff).
+        self.retry_after = retry_after
 
 
 class TemporaryFailure(DeliveryError):

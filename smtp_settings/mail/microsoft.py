@@ -30,6 +30,10 @@ TENANT_HINT_PATTERN = rf"^({GUID_PATTERN}|[a-zA-Z0-9-]+(\.[a-zA-Z0-9-]+)+)$"
 
 # The permission Exchange Online's SMTP AUTH asks a token for.
 SEND_AS_APP_ROLE = "SMTP.SendAsApp"
+# The Microsoft Graph application permission sendMail asks a token for.
+MAIL_SEND_ROLE = "Mail.Send"
+# Microsoft Graph's application id: tokens may name it instead of its URL as audience.
+GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 # Entra ID lets a client secret last at most this long (its portal offers up to 24 months).
 SECRET_LONGEST_MONTHS = 24
 
@@ -111,6 +115,10 @@ _RETIRED_LOGIN_HOSTS = ("login.microsoftonline.de",)
 LOGIN_HOSTS = frozenset(
     {host for cloud in CLOUDS for host in cloud.login_hosts} | set(_RETIRED_LOGIN_HOSTS)
 )
+# Exchange Online's SMTP client submission hosts, one per cloud.
+SMTP_HOSTS = frozenset(cloud.smtp_host for cloud in CLOUDS)
+# Microsoft Graph's own hosts, one per cloud (the access token may always go there).
+GRAPH_HOSTS = frozenset(cloud.graph_host for cloud in CLOUDS)
 # Every audience an Exchange Online token may carry.
 EXCHANGE_AUDIENCES = (EXCHANGE_APP_ID, *(cloud.exchange_resource for cloud in CLOUDS))
 
@@ -123,6 +131,14 @@ def cloud_for_exchange_resource(resource: str) -> Cloud | None:
     """The cloud whose Exchange Online is ``resource`` (a scope's resource, no slash)."""
     for cloud in CLOUDS:
         if cloud.exchange_resource == resource:
+            return cloud
+    return None
+
+
+def cloud_for_graph_host(host: str) -> Cloud | None:
+    """The Microsoft cloud whose Graph is at ``host``, if one is."""
+    for cloud in CLOUDS:
+        if host.lower() == cloud.graph_host:
             return cloud
     return None
 

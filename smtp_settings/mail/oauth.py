@@ -19,13 +19,12 @@ from urllib.parse import urlsplit
 
 import msal
 import requests
-import requests.adapters
-import urllib3.util
 from msal.authority import WELL_KNOWN_AUTHORITY_HOSTS
 
 from external_text import printable
-from smtp_settings.mail import microsoft, tls
-from smtp_settings.mail.deadline import exchange_deadline, watch_pools
+from smtp_settings.mail import microsoft
+from smtp_settings.mail.deadline import exchange_deadline
+from smtp_settings.mail.pinned_http import EndpointRefused, Origin, PinnedSession, origin_of
 
 
 @dataclass(frozen=True)
@@ -106,7 +105,7 @@ def _application(
             app.remove_tokens_for_client()
         return app
     host = (urlsplit(authority).hostname or "").lower()
-    session = _PinnedSession(authority, timeout=timeout)
+    session = _pinned_session(authority, timeout=timeout)
     app = msal.ConfidentialClientApplication(
         client_id,
         client_credential=client_secret,
@@ -121,118 +120,33 @@ def _application(
     return app
 
 
-class EndpointRefused(requests.exceptions.RequestException):
-    """A request the console would not send: to another host, or after a redirect."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.message = message
-
-
-def _origin_of(url: str) -> tuple[str, int]:
-    parts = urlsplit(url)
-    try:
-        port = parts.port
-    except ValueError:
-        port = -1
-    return ((parts.hostname or "").lower(), port or 443)
-
-
-class _TrustingAdapter(requests.adapters.HTTPAdapter):
-    """Trust is ``tls.client_context()``'s alone. Left to itself, requests names a CA file
-    for every new connection (certifi's, or REQUESTS_CA_BUNDLE's), and urllib3 then loads
-    it into that shared context: 20 ms a connection, and certifi's roots added to the
-    trust the console decided. The context already holds the system store and both
-    variables' files."""
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        kwargs["ssl_context"] = tls.client_context()
-        super().init_poolmanager(*args, **kwargs)
-        watch_pools(self.poolmanager)  # so that a deadline can end a blocked read
-
-    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
-        return watch_pools(super().proxy_manager_for(proxy, **proxy_kwargs))
-
-    def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
-        kwargs["verify"] = True  # whatever a caller asks: never off, never another file
-        return super().send(request, *args, **kwargs)
-
-    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
-        super().cert_verify(conn, url, verify, cert)
-        conn.ca_certs = None
-        conn.ca_cert_dir = None
-
-
-class _PinnedSession(requests.Session):
+def _pinned_session(authority: str, *, timeout: float) -> PinnedSession:
     """MSAL's HTTP client. Everything that carries the secret (every POST) goes to the
     authority's own host and port, and nowhere else: no redirect is followed, and a
-    discovery document naming another host fails. Each request has one deadline for the
-    whole exchange (a server trickling bytes cannot hold it), and no retries."""
+    discovery document naming another host fails."""
+    origin = origin_of(authority)
+    microsoft_authority = origin[0] in WELL_KNOWN_AUTHORITY_HOSTS
 
-    def __init__(self, authority: str, *, timeout: float) -> None:
-        super().__init__()
-        parts = urlsplit(authority)
-        self._origin = ((parts.hostname or "").lower(), parts.port or 443)
-        self._microsoft = self._origin[0] in WELL_KNOWN_AUTHORITY_HOSTS
-        self.timeout = timeout
-        # The same trust as SMTP: the system store plus SSL_CERT_FILE / REQUESTS_CA_BUNDLE.
-        self.verify = True
-        self.mount("https://", _TrustingAdapter())
-
-    def _allowed(self, method: str, url: str) -> bool:
-        # Parsed the way the HTTP library will connect (urllib3), and refused outright when
-        # two parsers could disagree (a backslash, user info, odd characters).
-        if "\\" in url or not url.isascii() or any(ch.isspace() for ch in url):
-            return False
-        parsed = urllib3.util.parse_url(url)
-        if parsed.scheme != "https" or parsed.auth or not parsed.host:
-            return False
-        origin = (parsed.host.lower(), parsed.port or 443)
-        if origin != _origin_of(url):
-            return False
-        if origin == self._origin:
-            return True
+    def may_get(other: Origin) -> bool:
         # MSAL's instance discovery asks Microsoft's own hosts, without the secret.
+        return microsoft_authority and other[0] in WELL_KNOWN_AUTHORITY_HOSTS
+
+    def foreign(own: Origin, host: str) -> str:
         return (
-            method.upper() == "GET" and self._microsoft and origin[0] in WELL_KNOWN_AUTHORITY_HOSTS
+            f"The authority's discovery points the token request at {host}, another host "
+            f"than {own[0]}; the client secret is only ever sent to the token endpoint's own "
+            "host."
         )
 
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
-        method, url = str(method), str(url)
-        if not self._allowed(method, url):
-            host = urlsplit(url).netloc
-            raise EndpointRefused(
-                "foreign_host",
-                f"The authority's discovery points the token request at {host}, another host "
-                f"than {self._origin[0]}; the client secret is only ever sent to the token "
-                "endpoint's own host.",
-            )
-        kwargs["allow_redirects"] = False
-        # Within the caller's deadline if one runs (a whole token step), else its own: at
-        # the deadline the connection's socket is shut down, which ends a blocked read.
-        with exchange_deadline(self.timeout) as exchange:
-            left = exchange.remaining()
-            if exchange.expired or left <= 0:
-                raise requests.exceptions.Timeout(f"no answer within {exchange.seconds:g} s")
-            kwargs["timeout"] = left
-            try:
-                response = super().request(method, url, *args, **kwargs)
-            except requests.exceptions.RequestException:
-                if exchange.expired:
-                    raise requests.exceptions.Timeout(
-                        f"no answer within {exchange.seconds:g} s"
-                    ) from None
-                raise
-        if 300 <= response.status_code < 400:
-            location = response.headers.get("Location", "")
-            raise EndpointRefused(
-                "redirect",
-                f"The token endpoint answered {response.status_code} and sends the request on "
-                f"to {urlsplit(location).netloc or location or 'elsewhere'}; the console does "
-                "not follow redirects with the client secret.",
-            )
-        return response
+    def redirected(status: int, host: str) -> str:
+        return (
+            f"The token endpoint answered {status} and sends the request on to {host}; the "
+            "console does not follow redirects with the client secret."
+        )
+
+    return PinnedSession(
+        origin, timeout=timeout, may_get=may_get, foreign=foreign, redirected=redirected
+    )
 
 
 def app_key(token_endpoint: str, client_id: str, client_secret: Credential) -> tuple[str, str, str]:
@@ -389,7 +303,7 @@ def discover_tenant(*, authority: str, timeout: float) -> Tenant:
     pinning as the token request), and its token endpoint must be on that host too.
     """
     url = f"{authority}/v2.0/.well-known/openid-configuration"
-    session = _PinnedSession(authority, timeout=timeout)
+    session = _pinned_session(authority, timeout=timeout)
     try:
         with (
             _translated("the sign-in host", timeout=timeout, what=" (OIDC discovery)"),
@@ -416,12 +330,12 @@ def discover_tenant(*, authority: str, timeout: float) -> Tenant:
             or [int(code) for code in _AADSTS_CODE.findall(str(body.get("error_description")))],
         )
     token_endpoint = str(body.get("token_endpoint", ""))
-    if _origin_of(token_endpoint) != session._origin or not token_endpoint.startswith("https://"):
+    if origin_of(token_endpoint) != session.origin or not token_endpoint.startswith("https://"):
         raise TokenError(
             "foreign_host",
             "The metadata names a token endpoint on another host "
             f"({urlsplit(token_endpoint).netloc}); the client secret is only ever sent to "
-            f"{session._origin[0]}.",
+            f"{session.origin[0]}.",
         )
     tenant_id = microsoft.tenant_id_in(token_endpoint, str(body.get("issuer", "")))
     if not tenant_id:

@@ -25,6 +25,7 @@ def secrets_to_rows(apps, schema_editor):
             if not material:
                 continue
             credential_model.objects.create(
+                connection=row.pk,
                 auth_type=auth_type,
                 kind="secret" if auth_type == "oauth2" else "password",
                 role="in_use",
@@ -67,6 +68,7 @@ class Migration(migrations.Migration):
                         auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
                     ),
                 ),
+                ("connection", models.PositiveSmallIntegerField(default=1)),
                 ("auth_type", models.CharField(max_length=10)),
                 (
                     "kind",
@@ -114,10 +116,12 @@ class Migration(migrations.Migration):
                 ),
             ],
             options={
+                "default_manager_name": "objects",
                 "ordering": ["auth_type", "-role", "added_at"],
                 "constraints": [
                     models.UniqueConstraint(
-                        fields=("auth_type", "role"), name="one_credential_per_role"
+                        fields=("connection", "auth_type", "role"),
+                        name="one_credential_per_role",
                     )
                 ],
             },

@@ -179,6 +179,7 @@ def _settings_with_status() -> SmtpSettings | None:
             _beat=_latest(_beats(), ["worker", "role", "seen_at"]),
             _last_sent=Subquery(_sent().values("sent_at")[:1]),
             **_credential_annotations(),
+            _last_connection=Subquery(_sent().values("connection")[:1]),
             **counts,
         )
         .first()
@@ -227,6 +228,7 @@ class MailSnapshot:
         self.__dict__["worker"] = _from_json(WorkerHeartbeat, row._worker)
         self.__dict__["beat"] = _from_json(WorkerHeartbeat, row._beat)
         self.__dict__["last_sent"] = row._last_sent
+        self.__dict__["last_connection"] = row._last_connection
         self.__dict__["counts"] = {
             state: getattr(row, f"_count_{state}") for state in DeliveryState.values
         }
@@ -263,6 +265,11 @@ class MailSnapshot:
         return _sent().values_list("sent_at", flat=True).first()
 
     @cached_property
+    def last_connection(self) -> str | None:
+        """Which connection sent the latest message: "fallback" while the primary fails."""
+        return _sent().values_list("connection", flat=True).first()
+
+    @cached_property
     def held(self) -> dict[str, Any] | None:
         return outbox.outbox_held(count=self.counts[DeliveryState.HELD])
 
@@ -292,6 +299,7 @@ def mail_at_a_glance(*, snapshot: MailSnapshot) -> dict[str, Any]:
         else None,
         "last_sent": snapshot.last_sent,
         "outbox": snapshot.counts,
+        "basic_retiring": snapshot.row.basic_against_microsoft,
     }
 
 
@@ -362,6 +370,8 @@ def banners(snapshot: MailSnapshot | None = None) -> list[Banner]:
             ),
         )
     found += _background_gone(snapshot)
+    if snapshot.last_connection == "fallback":
+        found += _fallback_banner()
     held = snapshot.held
     if held:
         count = held["count"]
@@ -382,6 +392,31 @@ def banners(snapshot: MailSnapshot | None = None) -> list[Banner]:
         )
     found.sort(key=lambda banner: _SEVERITY_ORDER.index(banner.severity))
     return found
+
+
+def _fallback_banner() -> list[Banner]:
+    """Mail leaves through the fallback connection: since when, and the primary's failure
+    (read only while it is so: the latest message went through the fallback)."""
+    last_primary = _sent().filter(connection="primary").values_list("sent_at", flat=True)[:1]
+    episode = Delivery.objects.filter(state=DeliveryState.SENT, connection="fallback")
+    if last_primary:
+        episode = episode.filter(sent_at__gt=last_primary[0])
+    first = episode.order_by("sent_at").values("sent_at").first()
+    latest = episode.order_by("-sent_at").values("last_error", "cause", "diagnosis").first()
+    if first is None or latest is None:
+        return []
+    since = timezone.localtime(first["sent_at"])
+    why = latest["cause"] or latest["last_error"]
+    return [
+        Banner(
+            "fallback-active",
+            f"Mail is sent through the fallback since {since:%Y-%m-%d %H:%M}: the primary "
+            f"connection cannot deliver. {why} Fix the primary in Manage SMTP; once it "
+            "works it takes over again.",
+            severity=WARNING,
+            cause=f"fallback:{latest['diagnosis'] or why}",
+        )
+    ]
 
 
 def _secret_banners(row: SmtpSettings) -> list[Banner]:

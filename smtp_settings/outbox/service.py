@@ -41,7 +41,7 @@ from smtp_settings.mail.backend import EmailBackend
 from smtp_settings.mail.endpoint import MailSettings
 from smtp_settings.mail.errors import DeliveryError, TemporaryFailure
 from smtp_settings.models import WITHDRAWN, Delivery, DeliveryState
-from smtp_settings.outbox import priority, throttle, writes
+from smtp_settings.outbox import fallback, priority, throttle, writes
 from smtp_settings.sending import saved_mail_settings
 from smtp_settings.signals import outbox_turned
 
@@ -218,9 +218,18 @@ def _backoff(attempts: int) -> timedelta:
     return timedelta(seconds=seconds * random.uniform(0.8, 1.2))  # noqa: S311  (not security)
 
 
-def _record_sent(delivery: Delivery, answer: str, mailbox: str) -> None:
+def _record_sent(
+    delivery: Delivery,
+    answer: str,
+    mailbox: str,
+    *,
+    connection: str = fallback.PRIMARY,
+    primary_failure: dict[str, str] | None = None,
+) -> None:
     # Written before the next message goes: a worker killed after this loses nothing
-    # and sends nothing twice.
+    # and sends nothing twice. Sent through the fallback, the row keeps why the primary
+    # could not (``primary_failure``: last_error, diagnosis, cause, fix).
+    why = primary_failure or {}
     writes.run_atomically(
         [
             writes.update_row(
@@ -231,11 +240,12 @@ def _record_sent(delivery: Delivery, answer: str, mailbox: str) -> None:
                 sent_at=timezone.now(),
                 claimed_until=None,
                 mailbox=mailbox,
+                connection=connection,
                 last_answer=answer,
-                last_error="",
-                diagnosis="",
-                cause="",
-                fix="",
+                last_error=why.get("last_error", ""),
+                diagnosis=why.get("diagnosis", ""),
+                cause=why.get("cause", ""),
+                fix=why.get("fix", ""),
             ),
             writes.update_row(Email, delivery.pk, status=STATUS.sent),
             writes.insert_row(
@@ -269,6 +279,51 @@ def _ask_for_a_helper(mailbox: str) -> None:
         Delivery.objects.filter(_due(timezone.now())).exists()
     ):
         outbox_delivery_request()
+
+
+def _finding(error: DeliveryError, mail: MailSettings | None) -> diagnosis.Finding | None:
+    return diagnosis.diagnose(
+        error.stage,
+        kind=error.kind,
+        codes=error.codes,
+        answer=error.answer,
+        auth_type=mail.auth_type if mail else "",
+        values=diagnosis.values_for(mail, claims=error.token_claims) if mail else {},
+        evidence=diagnosis.Evidence.from_claims(error.token_claims),
+    )
+
+
+def _via_fallback(run: _DeliveryRun, delivery: Delivery, error: DeliveryError) -> str:
+    """The primary failed with ``error`` (not the message's fault): this message through the
+    fallback connection. If that fails too, the primary's failure stands (a hold, say),
+    with the fallback's named beside it; a message the fallback refuses fails alone."""
+    message = delivery.email.email_message()
+    try:
+        answer, mailbox = run.fallback.deliver(message)
+    except DeliveryError as second:
+        run.fallback.primary_down = None
+        if second.disposition == "fail":
+            return run._failed(delivery, second, "")
+        error.message = f"{error.message} The fallback connection failed too: {second.message}"
+        return run._failed(delivery, error, "")
+    run.fallback.primary_down = error
+    finding = _finding(error, run.mail)
+    cause = finding.cause if finding else ""
+    _record_sent(
+        delivery,
+        answer,
+        mailbox,
+        connection=fallback.FALLBACK,
+        primary_failure={
+            "last_error": f"Sent through the fallback connection; the primary failed: "
+            f"{error.message}",
+            "diagnosis": finding.key if finding else "",
+            "cause": cause,
+            "fix": finding.fix if finding else "",
+        },
+    )
+    fallback.announce_if_new(delivery.pk, error, cause)
+    return "sent"
 
 
 class _Renewer(threading.Thread):
@@ -327,6 +382,7 @@ class _DeliveryRun:
         self.resume_at: datetime | None = None
         self._helper_asked = False
         self.links = priority.LinksQueued()
+        self.fallback = fallback.Fallback()
 
     @property
     def backend(self) -> EmailBackend:
@@ -398,6 +454,7 @@ class _DeliveryRun:
             self._release_batch()
             if self._backend is not None:
                 self._backend.close()
+            self.fallback.close()
             throttle.release_leases(list(self.leases.values()))
         return self.report
 
@@ -407,6 +464,8 @@ class _DeliveryRun:
             _ask_for_a_helper(next(iter(self.leases)))
 
     def _deliver(self, delivery: Delivery) -> str:
+        if self.fallback.primary_down is not None:  # this drain saw the primary fail
+            return _via_fallback(self, delivery, self.fallback.primary_down)
         message = delivery.email.email_message()
         mailbox = ""
         try:
@@ -427,6 +486,8 @@ class _DeliveryRun:
         except DeliveryError as error:
             if error.disposition != "fail" and mailbox:
                 self._drop_session(mailbox)
+            if fallback.takes_over_from(error) and self.fallback.available():
+                return _via_fallback(self, delivery, error)
             return self._failed(delivery, error, mailbox)
         except Exception as exc:
             # A fault of ours, not the server's: the message is deferred with the error's type
@@ -490,15 +551,7 @@ class _DeliveryRun:
     @transaction.atomic
     def _failed(self, delivery: Delivery, error: DeliveryError, mailbox: str) -> str:
         mail = self.mail
-        finding = diagnosis.diagnose(
-            error.stage,
-            kind=error.kind,
-            codes=error.codes,
-            answer=error.answer,
-            auth_type=mail.auth_type if mail else "",
-            values=diagnosis.values_for(mail, claims=error.token_claims) if mail else {},
-            evidence=diagnosis.Evidence.from_claims(error.token_claims),
-        )
+        finding = _finding(error, mail)
         attempts = delivery.attempts + 1
         state = _disposition(error, attempts, mail)
         explained = {
@@ -516,7 +569,13 @@ class _DeliveryRun:
             **explained,
         }
         if state == DeliveryState.DEFERRED:
-            columns["next_attempt_at"] = timezone.now() + _backoff(attempts)
+            # The server's own "try again in" (429/503 Retry-After) is kept to, else backoff.
+            wait = (
+                timedelta(seconds=error.retry_after)
+                if error.retry_after is not None
+                else _backoff(attempts)
+            )
+            columns["next_attempt_at"] = timezone.now() + wait
         Delivery.objects.filter(pk=delivery.pk).update(**columns)
         Log.objects.create(
             email_id=delivery.pk,
@@ -527,29 +586,29 @@ class _DeliveryRun:
         if state == DeliveryState.FAILED:
             _record_failed(delivery.pk, error, finding)
         if state == DeliveryState.HELD:
-            self._hold_all(explained, error)
+            _hold_all(self, explained, error)
         else:
             logger.info(
                 "Outbox message %s %s: %s", delivery.pk, state, error.answer or error.message
             )
         return str(state)
 
-    def _hold_all(self, explained: dict[str, Any], error: DeliveryError) -> None:
-        """Every other message would fail the same way: they wait too, without an attempt
-        (the rest of this drain's batch with them)."""
-        self._release_batch(keep_first=True)
-        held = Delivery.objects.filter(state__in=Delivery.PENDING).update(
-            state=DeliveryState.HELD, **explained
-        )
-        logger.warning("Outbox held (%s messages besides this one): %s", held, error.message)
-        entry = activity_record(
-            kind=Kind.OUTBOX_HELD,
-            summary=f"Outbox held: {held + 1} message(s) wait for working settings. "
-            f"{error.message}",
-        )
-        outbox_turned.send(
-            sender=Delivery, turn="held", summary=entry.summary, at=entry.at, entry_id=entry.pk
-        )
+
+def _hold_all(run: _DeliveryRun, explained: dict[str, Any], error: DeliveryError) -> None:
+    """Every other message would fail the same way: they wait too, without an attempt
+    (the rest of this drain's batch with them)."""
+    run._release_batch(keep_first=True)
+    held = Delivery.objects.filter(state__in=Delivery.PENDING).update(
+        state=DeliveryState.HELD, **explained
+    )
+    logger.warning("Outbox held (%s messages besides this one): %s", held, error.message)
+    entry = activity_record(
+        kind=Kind.OUTBOX_HELD,
+        summary=f"Outbox held: {held + 1} message(s) wait for working settings. {error.message}",
+    )
+    outbox_turned.send(
+        sender=Delivery, turn="held", summary=entry.summary, at=entry.at, entry_id=entry.pk
+    )
 
 
 # -- administrators' actions and views --------------------------------------------------

@@ -39,7 +39,7 @@ from smtp_settings.models import (
     ValidationStep,
     readable_secret,
 )
-from smtp_settings.validation import token_check
+from smtp_settings.validation import graph_steps, token_check
 from smtp_settings.validation.step_writer import StepWriter
 
 STEPS: tuple[tuple[str, str], ...] = (
@@ -70,8 +70,13 @@ STEPS_BY_SCOPE: dict[str, tuple[tuple[str, str], ...]] = {
 }
 
 
-def steps_for(scope: str, mailboxes: list[str]) -> list[tuple[str, str]]:
-    """A run's steps in order: its scope's, then one per further mailbox (full runs)."""
+def steps_for(
+    scope: str, mailboxes: list[str], transport: str = endpoint.SMTP
+) -> list[tuple[str, str]]:
+    """A run's steps in order: its scope's, then one per further mailbox (full SMTP runs);
+    a full run through Microsoft Graph has Graph's own."""
+    if scope == RunScope.FULL and transport == endpoint.GRAPH:
+        return list(graph_steps.GRAPH_STEPS)
     extra = mailbox_steps(mailboxes) if scope == RunScope.FULL else []
     return [*STEPS_BY_SCOPE[scope], *extra]
 
@@ -168,7 +173,7 @@ class Runner:
         # More mailboxes to sign in as (the setup assistant, Use sender email off).
         self.mailboxes = [str(address) for address in run.candidate.get("mailboxes") or []]
         # The run's steps, in order, as validation_run_start created their rows.
-        self.names = dict(steps_for(self.scope, self.mailboxes))
+        self.names = dict(steps_for(self.scope, self.mailboxes, self.mail.transport))
         self.keys = list(self.names)
         # What later setup steps carry on with; written with the run's verdict.
         self.outputs: dict[str, Any] = {}
@@ -205,7 +210,10 @@ class Runner:
         try:
             if self.scope == RunScope.TENANT:
                 with self.step("tenant") as outcome:
-                    self._tenant(outcome)
+                    _tenant(self, outcome)
+                return
+            if self.mail.transport == endpoint.GRAPH:  # Graph's token (and test send)
+                graph_steps.run_graph(self, build_test_message)
                 return
             if self.scope == RunScope.TOKEN:
                 with self.step("token") as outcome:
@@ -251,32 +259,6 @@ class Runner:
             self.connection.close()
         outcome.detail = f"AUTH XOAUTH2 as {address} succeeded, and it is accepted as sender."
         outcome.answer = f"{answer}\nMAIL FROM: {mail_answer}\nRCPT TO: {rcpt_answer}".strip()
-
-    def _tenant(self, outcome: Outcome) -> None:
-        authority = oauth.authority_from_token_endpoint(self.mail.token_endpoint)
-        found = oauth.discover_tenant(authority=authority, timeout=self.timeout)
-        parts = urlsplit(authority)
-        host = parts.netloc
-        detail = f"The tenant exists: its Directory (tenant) ID is {found.tenant_id}."
-        # Entra answers discovery for a tenant of any Microsoft cloud on any of its hosts;
-        # tokens, though, come from the tenant's own cloud.
-        own_host = microsoft.login_host_for_instance(found.cloud_instance)
-        if (parts.hostname or "") in microsoft.LOGIN_HOSTS and own_host not in ("", parts.hostname):
-            host = own_host
-            detail += f" It belongs to the cloud signed in at {own_host}, used from now on."
-        token_endpoint = microsoft.token_endpoint(host, found.tenant_id)
-        self.outputs.update(tenant_id=found.tenant_id, token_endpoint=token_endpoint)
-        outcome.detail = detail
-        outcome.facts = [
-            ["Directory (tenant) ID", found.tenant_id],
-            ["Token Endpoint", token_endpoint],
-        ]
-        cloud = microsoft.cloud_for_login_host(host.partition(":")[0])
-        if cloud is not None:
-            outcome.facts.append(["Cloud", cloud.name])
-        else:
-            # Not Microsoft's: whatever its discovery says, the host is the operator's.
-            outcome.facts.append(["Sign-in host", f"{host} (allowed by the operator)"])
 
     def _token(self, outcome: Outcome) -> None:
         self.token = endpoint.acquire_token(self.mail, timeout=self.timeout, fresh=True)
@@ -405,6 +387,34 @@ class Runner:
         outcome.detail = f"{how} succeeded."
 
 
+def _tenant(run: Runner, outcome: Outcome) -> None:
+    """The tenant step (the setup assistant's first check): the tenant's ID and cloud."""
+    authority = oauth.authority_from_token_endpoint(run.mail.token_endpoint)
+    found = oauth.discover_tenant(authority=authority, timeout=run.timeout)
+    parts = urlsplit(authority)
+    host = parts.netloc
+    detail = f"The tenant exists: its Directory (tenant) ID is {found.tenant_id}."
+    # Entra answers discovery for a tenant of any Microsoft cloud on any of its hosts;
+    # tokens, though, come from the tenant's own cloud.
+    own_host = microsoft.login_host_for_instance(found.cloud_instance)
+    if (parts.hostname or "") in microsoft.LOGIN_HOSTS and own_host not in ("", parts.hostname):
+        host = own_host
+        detail += f" It belongs to the cloud signed in at {own_host}, used from now on."
+    token_endpoint = microsoft.token_endpoint(host, found.tenant_id)
+    run.outputs.update(tenant_id=found.tenant_id, token_endpoint=token_endpoint)
+    outcome.detail = detail
+    outcome.facts = [
+        ["Directory (tenant) ID", found.tenant_id],
+        ["Token Endpoint", token_endpoint],
+    ]
+    cloud = microsoft.cloud_for_login_host(host.partition(":")[0])
+    if cloud is not None:
+        outcome.facts.append(["Cloud", cloud.name])
+    else:
+        # Not Microsoft's: whatever its discovery says, the host is the operator's.
+        outcome.facts.append(["Sign-in host", f"{host} (allowed by the operator)"])
+
+
 def build_test_message(run: ValidationRun, mail: endpoint.MailSettings) -> EmailMessage:
     """The message Test send sends: it says who asked for it and through which server."""
     sender = mail.sender_email
@@ -418,10 +428,16 @@ def build_test_message(run: ValidationRun, mail: endpoint.MailSettings) -> Email
     message.set_content(
         f"This message comes from the Validate button of SEI Administration > Manage SMTP "
         f"(validation {run.id}, started by {who}).\n\n"
-        f"It shows that the console can send through {mail.smtp_server}:"
-        f"{mail.port} as {sender}. No reply is needed.\n"
+        f"It shows that the console can send through {_way_out(mail)} as {sender}. No "
+        "reply is needed.\n"
     )
     return message
+
+
+def _way_out(mail: endpoint.MailSettings) -> str:
+    if mail.transport == endpoint.GRAPH:
+        return "Microsoft Graph"
+    return f"{mail.smtp_server}:{mail.port}"
 
 
 def _token_error_facts(error: oauth.TokenError) -> list[list[str]]:

@@ -56,6 +56,21 @@ class ValidationNotStarted(Exception):
 # -- starting a run (web process) -------------------------------------------------------
 
 
+def _candidate_extras(
+    candidate: dict[str, Any], *, notes: list[str] | None, mailboxes: list[str] | None, scope: str
+) -> list[str]:
+    """Notes said with the verdict and the extra mailboxes, kept on the candidate; the
+    extra mailboxes returned (a full run's only)."""
+    if candidate.get("credential"):
+        notes = [f"Tested credential: {candidate['credential']}.", *(notes or [])]
+    if notes:
+        candidate["notes"] = list(notes)
+    extra = mailboxes if scope == RunScope.FULL and mailboxes else []
+    if extra:
+        candidate["mailboxes"] = list(extra)
+    return extra
+
+
 @sensitive_variables("values", "secret", "entered")
 def validation_run_start(
     *,
@@ -66,6 +81,7 @@ def validation_run_start(
     scope: str = RunScope.FULL,
     mailboxes: list[str] | None = None,
     credential_id: int | None = None,
+    pk: int = SmtpSettings.SINGLETON_PK,
 ) -> ValidationRun:
     """Record a run of validated form values and enqueue it once the row is committed.
 
@@ -78,8 +94,8 @@ def validation_run_start(
         _check_guard_rails(user)
         # Locked: a Save cannot slip between this read and the check below.
         stored = (
-            SmtpSettings.objects.select_for_update().filter(pk=SmtpSettings.SINGLETON_PK).first()
-            or SmtpSettings.load()
+            # ``pk``: the fallback connection's row when its page asks (a blank secret is its).
+            SmtpSettings.objects.select_for_update().filter(pk=pk).first() or SmtpSettings(pk=pk)
         )
         candidate = {name: values.get(name, getattr(stored, name)) for name in CONNECTION_FIELDS}
         # A tenant check sends no secret at all.
@@ -88,13 +104,7 @@ def validation_run_start(
             if scope == RunScope.TENANT
             else _secret_to_send(stored, values, candidate, credential_id=credential_id)
         )
-        if candidate.get("credential"):
-            notes = [f"Tested credential: {candidate['credential']}.", *(notes or [])]
-        if notes:
-            candidate["notes"] = list(notes)  # said with the verdict
-        extra = mailboxes if scope == RunScope.FULL and mailboxes else []
-        if extra:
-            candidate["mailboxes"] = list(extra)
+        extra = _candidate_extras(candidate, notes=notes, mailboxes=mailboxes, scope=scope)
         run = ValidationRun.objects.create(
             requested_by=user,
             candidate=candidate,
@@ -107,7 +117,9 @@ def validation_run_start(
         )
         ValidationStep.objects.bulk_create(
             ValidationStep(run=run, position=position, key=key, name=name)
-            for position, (key, name) in enumerate(steps_for(scope, extra))
+            for position, (key, name) in enumerate(
+                steps_for(scope, extra, str(candidate.get("transport") or "smtp"))
+            )
         )
         enqueue.after_commit(VALIDATE_TASK, str(run.id))
         activity_record(

@@ -14,6 +14,7 @@ from typing import Any
 from smtp_settings import diagnosis
 from smtp_settings.mail import endpoint, jwt_claims, microsoft, oauth
 from smtp_settings.mail.errors import CredentialFailure
+from smtp_settings.mail.graph import graph_scope
 
 GRAPH_MAIL_SEND_TEXT = (
     f"The token has no {microsoft.SEND_AS_APP_ROLE} role, and the app holds Microsoft Graph's "
@@ -97,6 +98,23 @@ def claim_problems(claims: dict[str, Any], mail: endpoint.MailSettings) -> list[
     return problems
 
 
+def graph_claim_problems(
+    claims: dict[str, Any], mail: endpoint.MailSettings
+) -> list[tuple[str, str]]:
+    """(kind, explanation) for each way a Graph token would not let the app send."""
+    problems: list[tuple[str, str]] = []
+    resource = graph_scope(mail).removesuffix("/.default")
+    audience = str(claims.get("aud", "")).rstrip("/")
+    if audience and audience not in (resource, microsoft.GRAPH_APP_ID):
+        problems.append(("graph_wrong_audience", f"The token is for {audience}, not {resource}."))
+    roles = [str(role) for role in claims.get("roles") or []]
+    if microsoft.MAIL_SEND_ROLE not in roles:
+        problems.append(("graph_no_mail_send", "The token has no Mail.Send role."))
+    # Tenant and app: the same rules as an Exchange token's.
+    problems += [p for p in claim_problems(claims, mail) if p[0] in ("wrong_tenant", "wrong_app")]
+    return problems
+
+
 @dataclass(frozen=True)
 class TokenCheck:
     ok: bool
@@ -109,8 +127,11 @@ class TokenCheck:
 def check_token(mail: endpoint.MailSettings, *, timeout: float) -> TokenCheck:
     """A fresh token for these settings, and whether it lets the app send (no SMTP)."""
     values = diagnosis.values_for(mail)
+    # Through Graph the token is Graph's, and what it must carry is Graph's (Mail.Send).
+    graph = mail.transport == endpoint.GRAPH
     try:
-        token = endpoint.acquire_token(mail, timeout=timeout, fresh=True)
+        scopes = [graph_scope(mail)] if graph else None
+        token = endpoint.acquire_token(mail, timeout=timeout, fresh=True, scopes=scopes)
     except oauth.TokenError as error:
         finding = diagnosis.diagnose(
             "token",
@@ -125,7 +146,7 @@ def check_token(mail: endpoint.MailSettings, *, timeout: float) -> TokenCheck:
     if claims is None:
         return TokenCheck(True, "token_contents", "A token was issued (not a readable JWT).")
     values = diagnosis.values_for(mail, claims=claims)
-    problems = claim_problems(claims, mail)
+    problems = graph_claim_problems(claims, mail) if graph else claim_problems(claims, mail)
     if problems:
         finding = diagnosis.diagnose(
             "token_contents", kind=problems[0][0], auth_type=mail.auth_type, values=values
@@ -133,11 +154,12 @@ def check_token(mail: endpoint.MailSettings, *, timeout: float) -> TokenCheck:
         return TokenCheck(
             False, "token_contents", " ".join(text for _, text in problems), finding=finding
         )
-    return TokenCheck(
-        True,
-        "token_contents",
-        f"Entra ID issued a token for Exchange Online with the {microsoft.SEND_AS_APP_ROLE} role.",
+    what = (
+        f"Microsoft Graph with the {microsoft.MAIL_SEND_ROLE} role"
+        if graph
+        else f"Exchange Online with the {microsoft.SEND_AS_APP_ROLE} role"
     )
+    return TokenCheck(True, "token_contents", f"Entra ID issued a token for {what}.")
 
 
 def check_token_of(load: Callable[[], endpoint.MailSettings], *, timeout: float) -> TokenCheck:

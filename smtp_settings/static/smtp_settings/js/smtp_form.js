@@ -1,4 +1,4 @@
-// Manage SMTP: show only the fields the chosen authentication type uses, and build the
+// Manage SMTP: show only the fields the chosen transport and authentication type use, and build the
 // Token Endpoint from a Directory (tenant) ID. The server applies the same rules; this only
 // spares the administrator fields that do not matter. The tenant field carries Microsoft's
 // rules as data (data-tenant-pattern, data-token-endpoint: smtp_settings/mail/microsoft.py).
@@ -21,6 +21,36 @@
     authType.addEventListener("change", function () { showFieldsFor(authType.value); });
     showFieldsFor(authType.value);
   }
+
+  // Microsoft Graph: the SMTP-only fields go (and are not sent: the server keeps them as
+  // stored), and Graph signs in with OAuth 2.0 only.
+  function showFieldsForTransport(transport) {
+    form.querySelectorAll("[data-transport]").forEach(function (row) {
+      const applies = row.dataset.transport === transport;
+      row.hidden = !applies;
+      row.querySelectorAll("input, select, textarea").forEach(function (input) {
+        input.disabled = !applies;
+      });
+    });
+    if (authType) {
+      Array.prototype.forEach.call(authType.options, function (option) {
+        option.disabled = transport === "graph" && option.value !== "oauth2";
+      });
+      if (transport === "graph" && authType.value !== "oauth2") {
+        authType.value = "oauth2";
+        showFieldsFor("oauth2");
+      }
+    }
+  }
+  const transports = form.querySelectorAll("input[name=transport]");
+  function chosenTransport() {
+    const checked = form.querySelector("input[name=transport]:checked");
+    return checked ? checked.value : "smtp";
+  }
+  transports.forEach(function (input) {
+    input.addEventListener("change", function () { showFieldsForTransport(chosenTransport()); });
+  });
+  if (transports.length) showFieldsForTransport(chosenTransport());
 
   const alert = form.querySelector("#id_secret_expiration_alert");
   const dateRow = form.querySelector("#row_secret_expiration_date");

@@ -1,0 +1,67 @@
+"""The end of Basic authentication made visible (issue 20 point 7): a notice on Manage SMTP
+and in the status block, and both ways out named by the 550 5.7.30 and 535 5.7.139 rows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from smtp_settings.models import SmtpSettings
+
+from .sandbox.world import SENDER
+
+pytestmark = pytest.mark.django_db
+
+
+def saved(**values: Any) -> SmtpSettings:
+    row = SmtpSettings.load()
+    row.sender_email = SENDER
+    for name, value in values.items():
+        setattr(row, name, value)
+    row.save()
+    return row
+
+
+def test_basic_against_exchange_online_shows_the_notice_with_a_way_into_the_assistant(
+    admin_client: Client,
+) -> None:
+    saved(smtp_server="smtp.office365.com", auth_type="basic", username=SENDER, password="pw")
+    page = admin_client.get(reverse("smtp_settings:manage")).content.decode()
+    assert 'id="basic-notice"' in page and 'id="status-basic-notice"' in page
+    assert "550 5.7.30" in page and "December 2026" in page
+    assert f'href="{reverse("smtp_settings:setup")}"' in page
+    index = admin_client.get(reverse("administration")).content.decode()
+    assert 'id="status-basic-notice"' in index
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"smtp_server": "smtp.office365.com", "auth_type": "oauth2"},
+        {"smtp_server": "mail.example.org", "auth_type": "basic", "username": "u"},
+        {"smtp_server": "smtp.office365.com", "auth_type": "basic", "transport": "graph"},
+    ],
+)
+def test_no_notice_where_basic_is_not_ending(admin_client: Client, values: Any) -> None:
+    saved(**values)
+    page = admin_client.get(reverse("smtp_settings:manage")).content.decode()
+    assert "basic-notice" not in page
+
+
+def test_550_5_7_30_names_both_ways_out(sandbox: Any, run_validation: Any) -> None:
+    values = {**sandbox.form_values(), "auth_type": "basic", "username": SENDER, "password": "pw"}
+    step = run_validation(values)["by_step"]["authenticate"]
+    assert step["diagnosis"] == "basic_retired" and "5.7.30" in step["server_answer"]
+    assert "OAuth 2.0" in step["fix"] and "Microsoft Graph" in step["fix"]
+    assert "SmtpClientAuthenticationDisabled $false" in step["fix"]
+
+
+def test_535_5_7_139_names_both_ways_out(sandbox: Any, run_validation: Any) -> None:
+    sandbox.tenant.smtp_auth_disabled = True
+    step = run_validation(sandbox.form_values())["by_step"]["authenticate"]
+    assert step["diagnosis"] == "auth_disabled" and "5.7.139" in step["server_answer"]
+    assert "Microsoft Graph" in step["fix"]
+    assert any("Set-CASMailbox" in command for command in step["commands"])
