@@ -179,6 +179,11 @@ class SmtpSettings(CredentialColumns, models.Model):
     version = models.PositiveIntegerField(default=0, editable=False)
     # settings_fingerprint of what is saved: Validate runs of exactly these values share it.
     fingerprint = models.CharField(max_length=64, blank=True, editable=False)
+    # The fallback connection's last health check (the primary's are MailHealthCheck rows):
+    # None until one ran for the values saved, then whether it passed and what it said.
+    check_ok = models.BooleanField(null=True, editable=False)
+    check_detail = models.TextField(blank=True, editable=False)
+    checked_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name = "SMTP settings"

@@ -39,6 +39,17 @@ def saved_fallback_settings() -> MailSettings | None:
     return None if row is None else _mail_settings_of(row)
 
 
+def saved_fallback_settings_to_check() -> MailSettings:
+    """The fallback connection's settings for its health check: a ``CredentialFailure``
+    (the check's "settings" step) when it was removed meanwhile or cannot be used."""
+    mail = saved_fallback_settings()
+    if mail is None:
+        raise CredentialFailure(
+            "The fallback connection was removed.", stage="settings", kind="not_configured"
+        )
+    return mail
+
+
 @sensitive_variables("row", "secret")
 def _mail_settings_of(row: SmtpSettings | None) -> MailSettings:
     if row is None or not row.is_configured:

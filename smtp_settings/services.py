@@ -166,16 +166,19 @@ def smtp_settings_save(
         row.updated_by = user if user and user.is_authenticated else None
         row.version += 1
         row.fingerprint = saved_settings_fingerprint(row)
+        row.check_ok, row.check_detail, row.checked_at = None, "", None  # not checked yet
         row.save()
         if made_pem:
             _certificate_saved(row, key_pem=made_key, certificate_pem=made_pem, changes=changes)
         _changes_record(row, changes, now)
         # Messages held on broken settings get one more attempt with these.
         outbox.outbox_release_held(by=row.updated_by)
-        if row.auth_type == AuthType.OAUTH2 and pk == SmtpSettings.SINGLETON_PK:
+        if row.auth_type == AuthType.OAUTH2:
             # The last health check judged the settings before these: check these now, so
-            # that its banner, the status line and /healthz say what holds for them.
+            # that its banner, the status line and /healthz say what holds for them (a
+            # fallback connection's: so that it is not first found broken when needed).
             mail_health_check_request(throttled=False)
+        if row.auth_type == AuthType.OAUTH2 and pk == SmtpSettings.SINGLETON_PK:
             failure_alerts_wait_for_check()
         return row
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import Task, shared_task
 
 from smtp_settings import assistant, heartbeats, outbox, validation
-from smtp_settings.monitoring import health_check, reminders
+from smtp_settings.monitoring import fallback_check, health_check, reminders
 
 
 @shared_task(bind=True, ignore_result=True)
@@ -52,8 +52,10 @@ def send_secret_expiry_reminders() -> None:
 
 @shared_task(name=health_check.HEALTH_CHECK_TASK, ignore_result=True)
 def mail_health_check() -> None:
-    """Scheduled by beat, daily, and started from Manage SMTP: a token with the saved settings."""
+    """Scheduled by beat, daily, and started from Manage SMTP: a token with the saved
+    settings, the primary connection's and the fallback connection's."""
     health_check.mail_health_check_run()
+    fallback_check.fallback_health_check_run()
 
 
 @shared_task(ignore_result=True)

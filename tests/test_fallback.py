@@ -171,3 +171,33 @@ def test_the_fallback_page_saves_validates_with_its_own_secret_and_removes(
     assert SmtpSettings.objects.filter(pk=SmtpSettings.SINGLETON_PK).exists()
     assert not Credential.of_every_connection.filter(connection=2).exists()
     assert SmtpSettings.load().client_secret == sandbox.form_values()["client_secret"]
+
+
+def test_a_fallback_that_would_fail_is_told_once_before_it_is_needed(
+    sandbox: Any, settings: Any, admin_client: Client
+) -> None:
+    """Either connection failing alone is never silent: the health check also checks the
+    fallback's token, tells once when it starts failing and once when it passes again."""
+    from smtp_settings.monitoring.fallback_check import fallback_health_check_run
+
+    settings.SMTP_GRAPH_HOSTS = [sandbox.graph.host]
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    save_primary({**sandbox.form_values(), "alert_recipients": "it@example.com"})
+    save_fallback_graph(sandbox)
+    sandbox.tenant.apps[FALLBACK_APP].secrets[FALLBACK_SECRET] = True  # its secret expired
+
+    assert fallback_health_check_run() is False
+    assert fallback_health_check_run() is False  # still failing: told once
+    failed = [m for m in mail.outbox if "fallback connection would fail" in m.subject]
+    recipients = [address for message in failed for address in message.to]
+    assert "it@example.com" in recipients and len(recipients) == len(set(recipients))
+    assert "AADSTS7000222" in failed[0].body
+    assert Alert.objects.filter(kind="fallback.failed").count() == 1
+    page = admin_client.get(reverse("smtp_settings:fallback")).content.decode()
+    assert "failed." in page and FALLBACK_SECRET not in page
+
+    sandbox.tenant.apps[FALLBACK_APP].secrets[FALLBACK_SECRET] = False
+    assert fallback_health_check_run() is True
+    assert Alert.objects.filter(kind="fallback.recovered").count() == 1
+    assert [m.subject for m in mail.outbox if "works again" in m.subject]
+    assert SmtpSettings.load().check_ok is None  # the primary's are MailHealthCheck rows
