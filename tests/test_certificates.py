@@ -222,5 +222,11 @@ def test_make_sandbox_takes_an_upload_as_entra_does(sandbox: Any) -> None:
     answer = requests.post(url, data=pair.certificate.pem, verify=str(sandbox.ca_bundle), timeout=5)
     assert answer.json() == {"thumbprint": pair.certificate.thumbprint}
     assert token_with(sandbox, pair).access_token
+    # The .cer (DER) as Manage SMTP and the assistant offer it, as Entra takes it.
+    other = certificate.make(common_name="y")
+    answer = requests.post(
+        url, data=other.certificate.der, verify=str(sandbox.ca_bundle), timeout=5
+    )
+    assert answer.json() == {"thumbprint": other.certificate.thumbprint}
     refused = requests.post(url, data="not a certificate", verify=str(sandbox.ca_bundle), timeout=5)
     assert refused.status_code == 400

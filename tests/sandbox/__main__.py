@@ -93,8 +93,8 @@ def main() -> None:
     print(f"  {'Cloud':22} Sign-in host allowed by the operator: {sandbox.authority_host}")
     print(
         "\nTo upload a certificate's public part to the sandbox's app (Entra's Upload "
-        "certificate):\n"
-        f"  curl --cacert {sandbox.ca_bundle} --data-binary @certificate.pem "
+        "certificate; the .cer or the .pem Manage SMTP offers):\n"
+        f"  curl --cacert {sandbox.ca_bundle} --data-binary @certificate.cer "
         f"{sandbox.entra.base_url}/sandbox/certificates/{values['client_id']}"
     )
     print(

@@ -31,14 +31,21 @@ class App:
     # Certificates uploaded under Certificates & secrets: SHA-1 thumbprint (hex) -> PEM.
     certificates: dict[str, str] = field(default_factory=dict)
 
-    def add_certificate(self, pem: str) -> str:
-        """Upload a certificate's public part; returns its thumbprint as Entra shows it."""
+    def add_certificate(self, upload: str | bytes) -> str:
+        """Upload a certificate's public part, PEM or DER (the .cer Entra's "Upload
+        certificate" takes); returns its thumbprint as Entra shows it."""
         from cryptography import x509
         from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.serialization import Encoding
 
-        certificate = x509.load_pem_x509_certificate(pem.encode("ascii"))
+        data = upload.encode("ascii") if isinstance(upload, str) else upload
+        certificate = (
+            x509.load_pem_x509_certificate(data)
+            if data.lstrip().startswith(b"-----BEGIN")
+            else x509.load_der_x509_certificate(data)
+        )
         thumbprint = certificate.fingerprint(hashes.SHA1()).hex().upper()  # noqa: S303
-        self.certificates[thumbprint] = pem
+        self.certificates[thumbprint] = certificate.public_bytes(Encoding.PEM).decode("ascii")
         return thumbprint
 
     def add_secret(self, value: str, *, expired: bool = False) -> str:

@@ -349,9 +349,10 @@ def _handler_for(stand_in: EntraStandIn) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             parts = [part for part in self.path.split("?")[0].split("/") if part]
             length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length).decode()
+            raw = self.rfile.read(length)
             if parts[:2] == ["sandbox", "certificates"] and len(parts) == 3:
-                # Entra's "Upload certificate", for `make sandbox`: the PEM in the body.
+                # Entra's "Upload certificate", for `make sandbox`: the .cer (DER) or the
+                # .pem in the body.
                 app = next(
                     (
                         t.apps[parts[2]]
@@ -364,10 +365,11 @@ def _handler_for(stand_in: EntraStandIn) -> type[BaseHTTPRequestHandler]:
                     self._send(404, {"error": "no such app"})
                     return
                 try:
-                    self._send(200, {"thumbprint": app.add_certificate(body)})
+                    self._send(200, {"thumbprint": app.add_certificate(raw)})
                 except ValueError:
-                    self._send(400, {"error": "the body is not a PEM certificate"})
+                    self._send(400, {"error": "the body is not a certificate (.cer or .pem)"})
                 return
+            body = raw.decode(errors="replace")
             form = {k: v[0] for k, v in parse_qs(body).items()}
             if len(parts) == 4 and parts[1:] == ["oauth2", "v2.0", "token"]:
                 if stand_in.redirect_token_to:
