@@ -93,8 +93,9 @@ def main() -> None:
     print(f"  {'Cloud':22} Sign-in host allowed by the operator: {sandbox.authority_host}")
     print(
         "\nTo upload a certificate's public part to the sandbox's app (Entra's Upload "
-        "certificate; the .cer or the .pem Manage SMTP offers):\n"
-        f"  curl --cacert {sandbox.ca_bundle} --data-binary @certificate.cer "
+        "certificate), from the folder Manage SMTP's .cer was downloaded to:\n"
+        f"  curl --cacert {sandbox.ca_bundle} --data-binary "
+        '"@$(ls -t sei-administration-*.cer | head -n 1)" '
         f"{sandbox.entra.base_url}/sandbox/certificates/{values['client_id']}"
     )
     print(
