@@ -9,15 +9,20 @@ row and retried; it never raises into the caller.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
+import time
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from activity.models import Kind
+from activity.service import activity_record
 from alerting import notifier
 from alerting.models import Alert, Destination, Notice, NoticeState
 from smtp_settings import crypto
@@ -144,6 +149,14 @@ def _send_to(
     return outcome
 
 
+# The delivery threads still running in this process. A process that raised an alert waits
+# for them when it exits (a daemon thread dies with it: `manage.py
+# send_secret_expiry_reminders` ended before its alerts left, and beat's sweep sent them
+# minutes later).
+_in_flight: set[threading.Thread] = set()
+_in_flight_lock = threading.Lock()
+
+
 def _deliver_in_background(*, alert_id: int) -> None:
     def deliver() -> None:
         try:
@@ -152,32 +165,87 @@ def _deliver_in_background(*, alert_id: int) -> None:
             logger.exception("Alert %s not sent now; beat's sweep retries it", alert_id)
         finally:
             connection.close()
+            with _in_flight_lock:
+                _in_flight.discard(threading.current_thread())
 
-    threading.Thread(target=deliver, name=f"alert-{alert_id}", daemon=True).start()
+    thread = threading.Thread(target=deliver, name=f"alert-{alert_id}", daemon=True)
+    with _in_flight_lock:
+        _in_flight.add(thread)
+    thread.start()
+
+
+def alerts_in_flight_wait(*, deadline_seconds: float = SEND_SECONDS + 5) -> int:
+    """Wait, within one deadline for all, for this process's alert deliveries to end; returns
+    how many are still running then (beat's sweep sends what they did not)."""
+    end = time.monotonic() + deadline_seconds
+    with _in_flight_lock:
+        running = list(_in_flight)
+    for thread in running:
+        thread.join(max(0.0, end - time.monotonic()))
+    return sum(thread.is_alive() for thread in running)
+
+
+atexit.register(alerts_in_flight_wait)
 
 
 # -- destinations (the Alerts page) --------------------------------------------------------
 
 
-def destination_add(*, label: str, url: str) -> Destination:
+# Where warnings go is security-relevant (a destination added by someone else reads every
+# alert, one removed silences them): each change is in Activity, with who and from where.
+
+
+def destination_add(
+    *, label: str, url: str, actor: Any = None, address: str | None = None
+) -> Destination:
     """Raises notifier.UnusableDestination for a URL Apprise cannot use."""
     reading = notifier.read(url)
-    return Destination.objects.create(
+    destination = Destination.objects.create(
         label=label, url=url.strip(), service=reading.service, masked_url=reading.masked_url
     )
+    activity_record(
+        kind=Kind.ALERT_DESTINATION_ADDED,
+        summary=f"Alert destination “{label}” added: {reading.service}, {reading.masked_url}.",
+        actor=actor,
+        address=address,
+    )
+    return destination
 
 
-def destination_remove(*, destination_id: int) -> bool:
-    return bool(Destination.objects.filter(pk=destination_id).delete()[0])
+def destination_remove(
+    *, destination_id: int, actor: Any = None, address: str | None = None
+) -> bool:
+    destination = Destination.objects.filter(pk=destination_id).first()
+    if destination is None:
+        return False
+    destination.delete()
+    activity_record(
+        kind=Kind.ALERT_DESTINATION_REMOVED,
+        summary=f"Alert destination “{destination.label}” removed "
+        f"({destination.service}, {destination.masked_url}): it receives no more alerts.",
+        actor=actor,
+        address=address,
+    )
+    return True
 
 
-def destination_test(*, destination: Destination) -> notifier.Outcome:
-    return _send_to(
+def destination_test(
+    *, destination: Destination, actor: Any = None, address: str | None = None
+) -> notifier.Outcome:
+    outcome = _send_to(
         destination,
         title="Test alert from SEI Administration",
         body="This destination receives the console's alerts: secret expiry, mail health, "
         "a held outbox. Nothing needs doing.",
     )
+    result = "delivered" if outcome.ok else f"not delivered: {outcome.answer}"
+    activity_record(
+        kind=Kind.ALERT_DESTINATION_TESTED,
+        summary=f"Test alert to “{destination.label}” {result}",
+        actor=actor,
+        address=address,
+    )
+    return outcome
 
 
 def recent_alerts(*, limit: int = 20) -> list[Alert]:

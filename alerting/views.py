@@ -7,6 +7,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from accounts.signin_activity import client_address
 from alerting import service
 from alerting.forms import DestinationForm
 from alerting.models import Destination
@@ -18,7 +19,10 @@ def alerts(request: HttpRequest) -> HttpResponse:
     form = DestinationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         destination = service.destination_add(
-            label=form.cleaned_data["label"], url=form.cleaned_data["url"]
+            label=form.cleaned_data["label"],
+            url=form.cleaned_data["url"],
+            actor=request.user,
+            address=client_address(request),
         )
         messages.success(request, f"“{destination.label}” ({destination.service}) added.")
         return redirect("alerting:alerts")
@@ -40,7 +44,9 @@ def destination_test(request: HttpRequest, destination_id: int) -> HttpResponse:
     destination = Destination.objects.filter(pk=destination_id).first()
     if destination is None:
         raise Http404
-    outcome = service.destination_test(destination=destination)
+    outcome = service.destination_test(
+        destination=destination, actor=request.user, address=client_address(request)
+    )
     if outcome.ok:
         messages.success(
             request, f"Test alert delivered to “{destination.label}”: {outcome.answer}"
@@ -55,7 +61,9 @@ def destination_test(request: HttpRequest, destination_id: int) -> HttpResponse:
 @administrator_required
 @require_POST
 def destination_remove(request: HttpRequest, destination_id: int) -> HttpResponse:
-    if not service.destination_remove(destination_id=destination_id):
+    if not service.destination_remove(
+        destination_id=destination_id, actor=request.user, address=client_address(request)
+    ):
         raise Http404
     messages.success(request, "Destination removed.")
     return redirect("alerting:alerts")

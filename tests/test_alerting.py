@@ -7,6 +7,8 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import subprocess
+import sys
 import threading
 from datetime import timedelta
 from typing import Any
@@ -18,7 +20,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from activity.models import Kind
+from activity.models import Entry, Kind
 from activity.service import activity_record
 from alerting import service, watch
 from alerting.models import Destination, Notice, NoticeState
@@ -28,7 +30,7 @@ from smtp_settings.signals import outbox_turned
 
 from .alert_receiver import AlertReceiver, alert_receiver  # noqa: F401  (the fixture)
 from .sandbox.directory import EXCHANGE_RESOURCE
-from .test_outbox_worker import wait_for
+from .test_outbox_worker import ROOT, database_url_for_workers, wait_for
 from .test_reminders import configured, days_before
 from .test_worker_as_make_run_starts_it import procfile_worker  # noqa: F401  (the fixture)
 
@@ -367,3 +369,50 @@ def test_a_reminder_reaches_destinations_when_no_administrator_has_an_address(
     assert report.sent and report.recipients == []
     deliver_everything()
     assert alert_receiver.titles() == ["The SMTP client secret expires in 7 days"]
+
+
+def test_destination_changes_are_in_activity_with_who_and_never_the_url(
+    admin: Client,
+    alert_receiver: AlertReceiver,  # noqa: F811
+) -> None:
+    admin.post(
+        reverse("alerting:alerts"), {"label": "Ops", "url": alert_receiver.url(f"/ok/{TOKEN}")}
+    )
+    destination = Destination.objects.get()
+    admin.post(reverse("alerting:test", args=[destination.pk]))
+    admin.post(reverse("alerting:remove", args=[destination.pk]))
+    entries = list(
+        Entry.objects.filter(kind__startswith="alerts.")
+        .order_by("at", "pk")
+        .values_list("kind", "actor_name", "summary")
+    )
+    assert [(kind, actor) for kind, actor, _ in entries] == [
+        (Kind.ALERT_DESTINATION_ADDED, "boss"),
+        (Kind.ALERT_DESTINATION_TESTED, "boss"),
+        (Kind.ALERT_DESTINATION_REMOVED, "boss"),
+    ]
+    assert "“Ops” added: JSON" in entries[0][2] and "delivered" in entries[1][2]
+    assert all(TOKEN not in summary for _, _, summary in entries)
+    page = admin.get(reverse("activity")).content.decode()
+    assert "Alert destination removed" in page and TOKEN not in page
+
+
+def test_a_command_that_raises_an_alert_waits_for_its_delivery_before_it_exits(
+    alert_receiver: AlertReceiver,  # noqa: F811
+) -> None:
+    service.destination_add(label="Ops", url=alert_receiver.url(f"/ok/{TOKEN}"))
+    # A separate process, as `make manage ARGS=...` is: it raises and exits at once.
+    script = (
+        "import django; django.setup()\n"
+        "from alerting.service import alert_raise\n"
+        "alert_raise(key='cli-1', kind='secret.expiry', title='Raised by a command', body='b')\n"
+    )
+    env = {**os.environ, "DATABASE_URL": database_url_for_workers(),
+           "DJANGO_SETTINGS_MODULE": "sei_admin.settings"}  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    # No sweep ran: the process itself delivered before it ended.
+    assert alert_receiver.titles() == ["Raised by a command"]
+    assert Notice.objects.get().state == NoticeState.SENT
