@@ -21,6 +21,8 @@ class Kind(models.TextChoices):
     PASSWORD_RESET_REQUESTED = "password.reset_requested", "Password reset e-mail requested"
     PASSWORD_RESET_COMPLETED = "password.reset_completed", "Password reset completed"
     SETTINGS_SAVED = "settings.saved", "SMTP settings saved"
+    CREDENTIALS_CHANGED = "credentials.changed", "Credentials changed"
+    CREDENTIAL_FALLBACK = "credentials.fallback", "Credential refused, the other one used"
     VALIDATION_STARTED = "validation.started", "Validation started"
     OUTBOX_HELD = "outbox.held", "Outbox held"
     OUTBOX_RELEASED = "outbox.released", "Outbox released"

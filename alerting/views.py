@@ -7,11 +7,14 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from accounts.signin_activity import client_address
 from alerting import service
 from alerting.forms import DestinationForm
 from alerting.models import Destination
 from smtp_settings.permissions import administrator_required
+
+
+def _address(request: HttpRequest) -> str | None:
+    return request.META.get("REMOTE_ADDR") or None
 
 
 @administrator_required
@@ -22,7 +25,7 @@ def alerts(request: HttpRequest) -> HttpResponse:
             label=form.cleaned_data["label"],
             url=form.cleaned_data["url"],
             actor=request.user,
-            address=client_address(request),
+            address=_address(request),
         )
         messages.success(request, f"“{destination.label}” ({destination.service}) added.")
         return redirect("alerting:alerts")
@@ -45,7 +48,7 @@ def destination_test(request: HttpRequest, destination_id: int) -> HttpResponse:
     if destination is None:
         raise Http404
     outcome = service.destination_test(
-        destination=destination, actor=request.user, address=client_address(request)
+        destination=destination, actor=request.user, address=_address(request)
     )
     if outcome.ok:
         messages.success(
@@ -62,7 +65,7 @@ def destination_test(request: HttpRequest, destination_id: int) -> HttpResponse:
 @require_POST
 def destination_remove(request: HttpRequest, destination_id: int) -> HttpResponse:
     if not service.destination_remove(
-        destination_id=destination_id, actor=request.user, address=client_address(request)
+        destination_id=destination_id, actor=request.user, address=_address(request)
     ):
         raise Http404
     messages.success(request, "Destination removed.")

@@ -24,7 +24,9 @@ def fallback_noted(
     used = Credential.objects.filter(pk=used_id).first()
     if refused is None or used is None or refused.refused_at is not None:
         return  # said already (or the credentials changed meanwhile)
-    answer = f"AADSTS{error.error_codes[0]}: {error.message}" if error.error_codes else str(error)
+    answer = str(error)
+    if error.error_codes and not error.message.startswith("AADSTS"):
+        answer = f"AADSTS{error.error_codes[0]}: {error.message}"  # Entra's text names it mostly
     claimed = Credential.objects.filter(pk=refused_id, refused_at__isnull=True).update(
         refused_at=timezone.now(), refused_answer=answer[:2000]
     )
@@ -35,7 +37,7 @@ def fallback_noted(
         f"the other one ({used.name}) and mail goes out with it. Entra's answer: {answer}"
     )
     logger.warning("Credential fallback: %s refused, %s used", refused.name, used.name)
-    activity_record(kind=ActivityKind.SETTINGS_SAVED, summary=summary)
+    activity_record(kind=ActivityKind.CREDENTIAL_FALLBACK, summary=summary)
     alert_raised.send(
         sender=Credential,
         key=f"credential-fallback:{refused_id}:{used_id}",

@@ -57,7 +57,9 @@ def _free_role(row: SmtpSettings) -> str:
 
 def _record(summary: str, user: AbstractBaseUser | None) -> None:
     logger.info("Credentials: %s", summary)
-    activity_record(kind=ActivityKind.SETTINGS_SAVED, summary=f"Credentials: {summary}", actor=user)
+    activity_record(
+        kind=ActivityKind.CREDENTIALS_CHANGED, summary=f"Credentials: {summary}", actor=user
+    )
 
 
 def _settings_changed(row: SmtpSettings, user: AbstractBaseUser | None) -> None:
