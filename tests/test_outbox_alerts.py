@@ -6,6 +6,7 @@ a local receiver for the destinations."""
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -22,6 +23,7 @@ from smtp_settings import outbox
 from smtp_settings.links import ALERT_HEADER
 from smtp_settings.mail import oauth
 from smtp_settings.models import Delivery, DeliveryState
+from smtp_settings.monitoring import outbox_alerts
 
 from .alert_receiver import AlertReceiver, alert_receiver  # noqa: F401  (the fixture)
 from .sandbox.world import CLIENT_SECRET, SENDER
@@ -39,6 +41,15 @@ def _settings(settings: Any) -> None:
     settings.EMAIL_BACKEND = "smtp_settings.outbox.queue.OutboxBackend"
     settings.TIME_ZONE = "UTC"
     settings.SMTP_MAX_MESSAGES_PER_MINUTE = 6000
+
+
+def within_one_quarter_hour() -> None:
+    """Failures for good are told once per quarter hour of the clock: a test whose burst
+    would straddle the turn of one waits for the next to begin."""
+    group = outbox_alerts.FAILED_GROUP.total_seconds()
+    left = group - time.time() % group
+    if left < 30:
+        time.sleep(left + 0.1)
 
 
 def alert_mail(title: str) -> Any:
@@ -113,15 +124,17 @@ def test_a_message_failed_for_good_is_emailed_and_an_alert_that_fails_raises_non
     sandbox.exchange.handler.recipient_answers["nobody@sandbox.example"] = refused
     # One administrator's own mailbox refuses mail too: the alert to it fails for good.
     sandbox.exchange.handler.recipient_answers["ops@sandbox.example"] = refused
+    within_one_quarter_hour()
     mail.send_mail("Lost", "Body", SENDER, ["nobody@sandbox.example"])
     for _ in range(4):  # the message, its alerts, and whatever those would raise
         outbox.outbox_deliver_due()
     deliver_everything()
     assert received(sandbox) == [("boss@sandbox.example", f"[SEI Administration] {FAILED}")]
-    # The alert that failed for good reached the destinations, and raised no e-mail: the
-    # message and one alert per administrator, nothing more.
+    # The alert that failed for good raised no e-mail (the message and one alert per
+    # administrator, nothing more), and, failing within the same quarter hour, no second
+    # alert at the destinations either.
     assert Email.objects.count() == 3
-    assert alert_receiver.titles() == [FAILED, FAILED]
+    assert alert_receiver.titles() == [FAILED]
     failed_alert = alert_mail(FAILED).get(email__to=["ops@sandbox.example"])
     assert failed_alert.state == DeliveryState.FAILED and "5.1.10" in failed_alert.last_answer
 
@@ -150,3 +163,31 @@ def test_a_withdrawn_alert_offers_no_retry_and_the_endpoint_refuses_it(
     )
     assert "not an alert withdrawn as no longer true" in answer.content.decode()
     assert Delivery.objects.get(pk=stale.pk).state == DeliveryState.FAILED
+
+
+def test_a_burst_of_failures_for_good_is_told_once_per_quarter_hour(
+    sandbox: Any,
+    admins: list[User],  # noqa: F811
+    alert_receiver: AlertReceiver,  # noqa: F811
+) -> None:
+    configured(sandbox)
+    service.destination_add(label="Ops", url=alert_receiver.url("/ok/hook"))
+    refused = "550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found"
+    dead = [f"gone{number}@sandbox.example" for number in range(20)]
+    for address in dead:
+        sandbox.exchange.handler.recipient_answers[address] = refused
+    within_one_quarter_hour()
+    for address in dead:
+        mail.send_mail("Newsletter", "Body", SENDER, [address])
+    for _ in range(30):  # a drain takes a batch at a time
+        outbox.outbox_deliver_due()
+    deliver_everything()
+    assert Delivery.objects.filter(state=DeliveryState.FAILED).count() == 20
+    # One e-mail per administrator with an address and one alert, not twenty of each; the
+    # e-mail says that the others are in the Outbox.
+    told = received(sandbox)
+    assert told == [("boss@sandbox.example", f"[SEI Administration] {FAILED}"),
+                    ("ops@sandbox.example", f"[SEI Administration] {FAILED}")]  # fmt: skip
+    assert alert_receiver.titles() == [FAILED]
+    body = alert_mail(FAILED).first().email.message
+    assert "gone" in body and "not told one by one" in body

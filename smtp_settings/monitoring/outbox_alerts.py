@@ -18,7 +18,7 @@ E-mail goes through the very outbox it tells about, so:
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.dispatch import receiver
@@ -129,9 +129,30 @@ def outbox_sent_tell(*, began: datetime) -> None:
     )
 
 
+# Failures for good are told once per quarter hour of the clock. A burst (a list with 500
+# dead addresses) would otherwise be 500 e-mails to every administrator, which share the
+# sender mailbox's 30 messages a minute with the mail that matters, and 500 chat messages.
+FAILED_GROUP = timedelta(minutes=15)
+
+
+def _group_start(at: datetime) -> datetime:
+    step = int(FAILED_GROUP.total_seconds())
+    return datetime.fromtimestamp(int(at.timestamp()) // step * step, tz=UTC)
+
+
 def outbox_failed_tell(*, email_id: int, summary: str, at: datetime, entry_id: int) -> None:
-    """A message failed for good: e-mailed unless it is itself an alert (which would loop)."""
-    body = f"At {_when(at)}. {summary}\n\nThe message and how to retry it: {_outbox_url()}\n"
+    """A message failed for good: e-mailed unless it is itself an alert (which would loop),
+    and only the first of its quarter hour (the others are in the Outbox)."""
+    start = _group_start(at)
+    earlier = Entry.objects.filter(kind=Kind.OUTBOX_FAILED, at__gte=start, pk__lt=entry_id)
+    if earlier.exists():
+        return  # told by the first failure of this quarter hour
+    until = _when(start + FAILED_GROUP)
+    body = (
+        f"At {_when(at)}. {summary}\n\nThe message and how to retry it: {_outbox_url()}\n\n"
+        f"Other messages that fail for good before {until} are not told one by one: the "
+        "Outbox lists each of them.\n"
+    )
     if not outbox.outbox_is_alert(email_id=email_id):
         alert_send(subject=FAILED_TITLE, body=body, recipients=_recipients())
     alert_raised.send(
