@@ -27,6 +27,12 @@ _WAITS = {
     "the outbox",
     WorkerHeartbeat.BEAT: "no reminders, health checks or retries of deferred mail are scheduled",
 }
+# What goes on again when each returns.
+_RESUMES = {
+    WorkerHeartbeat.WORKER: "waiting mail leaves now",
+    WorkerHeartbeat.BEAT: "reminders, health checks and retries of deferred mail are scheduled "
+    "again",
+}
 
 
 def quiet_processes_alert(*, silence_counts: bool = True) -> None:
@@ -69,7 +75,7 @@ def _alert_back(role: str, name: str, latest: WorkerHeartbeat) -> None:
         kind=f"{role}.back",
         title=f"The {name} runs again",
         body=f"The {name} ({latest.worker}) reports again since "
-        f"{timezone.localtime(latest.seen_at):%Y-%m-%d %H:%M:%S %Z}: waiting mail leaves now.",
+        f"{timezone.localtime(latest.seen_at):%Y-%m-%d %H:%M:%S %Z}: {_RESUMES[role]}.",
         drops_pending=(f"{role}.quiet",),
     )
 

@@ -126,6 +126,8 @@ def test_a_failing_destination_is_retried_and_shown_and_the_others_still_receive
     assert failing.attempts == 2 and "500" in failing.last_error
     page = admin.get(reverse("alerting:alerts")).content.decode()
     assert "Broken hook" in page and "500" in page
+    # When it is tried next is on the page: the administrator knows whether to wait.
+    assert f'next try <time datetime="{failing.next_attempt_at.isoformat()}' in page
     assert Destination.objects.get(pk=good.pk).last_failed_at is None
 
 
@@ -303,6 +305,9 @@ def test_a_stopped_worker_is_a_banner_and_an_alert_and_its_return_an_alert_too(
             "The Celery beat runs again",
         ]
     ), titles
+    said = {body["title"]: body for _, body in alert_receiver.received}
+    assert "waiting mail leaves now" in said["The Celery worker runs again"]["message"]
+    assert "reminders, health checks" in said["The Celery beat runs again"]["message"]
 
 
 @pytest.mark.worker

@@ -385,9 +385,13 @@ def test_healthz_is_200_with_a_warning_while_the_secret_expires_soon(
     assert any("expires in 3 days" in text for text in body["Warnings"])
     text = probe("/healthz", HTTP_AUTHORIZATION=f"Bearer {HEALTHZ_TOKEN}", HTTP_ACCEPT="text/plain")
     assert "Warning: The client secret expires in 3 days" in text.content.decode()
+    page = probe("/healthz", HTTP_AUTHORIZATION=f"Bearer {HEALTHZ_TOKEN}", HTTP_ACCEPT="text/html")
+    assert 'id="healthz-warnings"' in page.content.decode()
+    assert "The client secret expires in 3 days" in page.content.decode()
     # Anonymous callers learn only that every check is OK.
     anonymous = probe("/healthz")
     assert anonymous.status_code == 200 and "Warnings" not in anonymous.json()
+    assert "healthz-warnings" not in probe("/healthz", HTTP_ACCEPT="text/html").content.decode()
     # Once it has expired, mail cannot leave: 503.
     configured(sandbox, secret_expiration_date="2020-01-01")
     assert probe("/healthz", HTTP_AUTHORIZATION=f"Bearer {HEALTHZ_TOKEN}").status_code == 503

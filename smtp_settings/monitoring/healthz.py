@@ -157,6 +157,7 @@ class HealthView(HealthCheckView):
         Mail,
     )
 
+    template_name = "smtp_settings/healthz.html"
     show_details = False
     # What will stop mail soon without stopping it now (a secret that expires within the
     # reminders' urgent days): /healthz stays 200, and says so to those who may read why.
@@ -187,6 +188,9 @@ class HealthView(HealthCheckView):
                 for result in results
             ]
         self._results = results
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        return {**super().get_context_data(**kwargs), "warnings": self.warnings}
 
     def render_to_response(self, context: dict[str, Any], **kwargs: Any) -> Any:
         response = self._unavailable(super().render_to_response(context, **kwargs))
