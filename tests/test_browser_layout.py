@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from sei_admin.celery import app
 from smtp_settings import outbox
+from smtp_settings.credentials.service import certificate_create
 from smtp_settings.models import Delivery, SmtpSettings, ValidationRun
 
 from .browser import out_of_reach, sign_in
@@ -26,7 +27,7 @@ from .sandbox.world import SENDER
 from .test_sending import save
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-WIDTHS = (390, 768, 1366)
+WIDTHS = (390, 768, 1280, 1366)
 SHOTS = os.environ.get("SEI_SCREENSHOTS_DIR", "")
 
 
@@ -72,6 +73,8 @@ def test_every_row_action_lies_in_the_window_at_every_width_light_and_dark(
     User.objects.create_user(
         "someone.with.a.long.name", "someone.with.a.long.address@elsewhere.example", "x"
     )
+    # Two credentials, the next one a certificate: the widest rows of Manage SMTP.
+    certificate_create(months=12, user=None)
     sandbox.mailbox.full_access.clear()
     mail.send_mail("Held", "Body", SENDER, ["another.long.address@elsewhere.example"])
     outbox.outbox_deliver_due()
