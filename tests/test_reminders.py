@@ -235,6 +235,11 @@ def test_consent_removed_alerts_once_and_recovery_alerts_once(
     subjects = sorted({subject for _, subject in received(sandbox)})
     assert subjects == ["[SEI Administration] Mail works again: the health check passed"]
     assert len(received(sandbox)) == 2  # one alert, two administrators
+    # Nobody heard of the failure: the recovery says what it was.
+    recovery = Delivery.objects.filter(email__subject__contains="Mail works again").first()
+    assert (
+        "What had failed" in recovery.email.message and "SMTP.SendAsApp" in recovery.email.message
+    )
     failures = Delivery.objects.filter(email__subject__contains="Mail will fail")
     assert set(failures.values_list("state", flat=True)) == {DeliveryState.FAILED}
 

@@ -8,7 +8,7 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from smtp_settings import enqueue, outbox
-from smtp_settings.models import AuthType, MailHealthCheck, SmtpSettings
+from smtp_settings.models import AuthType, Delivery, DeliveryState, MailHealthCheck, SmtpSettings
 from smtp_settings.monitoring.alerts import (
     ALERT_SUBJECT_PREFIX,
     alert_recipients,
@@ -74,31 +74,57 @@ def mail_health_check_run() -> MailHealthCheck | None:
         alerted=changed,
     )
     if changed:
-        alert_send(
-            subject=_health_subject(check),
-            body=_health_body(check),
-            recipients=alert_recipients(settings_row=row),
-        )
-        if check.ok:
-            # A failure alert still waiting (held, or queued behind) is no longer true.
-            outbox.outbox_withdraw(
-                subject=_mailed(_FAILED_SUBJECT),
-                reason=f"Not sent: no longer true, the health check passed at "
-                f"{timezone.localtime(check.checked_at):%Y-%m-%d %H:%M %Z} before it left.",
-            )
-        # Each result makes an undelivered alert of the other untrue: it is not sent any more.
-        alert_raised.send(
-            sender=MailHealthCheck,
-            key=f"health:{check.pk}",
-            kind="health.recovered" if check.ok else "health.failed",
-            title=_health_subject(check),
-            body=_health_body(check),
-            drops_pending=("health.failed",) if check.ok else ("health.recovered",),
-        )
+        _tell(check, row)
     # Keep a few weeks of daily checks, not years.
     old = MailHealthCheck.objects.values_list("pk", flat=True)[100:]
     MailHealthCheck.objects.filter(pk__in=list(old)).delete()
     return check
+
+
+def _tell(check: MailHealthCheck, row: SmtpSettings) -> None:
+    """A changed result, by e-mail and to the destinations. A recovery whose failure e-mail
+    never left (withdrawn: the check passed while it waited) says what had failed, so that
+    "works again" is not news of something nobody heard of (consent withdrawn and granted
+    again is worth knowing)."""
+    body = _health_body(check)
+    if check.ok:
+        unheard = _failure_unheard()
+        outbox.outbox_withdraw(
+            subject=_mailed(_FAILED_SUBJECT),
+            reason=f"Not sent: no longer true, the health check passed at "
+            f"{timezone.localtime(check.checked_at):%Y-%m-%d %H:%M %Z} before it left.",
+        )
+        if unheard is not None:
+            since = timezone.localtime(unheard.checked_at)
+            body += (
+                f"\nWhat had failed, from {since:%Y-%m-%d %H:%M %Z}: {unheard.detail} (its "
+                "warning e-mail was not sent: it was still waiting when this check passed).\n"
+            )
+    alert_send(
+        subject=_health_subject(check), body=body, recipients=alert_recipients(settings_row=row)
+    )
+    # Each result makes an undelivered alert of the other untrue: it is not sent any more.
+    alert_raised.send(
+        sender=MailHealthCheck,
+        key=f"health:{check.pk}",
+        kind="health.recovered" if check.ok else "health.failed",
+        title=_health_subject(check),
+        body=body,
+        drops_pending=("health.failed",) if check.ok else ("health.recovered",),
+    )
+
+
+def _failure_unheard() -> MailHealthCheck | None:
+    """The failure being recovered from, if none of its e-mails was sent."""
+    failed = MailHealthCheck.objects.filter(ok=False, alerted=True).order_by("-checked_at").first()
+    if failed is None:
+        return None
+    left = Delivery.objects.filter(
+        state=DeliveryState.SENT,
+        email__subject=_mailed(_FAILED_SUBJECT),
+        email__created__gte=failed.checked_at,
+    )
+    return None if left.exists() else failed
 
 
 def _health_subject(check: MailHealthCheck) -> str:
