@@ -72,6 +72,9 @@ def test_a_hold_is_told_once_until_mail_leaves_and_its_email_never_arrives_late(
     assert held.count() == 2
     assert set(held.values_list("state", flat=True)) == {DeliveryState.HELD}
     assert all(row.email.headers.get(ALERT_HEADER) == "yes" for row in held.all())
+    # Where to look (the Outbox) and where to fix it (Manage SMTP).
+    said = held.first().email.message
+    assert reverse("smtp_settings:outbox") in said and reverse("smtp_settings:manage") in said
     deliver_everything()
     assert alert_receiver.titles() == [HELD]
 

@@ -30,7 +30,12 @@ from activity.models import Entry, Kind
 from smtp_settings import outbox
 from smtp_settings.links import console_url
 from smtp_settings.models import Delivery, DeliveryState, SmtpSettings
-from smtp_settings.monitoring.alerts import alert_recipients, alert_send, alert_subject
+from smtp_settings.monitoring.alerts import (
+    alert_recipients,
+    alert_send,
+    alert_subject,
+    manage_smtp_url,
+)
 from smtp_settings.signals import alert_raised, outbox_turned
 
 HELD, RELEASED, FAILED = "outbox.held", "outbox.released", "outbox.failed"
@@ -75,7 +80,11 @@ def outbox_held_tell(*, summary: str, at: datetime, entry_id: int) -> None:
     )
     if oldest is None:
         return
-    body = f"Since {_when(at)}. {summary}\n\nWhat failed and how to fix it: {_outbox_url()}\n"
+    body = (
+        f"Since {_when(at)}. {summary}\n\nWhat failed, message by message: {_outbox_url()}\n"
+        f"Fix the settings (then Validate and Save, which releases the held mail): "
+        f"{manage_smtp_url()}\n"
+    )
     told = Email.objects.filter(subject=alert_subject(HELD_TITLE), created__gte=oldest[1])
     if not told.exists():
         # Held itself (it joins the held messages), withdrawn if the hold ends first.
