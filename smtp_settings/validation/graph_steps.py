@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from email.message import EmailMessage
-from typing import TYPE_CHECKING
 
 from smtp_settings import diagnosis
 from smtp_settings.mail import endpoint, jwt_claims, microsoft, oauth
@@ -19,9 +18,7 @@ from smtp_settings.mail.errors import DeliveryError
 from smtp_settings.mail.graph import GraphTransport, graph_origin, graph_scope
 from smtp_settings.models import RunScope, StepStatus, ValidationRun
 from smtp_settings.validation import token_check
-
-if TYPE_CHECKING:
-    from smtp_settings.validation.runner import Outcome, Runner
+from smtp_settings.validation.outcome import Outcome, StepRunner
 
 GRAPH_STEPS: tuple[tuple[str, str], ...] = (
     ("token", "Token"),
@@ -36,7 +33,7 @@ NOT_PROVEN = (
 
 
 def run_graph(
-    runner: Runner, build: Callable[[ValidationRun, endpoint.MailSettings], EmailMessage]
+    runner: StepRunner, build: Callable[[ValidationRun, endpoint.MailSettings], EmailMessage]
 ) -> None:
     """The Graph steps of a full run (the caller catches the runner's stop); the test
     message (``build``: Validate's own) is sent when the run names an address."""
@@ -56,7 +53,7 @@ def run_graph(
         _send(runner, outcome, build(runner.run_row, runner.mail))
 
 
-def _token(runner: Runner, outcome: Outcome) -> None:
+def _token(runner: StepRunner, outcome: Outcome) -> None:
     scope = graph_scope(runner.mail)
     runner.token = endpoint.acquire_token(
         runner.mail, timeout=runner.timeout, fresh=True, scopes=[scope]
@@ -85,7 +82,7 @@ def _has_smtp_send_as(mail: endpoint.MailSettings, *, timeout: float) -> bool:
     return microsoft.SEND_AS_APP_ROLE in [str(role) for role in claims.get("roles") or []]
 
 
-def _contents(runner: Runner, outcome: Outcome) -> None:
+def _contents(runner: StepRunner, outcome: Outcome) -> None:
     token = runner.token
     claims = jwt_claims.read_claims(token.access_token) if token else None
     if claims is None:
@@ -109,7 +106,7 @@ def _contents(runner: Runner, outcome: Outcome) -> None:
     outcome.detail = "Issued for Microsoft Graph to this app, with the Mail.Send role."
 
 
-def _send(runner: Runner, outcome: Outcome, message: EmailMessage) -> None:
+def _send(runner: StepRunner, outcome: Outcome, message: EmailMessage) -> None:
     mail = runner.mail
     recipient = str(message["To"])
     transport = GraphTransport(mail, timeout=runner.timeout)

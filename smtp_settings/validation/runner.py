@@ -18,7 +18,6 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from typing import Any
@@ -40,6 +39,7 @@ from smtp_settings.models import (
     readable_secret,
 )
 from smtp_settings.validation import graph_steps, token_check
+from smtp_settings.validation.outcome import Outcome
 from smtp_settings.validation.step_writer import StepWriter
 
 STEPS: tuple[tuple[str, str], ...] = (
@@ -79,17 +79,6 @@ def steps_for(
         return list(graph_steps.GRAPH_STEPS)
     extra = mailbox_steps(mailboxes) if scope == RunScope.FULL else []
     return [*STEPS_BY_SCOPE[scope], *extra]
-
-
-@dataclass
-class Outcome:
-    """How a step ended; a step that raises nothing passed."""
-
-    status: str = StepStatus.PASSED
-    detail: str = ""
-    answer: str = ""
-    facts: list[list[str]] = field(default_factory=list)
-    finding: diagnosis.Finding | None = None
 
 
 class _Stopped(Exception):
