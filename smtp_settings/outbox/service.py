@@ -576,6 +576,9 @@ class _DeliveryRun:
                 else _backoff(attempts)
             )
             columns["next_attempt_at"] = timezone.now() + wait
+        if error.retry_after is not None and mailbox:
+            # Every message to this mailbox waits as long, in every worker, not this one only.
+            throttle.defer_mailbox(mailbox, error.retry_after)
         Delivery.objects.filter(pk=delivery.pk).update(**columns)
         Log.objects.create(
             email_id=delivery.pk,
