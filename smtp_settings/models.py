@@ -492,6 +492,11 @@ class Delivery(models.Model):
             return self.diagnosis != WITHDRAWN
         return self.state in (DeliveryState.DEFERRED, DeliveryState.HELD)
 
+    @property
+    def sent_through_fallback(self) -> bool:
+        """Sent by the fallback connection: its columns then say why not by the primary."""
+        return self.state == DeliveryState.SENT and self.connection == "fallback"
+
 
 class MailboxThrottle(models.Model):
     """Per sending mailbox, across every worker: when the next message may go out.

@@ -182,10 +182,19 @@ def _settings_with_status() -> SmtpSettings | None:
             _last_sent=Subquery(_sent().values("sent_at")[:1]),
             **_credential_annotations(),
             _last_connection=Subquery(_sent().values("connection")[:1]),
+            _fallback=_latest(_fallback_rows(), _FALLBACK_FIELDS),
             **counts,
         )
         .first()
     )
+
+
+# What pages say of the fallback connection: how it sends (never its secret).
+_FALLBACK_FIELDS = ["id", "transport", "smtp_server", "port", "sender_email", "graph_host"]
+
+
+def _fallback_rows() -> QuerySet[SmtpSettings]:
+    return SmtpSettings.objects.filter(pk=SmtpSettings.FALLBACK_PK)
 
 
 _CREDENTIAL_FIELDS = [field.name for field in Credential._meta.concrete_fields]
@@ -231,6 +240,7 @@ class MailSnapshot:
         self.__dict__["beat"] = _from_json(WorkerHeartbeat, row._beat)
         self.__dict__["last_sent"] = row._last_sent
         self.__dict__["last_connection"] = row._last_connection
+        self.__dict__["fallback"] = _from_json(SmtpSettings, row._fallback)
         self.__dict__["counts"] = {
             state: getattr(row, f"_count_{state}") for state in DeliveryState.values
         }
@@ -270,6 +280,11 @@ class MailSnapshot:
     def last_connection(self) -> str | None:
         """Which connection sent the latest message: "fallback" while the primary fails."""
         return _sent().values_list("connection", flat=True).first()
+
+    @cached_property
+    def fallback(self) -> SmtpSettings | None:
+        """The fallback connection's row, its sending fields only; None without one."""
+        return _fallback_rows().only(*_FALLBACK_FIELDS).first()
 
     @cached_property
     def held(self) -> dict[str, Any] | None:
