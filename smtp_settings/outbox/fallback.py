@@ -209,13 +209,16 @@ def both_failed(
 ) -> tuple[DeliveryError, dict[str, Any]]:
     """The fallback failed too (``second``). What the message's row records: the failure
     that decides its fate (a message the fallback refuses fails alone; a fallback that
-    says "later" (a 429, busy) defers it; otherwise the primary's failure stands, a hold,
-    with the fallback's named beside it), and how each connection did."""
+    names a time to come back (a 429's Retry-After) defers it until then; otherwise the
+    primary's failure stands, a hold, with the fallback's named beside it: nothing is
+    lost while an administrator has not acted), and how each connection did."""
     routes = {
         PRIMARY: _failed_leg(primary, error, diagnosis.diagnose_failure(error, primary)),
         FALLBACK: _failed_leg(fallback, second, diagnosis.diagnose_failure(second, fallback)),
     }
-    if second.disposition in ("fail", "defer"):
+    if second.disposition == "fail" or (
+        second.disposition == "defer" and second.retry_after is not None
+    ):
         return second, routes
     # A new error: the drain's remembered one keeps its own text.
     stands = type(error)(
