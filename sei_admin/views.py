@@ -48,6 +48,7 @@ def administration_index(request: HttpRequest) -> HttpResponse:
         "administration/index.html",
         {
             "smtp": smtp,
+            "fallback_connection": snapshot.fallback if smtp.is_stored else None,
             "background": status.background(snapshot),
             "mail_state": status.mail_at_a_glance(snapshot=snapshot),
             "recipients": alerts.alert_recipients(settings_row=smtp),

@@ -17,6 +17,7 @@ from typing import Any
 
 from smtp_settings.mail import certificate, microsoft
 from smtp_settings.mail.endpoint import MailSettings
+from smtp_settings.mail.errors import DeliveryError
 from smtp_settings.powershell import powershell_quote, service_principal_id
 
 # In commands every value the console fills in is quoted for PowerShell (powershell_quote):
@@ -890,6 +891,19 @@ def diagnose(
                 ],
             )
     return None
+
+
+def diagnose_failure(error: DeliveryError, mail: MailSettings | None) -> Finding | None:
+    """A delivery's failure explained with the settings of the connection that met it."""
+    return diagnose(
+        error.stage,
+        kind=error.kind,
+        codes=error.codes,
+        answer=error.answer,
+        auth_type=mail.auth_type if mail else "",
+        values=values_for(mail, claims=error.token_claims) if mail else {},
+        evidence=Evidence.from_claims(error.token_claims),
+    )
 
 
 # The rows whose fix the setup assistant's Exchange script does whole.

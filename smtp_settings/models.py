@@ -25,6 +25,17 @@ class Transport(models.TextChoices):
     GRAPH = "graph", "Microsoft Graph (OAuth 2.0)"
 
 
+def route_text(connection: Any, mailbox: str = "") -> str:
+    """How pages name a connection's way out: "Microsoft Graph (sendMail) as <mailbox>" or
+    "SMTP <server>:<port> as <mailbox>". ``connection`` is a settings row or the engine's
+    ``MailSettings`` (the same names); ``mailbox`` the one a message went as, else the
+    sender."""
+    as_whom = mailbox or connection.sender_email
+    if connection.transport == Transport.GRAPH:
+        return f"Microsoft Graph (sendMail) as {as_whom}"
+    return f"SMTP {connection.smtp_server}:{connection.port} as {as_whom}"
+
+
 class AuthType(models.TextChoices):
     OAUTH2 = "oauth2", "OAuth 2.0"
     BASIC = "basic", "Basic (Username and Password)"
@@ -209,6 +220,10 @@ class SmtpSettings(CredentialColumns, models.Model):
             and self.auth_type == AuthType.BASIC
             and self.smtp_server.lower().rstrip(".") in microsoft.SMTP_HOSTS
         )
+
+    @property
+    def route(self) -> str:
+        return route_text(self)
 
     @property
     def is_configured(self) -> bool:
@@ -443,6 +458,11 @@ class Delivery(models.Model):
     # Which connection sent it: "primary", or "fallback" (then last_error and the
     # diagnosis say why the primary could not).
     connection = models.CharField(max_length=10, blank=True)
+    # With a fallback connection, how each connection did with this message (the outbox's
+    # message page and the banners show it): {"primary": leg, "fallback": leg}, a leg being
+    # {"route", "answer"} for the one that sent it, or {"route", "error", "answer",
+    # "diagnosis", "cause", "fix", "commands"} for one that failed. Empty otherwise.
+    routes = models.JSONField(default=dict, blank=True)
     last_answer = models.TextField(blank=True)
     last_error = models.TextField(blank=True)
     diagnosis = models.CharField(max_length=40, blank=True)
@@ -471,6 +491,11 @@ class Delivery(models.Model):
         if self.state == DeliveryState.FAILED:
             return self.diagnosis != WITHDRAWN
         return self.state in (DeliveryState.DEFERRED, DeliveryState.HELD)
+
+    @property
+    def sent_through_fallback(self) -> bool:
+        """Sent by the fallback connection: its columns then say why not by the primary."""
+        return self.state == DeliveryState.SENT and self.connection == "fallback"
 
 
 class MailboxThrottle(models.Model):

@@ -32,6 +32,9 @@ FALLBACK_SECRET = "sandbox~Fallback.Secret-0002"
 @pytest.fixture(autouse=True)
 def _outbox_backend(settings: Any) -> None:
     settings.EMAIL_BACKEND = "smtp_settings.outbox.queue.OutboxBackend"
+    # The fallback keeps to the rate limit too (tests/test_fallback_limits.py): 50 messages
+    # at Exchange's 30 a minute would take 100 s.
+    settings.SMTP_MAX_MESSAGES_PER_MINUTE = 6000
 
 
 def save_primary(values: dict[str, Any]) -> SmtpSettings:
@@ -40,12 +43,12 @@ def save_primary(values: dict[str, Any]) -> SmtpSettings:
     return services.smtp_settings_save(values=form.cleaned_data, user=None)
 
 
-def save_fallback_graph(sandbox: Any) -> SmtpSettings:
+def save_fallback_graph(sandbox: Any, *, sender: str = SENDER) -> SmtpSettings:
     """A second connection: Graph, with its own app (the primary's secret has expired)."""
     app = sandbox.tenant.add_app(FALLBACK_APP, FALLBACK_SECRET)
     app.roles[GRAPH_RESOURCE] = ["Mail.Send"]
     row = SmtpSettings.load_fallback()
-    row.transport, row.graph_host, row.sender_email = "graph", sandbox.graph.host, SENDER
+    row.transport, row.graph_host, row.sender_email = "graph", sandbox.graph.host, sender
     row.auth_type, row.client_id, row.client_secret = "oauth2", FALLBACK_APP, FALLBACK_SECRET
     row.token_endpoint = sandbox.form_values()["token_endpoint"]
     row.save()

@@ -4,6 +4,7 @@ sandbox's Graph stand-in, with real tokens from the Entra stand-in, over HTTPS."
 from __future__ import annotations
 
 import re
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -193,6 +194,29 @@ def test_a_429_with_retry_after_3_defers_the_message_that_long_not_longer(
     outbox.outbox_deliver_due()
     assert Delivery.objects.get().state == DeliveryState.SENT
     assert len(graph.exchange.delivered) == 1
+
+
+def test_a_429_defers_every_message_of_that_mailbox_until_retry_after_ends(
+    graph: Any, settings: Any
+) -> None:
+    """The mailbox's send slots wait for Retry-After too: the next message to it leaves no
+    earlier than 3 s after the 429, and when they end (its slot is then, not a backoff)."""
+    settings.SMTP_MAX_MESSAGES_PER_MINUTE = 6000  # without Retry-After, 0.01 s apart
+    settings.SMTP_OUTBOX_RETRY_SECONDS = 60
+    save_graph(graph)
+    graph.graph.throttle_next = 1
+    for n in range(3):
+        mail.send_mail(f"Burst {n}", "Body", SENDER, [f"to{n}@x.example"])
+    deadline = time.monotonic() + 30
+    while Delivery.objects.exclude(state=DeliveryState.SENT).exists():
+        assert time.monotonic() < deadline
+        outbox.outbox_deliver_due()
+        time.sleep(0.05)
+
+    throttled, *later = graph.graph.requests
+    assert len(later) == 3 and len(graph.exchange.delivered) == 3
+    assert all(request["at"] >= throttled["at"] + 3.0 for request in later)
+    assert min(request["at"] for request in later) < throttled["at"] + 5.0
 
 
 def test_the_health_check_reads_a_graph_token_for_graph_settings(graph: Any) -> None:

@@ -35,6 +35,8 @@ from smtp_settings.models import (
     ValidationRun,
     WorkerHeartbeat,
 )
+from smtp_settings.monitoring.banner import ERROR, INFO, WARNING, Banner
+from smtp_settings.monitoring.fallback_banners import fallback_banners, held_by_both
 
 SOON_DAYS = 30
 URGENT_DAYS = 7
@@ -180,10 +182,19 @@ def _settings_with_status() -> SmtpSettings | None:
             _last_sent=Subquery(_sent().values("sent_at")[:1]),
             **_credential_annotations(),
             _last_connection=Subquery(_sent().values("connection")[:1]),
+            _fallback=_latest(_fallback_rows(), _FALLBACK_FIELDS),
             **counts,
         )
         .first()
     )
+
+
+# What pages say of the fallback connection: how it sends (never its secret).
+_FALLBACK_FIELDS = ["id", "transport", "smtp_server", "port", "sender_email", "graph_host"]
+
+
+def _fallback_rows() -> QuerySet[SmtpSettings]:
+    return SmtpSettings.objects.filter(pk=SmtpSettings.FALLBACK_PK)
 
 
 _CREDENTIAL_FIELDS = [field.name for field in Credential._meta.concrete_fields]
@@ -229,6 +240,7 @@ class MailSnapshot:
         self.__dict__["beat"] = _from_json(WorkerHeartbeat, row._beat)
         self.__dict__["last_sent"] = row._last_sent
         self.__dict__["last_connection"] = row._last_connection
+        self.__dict__["fallback"] = _from_json(SmtpSettings, row._fallback)
         self.__dict__["counts"] = {
             state: getattr(row, f"_count_{state}") for state in DeliveryState.values
         }
@@ -270,6 +282,11 @@ class MailSnapshot:
         return _sent().values_list("connection", flat=True).first()
 
     @cached_property
+    def fallback(self) -> SmtpSettings | None:
+        """The fallback connection's row, its sending fields only; None without one."""
+        return _fallback_rows().only(*_FALLBACK_FIELDS).first()
+
+    @cached_property
     def held(self) -> dict[str, Any] | None:
         return outbox.outbox_held(count=self.counts[DeliveryState.HELD])
 
@@ -303,33 +320,8 @@ def mail_at_a_glance(*, snapshot: MailSnapshot) -> dict[str, Any]:
     }
 
 
-# A banner's severity, most urgent first: mail cannot leave, mail will stop soon, to know.
-ERROR, WARNING, INFO = "error", "warning", "info"
 _SEVERITY_ORDER = (ERROR, WARNING, INFO)
 _AADSTS = re.compile(r"AADSTS\d+")
-
-
-@dataclass
-class Banner:
-    key: str
-    text: str
-    severity: str = ERROR
-    # Where the administrator acts on it: a URL name, and a part of that page.
-    place: str = "smtp_settings:manage"
-    fragment: str = ""
-    # What went wrong, so that one cause gives one banner: a diagnosis key or its text.
-    cause: str = ""
-
-    @property
-    def place_label(self) -> str:
-        return _PLACE_LABELS[self.place]
-
-
-_PLACE_LABELS = {
-    "smtp_settings:manage": "Manage SMTP",
-    "smtp_settings:outbox": "Outbox",
-    "administration": "Background processing",
-}
 
 
 def _cause_of(diagnosis: str, text: str) -> str:
@@ -371,52 +363,40 @@ def banners(snapshot: MailSnapshot | None = None) -> list[Banner]:
         )
     found += _background_gone(snapshot)
     if snapshot.last_connection == "fallback":
-        found += _fallback_banner()
-    held = snapshot.held
-    if held:
-        count = held["count"]
-        messages = f"{count} message{'s' if count != 1 else ''}"
-        explanation = held["cause"] or held["last_error"]
-        _fold(
-            found,
-            Banner(
-                "mail-held",
-                f"{messages} held: {explanation} Nothing is lost: "
-                f"{'it goes' if count == 1 else 'they go'} out once working settings are "
-                "saved in Manage SMTP.",
-                place="smtp_settings:outbox",
-                cause=_cause_of(held.get("diagnosis", ""), explanation),
-            ),
-            also=f"{messages} wait{'s' if count == 1 else ''} in the Outbox until working "
-            "settings are saved.",
-        )
+        found += fallback_banners(row=row, verdict=snapshot.verdict)
+    if snapshot.held:
+        _held_banner(found, snapshot.held)
     found.sort(key=lambda banner: _SEVERITY_ORDER.index(banner.severity))
     return found
 
 
-def _fallback_banner() -> list[Banner]:
-    """Mail leaves through the fallback connection: since when, and the primary's failure
-    (read only while it is so: the latest message went through the fallback)."""
-    last_primary = _sent().filter(connection="primary").values_list("sent_at", flat=True)[:1]
-    episode = Delivery.objects.filter(state=DeliveryState.SENT, connection="fallback")
-    if last_primary:
-        episode = episode.filter(sent_at__gt=last_primary[0])
-    first = episode.order_by("sent_at").values("sent_at").first()
-    latest = episode.order_by("-sent_at").values("last_error", "cause", "diagnosis").first()
-    if first is None or latest is None:
-        return []
-    since = timezone.localtime(first["sent_at"])
-    why = latest["cause"] or latest["last_error"]
-    return [
+def _held_banner(found: list[Banner], held: dict[str, Any]) -> None:
+    """Held mail, and why: the primary's failure, or both connections' when both failed."""
+    count = held["count"]
+    messages = f"{count} message{'s' if count != 1 else ''}"
+    explanation = held["cause"] or held["last_error"]
+    text = (
+        f"{messages} held: {explanation} Nothing is lost: "
+        f"{'it goes' if count == 1 else 'they go'} out once working settings are saved in "
+        "Manage SMTP."
+    )
+    also = (
+        f"{messages} wait{'s' if count == 1 else ''} in the Outbox until working settings "
+        "are saved."
+    )
+    both = held_by_both(held, messages)
+    if both is not None:
+        text, also = both
+    _fold(
+        found,
         Banner(
-            "fallback-active",
-            f"Mail is sent through the fallback since {since:%Y-%m-%d %H:%M}: the primary "
-            f"connection cannot deliver. {why} Fix the primary in Manage SMTP; once it "
-            "works it takes over again.",
-            severity=WARNING,
-            cause=f"fallback:{latest['diagnosis'] or why}",
-        )
-    ]
+            "mail-held",
+            text,
+            place="smtp_settings:outbox",
+            cause=_cause_of(held.get("diagnosis", ""), explanation),
+        ),
+        also=also,
+    )
 
 
 def _secret_banners(row: SmtpSettings) -> list[Banner]:

@@ -96,7 +96,7 @@ def outbox_accept(*, emails: list[Email]) -> None:
     hold = (
         Delivery.objects.filter(state=DeliveryState.HELD)
         .order_by("-updated_at")
-        .values("last_error", "last_answer", "diagnosis", "cause", "fix")
+        .values("last_error", "last_answer", "diagnosis", "cause", "fix", "routes")
         .first()
     )
     state = DeliveryState.HELD if hold else DeliveryState.QUEUED
@@ -228,8 +228,9 @@ def _record_sent(
 ) -> None:
     # Written before the next message goes: a worker killed after this loses nothing
     # and sends nothing twice. Sent through the fallback, the row keeps why the primary
-    # could not (``primary_failure``: last_error, diagnosis, cause, fix).
-    why = primary_failure or {}
+    # could not (``primary_failure``: last_error, diagnosis, cause, fix, routes).
+    why = {"last_error": "", "diagnosis": "", "cause": "", "fix": "", "routes": {}}
+    why.update(primary_failure or {})
     writes.run_atomically(
         [
             writes.update_row(
@@ -242,10 +243,7 @@ def _record_sent(
                 mailbox=mailbox,
                 connection=connection,
                 last_answer=answer,
-                last_error=why.get("last_error", ""),
-                diagnosis=why.get("diagnosis", ""),
-                cause=why.get("cause", ""),
-                fix=why.get("fix", ""),
+                **why,
             ),
             writes.update_row(Email, delivery.pk, status=STATUS.sent),
             writes.insert_row(
@@ -282,47 +280,39 @@ def _ask_for_a_helper(mailbox: str) -> None:
 
 
 def _finding(error: DeliveryError, mail: MailSettings | None) -> diagnosis.Finding | None:
-    return diagnosis.diagnose(
-        error.stage,
-        kind=error.kind,
-        codes=error.codes,
-        answer=error.answer,
-        auth_type=mail.auth_type if mail else "",
-        values=diagnosis.values_for(mail, claims=error.token_claims) if mail else {},
-        evidence=diagnosis.Evidence.from_claims(error.token_claims),
-    )
+    return diagnosis.diagnose_failure(error, mail)
 
 
 def _via_fallback(run: _DeliveryRun, delivery: Delivery, error: DeliveryError) -> str:
     """The primary failed with ``error`` (not the message's fault): this message through the
-    fallback connection. If that fails too, the primary's failure stands (a hold, say),
-    with the fallback's named beside it; a message the fallback refuses fails alone."""
-    message = delivery.email.email_message()
-    try:
-        answer, mailbox = run.fallback.deliver(message)
-    except DeliveryError as second:
-        run.fallback.primary_down = None
-        if second.disposition == "fail":
-            return run._failed(delivery, second, "")
-        error.message = f"{error.message} The fallback connection failed too: {second.message}"
-        return run._failed(delivery, error, "")
+    fallback connection, within its mailbox's limits. If that fails too, ``fallback.both_failed``
+    says what stands."""
     run.fallback.primary_down = error
+    try:
+        sent = run.fallback.deliver(
+            delivery.email.email_message(),
+            deadline=run.deadline,
+            ahead=len(run.batch),
+            waits=(_LEASE_WAIT_SECONDS, _MAX_INLINE_WAIT_SECONDS),
+        )
+    except fallback.Postponed as limit:
+        return run._postpone(delivery, limit.until)
+    except DeliveryError as second:
+        stands, routes = fallback.both_failed(
+            error, second, primary=run.mail, fallback=run.fallback.mail
+        )
+        state = run._failed(delivery, stands, "")
+        fallback.note_routes(delivery.pk, state, routes)
+        return state
     finding = _finding(error, run.mail)
-    cause = finding.cause if finding else ""
     _record_sent(
         delivery,
-        answer,
-        mailbox,
+        sent.answer,
+        sent.mailbox,
         connection=fallback.FALLBACK,
-        primary_failure={
-            "last_error": f"Sent through the fallback connection; the primary failed: "
-            f"{error.message}",
-            "diagnosis": finding.key if finding else "",
-            "cause": cause,
-            "fix": finding.fix if finding else "",
-        },
+        primary_failure=fallback.sent_instead(error, finding, primary=run.mail, sent=sent),
     )
-    fallback.announce_if_new(delivery.pk, error, cause)
+    fallback.announce_if_new(delivery.pk, error, finding.cause if finding else "")
     return "sent"
 
 
@@ -340,7 +330,9 @@ class _Renewer(threading.Thread):
         try:
             while not self.stopped.wait(interval):
                 try:
-                    throttle.renew_leases(list(self.run_.leases.values()))
+                    throttle.renew_leases(
+                        [*self.run_.leases.values(), *self.run_.fallback.leases.values()]
+                    )
                     claimed = self.run_.claimed()
                     if claimed:
                         Delivery.objects.filter(pk__in=claimed, state=DeliveryState.SENDING).update(
@@ -382,7 +374,7 @@ class _DeliveryRun:
         self.resume_at: datetime | None = None
         self._helper_asked = False
         self.links = priority.LinksQueued()
-        self.fallback = fallback.Fallback()
+        self.fallback = fallback.Fallback(self.holder)
 
     @property
     def backend(self) -> EmailBackend:
@@ -561,6 +553,7 @@ class _DeliveryRun:
             "diagnosis": finding.key if finding else "",
             "cause": finding.cause if finding else "",
             "fix": finding.fix if finding else "",
+            "routes": {},
         }
         columns: dict[str, Any] = {
             "state": state,
@@ -576,6 +569,9 @@ class _DeliveryRun:
                 else _backoff(attempts)
             )
             columns["next_attempt_at"] = timezone.now() + wait
+        if error.retry_after is not None and mailbox:
+            # Every message to this mailbox waits as long, in every worker, not this one only.
+            throttle.defer_mailbox(mailbox, error.retry_after)
         Delivery.objects.filter(pk=delivery.pk).update(**columns)
         Log.objects.create(
             email_id=delivery.pk,
@@ -762,6 +758,8 @@ def outbox_page(
             "delivery__cause",
             "delivery__next_attempt_at",
             "delivery__updated_at",
+            "delivery__connection",
+            "delivery__routes",
         )[: size + 1]
     )
     return found[:size], (found[size - 1].pk if len(found) > size else None)
@@ -803,7 +801,7 @@ def outbox_held(*, count: int) -> dict[str, Any] | None:
     latest = (
         Delivery.objects.filter(state=DeliveryState.HELD)
         .order_by("-updated_at")
-        .values("last_error", "diagnosis", "cause", "fix", "updated_at")
+        .values("last_error", "diagnosis", "cause", "fix", "routes", "updated_at")
         .first()
     )
     return {"count": count, **latest} if latest else None

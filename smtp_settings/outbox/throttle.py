@@ -1,11 +1,11 @@
 """Exchange's per-mailbox limits, shared by every worker through the database.
 
 Messages: a mailbox's next send slot is spaced 60/``SMTP_MAX_MESSAGES_PER_MINUTE``
-seconds after the last one, so a burst drains at the allowed rate. Connections: at
-most ``SMTP_MAX_CONNECTIONS`` unexpired leases per mailbox; a lease lasts
-``SMTP_OUTBOX_CLAIM_SECONDS`` and its drain renews it while its process lives, so a killed
-worker's connection slot frees within seconds. The mailbox's throttle row, locked,
-serialises both.
+seconds after the last one, so a burst drains at the allowed rate; a server's Retry-After
+moves the next slot to its end. Connections: at most ``SMTP_MAX_CONNECTIONS`` unexpired
+leases per mailbox; a lease lasts ``SMTP_OUTBOX_CLAIM_SECONDS`` and its drain renews it
+while its process lives, so a killed worker's connection slot frees within seconds. The
+mailbox's throttle row, locked, serialises both.
 """
 
 from __future__ import annotations
@@ -67,6 +67,18 @@ def reserve_slots(mailbox: str, *, count: int, max_wait: float) -> Slots:
         row.next_slot_at = at
         row.save(update_fields=["next_slot_at"])
     return Slots(times, next_at=at)
+
+
+@transaction.atomic
+def defer_mailbox(mailbox: str, seconds: float) -> datetime:
+    """The server said to wait (a 429's Retry-After): no send slot of this mailbox, in any
+    worker, before ``seconds`` from now. Returns that time."""
+    row = _locked_row(mailbox)
+    until = timezone.now() + timedelta(seconds=seconds)
+    if until > row.next_slot_at:
+        row.next_slot_at = until
+        row.save(update_fields=["next_slot_at"])
+    return until
 
 
 def _lease_length() -> timedelta:

@@ -15,6 +15,7 @@ import binascii
 import email
 import email.policy
 import json
+import time
 from dataclasses import dataclass, field
 from email.utils import getaddresses, parseaddr
 from http.server import BaseHTTPRequestHandler
@@ -70,7 +71,10 @@ class GraphStandIn(HttpsStandIn):
         self._serve(_handler_for(self), context, port)
 
     def send_mail(self, user: str, authorization: str, content_type: str, body: bytes) -> None:
-        self.requests.append({"user": user, "content_type": content_type, "size": len(body)})
+        # "at": when the request arrived (time.time()), for tests of when mail may leave.
+        self.requests.append(
+            {"user": user, "content_type": content_type, "size": len(body), "at": time.time()}
+        )
         if self.throttle_next:
             self.throttle_next -= 1
             raise GraphError(
