@@ -204,3 +204,16 @@ def test_a_fallback_that_would_fail_is_told_once_before_it_is_needed(
     assert Alert.objects.filter(kind="fallback.recovered").count() == 1
     assert [m.subject for m in mail.outbox if "works again" in m.subject]
     assert SmtpSettings.load().check_ok is None  # the primary's are MailHealthCheck rows
+
+
+def test_an_expired_secret_with_a_fallback_saved_does_not_say_no_mail_goes_out(
+    sandbox: Any, settings: Any, admin_client: Client
+) -> None:
+    settings.SMTP_GRAPH_HOSTS = [sandbox.graph.host]
+    save_primary({**sandbox.form_values(), "secret_expiration_date": "2020-01-31"})
+    page = admin_client.get(reverse("administration")).content.decode()
+    assert "so no mail goes out" in page
+    save_fallback_graph(sandbox)
+    page = admin_client.get(reverse("administration")).content.decode()
+    assert "so no mail goes out" not in page
+    assert "mail goes through the fallback connection while that works" in page

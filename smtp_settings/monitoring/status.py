@@ -347,7 +347,7 @@ def banners(snapshot: MailSnapshot | None = None) -> list[Banner]:
     that stop mail first."""
     snapshot = snapshot or MailSnapshot()
     row = snapshot.row
-    found = _secret_banners(row)
+    found = _secret_banners(row, fallback=snapshot.fallback is not None)
     health = snapshot.health
     # A failure of settings saved over since is not theirs: Save asked for a new check.
     if health is not None and not health.ok and not _judged_older_settings(health, row):
@@ -399,22 +399,29 @@ def _held_banner(found: list[Banner], held: dict[str, Any]) -> None:
     )
 
 
-def _secret_banners(row: SmtpSettings) -> list[Banner]:
-    """What the stored secret itself says: unreadable, expired, or expiring."""
+def _secret_banners(row: SmtpSettings, *, fallback: bool = False) -> list[Banner]:
+    """What the stored secret itself says: unreadable, expired, or expiring. With a
+    fallback connection saved, mail that the primary cannot send goes through it."""
     found: list[Banner] = []
+    stops = (
+        "so the primary connection sends nothing (mail goes through the fallback connection "
+        "while that works)"
+        if fallback
+        else "so no mail goes out"
+    )
     secret_field = SECRET_FIELD_BY_AUTH_TYPE.get(row.auth_type) if row.is_stored else None
     if secret_field and isinstance(getattr(row, secret_field), UnreadableSecret):
         found.append(
             Banner(
                 "secret-unreadable",
                 "The stored secret cannot be decrypted with the keys in SEI_ENCRYPTION_KEYS, "
-                "so no mail goes out. Restore the key it was saved with, or enter the secret "
+                f"{stops}. Restore the key it was saved with, or enter the secret "
                 "again in Manage SMTP.",
                 cause="secret-unreadable",
             )
         )
     expiry = secret_expiry(row)
-    banner = _expiry_banner(expiry) if expiry else None
+    banner = _expiry_banner(expiry, stops=stops) if expiry else None
     if banner is not None:
         found.append(banner)
     in_use = row.credential(AuthType.OAUTH2) if row.auth_type == AuthType.OAUTH2 else None
@@ -433,7 +440,7 @@ def _secret_banners(row: SmtpSettings) -> list[Banner]:
     return found
 
 
-def _expiry_banner(expiry: SecretExpiry) -> Banner | None:
+def _expiry_banner(expiry: SecretExpiry, *, stops: str = "so no mail goes out") -> Banner | None:
     """What the credential in use's expiry says: expired, expiring (and what is left to do
     when the next one is ready), or nothing."""
     if expiry.urgency == "expired":
@@ -441,10 +448,10 @@ def _expiry_banner(expiry: SecretExpiry) -> Banner | None:
             "secret-expired",
             f"The {expiry.what} expired on {expiry.expires.isoformat()} "
             + (
-                "(AADSTS700027: Entra ID refuses it), so no mail goes out unless the other "
+                f"(AADSTS700027: Entra ID refuses it), {stops} unless the other "
                 "credential works. Create a new certificate in Manage SMTP > Credentials."
                 if expiry.what == "certificate"
-                else "(AADSTS7000222: Entra ID refuses it), so no mail goes out. Create a "
+                else f"(AADSTS7000222: Entra ID refuses it), {stops}. Create a "
                 "new secret in Entra ID and save it in Manage SMTP."
             ),
             cause="aadsts_secret_expired",
