@@ -65,3 +65,29 @@ def test_535_5_7_139_names_both_ways_out(sandbox: Any, run_validation: Any) -> N
     assert step["diagnosis"] == "auth_disabled" and "5.7.139" in step["server_answer"]
     assert "Microsoft Graph" in step["fix"]
     assert any("Set-CASMailbox" in command for command in step["commands"])
+
+
+def test_a_message_held_by_535_5_7_139_shows_the_commands_its_fix_points_to(
+    sandbox: Any, admin_client: Client, settings: Any
+) -> None:
+    from django.core import mail
+
+    from smtp_settings import outbox
+    from smtp_settings.models import Delivery, DeliveryState
+
+    from .test_sending import save
+
+    settings.EMAIL_BACKEND = "smtp_settings.outbox.queue.OutboxBackend"
+    save(sandbox.form_values())
+    sandbox.tenant.smtp_auth_disabled = True
+    mail.send_mail("Invoice", "Body", SENDER, ["it@x.example"])
+    outbox.outbox_deliver_due()
+    held = Delivery.objects.get(email__subject="Invoice")
+    assert held.state == DeliveryState.HELD and held.diagnosis == "auth_disabled"
+    page = admin_client.get(reverse("smtp_settings:outbox_message", args=[held.email_id]))
+    text = page.content.decode()
+    assert "commands below" in text
+    assert (
+        f"Set-CASMailbox -Identity &#x27;{SENDER}&#x27; -SmtpClientAuthenticationDisabled $false"
+        in text
+    )

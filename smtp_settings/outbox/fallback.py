@@ -178,6 +178,14 @@ def _failed_leg(
     }
 
 
+def primary_failed(
+    mail: MailSettings | None, error: DeliveryError, finding: diagnosis.Finding | None
+) -> dict[str, Any]:
+    """The routes of a message the primary could not deliver: its failure, with the
+    diagnosis's commands (the fix text points to them)."""
+    return {PRIMARY: _failed_leg(mail, error, finding)}
+
+
 def sent_instead(
     error: DeliveryError,
     finding: diagnosis.Finding | None,

@@ -553,7 +553,7 @@ class _DeliveryRun:
             "diagnosis": finding.key if finding else "",
             "cause": finding.cause if finding else "",
             "fix": finding.fix if finding else "",
-            "routes": {},
+            "routes": fallback.primary_failed(mail, error, finding),
         }
         columns: dict[str, Any] = {
             "state": state,
