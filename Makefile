@@ -9,6 +9,7 @@ PORT ?= 8000
 SANDBOX_ENTRA_PORT ?= 8443
 SANDBOX_SMTP_PORT ?= 8587
 SANDBOX_GRAPH_PORT ?= 8444
+SANDBOX_ARGS ?=
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
 .PHONY: install run run-with-sandbox sandbox manage test bench soak screenshots lint format clean
@@ -38,9 +39,10 @@ manage: export SEI_CONSOLE_URL ?= http://127.0.0.1:$(PORT)
 manage: install
 	$(PY) manage.py $(ARGS)
 
-# Local Entra ID and Exchange Online stand-ins with a ready tenant (see README).
+# Local Entra ID, Exchange Online and Microsoft Graph stand-ins with a ready tenant (see README);
+# SANDBOX_ARGS passes more options, e.g. SANDBOX_ARGS="--graph-throttle 3 --graph-retry-after 30".
 sandbox: install
-	$(PY) -m tests.sandbox --folder var/sandbox --entra-port $(SANDBOX_ENTRA_PORT) --smtp-port $(SANDBOX_SMTP_PORT) --graph-port $(SANDBOX_GRAPH_PORT)
+	$(PY) -m tests.sandbox --folder var/sandbox --entra-port $(SANDBOX_ENTRA_PORT) --smtp-port $(SANDBOX_SMTP_PORT) --graph-port $(SANDBOX_GRAPH_PORT) $(SANDBOX_ARGS)
 
 # The console, trusting the sandbox's CA and allowing its token endpoint.
 run-with-sandbox: export SMTP_OAUTH_AUTHORITY_HOSTS ?= 127.0.0.1:$(SANDBOX_ENTRA_PORT)

@@ -29,7 +29,10 @@ def _page(
             "recipient_form": recipient_form,
             "stored": stored,
             "secret_status": services.smtp_settings_secret_status(settings_row=stored),
-            "runs": validation.validation_recent_runs(),
+            # Its own runs and saves, not the primary's.
+            "runs": validation.validation_recent_runs(connection=SmtpSettings.FALLBACK_PK),
+            "changes": services.smtp_settings_recent_changes(connection=SmtpSettings.FALLBACK_PK),
+            "on_fallback_page": True,
         },
         status=status,
     )

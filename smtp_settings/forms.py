@@ -17,6 +17,7 @@ from smtp_settings.models import (
     SECRET_LABELS,
     AuthType,
     SmtpSettings,
+    Transport,
 )
 from smtp_settings.transport_form import TransportFields
 
@@ -129,8 +130,9 @@ class SmtpSettingsForm(TransportFields, forms.ModelForm):
     )
     sender_email = settings_field(
         "sender_email",
-        help_text="The mailbox the console sends as. With OAuth 2.0 it is also the mailbox the "
-        "token authenticates for, so the app's service principal needs FullAccess on it.",
+        help_text="The mailbox the console sends as. With OAuth 2.0 over SMTP it is also the "
+        "mailbox the token signs in as, so the app's service principal needs FullAccess on it; "
+        "through Microsoft Graph the app needs the role Application Mail.Send for it instead.",
     )
     port = settings_field(
         "port",
@@ -209,8 +211,8 @@ class SmtpSettingsForm(TransportFields, forms.ModelForm):
     use_sender_email = settings_field(
         "use_sender_email",
         help_text="On: every message is sent from Sender Email, and only that mailbox needs "
-        "FullAccess for the app. Off: messages go out from each user's own address, and "
-        "every such mailbox needs FullAccess.",
+        "access for the app (FullAccess for SMTP, Application Mail.Send for Microsoft Graph). "
+        "Off: messages go out from each user's own address, and every such mailbox needs it.",
     )
 
     # The settings' version when the page was opened: a later Save by someone else wins.
@@ -278,7 +280,11 @@ class SmtpSettingsForm(TransportFields, forms.ModelForm):
                 f"The Token Endpoint names tenant {in_endpoint}, not {tenant}: make them the "
                 "same (or empty this field to keep the Token Endpoint's).",
             )
-        for name in ("client_id", "token_endpoint", "scopes"):
+        # Graph's scope is fixed per cloud: Scopes is SMTP's alone.
+        required = ("client_id", "token_endpoint") + (
+            () if cleaned.get("transport") == Transport.GRAPH else ("scopes",)
+        )
+        for name in required:
             if not cleaned.get(name) and name not in self.errors:
                 self.add_error(name, f"{self.fields[name].label} is required for OAuth 2.0.")
         self._require_secret("client_secret", cleaned, "Enter the client secret's Value.")

@@ -269,6 +269,8 @@ class SettingsChange(models.Model):
     )
     # A list of {"field", "label", "old", "new"}; for secrets old/new are never stored.
     changes = models.JSONField(default=list)
+    # Which settings row was saved: Manage SMTP's (1) or the fallback connection's (2).
+    connection = models.PositiveSmallIntegerField(default=credential_model.PRIMARY_CONNECTION)
 
     class Meta:
         ordering: ClassVar[list[str]] = ["-changed_at", "-pk"]
@@ -358,6 +360,9 @@ class ValidationRun(models.Model):
     # settings_fingerprint of the values and secret tested: equal to the saved row's when
     # the run tested what is saved (before or after the Save).
     fingerprint = models.CharField(max_length=64, blank=True)
+    # Which connection's values were tested: Manage SMTP's (1) or the fallback's (2); each
+    # page lists its own runs, and a blank secret was that connection's stored one.
+    connection = models.PositiveSmallIntegerField(default=credential_model.PRIMARY_CONNECTION)
 
     class Meta:
         ordering: ClassVar[list[str]] = ["-created_at"]
@@ -378,6 +383,20 @@ class ValidationRun(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in self.FINISHED
+
+    @property
+    def target(self) -> str:
+        """Where the run sent its values: "Microsoft Graph" (and its host when one was
+        given), or the SMTP server and port."""
+        return run_target(self.candidate)
+
+
+def run_target(candidate: dict[str, Any]) -> str:
+    """What a run's candidate values connect to, in the words of Send through."""
+    if candidate.get("transport") == Transport.GRAPH:
+        host = candidate.get("graph_host") or ""
+        return f"Microsoft Graph ({host})" if host else "Microsoft Graph"
+    return f"{candidate.get('smtp_server') or ''}:{candidate.get('port') or ''}"
 
 
 class ValidationStep(models.Model):

@@ -28,6 +28,7 @@ from smtp_settings.models import (
     AuthType,
     SettingsChange,
     SmtpSettings,
+    Transport,
     blank_secret_moved,
     saved_settings_fingerprint,
     secrets_moved,
@@ -43,6 +44,8 @@ logger = logging.getLogger(__name__)
 def _display(value: Any, name: str = "") -> str:
     if name == "auth_type" and value in AuthType.values:
         return str(AuthType(value).label)
+    if name == "transport" and value in Transport.values:
+        return str(Transport(value).label)
     if isinstance(value, bool):
         return "on" if value else "off"
     if value is None or value == "":
@@ -69,11 +72,20 @@ class StaleSettings(Exception):
         )
 
 
-def _activity_summary(changes: list[dict[str, str]]) -> str:
+# How the activity trail and the history name a save of each settings row.
+SAVED_AS = {
+    SmtpSettings.SINGLETON_PK: "Saved Manage SMTP",
+    SmtpSettings.FALLBACK_PK: "Fallback connection saved",
+}
+FALLBACK_REMOVED = "Fallback connection removed."
+
+
+def _activity_summary(changes: list[dict[str, str]], pk: int = SmtpSettings.SINGLETON_PK) -> str:
     """The changes in words, as the history on Manage SMTP shows them: a secret is only ever
-    "replaced" or "cleared", never its value."""
+    "replaced" or "cleared", never its value. A fallback connection's save says so."""
+    saved = SAVED_AS.get(pk, SAVED_AS[SmtpSettings.SINGLETON_PK])
     if not changes:
-        return "Saved Manage SMTP without changes."
+        return f"{saved} without changes."
     # Secrets first: a long list is cut at the end, and a replaced secret matters most.
     parts = [f"{e['label']} {e['new']}" for e in changes if e["field"] in SECRET_FIELDS]
     parts += [
@@ -83,7 +95,7 @@ def _activity_summary(changes: list[dict[str, str]]) -> str:
         for e in changes
         if e["field"] not in SECRET_FIELDS
     ]
-    return "Saved Manage SMTP: " + "; ".join(parts) + "."
+    return f"{saved}: " + "; ".join(parts) + "."
 
 
 def _change(name: str, old: str, new: str) -> dict[str, str]:
@@ -201,14 +213,21 @@ def _certificate_saved(
 def _changes_record(row: SmtpSettings, changes: list[dict[str, str]], now: Any) -> None:
     """The history on Manage SMTP, the log line and the activity trail."""
     if changes:
-        SettingsChange.objects.create(changed_at=now, changed_by=row.updated_by, changes=changes)
+        SettingsChange.objects.create(
+            changed_at=now, changed_by=row.updated_by, changes=changes, connection=row.pk
+        )
     logger.info(
-        "SMTP settings saved by %s: %s",
+        "%s by %s: %s",
+        "Fallback connection saved"
+        if row.pk == SmtpSettings.FALLBACK_PK
+        else "SMTP settings saved",
         row.updated_by.get_username() if row.updated_by else "system",
         ", ".join(entry["field"] for entry in changes) or "no changes",
     )
     activity_record(
-        kind=Kind.SETTINGS_SAVED, summary=_activity_summary(changes), actor=row.updated_by
+        kind=Kind.SETTINGS_SAVED,
+        summary=_activity_summary(changes, row.pk),
+        actor=row.updated_by,
     )
 
 
@@ -221,14 +240,29 @@ def smtp_fallback_remove(*, user: AbstractBaseUser | None) -> bool:
         # Its secret goes with it: nothing stored outlives the connection it was typed for.
         row.credentials_delete()
         row.delete()
-        activity_record(
-            kind=Kind.SETTINGS_SAVED, summary="Fallback connection removed.", actor=user
+        actor = user if user is not None and user.is_authenticated else None
+        SettingsChange.objects.create(
+            changed_by=actor,
+            connection=SmtpSettings.FALLBACK_PK,
+            changes=[_removed_change()],
         )
+        activity_record(kind=Kind.SETTINGS_SAVED, summary=FALLBACK_REMOVED, actor=user)
     return True
 
 
-def smtp_settings_recent_changes(*, limit: int = 10) -> list[SettingsChange]:
-    return list(SettingsChange.objects.select_related("changed_by")[:limit])
+def _removed_change() -> dict[str, str]:
+    return {"field": "", "label": "Fallback connection", "old": "", "new": "removed"}
+
+
+def smtp_settings_recent_changes(
+    *, limit: int = 10, connection: int | None = None
+) -> list[SettingsChange]:
+    """The latest saves: of every connection (Manage SMTP's history, the fallback's
+    labelled), or of one (``connection``: a settings row's primary key)."""
+    changes = SettingsChange.objects.select_related("changed_by")
+    if connection is not None:
+        changes = changes.filter(connection=connection)
+    return list(changes[:limit])
 
 
 @dataclass(frozen=True)

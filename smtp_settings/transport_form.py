@@ -1,7 +1,11 @@
 """Manage SMTP's transport choice: SMTP, or Microsoft Graph (issue 20).
 
-With Graph the SMTP-only fields (server, port, SSL/TLS) are hidden and kept as stored;
-client ID, credential, tenant/token endpoint, sender and Use sender email mean the same.
+With Graph the SMTP-only fields (server, port, SSL/TLS) and Scopes are hidden: neither
+required nor changed, and so never recorded as the administrator's change. They keep their
+stored values rather than being cleared: switching back to SMTP finds them again, and a
+stored secret bound to them (credentials never follow the settings elsewhere) stays usable.
+Graph's scope is not a choice: it is fixed per cloud (``graph_scopes``, shown as a fact).
+Client ID, credential, tenant/token endpoint, sender and Use sender email mean the same.
 Graph signs in with OAuth 2.0 only. Graph Host is blank for the cloud of the token
 endpoint, else Microsoft's or an entry of SMTP_GRAPH_HOSTS: the access token goes there.
 """
@@ -16,9 +20,16 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from smtp_settings.mail import microsoft
-from smtp_settings.models import AuthType, SmtpSettings, Transport
+from smtp_settings.models import AuthType, Transport
 
 SMTP_ONLY_FIELDS = ("smtp_server", "port", "use_ssl_tls")
+# What the page hides with Graph: SMTP's own fields, and Scopes (Graph's is fixed per cloud).
+HIDDEN_WITH_GRAPH = (*SMTP_ONLY_FIELDS, "scopes")
+
+
+def graph_scopes() -> list[tuple[str, str]]:
+    """Microsoft Graph's scope in each cloud, as the page states it: (cloud, scope)."""
+    return [(cloud.name, f"{cloud.graph_resource}/.default") for cloud in microsoft.CLOUDS]
 
 
 def validate_graph_host(value: str) -> None:
@@ -69,17 +80,19 @@ class TransportFields(forms.Form):
         "graph.microsoft.us, microsoftgraph.chinacloudapi.cn: read from the Token Endpoint).",
     )
 
+    @property
+    def graph_scopes(self) -> list[tuple[str, str]]:
+        return graph_scopes()
+
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
         cleaned["transport"] = cleaned.get("transport") or Transport.SMTP
         if cleaned["transport"] != Transport.GRAPH:
             return cleaned
-        instance: SmtpSettings = getattr(self, "instance", SmtpSettings())
-        for name in SMTP_ONLY_FIELDS:
-            # Hidden with Graph: neither required nor changed (HTTPS is always TLS).
+        for name in HIDDEN_WITH_GRAPH:
+            # Hidden with Graph: neither required nor changed (the stored value stays).
             self.errors.pop(name, None)
-            cleaned[name] = getattr(instance, name)
-        cleaned["use_ssl_tls"] = True
+            cleaned.pop(name, None)
         if cleaned.get("auth_type") not in (None, "", AuthType.OAUTH2):
             self.add_error("auth_type", "Microsoft Graph signs in with OAuth 2.0 only.")
         return cleaned

@@ -255,11 +255,14 @@ def run_status(request: HttpRequest, run_id: uuid.UUID) -> JsonResponse:
 @administrator_required
 @require_GET
 def recent_runs(request: HttpRequest) -> HttpResponse:
-    """The recent-validations table alone: the page swaps it in when a run ends."""
+    """The recent-validations table alone: the page swaps it in when a run ends
+    (``?connection=fallback``: the fallback connection's page's)."""
+    fallback = request.GET.get("connection") == "fallback"
+    pk = SmtpSettings.FALLBACK_PK if fallback else SmtpSettings.SINGLETON_PK
     return render(
         request,
         "smtp_settings/_recent_runs.html",
-        {"runs": validation.validation_recent_runs()},
+        {"runs": validation.validation_recent_runs(connection=pk)},
     )
 
 

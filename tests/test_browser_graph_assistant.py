@@ -48,11 +48,21 @@ def test_choosing_graph_in_the_assistant_through_a_passing_validate(
     passed(page, 3)
     assert "Mail.Send" in page.locator("#step-3 .check").inner_text()
 
-    # 5. The mailbox, and the PowerShell that limits the app to it.
+    # 5. The mailbox, and the PowerShell that limits the app to it: no SMTP server to give,
+    # Graph's role named (not SMTP's FullAccess), and only what the check proved claimed.
+    step5 = page.locator("#step-5")
+    assert step5.get_by_label("SMTP Server", exact=True).count() == 0
+    assert step5.get_by_label("Port", exact=True).count() == 0
+    assert "FullAccess" not in step5.inner_text()
     page.get_by_label("Sender Email", exact=True).fill(SENDER)
-    page.get_by_role("button", name="Save and check mailbox access").click()
+    page.get_by_role("button", name="Save and check the token").click()
     passed(page, 5)
+    result = page.locator("#step-5-result").inner_text()
+    assert "not proven" in result and "Exchange accepts the sign-in" not in result
+    assert "only proven by a send" in page.locator("#step-5 .check").inner_text()
     assert "as any mailbox in the tenant" in page.locator("#graph-scope-why").inner_text()
+    assert "Application Mail.Send" in page.locator("#graph-scope-why").inner_text()
+    assert page.locator("#sp-object-id").inner_text() == sandbox.app.service_principal_id
     with page.expect_download() as download_info:
         page.locator("#download-script").click()
     download = download_info.value
@@ -61,6 +71,7 @@ def test_choosing_graph_in_the_assistant_through_a_passing_validate(
     script = (tmp_path / "graph.ps1").read_text()
     assert '-Role "Application Mail.Send" -CustomResourceScope $ScopeName' in script
     assert f"    '{SENDER}'" in script
+    assert f"$EnterpriseAppObjectId = '{sandbox.app.service_principal_id}'" in script
 
     # Use these settings: Manage SMTP with Graph chosen, the SMTP-only fields hidden.
     page.get_by_role("button", name="Use these settings").click()

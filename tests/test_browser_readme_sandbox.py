@@ -23,8 +23,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db(tra
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 
 
-def readme_table() -> dict[str, str]:
-    section = README.split("Then enter in Manage SMTP:", 1)[1].split("\n\n", 2)[1]
+def readme_table(after: str = "Then enter in Manage SMTP:") -> dict[str, str]:
+    section = README.split(after, 1)[1].split("\n\n", 2)[1]
     rows = re.findall(r"^\| ([^|]+?) \| ([^|]+?) \|$", section, flags=re.MULTILINE)
     return {label: value.strip("`") for label, value in rows if label not in ("field", "---")}
 
@@ -53,3 +53,30 @@ def test_the_readme_sandbox_values_pass_validate(live_server: Any, page: Any, sa
         page.get_by_role("button", name="Validate").click()
         page.locator("#run-verdict.verdict-passed").wait_for(timeout=30_000)
     assert page.locator("#run-verdict").inner_text() == "Passed"
+
+
+def test_the_readmes_graph_values_pass_validate_with_a_test_send(
+    live_server: Any, page: Any, sandbox: Any, settings: Any
+) -> None:
+    """The README's Graph table, as make run-with-sandbox allows its Graph Host."""
+    table = readme_table(after="choose Send\nthrough **Microsoft Graph (OAuth 2.0)**, and enter")
+    settings.SMTP_GRAPH_HOSTS = [sandbox.graph.host]
+    User.objects.create_superuser("ops", "ops@sandbox.example", "a long passphrase 7")
+    sign_in(page, live_server.url, "ops", "a long passphrase 7")
+    page.goto(f"{live_server.url}/administration/smtp/")
+    page.get_by_label("Microsoft Graph (OAuth 2.0)").check()
+    page.get_by_label("Graph Host", exact=True).fill(
+        table["Graph Host"].replace(":8444", f":{sandbox.graph.port}")
+    )
+    for label in ("Sender Email", "Client ID", "Client Secret"):
+        page.get_by_label(label, exact=True).fill(table[label])
+    page.get_by_label("Token Endpoint", exact=True).fill(
+        table["Token Endpoint"].replace(":8443/", f":{sandbox.entra.port}/")
+    )
+    page.get_by_label("Secret Expiration Date", exact=True).fill(SECRET_EXPIRES)
+    assert "SMTP Server" not in table and "Scopes" not in table
+    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
+        page.get_by_role("button", name="Validate").click()
+        page.locator("#run-verdict.verdict-passed").wait_for(timeout=30_000)
+    assert "accepted a test message" in page.locator("#validation").inner_text()
+    assert sandbox.graph.requests, "the test send went through the Graph stand-in"

@@ -6,6 +6,11 @@ from __future__ import annotations
 import base64
 import email
 import email.policy
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -102,3 +107,104 @@ def test_graphs_refusals_come_as_graph_words_them(
     if case == "throttled":
         assert answer.headers["Retry-After"] == "3"
     assert len(sandbox.exchange.delivered) == 0
+
+
+# -- the sandbox ready for Graph, and its switches (make sandbox, README) -------------------
+
+README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+
+
+def switch(sandbox: Any, path: str) -> requests.Response:
+    return requests.post(
+        f"{sandbox.graph.base_url}/sandbox/graph/{path}",
+        verify=str(sandbox.ca_bundle),
+        timeout=5,
+    )
+
+
+def test_the_ready_app_sends_through_graph_as_it_is(sandbox: Any) -> None:
+    # No role granted by the test: make sandbox's app holds Mail.Send out of the box.
+    answer = send(sandbox, graph_token(sandbox), mime())
+    assert answer.status_code == 202, answer.text
+
+
+def test_the_switches_throttle_graph_and_put_a_mailbox_out_of_the_apps_scope(
+    sandbox: Any,
+) -> None:
+    token = graph_token(sandbox)
+    assert switch(sandbox, "throttle?requests=2&retry_after=7").json()["throttle_next"] == 2
+    for _ in range(2):
+        answer = send(sandbox, token, mime())
+        assert (answer.status_code, answer.headers["Retry-After"]) == (429, "7")
+    assert send(sandbox, token, mime()).status_code == 202
+
+    assert switch(sandbox, f"out-of-scope?mailbox={SENDER}").status_code == 200
+    answer = send(sandbox, token, mime())
+    assert (answer.status_code, answer.json()["error"]["code"]) == (403, "ErrorAccessDenied")
+    switch(sandbox, f"in-scope?mailbox={SENDER}")
+    assert send(sandbox, token, mime()).status_code == 202
+    assert switch(sandbox, "out-of-scope?mailbox=nobody@sandbox.example").status_code == 404
+    assert switch(sandbox, "throttle?requests=many").status_code == 400
+
+
+def test_the_readmes_switch_commands_work_as_pasted(sandbox: Any) -> None:
+    """The README's curl lines, with this sandbox's port and CA in place of make sandbox's."""
+    lines = [
+        re.sub(r"\s+#.*$", "", line).strip()
+        for block in re.findall(r"```sh\n(.*?)```", README, flags=re.DOTALL)
+        for line in block.splitlines()
+        if "/sandbox/graph/" in line
+    ]
+    assert len(lines) >= 3, "the README shows the Graph stand-in's switches"
+    token = graph_token(sandbox)
+    for line in lines:
+        command = line.replace("var/sandbox/ca-bundle.pem", str(sandbox.ca_bundle)).replace(
+            "127.0.0.1:8444", sandbox.graph.host
+        )
+        done = subprocess.run(
+            ["bash", "-c", command + " --fail --silent --max-time 5"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert done.returncode == 0, (command, done.stderr)
+        throttled = re.search(r"/throttle\?requests=(\d+)&retry_after=(\d+)", line)
+        if throttled:
+            for _ in range(int(throttled.group(1))):
+                answer = send(sandbox, token, mime())
+                assert answer.status_code == 429
+                assert answer.headers["Retry-After"] == throttled.group(2)
+        if "/out-of-scope" in line:
+            assert send(sandbox, token, mime()).status_code == 403
+
+
+def test_make_sandboxs_flags_switch_graph_from_the_start(tmp_path: Path) -> None:
+    ports = ["--entra-port", "0", "--smtp-port", "0", "--graph-port", "0"]
+    flags = ["--graph-throttle", "2", "--graph-retry-after", "9", "--graph-out-of-scope", SENDER]
+    sandbox = subprocess.Popen(
+        [sys.executable, "-m", "tests.sandbox", "--folder", str(tmp_path), *ports, *flags],
+        cwd=Path(__file__).resolve().parent.parent,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        printed = ""
+        deadline = time.monotonic() + 30
+        assert sandbox.stdout is not None
+        while "Delivered test messages" not in printed and time.monotonic() < deadline:
+            printed += sandbox.stdout.readline()
+        host = re.search(r"Graph Host (\S+),", printed)
+        assert host, printed
+        assert f"SMTP_GRAPH_HOSTS={host.group(1)}" in printed
+        # An idempotent switch answers with what holds: the flags' throttle and scope.
+        state = requests.post(
+            f"https://{host.group(1)}/sandbox/graph/out-of-scope?mailbox={SENDER}",
+            verify=str(tmp_path / "ca-bundle.pem"),
+            timeout=5,
+        ).json()
+        assert (state["throttle_next"], state["retry_after"]) == (2, 9)
+        assert list(state["scopes"].values()) == [[]]
+    finally:
+        sandbox.terminate()
+        sandbox.wait(timeout=15)

@@ -22,6 +22,7 @@ NOT_RUN = {
     "make test": "this very suite",
     "docker compose": "no Docker engine runs on these machines",
     "DATABASE_URL=": "a server or this suite again, on PostgreSQL",
+    "curl ": "switches of a running make sandbox (test_graph_sandbox runs them on its own)",
 }
 
 

@@ -106,7 +106,8 @@ class TransportForm(forms.Form):
 
 
 class MailboxForm(forms.Form):
-    """Step 5: the mailbox (or mailboxes) the app sends as, and the SMTP server."""
+    """Step 5: the mailbox (or mailboxes) the app sends as, and the SMTP server (not with
+    Microsoft Graph: ``graph``, which has no server to ask for and another role to grant)."""
 
     sender_email = settings_field(
         "sender_email",
@@ -133,6 +134,17 @@ class MailboxForm(forms.Form):
         "port",
         help_text="587: STARTTLS, as Exchange Online expects.",
     )
+
+    def __init__(self, *args: Any, graph: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.graph = graph
+        if graph:
+            # Graph's host follows the cloud; the SMTP server and port are not asked.
+            del self.fields["smtp_server"], self.fields["port"]
+            self.fields["sender_email"].help_text = (
+                "The mailbox the console sends as; the app gets the role Application "
+                "Mail.Send for it (RBAC for Applications), and for no other mailbox."
+            )
 
     def clean_mailboxes(self) -> str:
         return ", ".join(validators.parse_addresses(self.cleaned_data.get("mailboxes", "")))

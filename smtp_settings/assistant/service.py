@@ -261,6 +261,13 @@ class SetupProgress:
         return self.row.transport == Transport.GRAPH
 
     @property
+    def send_proven(self) -> bool:
+        """Whether step 5's check sent a message (Graph: the only proof of mailbox access;
+        without one, the check proved the token alone)."""
+        run = self.runs.get("mailbox")
+        return _step_statuses(run).get("send") == StepStatus.PASSED
+
+    @property
     def scope(self) -> str:
         """What the app's token is for: Exchange Online's, or its cloud's Graph."""
         return f"{self.cloud.graph_resource}/.default" if self.graph else self.cloud.exchange_scope
@@ -439,14 +446,21 @@ def _failed_at(run: ValidationRun | None) -> int:
     return 0
 
 
+# Where Microsoft Graph's steps differ from SMTP's: its permission, and its step 5.
+GRAPH_STEP_TITLES = {2: "Add Mail.Send", 5: "Limit the app to your mailboxes"}
+
+
 def setup_failed_step(*, run: ValidationRun) -> str:
     """The assistant's step a finished check failed at, in its own words ("" if none)."""
     number = _failed_at(run)
     if not number:
         return ""
+    titles = STEP_TITLES
+    if run.candidate.get("transport") == Transport.GRAPH:
+        titles = {**STEP_TITLES, **GRAPH_STEP_TITLES}
     if number == STEP_OF_RUN_STEP["token_contents"]:
-        return "2 and 3: Add SMTP.SendAsApp and grant admin consent"
-    return f"{number}: {STEP_TITLES.get(number, '')}"
+        return f"2 and 3: {titles[2]} and grant admin consent"
+    return f"{number}: {titles.get(number, '')}"
 
 
 # -- the checks -------------------------------------------------------------------------

@@ -51,7 +51,9 @@ def _forms(state: service.SetupProgress, data: Any = None, part: str = "") -> di
             initial=initial_secret,
             secret_held=state.held is not None,
         ),
-        "mailbox_form": MailboxForm(data if part == "mailbox" else None, initial=initial_mailbox),
+        "mailbox_form": MailboxForm(
+            data if part == "mailbox" else None, initial=initial_mailbox, graph=state.graph
+        ),
     }
 
 

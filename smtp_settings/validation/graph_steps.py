@@ -89,6 +89,10 @@ def _contents(runner: StepRunner, outcome: Outcome) -> None:
         outcome.detail = "Could not read the token (not a JWT); nothing checked."
         return
     runner.fill = diagnosis.values_for(runner.mail, claims=claims)
+    if "sp_object_id" in runner.fill:
+        # The token's oid is the Enterprise application's Object ID: the setup assistant
+        # fills it into the RBAC for Applications script instead of a placeholder.
+        runner.outputs["sp_object_id"] = runner.fill["sp_object_id"]
     runner.evidence = diagnosis.Evidence.from_claims(claims)
     outcome.facts = token_check.claim_facts(claims)
     problems = token_check.graph_claim_problems(claims, runner.mail)

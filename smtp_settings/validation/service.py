@@ -39,6 +39,7 @@ from smtp_settings.models import (
     WorkerHeartbeat,
     blank_secret_moved,
     readable_secret,
+    run_target,
     settings_fingerprint,
 )
 from smtp_settings.validation import progress
@@ -114,6 +115,7 @@ def validation_run_start(
             fingerprint=settings_fingerprint(candidate, candidate.get("proof") or secret)
             if scope == RunScope.FULL
             else "",
+            connection=pk,
         )
         ValidationStep.objects.bulk_create(
             ValidationStep(run=run, position=position, key=key, name=name)
@@ -187,14 +189,14 @@ def _started_log(run: ValidationRun, user: AbstractBaseUser) -> None:
     # Where Validate connects, for audit: it can point anywhere an administrator types.
     candidate = run.candidate
     logger.info(
-        "%s %s by %s: %s:%s, %s, TLS %s, token endpoint %s",
+        "%s %s by %s: %s, %s, TLS %s, token endpoint %s",
         RunScope(run.scope).label,
         run.id,
         user.get_username(),
-        candidate["smtp_server"],
-        candidate["port"],
+        run.target,
         candidate["auth_type"],
-        "on" if candidate["use_ssl_tls"] else "off",
+        # Graph is HTTPS, TLS always; Use SSL/TLS is SMTP's.
+        "on" if candidate["use_ssl_tls"] or candidate.get("transport") == "graph" else "off",
         candidate.get("token_endpoint") or "-",
     )
 
@@ -257,7 +259,7 @@ def _started_summary(scope: str, candidate: Mapping[str, Any], test_recipient: s
         return f"Tenant check started: {candidate.get('token_endpoint') or '-'}."
     what = RunScope(scope).label
     return (
-        f"{what} started: {candidate['smtp_server']}:{candidate['port']}, "
+        f"{what} started: {run_target(dict(candidate))}, "
         f"{candidate['auth_type']}, sender {candidate.get('sender_email') or '-'}"
         + (f", client {candidate['client_id']}" if candidate.get("client_id") else "")
         + (f", test e-mail to {test_recipient}" if test_recipient else "")
@@ -375,7 +377,9 @@ def validation_run_as_dict(*, run: ValidationRun) -> dict[str, Any]:
         "started": run.created_at,  # for the page: shown in the console's time zone
         "requested_by": run.requested_by.get_username() if run.requested_by else "",
         "test_recipient": run.test_recipient,
-        "target": f"{run.candidate.get('smtp_server')}:{run.candidate.get('port')}",
+        "target": run.target,
+        # The fallback connection's values were tested (its page lists the run).
+        "fallback": run.connection == SmtpSettings.FALLBACK_PK,
         "sender": run.candidate.get("sender_email", ""),
         "auth_type": run.candidate.get("auth_type", ""),
         "scope": run.scope,
@@ -475,11 +479,15 @@ def validation_runs_purge() -> int:
     return deleted
 
 
-def validation_recent_runs(*, limit: int = 10) -> list[ValidationRun]:
-    """Validate's runs (the setup assistant's part checks are shown on its own page). Runs
+def validation_recent_runs(
+    *, limit: int = 10, connection: int = SmtpSettings.SINGLETON_PK
+) -> list[ValidationRun]:
+    """Validate's runs of one connection's values (``connection``: its settings row's
+    primary key; the setup assistant's part checks are shown on its own page). Runs
     abandoned by their worker end first: beat's sweep does it too, but beat may be what is
     gone (under make run it is a thread of the worker), and the list must not say Queued."""
-    recent = ValidationRun.objects.filter(scope=RunScope.FULL).select_related("requested_by")
+    recent = ValidationRun.objects.filter(scope=RunScope.FULL, connection=connection)
+    recent = recent.select_related("requested_by")
     runs = list(recent[:limit])
     unfinished = any(run.status in (RunStatus.QUEUED, RunStatus.RUNNING) for run in runs)
     if unfinished and validation_runs_expire_abandoned():

@@ -1,4 +1,4 @@
-"""``python -m tests.sandbox``: run the Entra and Exchange stand-ins until Ctrl-C."""
+"""``python -m tests.sandbox``: run the Entra, Exchange and Graph stand-ins until Ctrl-C."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import signal
 import threading
 from pathlib import Path
 
-from .world import Sandbox
+from .world import SENDER, Sandbox
 
 
 def main() -> None:
@@ -44,6 +44,30 @@ def main() -> None:
         "make sandbox: SANDBOX_GRAPH_PORT (default %(default)s)",
     )
     parser.add_argument(
+        "--graph-throttle",
+        type=int,
+        default=0,
+        metavar="N",
+        help="Graph answers the first N sendMail requests with 429 and Retry-After (later: "
+        "POST /sandbox/graph/throttle?requests=N&retry_after=S)",
+    )
+    parser.add_argument(
+        "--graph-retry-after",
+        type=int,
+        default=3,
+        metavar="SECONDS",
+        help="the Retry-After of those 429 answers (default %(default)s)",
+    )
+    parser.add_argument(
+        "--graph-out-of-scope",
+        action="append",
+        default=[],
+        metavar="MAILBOX",
+        help="the app may not send as MAILBOX through Graph: 403 ErrorAccessDenied, as RBAC "
+        "for Applications answers (repeatable; later: POST /sandbox/graph/out-of-scope"
+        "?mailbox=MAILBOX, and /sandbox/graph/in-scope to undo)",
+    )
+    parser.add_argument(
         "--folder",
         type=Path,
         default=Path("var/sandbox"),
@@ -54,6 +78,9 @@ def main() -> None:
     sandbox = Sandbox(
         options.entra_port, options.smtp_port, options.folder.resolve(), options.graph_port
     ).start()
+    sandbox.graph.throttle(options.graph_throttle, options.graph_retry_after)
+    for mailbox in options.graph_out_of_scope:
+        sandbox.graph.scope(mailbox, inside=False)
     values = sandbox.form_values()
     print(
         "Sandbox running: Entra ID stand-in on",
@@ -98,11 +125,7 @@ def main() -> None:
         '"@$(ls -t sei-administration-*.cer | head -n 1)" '
         f"{sandbox.entra.base_url}/sandbox/certificates/{values['client_id']}"
     )
-    print(
-        f"\nMicrosoft Graph's sendMail answers at {sandbox.graph.base_url} (for SMTP_GRAPH_HOSTS: "
-        f"{sandbox.graph.host}); the app holds SMTP.SendAsApp only: grant it Graph's "
-        "Mail.Send in tests/sandbox/world.py to send through Graph."
-    )
+    _print_graph(sandbox, options)
     print("\nDelivered test messages are printed here and saved under", options.folder / "mail")
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -119,6 +142,32 @@ def main() -> None:
                 flush=True,
             )
     sandbox.stop()
+
+
+def _print_graph(sandbox: Sandbox, options: argparse.Namespace) -> None:
+    """How to send through the Graph stand-in, and its switches."""
+    graph = sandbox.graph
+    print(
+        f"\nOr send through Microsoft Graph (the app holds Mail.Send too): Send through "
+        f"Microsoft Graph (OAuth 2.0), Graph Host {graph.host}, and the same Sender Email, "
+        "Client ID, Client Secret, Secret Expiration Date and Token Endpoint (no SMTP Server, "
+        f"Port or Scopes). make run-with-sandbox allows it with SMTP_GRAPH_HOSTS={graph.host}."
+    )
+    # Quoted: a shell would take the ? and & of an address as its own.
+    curl = f"curl --cacert {sandbox.ca_bundle} -X POST"
+    url = f"{graph.base_url}/sandbox/graph"
+    print("\nSwitches of the Graph stand-in, to watch Validate and the outbox diagnose them:")
+    print(f'  {curl} "{url}/throttle?requests=3&retry_after=30"   # 429, Retry-After: 30, 3 times')
+    print(f'  {curl} "{url}/out-of-scope?mailbox={SENDER}"   # 403 ErrorAccessDenied')
+    print(f'  {curl} "{url}/in-scope?mailbox={SENDER}"   # and back')
+    print(f'  {curl} "{url}/reset"')
+    if options.graph_throttle or options.graph_out_of_scope:
+        throttled = f"{options.graph_throttle} answers of 429" if options.graph_throttle else ""
+        outside = ", ".join(options.graph_out_of_scope)
+        print(
+            "Switched on now:",
+            "; ".join(filter(None, [throttled, outside and f"{outside} out of scope"])),
+        )
 
 
 if __name__ == "__main__":

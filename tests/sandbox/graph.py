@@ -6,6 +6,14 @@ its tenant's mailbox); an app may be limited to some mailboxes (Exchange's RBAC 
 Applications, or an application access policy). Failures are Graph's error bodies; a
 configured number of answers are 429 with Retry-After. What is accepted is delivered like
 the Exchange stand-in's mail, into the same list and folder, its Bcc header removed.
+
+Switches, so that an administrator can watch Validate and the outbox diagnose Graph's
+refusals by hand (``make sandbox`` prints them; ``python -m tests.sandbox`` takes the same as
+flags): ``POST /sandbox/graph/throttle?requests=N&retry_after=S`` (the next N sendMail
+answer 429 with ``Retry-After: S``), ``POST /sandbox/graph/out-of-scope?mailbox=A`` (the app
+may no longer send as A: 403 ErrorAccessDenied, as RBAC for Applications answers),
+``POST /sandbox/graph/in-scope?mailbox=A`` and ``POST /sandbox/graph/reset``. They are the
+sandbox's, not Graph's: nothing like them exists at Microsoft.
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ from dataclasses import dataclass, field
 from email.utils import getaddresses, parseaddr
 from http.server import BaseHTTPRequestHandler
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import jwt
 
@@ -69,6 +77,74 @@ class GraphStandIn(HttpsStandIn):
         self.busy_next = 0
         self.requests: list[dict[str, Any]] = []
         self._serve(_handler_for(self), context, port)
+
+    # -- the sandbox's switches ---------------------------------------------------------
+
+    def throttle(self, requests: int, retry_after: int | None = None) -> None:
+        """The next ``requests`` sendMail calls answer 429 with Retry-After."""
+        self.throttle_next = max(0, requests)
+        if retry_after is not None:
+            self.throttle_seconds = max(0, retry_after)
+
+    def scope(self, mailbox: str, *, inside: bool, client_id: str = "") -> list[str]:
+        """Put ``mailbox`` out of (or back into) the Graph scope of every app of its tenant
+        (or of ``client_id``'s), as RBAC for Applications or an application access policy
+        would; returns the apps' client IDs changed."""
+        found = self.directory.mailbox(mailbox)
+        if found is None:
+            raise GraphError(404, "ErrorInvalidUser", f"No mailbox {mailbox} in the sandbox.")
+        tenant, box = found
+        apps = [app for app in tenant.apps.values() if client_id in ("", app.client_id)]
+        if not apps:
+            raise GraphError(404, "ResourceNotFound", f"No app {client_id} in the sandbox.")
+        everyone = set(tenant.mailboxes)
+        for app in apps:
+            allowed = set(tenant.graph_scopes.get(app.service_principal_id, everyone))
+            (allowed.add if inside else allowed.discard)(box.address)
+            if allowed >= everyone:
+                tenant.graph_scopes.pop(app.service_principal_id, None)  # no scope: all
+            else:
+                tenant.graph_scopes[app.service_principal_id] = allowed
+        return [app.client_id for app in apps]
+
+    def reset(self) -> None:
+        self.throttle_next = self.busy_next = 0
+        for tenant in self.directory.tenants.values():
+            tenant.graph_scopes.clear()
+
+    def switch(self, action: str, query: dict[str, list[str]]) -> dict[str, Any]:
+        """``POST /sandbox/graph/<action>?...``: one of the switches; what now holds."""
+
+        def given(name: str, default: str = "") -> str:
+            return (query.get(name) or [default])[0]
+
+        try:
+            if action == "throttle":
+                retry_after = given("retry_after")
+                self.throttle(
+                    int(given("requests", "1")), int(retry_after) if retry_after else None
+                )
+            elif action in ("out-of-scope", "in-scope"):
+                self.scope(given("mailbox"), inside=action == "in-scope", client_id=given("app"))
+            elif action == "reset":
+                self.reset()
+            else:
+                raise GraphError(404, "ResourceNotFound", f"No sandbox switch {action}.")
+        except ValueError:
+            raise GraphError(
+                400, "BadRequest", "requests and retry_after are whole numbers."
+            ) from None
+        return {
+            "throttle_next": self.throttle_next,
+            "retry_after": self.throttle_seconds,
+            "scopes": {
+                sp: sorted(allowed)
+                for tenant in self.directory.tenants.values()
+                for sp, allowed in tenant.graph_scopes.items()
+            },
+        }
+
+    # -- sendMail -------------------------------------------------------------------------
 
     def send_mail(self, user: str, authorization: str, content_type: str, body: bytes) -> None:
         # "at": when the request arrived (time.time()), for tests of when mail may leave.
@@ -196,6 +272,16 @@ def _handler_for(stand_in: GraphStandIn) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length)
             parts = [unquote(part) for part in self.path.split("?")[0].split("/") if part]
+            if parts[:2] == ["sandbox", "graph"] and len(parts) == 3:
+                try:
+                    state = stand_in.switch(parts[2], parse_qs(urlsplit(self.path).query))
+                except GraphError as error:
+                    self._answer(
+                        error.status, {"error": {"code": error.code, "message": error.message}}
+                    )
+                    return
+                self._answer(200, state)
+                return
             if (
                 len(parts) != 4
                 or parts[0] != "v1.0"

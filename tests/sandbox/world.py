@@ -1,6 +1,7 @@
-"""A ready tenant: one app with SMTP.SendAsApp and admin consent, its service principal
-registered in Exchange with FullAccess on the sender mailbox. Tests start from this and
-break one thing at a time."""
+"""A ready tenant: one app with SMTP.SendAsApp and Microsoft Graph's Mail.Send, admin consent
+given, its service principal registered in Exchange with FullAccess on the sender mailbox
+(so SMTP and Graph both work out of the box). Tests start from this and break one thing at
+a time."""
 
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ from pathlib import Path
 
 import certifi
 
-from .directory import App, Directory, Mailbox, Tenant
+from .directory import GRAPH_RESOURCE, App, Directory, Mailbox, Tenant
 from .entra import EntraStandIn
 from .exchange import ExchangeStandIn
-from .graph import GraphStandIn
+from .graph import MAIL_SEND, GraphStandIn
 from .pki import SandboxPKI
 
 TENANT_ID = "3b1f5a20-7c41-4e2a-9d55-5a9d1e000001"
@@ -43,6 +44,8 @@ class Sandbox:
         self.directory = Directory()
         self.tenant: Tenant = self.directory.add_tenant(TENANT_ID, TENANT_DOMAIN)
         self.app: App = self.tenant.add_app(CLIENT_ID, CLIENT_SECRET)
+        # Graph's application permission too: Send through Microsoft Graph works at once.
+        self.app.roles[GRAPH_RESOURCE] = [MAIL_SEND]
         self.tenant.exchange_service_principals.add(self.app.service_principal_id)
         self.mailbox: Mailbox = self.tenant.add_mailbox(SENDER, full_access_for=self.app)
         self.entra = EntraStandIn(self.directory, self.pki.server_context(), self.entra_port)
@@ -95,3 +98,10 @@ class Sandbox:
             "use_ssl_tls": "on",
             "use_sender_email": "on",
         }
+
+    def graph_form_values(self) -> dict[str, str]:
+        """The same through Microsoft Graph: no SMTP server, port, TLS or scopes to type."""
+        values = {**self.form_values(), "transport": "graph", "graph_host": self.graph.host}
+        for name in ("smtp_server", "port", "use_ssl_tls", "scopes"):
+            values.pop(name)
+        return values

@@ -8,49 +8,43 @@
   if (!form) return;
 
   const authType = form.querySelector("#id_auth_type");
-  function showFieldsFor(type) {
-    form.querySelectorAll("[data-auth]").forEach(function (row) {
-      const applies = row.dataset.auth === type;
-      row.hidden = !applies;
-      row.querySelectorAll("input, select, textarea").forEach(function (input) {
-        input.disabled = !applies;
-      });
-    });
-  }
-  if (authType) {
-    authType.addEventListener("change", function () { showFieldsFor(authType.value); });
-    showFieldsFor(authType.value);
-  }
-
-  // Microsoft Graph: the SMTP-only fields go (and are not sent: the server keeps them as
-  // stored), and Graph signs in with OAuth 2.0 only.
-  function showFieldsForTransport(transport) {
-    form.querySelectorAll("[data-transport]").forEach(function (row) {
-      const applies = row.dataset.transport === transport;
-      row.hidden = !applies;
-      row.querySelectorAll("input, select, textarea").forEach(function (input) {
-        input.disabled = !applies;
-      });
-    });
-    if (authType) {
-      Array.prototype.forEach.call(authType.options, function (option) {
-        option.disabled = transport === "graph" && option.value !== "oauth2";
-      });
-      if (transport === "graph" && authType.value !== "oauth2") {
-        authType.value = "oauth2";
-        showFieldsFor("oauth2");
-      }
-    }
-  }
   const transports = form.querySelectorAll("input[name=transport]");
   function chosenTransport() {
     const checked = form.querySelector("input[name=transport]:checked");
     return checked ? checked.value : "smtp";
   }
-  transports.forEach(function (input) {
-    input.addEventListener("change", function () { showFieldsForTransport(chosenTransport()); });
-  });
-  if (transports.length) showFieldsForTransport(chosenTransport());
+
+  // Microsoft Graph signs in with OAuth 2.0 only: the other types are not offered at all.
+  function offerAuthTypesFor(transport) {
+    if (!authType) return;
+    Array.prototype.forEach.call(authType.options, function (option) {
+      const offered = transport !== "graph" || option.value === "oauth2";
+      option.hidden = !offered;
+      option.disabled = !offered;
+    });
+    if (transport === "graph" && authType.value !== "oauth2") authType.value = "oauth2";
+  }
+
+  // A row shows when its data-auth (if any) is the authentication type and its
+  // data-transport (if any) is the transport; hidden inputs are disabled, so not sent (the
+  // server keeps their stored values).
+  function showFields() {
+    const transport = transports.length ? chosenTransport() : "smtp";
+    offerAuthTypesFor(transport);
+    const type = authType ? authType.value : "";
+    form.querySelectorAll("[data-auth], [data-transport]").forEach(function (row) {
+      const applies =
+        (!row.dataset.auth || row.dataset.auth === type) &&
+        (!row.dataset.transport || row.dataset.transport === transport);
+      row.hidden = !applies;
+      row.querySelectorAll("input, select, textarea").forEach(function (input) {
+        input.disabled = !applies;
+      });
+    });
+  }
+  if (authType) authType.addEventListener("change", showFields);
+  transports.forEach(function (input) { input.addEventListener("change", showFields); });
+  showFields();
 
   const alert = form.querySelector("#id_secret_expiration_alert");
   const dateRow = form.querySelector("#row_secret_expiration_date");
