@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from activity.models import Entry
 from smtp_settings import assistant, services, validation
@@ -144,6 +145,10 @@ def test_recent_validations_name_graph_and_each_connection_lists_its_own(
     assert "Validation of Microsoft Graph" in detail and "(fallback connection)" in detail
     started = Entry.objects.filter(summary__startswith="Validate started").first().summary
     assert "Microsoft Graph" in started and ":587" not in started
+    # A finished run of the fallback is no verdict on Manage SMTP's settings.
+    ValidationRun.objects.filter(pk=fallback.pk).update(status="failed", finished_at=timezone.now())
+    status = admin_client.get(reverse("administration")).content.decode()
+    assert str(fallback.id) not in status and "Latest trial of other values" not in status
 
 
 # -- 4. The fallback connection's saves are labelled --------------------------------------

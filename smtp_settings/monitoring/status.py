@@ -134,9 +134,10 @@ def _health_checks() -> QuerySet[MailHealthCheck]:
 
 
 def _verdicts() -> QuerySet[ValidationRun]:
-    return ValidationRun.objects.filter(finished_at__isnull=False, scope=RunScope.FULL).order_by(
-        "-finished_at"
-    )
+    """Manage SMTP's own runs: the fallback connection's page shows its own."""
+    return ValidationRun.objects.filter(
+        finished_at__isnull=False, scope=RunScope.FULL, connection=SmtpSettings.SINGLETON_PK
+    ).order_by("-finished_at")
 
 
 def _workers() -> QuerySet[WorkerHeartbeat]:
