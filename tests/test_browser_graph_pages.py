@@ -66,6 +66,9 @@ def test_with_graph_scopes_and_other_sign_ins_go_and_hidden_fields_are_not_recor
     assert fact.is_visible() and "https://graph.microsoft.com/.default" in fact.inner_text()
     for row in ("smtp_server", "port", "use_ssl_tls"):
         assert page.locator(f"#row_{row}").is_hidden(), row
+    # What Validate will do is said in Graph's words, not SMTP's.
+    assert not page.get_by_text("the connection, TLS and sign-in").is_visible()
+    assert page.get_by_text("a token for Microsoft Graph").is_visible()
     # Save to Sent Items: MIME sendMail always saves, so no switch is offered, only the fact.
     assert page.get_by_label("Save to Sent Items").count() == 0
     assert "Sent Items" in page.locator("#graph_sent_items").inner_text()
