@@ -155,9 +155,14 @@ TABLE: tuple[Diagnosis, ...] = (
     _row(
         "graph_no_mail_send",
         "token_contents",
-        "The Graph token has no Mail.Send role: the application permission is missing or "
-        "admin consent was not granted, so Graph will answer 403 ErrorAccessDenied.",
-        GRAPH_ROLE_FIX,
+        "The Graph token has no Mail.Send role. Either the application permission is missing "
+        "or lacks admin consent (Graph then answers 403 ErrorAccessDenied), or Exchange "
+        "Online grants it through RBAC for Applications, which never shows in the token: "
+        "only a test send tells which.",
+        "Validate with an address in Send test email to. If the send is refused: "
+        + GRAPH_ROLE_FIX
+        + " Or, to keep the app to listed mailboxes, run the setup assistant's step 5 "
+        "PowerShell (RBAC for Applications) instead.",
         kinds="graph_no_mail_send",
     ),
     _row(

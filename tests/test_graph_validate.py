@@ -112,6 +112,14 @@ def test_each_graph_diagnosis_row_is_provoked(
         graph.graph.throttle_next = 1
     result = run_validation(values, recipient="it@elsewhere.example")
     found = result["by_step"][step]
+    if case == "Mail.Send missing":
+        # No Mail.Send in the token is also what RBAC for Applications looks like (Exchange
+        # grants it per request): a warning, and the send tells; here Graph refuses it.
+        assert (found["status"], found["diagnosis"]) == ("warning", row), found
+        refused = result["by_step"]["send"]
+        assert (refused["status"], refused["diagnosis"]) == ("failed", "graph_access_denied")
+        assert result["status"] == "failed"
+        return
     assert found["status"] == "failed", found
     assert found["diagnosis"] == row, found
     assert found["cause"] and found["fix"]
@@ -119,6 +127,21 @@ def test_each_graph_diagnosis_row_is_provoked(
     if step == "token_contents":
         assert result["by_step"]["send"]["status"] == "skipped"
         assert graph.graph.requests == []
+
+
+def test_a_token_without_mail_send_is_not_failed_when_rbac_for_applications_lets_the_app_send(
+    graph: Any, run_validation: Any
+) -> None:
+    # Step 5's advice: the Entra grant removed, Exchange's RBAC assignment kept. The
+    # sandbox's Graph honours an assignment held by Exchange (the scope) without the role.
+    graph.app.roles[GRAPH_RESOURCE] = []
+    graph.app.roles[EXCHANGE_RESOURCE] = []
+    graph.tenant.graph_rbac_grants.add(graph.app.service_principal_id)
+    graph.tenant.graph_scopes[graph.app.service_principal_id] = {SENDER}
+    result = run_validation(graph_form(graph), recipient="it@elsewhere.example")
+    assert result["by_step"]["token_contents"]["status"] == "warning"
+    assert result["by_step"]["send"]["status"] == "passed"
+    assert result["status"] != "failed"
 
 
 def test_a_graph_host_the_console_cannot_tell_is_diagnosed(graph: Any, run_validation: Any) -> None:

@@ -102,6 +102,12 @@ def _contents(runner: StepRunner, outcome: Outcome) -> None:
         and _has_smtp_send_as(runner.mail, timeout=runner.timeout)
     ):
         problems[0] = ("graph_smtp_instead", "The app holds SMTP.SendAsApp, not Mail.Send.")
+    if token_check.only_mail_send_missing(problems):
+        # Maybe RBAC for Applications (never in the token): the send, if any, tells.
+        outcome.status = StepStatus.WARNING
+        outcome.detail = token_check.RBAC_ONLY_DETAIL
+        outcome.finding = runner._diagnose("token_contents", kind=problems[0][0])
+        return
     if problems:
         outcome.status = StepStatus.FAILED
         outcome.detail = " ".join(text for _, text in problems)

@@ -115,6 +115,19 @@ def graph_claim_problems(
     return problems
 
 
+RBAC_ONLY_DETAIL = (
+    "Entra ID issued a token for Microsoft Graph without the Mail.Send role: sending then "
+    "relies on Exchange Online's RBAC for Applications (a grant the token never shows), "
+    "which only a send proves."
+)
+
+
+def only_mail_send_missing(problems: list[tuple[str, str]]) -> bool:
+    """A Graph token whose one problem is no Mail.Send role: right for an app that RBAC for
+    Applications allows (the grant is Exchange's, per request), wrong otherwise."""
+    return [kind for kind, _ in problems] == ["graph_no_mail_send"]
+
+
 @dataclass(frozen=True)
 class TokenCheck:
     ok: bool
@@ -147,6 +160,10 @@ def check_token(mail: endpoint.MailSettings, *, timeout: float) -> TokenCheck:
         return TokenCheck(True, "token_contents", "A token was issued (not a readable JWT).")
     values = diagnosis.values_for(mail, claims=claims)
     problems = graph_claim_problems(claims, mail) if graph else claim_problems(claims, mail)
+    if graph and only_mail_send_missing(problems):
+        # An app kept to listed mailboxes by RBAC for Applications has no Mail.Send in its
+        # token (Exchange grants it per request): not a failure; a refused send says more.
+        return TokenCheck(True, "token_contents", RBAC_ONLY_DETAIL)
     if problems:
         finding = diagnosis.diagnose(
             "token_contents", kind=problems[0][0], auth_type=mail.auth_type, values=values

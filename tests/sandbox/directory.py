@@ -85,6 +85,10 @@ class Tenant:
     # Apps limited to some mailboxes for Graph (RBAC for Applications / access policies):
     # service principal object id -> the mailboxes it may send as. Absent: every mailbox.
     graph_scopes: dict[str, set[str]] = field(default_factory=dict)
+    # Service principals Exchange Online's RBAC for Applications grants "Application
+    # Mail.Send" (New-ManagementRoleAssignment): Graph lets them send without the role in
+    # their token, within their scope above.
+    graph_rbac_grants: set[str] = field(default_factory=set)
 
     def add_app(self, client_id: str, secret: str, **kwargs: Any) -> App:
         app = App(client_id=client_id, **kwargs)

@@ -166,7 +166,8 @@ class GraphStandIn(HttpsStandIn):
         tenant = self.directory.tenants.get(str(claims.get("tid", "")))
         if tenant is None:
             raise GraphError(401, "InvalidAuthenticationToken", "The token's tenant is unknown.")
-        if MAIL_SEND not in claims.get("roles", []):
+        granted_by_exchange = str(claims.get("oid", "")) in tenant.graph_rbac_grants
+        if MAIL_SEND not in claims.get("roles", []) and not granted_by_exchange:
             raise GraphError(
                 403, "ErrorAccessDenied", "Access is denied. Check credentials and try again."
             )
