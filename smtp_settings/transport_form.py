@@ -95,4 +95,24 @@ class TransportFields(forms.Form):
             cleaned.pop(name, None)
         if cleaned.get("auth_type") not in (None, "", AuthType.OAUTH2):
             self.add_error("auth_type", "Microsoft Graph signs in with OAuth 2.0 only.")
+        # Without Graph Host the cloud is read from the token endpoint; where it cannot be,
+        # every send would fail, and neither Validate without an address nor the health
+        # check would see it: said here, beside the field.
+        endpoint = urlsplit(str(cleaned.get("token_endpoint") or "")).hostname or ""
+        if (
+            endpoint
+            and not cleaned.get("graph_host")
+            and "graph_host" not in self.errors
+            and microsoft.cloud_for_login_host(endpoint.lower()) is None
+        ):
+            self.add_error("graph_host", _graph_host_needed(endpoint.lower()))
         return cleaned
+
+
+def _graph_host_needed(endpoint_host: str) -> str:
+    allowed = list(settings.SMTP_GRAPH_HOSTS)
+    example = f" ({', '.join(allowed)} is allowed here)" if allowed else ""
+    return (
+        f"The Token Endpoint is on {endpoint_host}, not a Microsoft login host, so the "
+        f"console cannot tell which Microsoft Graph to send to: enter Graph Host{example}."
+    )

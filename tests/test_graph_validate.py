@@ -144,11 +144,17 @@ def test_a_token_without_mail_send_is_not_failed_when_rbac_for_applications_lets
     assert result["status"] != "failed"
 
 
-def test_a_graph_host_the_console_cannot_tell_is_diagnosed(graph: Any, run_validation: Any) -> None:
-    # The sandbox's token endpoint is not Microsoft's: without Graph Host, no Graph is known.
-    result = run_validation(graph_form(graph, graph_host=""), recipient="it@elsewhere.example")
-    send = result["by_step"]["send"]
-    assert (send["status"], send["diagnosis"]) == ("failed", "graph_host")
+def test_a_graph_host_the_console_cannot_tell_is_refused_next_to_the_field(
+    graph: Any, admin_client: Any
+) -> None:
+    # The sandbox's token endpoint is not Microsoft's: without Graph Host, no Graph is known,
+    # and every send would fail although the token is fine. Said at Save and Validate.
+    form = SmtpSettingsForm(graph_form(graph, graph_host=""), instance=SmtpSettings.load())
+    assert not form.is_valid()
+    said = form.errors["graph_host"][0]
+    assert "not a Microsoft login host" in said and graph.graph.host in said
+    answer = admin_client.post("/administration/smtp/", graph_form(graph, graph_host=""))
+    assert answer.status_code == 400 and not SmtpSettings.objects.exists()
     assert graph.graph.requests == []
 
 
