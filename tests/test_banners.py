@@ -62,7 +62,7 @@ def test_one_cause_gives_one_banner_and_its_aadsts_text_once(
     text = shown[0][2]
     assert text.count("AADSTS7000222") == 1
     # The health check's alert to the administrators waits too, and so does the hold's own.
-    assert "3 messages wait in the Outbox until working settings are saved." in text
+    assert "3 messages wait in the Outbox until working settings are saved" in text
 
 
 def test_errors_come_before_warnings_and_a_banner_does_not_link_to_its_own_page(

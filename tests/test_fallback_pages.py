@@ -174,3 +174,22 @@ def _sending_line(client: Client) -> str:
     found = re.search(r'id="sending-through">(.*?)</p>', page, re.S)
     assert found is not None
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", found.group(1)))
+
+
+def test_both_failed_folded_into_the_primarys_banner_names_the_primary() -> None:
+    from smtp_settings.monitoring.fallback_banners import held_by_both
+
+    held = {
+        "cause": "The client secret has expired.",
+        "routes": {
+            "primary": {"route": "SMTP smtp.office365.com:587 as a@x.example"},
+            "fallback": {"route": "Microsoft Graph (sendMail) as a@x.example", "error": "403"},
+        },
+    }
+    both = held_by_both(held, "2 messages")
+    assert both is not None
+    text, also = both
+    assert "Retry now" in text
+    # Added to an earlier banner of the primary's cause (the health check's), which does
+    # not say which connection it is about.
+    assert also.startswith("That is the primary connection (SMTP smtp.office365.com:587")

@@ -94,7 +94,11 @@ def held_by_both(held: dict[str, Any], messages: str) -> tuple[str, str] | None:
     text = (
         f"Both connections failed: {messages} held. The primary connection "
         f"({primary.get('route', '')}): {primary_why} {fallback_part} Nothing is lost: "
-        f"{wait} out once either connection works again."
+        f"{wait} out at the next try: fix either connection, then Save it (or Retry now in "
+        "the Outbox after a fix made in Entra ID or Exchange)."
     )
-    also = f"{fallback_part} Both failed: {messages} held until either works again."
+    also = (
+        f"That is the primary connection ({primary.get('route', '')}). {fallback_part} Both "
+        f"failed: {messages} held until one is fixed and saved (or Retry now in the Outbox)."
+    )
     return text, also

@@ -378,12 +378,13 @@ def _held_banner(found: list[Banner], held: dict[str, Any]) -> None:
     explanation = held["cause"] or held["last_error"]
     text = (
         f"{messages} held: {explanation} Nothing is lost: "
-        f"{'it goes' if count == 1 else 'they go'} out once working settings are saved in "
-        "Manage SMTP."
+        f"{'it goes' if count == 1 else 'they go'} out at the next try: Save in Manage SMTP "
+        "once the settings are right, or Retry now in the Outbox after a fix made in Entra "
+        "ID or Exchange."
     )
     also = (
         f"{messages} wait{'s' if count == 1 else ''} in the Outbox until working settings "
-        "are saved."
+        "are saved (or Retry now, after a fix made in Entra ID or Exchange)."
     )
     both = held_by_both(held, messages)
     if both is not None:
