@@ -143,8 +143,14 @@ def test_recent_validations_name_graph_and_each_connection_lists_its_own(
     assert str(primary.id) not in again.content.decode()
     detail = text_of(admin_client.get(reverse("smtp_settings:run_detail", args=[fallback.id])))
     assert "Validation of Microsoft Graph" in detail and "(fallback connection)" in detail
-    started = Entry.objects.filter(summary__startswith="Validate started").first().summary
-    assert "Microsoft Graph" in started and ":587" not in started
+    said = list(
+        Entry.objects.filter(summary__startswith="Validate")
+        .order_by("at", "pk")
+        .values_list("summary", flat=True)
+    )
+    assert said[0].startswith("Validate started: ") and "OAuth 2.0" in said[0]
+    assert said[1].startswith("Validate of the fallback connection started: ")
+    assert "Microsoft Graph" in said[1] and ":587" not in said[1] and "oauth2" not in said[1]
     # A finished run of the fallback is no verdict on Manage SMTP's settings.
     ValidationRun.objects.filter(pk=fallback.pk).update(status="failed", finished_at=timezone.now())
     status = admin_client.get(reverse("administration")).content.decode()

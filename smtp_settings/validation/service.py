@@ -28,6 +28,7 @@ from smtp_settings.mail import certificate
 from smtp_settings.models import (
     CONNECTION_FIELDS,
     SECRET_FIELD_BY_AUTH_TYPE,
+    AuthType,
     Delivery,
     DeliveryState,
     RunScope,
@@ -126,7 +127,7 @@ def validation_run_start(
         enqueue.after_commit(VALIDATE_TASK, str(run.id))
         activity_record(
             kind=Kind.VALIDATION_STARTED,
-            summary=_started_summary(scope, candidate, test_recipient),
+            summary=_started_summary(scope, candidate, test_recipient, connection=pk),
             actor=user,
         )
         _started_log(run, user)
@@ -254,13 +255,18 @@ def validation_runs_expire_abandoned(*, run_id: str | None = None) -> int:
     return expired
 
 
-def _started_summary(scope: str, candidate: Mapping[str, Any], test_recipient: str) -> str:
+def _started_summary(
+    scope: str, candidate: Mapping[str, Any], test_recipient: str, *, connection: int
+) -> str:
     if scope == RunScope.TENANT:
         return f"Tenant check started: {candidate.get('token_endpoint') or '-'}."
     what = RunScope(scope).label
+    if connection == SmtpSettings.FALLBACK_PK:
+        what += " of the fallback connection"
+    auth = AuthType(candidate["auth_type"]).label if candidate.get("auth_type") else "-"
     return (
         f"{what} started: {run_target(dict(candidate))}, "
-        f"{candidate['auth_type']}, sender {candidate.get('sender_email') or '-'}"
+        f"{auth}, sender {candidate.get('sender_email') or '-'}"
         + (f", client {candidate['client_id']}" if candidate.get("client_id") else "")
         + (f", test e-mail to {test_recipient}" if test_recipient else "")
         + "."
