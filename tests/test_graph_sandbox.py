@@ -197,6 +197,13 @@ def test_make_sandboxs_flags_switch_graph_from_the_start(tmp_path: Path) -> None
         host = re.search(r"Graph Host (\S+),", printed)
         assert host, printed
         assert f"SMTP_GRAPH_HOSTS={host.group(1)}" in printed
+        # On ports of its own, the command it prints names them (as pasted, it works).
+        assert f"Microsoft Graph stand-in on https://{host.group(1)}" in printed
+        graph_port = host.group(1).rsplit(":", 1)[1]
+        assert re.search(
+            rf"make run-with-sandbox SANDBOX_ENTRA_PORT=\d+ SANDBOX_GRAPH_PORT={graph_port}\n",
+            printed,
+        ), printed
         # An idempotent switch answers with what holds: the flags' throttle and scope.
         state = requests.post(
             f"https://{host.group(1)}/sandbox/graph/out-of-scope?mailbox={SENDER}",

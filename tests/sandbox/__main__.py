@@ -14,9 +14,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__,
         epilog=(
-            "make sandbox passes SANDBOX_ENTRA_PORT and SANDBOX_SMTP_PORT as the two ports, "
-            "e.g. make sandbox SANDBOX_ENTRA_PORT=9443 SANDBOX_SMTP_PORT=9587; start the "
-            "console with make run-with-sandbox and the same SANDBOX_ENTRA_PORT."
+            "make sandbox passes SANDBOX_ENTRA_PORT, SANDBOX_SMTP_PORT and SANDBOX_GRAPH_PORT "
+            "as the three ports, e.g. make sandbox SANDBOX_ENTRA_PORT=9443 "
+            "SANDBOX_SMTP_PORT=9587 SANDBOX_GRAPH_PORT=9444; start the console with make "
+            "run-with-sandbox and the same SANDBOX_ENTRA_PORT and SANDBOX_GRAPH_PORT."
         ),
     )
     parser.add_argument(
@@ -85,13 +86,22 @@ def main() -> None:
     print(
         "Sandbox running: Entra ID stand-in on",
         sandbox.entra.base_url,
-        f"and Exchange stand-in on 127.0.0.1:{sandbox.exchange.port}",
+        f"Exchange stand-in on 127.0.0.1:{sandbox.exchange.port} and Microsoft Graph "
+        f"stand-in on https://{sandbox.graph.host}",
         flush=True,
     )
     print("\nIn another terminal, start the console so that it trusts the sandbox:")
-    print("  make run-with-sandbox")
+    entra_port = int(sandbox.authority_host.rsplit(":", 1)[1])
+    graph_port = int(sandbox.graph.host.rsplit(":", 1)[1])
+    ports = (
+        f" SANDBOX_ENTRA_PORT={entra_port} SANDBOX_GRAPH_PORT={graph_port}"
+        if (entra_port, graph_port) != (8443, 8444)
+        else ""
+    )
+    print(f"  make run-with-sandbox{ports}")
     print(
-        f"(make run with SMTP_OAUTH_AUTHORITY_HOSTS={sandbox.authority_host} and "
+        f"(make run with SMTP_OAUTH_AUTHORITY_HOSTS={sandbox.authority_host}, "
+        f"SMTP_GRAPH_HOSTS={sandbox.graph.host} and "
         f"SSL_CERT_FILE / REQUESTS_CA_BUNDLE={sandbox.ca_bundle})",
         flush=True,
     )
