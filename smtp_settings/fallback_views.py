@@ -29,6 +29,7 @@ def _page(
             "recipient_form": recipient_form,
             "stored": stored,
             "secret_status": services.smtp_settings_secret_status(settings_row=stored),
+            "secret_bindings": services.smtp_settings_secret_bindings(settings_row=stored),
             # Its own runs and saves, not the primary's.
             "runs": validation.validation_recent_runs(connection=SmtpSettings.FALLBACK_PK),
             "changes": services.smtp_settings_recent_changes(connection=SmtpSettings.FALLBACK_PK),

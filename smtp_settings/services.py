@@ -276,6 +276,20 @@ class SecretStatus:
     unreadable: bool = False
 
 
+def smtp_settings_secret_bindings(*, settings_row: SmtpSettings) -> dict[str, Any]:
+    """Per stored credential (client secret or certificate, password), the field values it
+    was entered for (none is secret): the page warns before a Save that would clear it."""
+    if not settings_row.is_stored:
+        return {}
+    found: dict[str, Any] = {}
+    for field, auth_type in (("client_secret", AuthType.OAUTH2), ("password", AuthType.BASIC)):
+        credential = settings_row.credential(auth_type)
+        if credential is not None and credential.bound_to:
+            label = "certificate" if credential.kind == "certificate" else _field_label(field)
+            found[field] = {"label": label.lower(), "bound": credential.bound_to}
+    return found
+
+
 def smtp_settings_secret_status(*, settings_row: SmtpSettings) -> dict[str, SecretStatus]:
     """Per secret field, whether a value is stored; never the value itself."""
     if not settings_row.is_stored:

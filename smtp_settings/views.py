@@ -52,6 +52,7 @@ def _manage_page(
             "recipient_form": recipient_form,
             "stored": stored,
             "secret_status": services.smtp_settings_secret_status(settings_row=stored),
+            "secret_bindings": services.smtp_settings_secret_bindings(settings_row=stored),
             "changes": services.smtp_settings_recent_changes(),
             "runs": validation.validation_recent_runs(),
             "mail_state": mail_at_a_glance(snapshot=snapshot),

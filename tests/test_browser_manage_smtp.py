@@ -122,3 +122,31 @@ def test_validate_after_the_endpoint_moved_says_one_thing_at_the_secret(
     page.locator("#row_client_secret .error").wait_for()
     assert "again" in page.locator("#row_client_secret .error").inner_text()
     assert page.locator("#client_secret_status").is_hidden()
+
+
+def test_before_save_the_page_says_which_change_would_clear_the_stored_secret(
+    live_server: Any, page: Any, browser_admin: User, oauth_form_data: dict[str, Any]
+) -> None:
+    from .test_sending import save
+
+    save(oauth_form_data)
+    sign_in(page, live_server.url, "ops", "a long passphrase 7")
+    page.goto(f"{live_server.url}/administration/smtp/")
+    note = page.locator("#secret-will-clear")
+    assert note.is_hidden()  # nothing changed yet: the stored values match
+    server = page.get_by_label("SMTP Server", exact=True)
+    stored_server = server.input_value()
+    # Basic against another server: the OAuth secret stays bound to the old one.
+    page.get_by_label("Authentication Type", exact=True).select_option("basic")
+    assert note.is_hidden()  # switching the type alone clears nothing
+    server.fill("smtp.other.example")
+    assert note.is_visible()
+    assert "clears the stored client secret" in note.inner_text()
+    assert "SMTP Server" in note.inner_text()
+    server.fill(stored_server.upper())  # the same host: no change
+    assert note.is_hidden()
+    page.get_by_label("Authentication Type", exact=True).select_option("oauth2")
+    page.get_by_label("Client ID", exact=True).fill("11111111-2222-3333-4444-555555555555")
+    assert note.is_visible() and "Client ID" in note.inner_text()
+    page.get_by_label("Client Secret", exact=True).fill("a new secret typed")
+    assert note.is_hidden()  # what is typed replaces it

@@ -53,6 +53,52 @@
   }
   if (alert) { alert.addEventListener("change", markDateRequired); markDateRequired(); }
 
+  // A stored secret never follows the settings elsewhere: changing a field it was entered
+  // for (server, port, TLS, token endpoint, client ID, scopes, username) clears it at Save.
+  // Said before Save, while the administrator can still undo the change or type it again.
+  const bindingsData = document.getElementById("secret-bindings");
+  const willClear = form.querySelector("#secret-will-clear");
+  const labels = { smtp_server: "SMTP Server", port: "Port", use_ssl_tls: "Use SSL/TLS",
+    token_endpoint: "Token Endpoint", client_id: "Client ID", scopes: "Scopes",
+    username: "Username" };
+  function typed(name) {
+    const input = form.querySelector("#id_" + name);
+    if (!input || input.disabled) return undefined; // not sent: the stored value stays
+    if (input.type === "checkbox") return input.checked;
+    if (name === "port") return Number(input.value);
+    const value = input.value.trim();
+    return name === "smtp_server" || name === "client_id" ? value.toLowerCase().replace(/\.$/, "") : value;
+  }
+  function stored(name, value) {
+    if (typeof value !== "string") return value;
+    return name === "smtp_server" || name === "client_id" ? value.toLowerCase().replace(/\.$/, "") : value;
+  }
+  function sayWhatSaveClears() {
+    const said = [];
+    const bindings = JSON.parse(bindingsData.textContent);
+    Object.keys(bindings).forEach(function (field) {
+      const entered = form.querySelector("#id_" + field);
+      if (entered && !entered.disabled && entered.value) return; // a new one replaces it
+      const changed = Object.keys(bindings[field].bound).filter(function (name) {
+        const now = typed(name);
+        return now !== undefined && now !== stored(name, bindings[field].bound[name]);
+      });
+      if (changed.length) {
+        said.push("Save clears the stored " + bindings[field].label + ": it was entered for " +
+          "other values of " + changed.map(function (name) { return labels[name] || name; })
+          .join(", ") + ", and the console never sends it anywhere else. Undo the change, or " +
+          "enter it again (Entra ID shows a client secret's Value only when it is created).");
+      }
+    });
+    willClear.textContent = said.join(" ");
+    willClear.hidden = said.length === 0;
+  }
+  if (bindingsData && willClear) {
+    form.addEventListener("input", sayWhatSaveClears);
+    form.addEventListener("change", sayWhatSaveClears);
+    sayWhatSaveClears();
+  }
+
   const tenant = form.querySelector("#id_tenant_id");
   const endpoint = form.querySelector("#id_token_endpoint");
   if (tenant && endpoint && tenant.dataset.tenantPattern && tenant.dataset.tokenEndpoint) {
