@@ -92,3 +92,23 @@ def test_a_message_held_by_535_5_7_139_shows_the_commands_its_fix_points_to(
         f"Set-CASMailbox -Identity &#x27;{SENDER}&#x27; -SmtpClientAuthenticationDisabled $false"
         in text
     )
+
+
+def test_the_status_block_does_not_show_an_oauth_health_check_for_basic_settings(
+    admin_client: Client,
+) -> None:
+    from smtp_settings.models import MailHealthCheck
+
+    saved(smtp_server="smtp.example.test", auth_type="oauth2", client_id="x")
+    MailHealthCheck.objects.create(ok=True, step="token_contents", detail="Token for Exchange.")
+    page = admin_client.get(reverse("administration")).content.decode()
+    assert "Token for Exchange." in page and 'id="health-not-run"' not in page
+    assert 'id="health-older"' not in page
+    # Saved again after the check: the result is of the settings before.
+    saved(smtp_server="smtp.other.test")
+    page = admin_client.get(reverse("administration")).content.decode()
+    assert 'id="health-older"' in page
+    # Basic: the health check (an OAuth 2.0 token) does not apply.
+    saved(auth_type="basic", username=SENDER, password="pw")
+    page = admin_client.get(reverse("administration")).content.decode()
+    assert 'id="health-not-run"' in page and "Token for Exchange." not in page

@@ -309,6 +309,11 @@ def mail_at_a_glance(*, snapshot: MailSnapshot) -> dict[str, Any]:
     return {
         "secret": secret_expiry(snapshot.row),
         "health": snapshot.health,
+        # The health check asks for an OAuth 2.0 token; a result from before the last Save
+        # judged other settings.
+        "health_not_run": snapshot.row.is_stored and snapshot.row.auth_type != AuthType.OAUTH2,
+        "health_older": snapshot.health is not None
+        and _judged_older_settings(snapshot.health, snapshot.row),
         "validation": snapshot.verdict,
         # A run of other values than those saved (a Validate before Save, or after a change).
         "trial": snapshot.trial
