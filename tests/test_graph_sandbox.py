@@ -19,7 +19,7 @@ from django.core.mail import EmailMessage
 
 from smtp_settings.mail import oauth
 
-from .sandbox.directory import GRAPH_RESOURCE
+from .sandbox.directory import EXCHANGE_RESOURCE, GRAPH_RESOURCE
 from .sandbox.world import CLIENT_ID, CLIENT_SECRET, SENDER, TENANT_ID
 
 
@@ -177,6 +177,13 @@ def test_the_readmes_switch_commands_work_as_pasted(sandbox: Any) -> None:
                 assert answer.headers["Retry-After"] == throttled.group(2)
         if "/out-of-scope" in line:
             assert send(sandbox, token, mime()).status_code == 403
+        if "/permission?mail_send=off" in line:
+            # Tokens issued from now on lack the role: Graph refuses them.
+            refused = send(sandbox, graph_token(sandbox), mime())
+            assert refused.status_code == 403 and "ErrorAccessDenied" in refused.text
+            smtp_role = "smtp_send_as=off" not in line
+            assert (sandbox.app.roles[EXCHANGE_RESOURCE] == ["SMTP.SendAsApp"]) is smtp_role
+    assert sandbox.app.roles[GRAPH_RESOURCE] == ["Mail.Send"]  # reset gave it back
 
 
 def test_make_sandboxs_flags_switch_graph_from_the_start(tmp_path: Path) -> None:

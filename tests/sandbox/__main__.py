@@ -170,6 +170,7 @@ def _print_graph(sandbox: Sandbox, options: argparse.Namespace) -> None:
     print(f'  {curl} "{url}/throttle?requests=3&retry_after=30"   # 429, Retry-After: 30, 3 times')
     print(f'  {curl} "{url}/out-of-scope?mailbox={SENDER}"   # 403 ErrorAccessDenied')
     print(f'  {curl} "{url}/in-scope?mailbox={SENDER}"   # and back')
+    print(f'  {curl} "{url}/permission?mail_send=off"   # Mail.Send withdrawn in Entra ID')
     print(f'  {curl} "{url}/reset"')
     if options.graph_throttle or options.graph_out_of_scope:
         throttled = f"{options.graph_throttle} answers of 429" if options.graph_throttle else ""

@@ -32,7 +32,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import jwt
 
-from .directory import GRAPH_RESOURCE, Directory
+from .directory import EXCHANGE_RESOURCE, GRAPH_RESOURCE, SEND_AS_APP, Directory
 from .https import HttpsStandIn
 
 MAIL_SEND = "Mail.Send"
@@ -107,8 +107,22 @@ class GraphStandIn(HttpsStandIn):
                 tenant.graph_scopes[app.service_principal_id] = allowed
         return [app.client_id for app in apps]
 
+    def permissions(self, *, mail_send: bool | None, smtp_send_as: bool | None) -> None:
+        """Grant or withdraw (with admin consent) Graph's Mail.Send and Exchange's
+        SMTP.SendAsApp for every app, as an administrator would in Entra ID; tokens issued
+        from then on carry what holds."""
+        for tenant in self.directory.tenants.values():
+            for app in tenant.apps.values():
+                for resource, role, on in (
+                    (GRAPH_RESOURCE, MAIL_SEND, mail_send),
+                    (EXCHANGE_RESOURCE, SEND_AS_APP, smtp_send_as),
+                ):
+                    if on is not None:
+                        app.roles[resource] = [role] if on else []
+
     def reset(self) -> None:
         self.throttle_next = self.busy_next = 0
+        self.permissions(mail_send=True, smtp_send_as=True)
         for tenant in self.directory.tenants.values():
             tenant.graph_scopes.clear()
 
@@ -126,13 +140,22 @@ class GraphStandIn(HttpsStandIn):
                 )
             elif action in ("out-of-scope", "in-scope"):
                 self.scope(given("mailbox"), inside=action == "in-scope", client_id=given("app"))
+            elif action == "permission":
+                switch = {"on": True, "off": False, "": None}
+                self.permissions(
+                    mail_send=switch[given("mail_send")],
+                    smtp_send_as=switch[given("smtp_send_as")],
+                )
             elif action == "reset":
                 self.reset()
             else:
                 raise GraphError(404, "ResourceNotFound", f"No sandbox switch {action}.")
-        except ValueError:
+        except (ValueError, KeyError):
             raise GraphError(
-                400, "BadRequest", "requests and retry_after are whole numbers."
+                400,
+                "BadRequest",
+                "requests and retry_after are whole numbers; mail_send and smtp_send_as are "
+                "on or off.",
             ) from None
         return {
             "throttle_next": self.throttle_next,
