@@ -18,6 +18,11 @@ def test_the_script_scopes_application_mail_send_to_the_listed_mailboxes() -> No
     )
     assert "New-ManagementScope -Name $ScopeName -RecipientRestrictionFilter $filter" in script
     assert '-Role "Application Mail.Send" -CustomResourceScope $ScopeName' in script
+    # Run again with more mailboxes, it updates the scope and assigns the role only once.
+    lines = script.splitlines()
+    new = next(i for i, line in enumerate(lines) if "New-ManagementRoleAssignment" in line)
+    assert lines[new - 1] == "if (-not $assigned) {"
+    assert any(line.startswith("$assigned = Get-ManagementRoleAssignment") for line in lines)
     assert "as ANY mailbox in the tenant" in script
     assert "    'notifications@contoso.example'" in script
     assert "    'o''brien@contoso.example'" in script  # a quote cannot end the literal

@@ -69,8 +69,16 @@ def graph_scope_script(
             "    New-ManagementScope -Name $ScopeName -RecipientRestrictionFilter $filter | "
             "Out-Null",
             "}",
-            'New-ManagementRoleAssignment -App $sp.AppId -Role "Application Mail.Send" '
+            "# Run again (more mailboxes): the scope above changed; the assignment stays. The",
+            "# cmdlet has no -App filter: the assignee is matched by any name the app has.",
+            "$names = @($sp.Identity, $sp.ObjectId, $sp.AppId, $sp.DisplayName) | "
+            'Where-Object { $_ } | ForEach-Object { "$_" }',
+            '$assigned = Get-ManagementRoleAssignment -Role "Application Mail.Send" | '
+            'Where-Object { $names -contains "$($_.RoleAssigneeName)" }',
+            "if (-not $assigned) {",
+            '    New-ManagementRoleAssignment -App $sp.AppId -Role "Application Mail.Send" '
             "-CustomResourceScope $ScopeName | Out-Null",
+            "}",
             "Write-Host \"The app may send through Graph as: $($Mailboxes -join ', ')\"",
             "# Check one: Test-ServicePrincipalAuthorization -Identity $AppId -Resource <MAILBOX>",
             "Disconnect-ExchangeOnline -Confirm:$false",
