@@ -122,6 +122,8 @@ def test_each_graph_diagnosis_row_is_provoked(
         return
     assert found["status"] == "failed", found
     assert found["diagnosis"] == row, found
+    if case == "throttled":  # how long Graph asked to wait is part of the answer shown
+        assert f"(Retry-After: {graph.graph.throttle_seconds:g} s)" in found["server_answer"]
     assert found["cause"] and found["fix"]
     assert result["status"] == "failed"
     if step == "token_contents":

@@ -273,13 +273,18 @@ def graph_failure(response: requests.Response, *, token: Token | None) -> Delive
     kind = _KIND_BY_CODE.get(code, "graph_refused")
     message = f"Microsoft Graph refused the message: {answer}"
     if status == 429 or status >= 500:
+        wait = retry_after_seconds(response.headers.get("Retry-After", ""))
+        if wait is not None:
+            # What Graph asked for is part of its answer: the outbox keeps to it.
+            answer = f"{answer} (Retry-After: {wait:g} s)"
+            message = f"Microsoft Graph refused the message: {answer}"
         return TemporaryFailure(
             message,
             stage="send",
             kind="graph_throttled" if status == 429 else "graph_busy",
             answer=answer,
             token_claims=claims,
-            retry_after=retry_after_seconds(response.headers.get("Retry-After", "")),
+            retry_after=wait,
         )
     if status == 413 or code in _MESSAGE_CODES or (status == 400 and kind == "graph_refused"):
         return MessageRefused(message, stage="send", kind=kind, answer=answer, token_claims=claims)
