@@ -178,7 +178,7 @@ def test_graphs_answers_become_the_outboxs_failures(graph: Any) -> None:
 
 
 def test_a_429_with_retry_after_3_defers_the_message_that_long_not_longer(
-    graph: Any, settings: Any
+    graph: Any, settings: Any, admin_client: Any
 ) -> None:
     settings.SMTP_OUTBOX_RETRY_SECONDS = 60  # backoff would be a minute: Retry-After rules
     save_graph(graph)
@@ -191,6 +191,9 @@ def test_a_429_with_retry_after_3_defers_the_message_that_long_not_longer(
     wait = delivery.next_attempt_at - before
     assert timedelta(seconds=3) <= wait < timedelta(seconds=4)
     assert delivery.last_answer.startswith("429 ApplicationThrottled")
+    # The message's page says when it is tried next.
+    page = admin_client.get(f"/administration/smtp/outbox/{delivery.email_id}/").content.decode()
+    assert f'id="message-next-try"><time datetime="{delivery.next_attempt_at.isoformat()}' in page
     Delivery.objects.update(next_attempt_at=timezone.now())
     outbox.outbox_deliver_due()
     assert Delivery.objects.get().state == DeliveryState.SENT
