@@ -64,7 +64,7 @@ def _candidate_extras(
     """Notes said with the verdict and the extra mailboxes, kept on the candidate; the
     extra mailboxes returned (a full run's only)."""
     if candidate.get("credential"):
-        notes = [f"Tested credential: {candidate['credential']}.", *(notes or [])]
+        notes = [f"This run tested the credential {candidate['credential']}.", *(notes or [])]
     if notes:
         candidate["notes"] = list(notes)
     extra = mailboxes if scope == RunScope.FULL and mailboxes else []
@@ -335,7 +335,7 @@ def validation_run_execute(*, run_id: str) -> None:
     notes = " ".join(run.candidate.get("notes", []))
     ValidationRun.objects.filter(pk=run.pk).update(
         status=status,
-        summary=f"{summary} Note: {notes}" if notes else summary,
+        summary=f"{summary} {notes}" if notes else summary,
         finished_at=timezone.now(),
         candidate_secret=None,
         **outputs,
