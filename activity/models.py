@@ -29,6 +29,7 @@ class Kind(models.TextChoices):
     OUTBOX_RETRIED = "outbox.retried", "Message retried"
     OUTBOX_DISCARDED = "outbox.discarded", "Message discarded"
     OUTBOX_FAILED = "outbox.failed", "Message failed for good"
+    OUTBOX_FALLBACK = "outbox.fallback", "Sending through the fallback connection"
     ALERT_DESTINATION_ADDED = "alerts.destination_added", "Alert destination added"
     ALERT_DESTINATION_REMOVED = "alerts.destination_removed", "Alert destination removed"
     ALERT_DESTINATION_TESTED = "alerts.destination_tested", "Test alert sent"

@@ -13,6 +13,7 @@ from django.core import mail
 from django.test import Client
 from django.urls import reverse
 
+from activity.models import Entry, Kind
 from alerting.models import Alert
 from smtp_settings import outbox, services
 from smtp_settings.credentials.model import Credential
@@ -77,6 +78,8 @@ def test_fifty_messages_go_through_the_fallback_while_the_primary_secret_has_exp
     assert len(sandbox.graph.requests) == 50
     # Said once: one alert for the episode, and the banner names the primary's failure.
     assert Alert.objects.filter(kind="outbox.fallback").count() == 1
+    said = Entry.objects.filter(kind=Kind.OUTBOX_FALLBACK)
+    assert said.count() == 1 and "the primary cannot deliver" in said.get().summary
     page = admin_client.get(reverse("smtp_settings:manage")).content.decode()
     assert "Mail is sent through the fallback since" in page
     assert "The client secret has expired (AADSTS7000222)" in page

@@ -24,6 +24,8 @@ from django.conf import settings
 from django.core.mail import EmailMessage
 from django.utils import timezone
 
+from activity.models import Kind
+from activity.service import activity_record
 from smtp_settings import diagnosis
 from smtp_settings.mail.backend import EmailBackend
 from smtp_settings.mail.endpoint import MailSettings
@@ -272,6 +274,7 @@ def announce_if_new(delivery_pk: int, error: DeliveryError, cause: str) -> None:
         "once it works, it takes over again by itself."
     )
     logger.warning("Outbox: sending through the fallback connection: %s", error.message)
+    activity_record(kind=Kind.OUTBOX_FALLBACK, summary=body)
     alert_raised.send(
         sender=Delivery,
         key=f"fallback:{delivery_pk}",
