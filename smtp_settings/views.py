@@ -352,7 +352,13 @@ def outbox_action(request: HttpRequest, email_id: int) -> HttpResponse:
 @require_POST
 def health_check_start(request: HttpRequest) -> HttpResponse:
     """Run the health check now, in the worker like the daily one."""
-    if health_check.mail_health_check_request():
+    if not health_check.checks_saved_settings(SmtpSettings.load()):
+        messages.info(
+            request,
+            "The health check asks for an OAuth 2.0 token; the saved settings do not use one. "
+            "Validate proves them.",
+        )
+    elif health_check.mail_health_check_request():
         messages.success(
             request, "The health check is running in the background; reload in a few seconds."
         )

@@ -112,3 +112,10 @@ def test_the_status_block_does_not_show_an_oauth_health_check_for_basic_settings
     saved(auth_type="basic", username=SENDER, password="pw")
     page = admin_client.get(reverse("administration")).content.decode()
     assert 'id="health-not-run"' in page and "Token for Exchange." not in page
+    # Nor is it offered: the button would say "running" and nothing would run.
+    assert "Run health check now" not in page
+    response = admin_client.post(reverse("smtp_settings:health_check"), follow=True)
+    assert "do not use one" in response.content.decode()
+    from django.core.cache import cache
+
+    assert cache.get("mail-health-check-requested") is None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import email
 import email.policy
+import json
 import re
 import subprocess
 import sys
@@ -183,6 +184,9 @@ def test_the_readmes_switch_commands_work_as_pasted(sandbox: Any) -> None:
             assert refused.status_code == 403 and "ErrorAccessDenied" in refused.text
             smtp_role = "smtp_send_as=off" not in line
             assert (sandbox.app.roles[EXCHANGE_RESOURCE] == ["SMTP.SendAsApp"]) is smtp_role
+            # The reply says what now holds, so whoever typed the switch sees it took.
+            granted = json.loads(done.stdout)["permissions"][sandbox.app.client_id]
+            assert granted == {"mail_send": False, "smtp_send_as": smtp_role}
     assert sandbox.app.roles[GRAPH_RESOURCE] == ["Mail.Send"]  # reset gave it back
 
 

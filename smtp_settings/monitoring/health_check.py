@@ -37,6 +37,12 @@ def _mailed(subject: str) -> str:
     return f"{ALERT_SUBJECT_PREFIX}{subject}"
 
 
+def checks_saved_settings(row: SmtpSettings | None) -> bool:
+    """The check asks Entra ID for a token: with Basic or no authentication there is
+    none to ask for (Validate proves those settings)."""
+    return row is not None and row.auth_type == AuthType.OAUTH2
+
+
 def mail_health_check_request(*, throttled: bool = True) -> bool:
     """Ask a worker to run the health check (it needs the network, so never in a request);
     at most once a minute, whoever asks (each run is a token request to Entra ID), unless
@@ -53,7 +59,7 @@ def mail_health_check_run() -> MailHealthCheck | None:
     """A token with the saved settings and its contents (no SMTP); e-mail administrators
     when the result changes: once when it first fails, once when it recovers."""
     row = SmtpSettings.objects.filter(pk=SmtpSettings.SINGLETON_PK).first()
-    if row is None or row.auth_type != AuthType.OAUTH2:
+    if not checks_saved_settings(row):
         return None
     result = token_check.check_token_of(
         saved_mail_settings, timeout=float(settings.SMTP_NETWORK_TIMEOUT_SECONDS)

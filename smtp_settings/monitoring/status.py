@@ -35,6 +35,7 @@ from smtp_settings.models import (
     ValidationRun,
     WorkerHeartbeat,
 )
+from smtp_settings.monitoring import health_check
 from smtp_settings.monitoring.banner import ERROR, INFO, WARNING, Banner
 from smtp_settings.monitoring.fallback_banners import fallback_banners, held_by_both
 
@@ -309,9 +310,9 @@ def mail_at_a_glance(*, snapshot: MailSnapshot) -> dict[str, Any]:
     return {
         "secret": secret_expiry(snapshot.row),
         "health": snapshot.health,
-        # The health check asks for an OAuth 2.0 token; a result from before the last Save
-        # judged other settings.
-        "health_not_run": snapshot.row.is_stored and snapshot.row.auth_type != AuthType.OAUTH2,
+        # A result from before the last Save judged other settings.
+        "health_not_run": snapshot.row.is_stored
+        and not health_check.checks_saved_settings(snapshot.row),
         "health_older": snapshot.health is not None
         and _judged_older_settings(snapshot.health, snapshot.row),
         "validation": snapshot.verdict,

@@ -99,6 +99,7 @@ def main() -> None:
         else ""
     )
     print(f"  make run-with-sandbox{ports}")
+    print("(add PORT=... to serve the console on another port than 8000)")
     print(
         f"(make run with SMTP_OAUTH_AUTHORITY_HOSTS={sandbox.authority_host}, "
         f"SMTP_GRAPH_HOSTS={sandbox.graph.host} and "
@@ -170,7 +171,11 @@ def _print_graph(sandbox: Sandbox, options: argparse.Namespace) -> None:
     print(f'  {curl} "{url}/throttle?requests=3&retry_after=30"   # 429, Retry-After: 30, 3 times')
     print(f'  {curl} "{url}/out-of-scope?mailbox={SENDER}"   # 403 ErrorAccessDenied')
     print(f'  {curl} "{url}/in-scope?mailbox={SENDER}"   # and back')
-    print(f'  {curl} "{url}/permission?mail_send=off"   # Mail.Send withdrawn in Entra ID')
+    print(
+        f'  {curl} "{url}/permission?mail_send=off"'
+        "   # Mail.Send withdrawn in Entra ID (SMTP.SendAsApp stays)"
+    )
+    print(f'  {curl} "{url}/permission?mail_send=off&smtp_send_as=off"   # neither permission')
     print(f'  {curl} "{url}/reset"')
     if options.graph_throttle or options.graph_out_of_scope:
         throttled = f"{options.graph_throttle} answers of 429" if options.graph_throttle else ""

@@ -120,6 +120,17 @@ class GraphStandIn(HttpsStandIn):
                     if on is not None:
                         app.roles[resource] = [role] if on else []
 
+    def _granted(self) -> dict[str, dict[str, bool]]:
+        """Per app, whether Mail.Send and SMTP.SendAsApp are granted now."""
+        return {
+            app.client_id: {
+                "mail_send": MAIL_SEND in app.roles.get(GRAPH_RESOURCE, []),
+                "smtp_send_as": SEND_AS_APP in app.roles.get(EXCHANGE_RESOURCE, []),
+            }
+            for tenant in self.directory.tenants.values()
+            for app in tenant.apps.values()
+        }
+
     def reset(self) -> None:
         self.throttle_next = self.busy_next = 0
         self.permissions(mail_send=True, smtp_send_as=True)
@@ -160,6 +171,7 @@ class GraphStandIn(HttpsStandIn):
         return {
             "throttle_next": self.throttle_next,
             "retry_after": self.throttle_seconds,
+            "permissions": self._granted(),
             "scopes": {
                 sp: sorted(allowed)
                 for tenant in self.directory.tenants.values()
