@@ -143,6 +143,8 @@ def test_before_save_the_page_says_which_change_would_clear_the_stored_secret(
     assert note.is_visible()
     assert "clears the stored client secret" in note.inner_text()
     assert "SMTP Server" in note.inner_text()
+    # Its field is hidden with Basic: the note does not ask to type it there.
+    assert "does not use it" in note.inner_text() and "enter it again" not in note.inner_text()
     server.fill(stored_server.upper())  # the same host: no change
     assert note.is_hidden()
     page.get_by_label("Authentication Type", exact=True).select_option("oauth2")

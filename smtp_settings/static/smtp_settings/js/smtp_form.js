@@ -78,7 +78,8 @@
     const bindings = JSON.parse(bindingsData.textContent);
     Object.keys(bindings).forEach(function (field) {
       const entered = form.querySelector("#id_" + field);
-      if (entered && !entered.disabled && entered.value) return; // a new one replaces it
+      const shown = entered && !entered.disabled; // hidden: the chosen type does not use it
+      if (shown && entered.value) return; // a new one replaces it
       const changed = Object.keys(bindings[field].bound).filter(function (name) {
         const now = typed(name);
         return now !== undefined && now !== stored(name, bindings[field].bound[name]);
@@ -86,8 +87,11 @@
       if (changed.length) {
         said.push("Save clears the stored " + bindings[field].label + ": it was entered for " +
           "other values of " + changed.map(function (name) { return labels[name] || name; })
-          .join(", ") + ", and the console never sends it anywhere else. Undo the change, or " +
-          "enter it again (Entra ID shows a client secret's Value only when it is created).");
+          .join(", ") + ", and the console never sends it anywhere else. " + (shown
+          ? "Undo the change, or enter it again (Entra ID shows a client secret's Value only " +
+            "when it is created)."
+          : "The authentication type chosen does not use it; choosing that type again later " +
+            "means entering it again."));
       }
     });
     willClear.textContent = said.join(" ");
