@@ -27,6 +27,11 @@ class CertificateCreateForm(forms.Form):
 class CertificateImportForm(forms.Form):
     """A PFX/PKCS#12 with its password, or a PEM holding the certificate and its key."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # Manage SMTP has a Password field of its own (Basic): one id per input on the page.
+        kwargs.setdefault("auto_id", "id_import_%s")
+        super().__init__(*args, **kwargs)
+
     file = forms.FileField(label="Certificate with its private key (.pfx, .p12 or .pem)")
     password = forms.CharField(
         label="Password of the file (or of the key)",
