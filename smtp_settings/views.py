@@ -312,7 +312,7 @@ def outbox_message(request: HttpRequest, email_id: int) -> HttpResponse:
         {
             "email": email,
             "delivery": email.delivery,
-            "logs": email.logs.order_by("-date"),
+            "attempts": outbox.outbox_attempts(email=email),
             "withheld": outbox.outbox_body_withheld(email=email),
         },
     )

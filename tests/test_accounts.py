@@ -257,6 +257,10 @@ def test_the_outbox_does_not_show_a_reset_link_but_delivers_it(
     (_, content) = sandbox.exchange.delivered[0]
     body = email.message_from_bytes(content, policy=email.policy.default).get_content()
     assert token_path in body  # delivered intact
+    # Use sender email replaced the address Django wrote it with: the page leads with the one used.
+    text = admin_client.get(reverse("smtp_settings:outbox_message", args=[queued.pk])).content
+    sender = sandbox.form_values()["sender_email"]
+    assert f"<dd>{sender} <span" in text.decode() and 'id="from-replaced"' in text.decode()
 
 
 def test_the_outbox_shows_ordinary_messages(admin_client: Client, settings: Any) -> None:

@@ -241,8 +241,11 @@ def test_temporary_answers_defer_then_the_message_goes(sandbox: Any, settings: A
     assert delivery.state == DeliveryState.SENT
     assert delivery.attempts == 3
     logs = list(delivery.email.logs.order_by("pk").values_list("exception_type", "message"))
-    assert [kind.split(":")[0] for kind, _ in logs] == ["TemporaryFailure", "TemporaryFailure", ""]
+    assert [kind.split(":")[0] for kind, _ in logs] == ["deferred", "deferred", ""]
     assert logs[0][1].startswith("432 4.3.2") and logs[1][1].startswith("451 4.7.500")
+    # The message's page says what each attempt led to in words, newest first.
+    results = [attempt["result"] for attempt in outbox.outbox_attempts(email=delivery.email)]
+    assert results == ["Sent", "Deferred: to be tried again", "Deferred: to be tried again"]
 
 
 def test_a_refused_recipient_fails_that_message_only(sandbox: Any) -> None:

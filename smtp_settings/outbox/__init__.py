@@ -10,6 +10,7 @@ from smtp_settings.outbox.service import (
     DELIVER_TASK,
     SENT_COUNT_WINDOW,
     outbox_accept,
+    outbox_attempts,
     outbox_body_withheld,
     outbox_counts,
     outbox_deliver_due,

@@ -253,6 +253,29 @@ def _record_sent(
     )
 
 
+_ATTEMPT_RESULTS = {
+    DeliveryState.SENT: "Sent",
+    DeliveryState.DEFERRED: "Deferred: to be tried again",
+    DeliveryState.HELD: "Held: the settings or credential were refused",
+    DeliveryState.FAILED: "Failed: not tried again",
+}
+
+
+def outbox_attempts(*, email: Email) -> list[dict[str, Any]]:
+    """The message's attempts, newest first, each with what it led to in words."""
+    return [
+        {
+            "date": log.date,
+            "result": _ATTEMPT_RESULTS.get(
+                log.exception_type.split(":")[0] or log.get_status_display(),
+                log.exception_type or log.get_status_display(),
+            ),
+            "answer": log.message,
+        }
+        for log in email.logs.order_by("-date", "-pk")
+    ]
+
+
 def _disposition(error: DeliveryError, attempts: int, mail: MailSettings | None) -> str:
     """What the failure means for this message: deferred, held (with every other) or
     failed."""
@@ -576,7 +599,8 @@ class _DeliveryRun:
         Log.objects.create(
             email_id=delivery.pk,
             status=STATUS.failed,
-            exception_type=f"{type(error).__name__}: {finding.key if finding else error.kind}",
+            # What the attempt led to and why, in post_office's own column (its admin shows it).
+            exception_type=f"{state}: {finding.key if finding else error.kind}",
             message=error.answer or error.message,
         )
         if state == DeliveryState.FAILED:
