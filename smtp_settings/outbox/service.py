@@ -51,6 +51,8 @@ DELIVER_TASK = "smtp_settings.tasks.deliver_outbox"
 _MAX_BACKOFF_SECONDS = 3600.0
 # How long a message waits when every connection to its mailbox is taken.
 _LEASE_WAIT_SECONDS = 2.0
+# How often a drain looks whether others wait for its process (interactive work, links).
+_LOOK_EVERY_SECONDS = 0.01
 # A rate-limited message waits in the worker up to this; a longer wait frees the worker
 # (a Validate run may be queued behind) and the delivery continues in a later task.
 _MAX_INLINE_WAIT_SECONDS = 3.0
@@ -396,6 +398,7 @@ class _DeliveryRun:
         # A postponed message's time: the drain's continuation is not due before it.
         self.resume_at: datetime | None = None
         self._helper_asked = False
+        self._look_again_at = 0.0
         self.links = priority.LinksQueued()
         self.fallback = fallback.Fallback(self.holder)
 
@@ -458,11 +461,9 @@ class _DeliveryRun:
                 self.report[outcome] += 1
                 if outcome == "postponed":
                     break
-                waiting, marks = enqueue.interactive_waiting_and(priority.MARK_KEY)
-                if waiting:
+                if self._others_waiting():
                     self.handed_over = True
                     break
-                self.links.seen = marks.get(priority.MARK_KEY)
                 self._ask_for_a_helper()
         finally:
             renewer.stop()
@@ -472,6 +473,18 @@ class _DeliveryRun:
             self.fallback.close()
             throttle.release_leases(list(self.leases.values()))
         return self.report
+
+    def _others_waiting(self) -> bool:
+        """Whether interactive work waits for this process; and whether one-time-link mail
+        was queued since the batch was claimed. Looked up at most every few milliseconds:
+        on Redis each look is a round trip, a tenth of a message's time at full speed."""
+        now = time.monotonic()
+        if now < self._look_again_at:
+            return False
+        self._look_again_at = now + _LOOK_EVERY_SECONDS
+        waiting, marks = enqueue.interactive_waiting_and(priority.MARK_KEY)
+        self.links.seen = marks.get(priority.MARK_KEY)
+        return waiting
 
     def _ask_for_a_helper(self) -> None:
         if not self._helper_asked and self.leases:
