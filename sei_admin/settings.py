@@ -293,10 +293,11 @@ else:
         "control_folder": str(_broker_dir / "control"),
         "processed_folder": str(_broker_dir / "processed"),
         "store_processed": False,
-        # How long a queued Validate run can wait for the worker to notice it (half of it on
-        # average, of a click's ~40 ms). A directory listing 50 times a second costs an idle
-        # worker about 1% of a core (measured), 100 times about 2%; Redis pushes instead,
-        # and is what several machines use.
+        # A put rings every worker's bell (sei_admin.doorbell), so an idle worker takes a
+        # message at once; this is how long one waits for a worker that missed its bell (a
+        # busy worker reads it and looks again only after this). A directory listing 100
+        # times a second costs an idle worker about 2% of a core (measured); Redis pushes
+        # instead, and is what several machines use.
         "polling_interval": 0.01,
     }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
