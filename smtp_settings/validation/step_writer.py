@@ -18,7 +18,7 @@ import threading
 import time
 from typing import Any
 
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import QuerySet
 
 from smtp_settings.models import ValidationStep
@@ -85,8 +85,10 @@ class StepWriter:
                 write = self._writes.get(timeout=max(gathered_until - time.monotonic(), 0))
             except queue.Empty:
                 break
-        for steps, columns in group:
-            steps.update(**columns)
+        # One commit for the group: on PostgreSQL each commit waits for its WAL flush.
+        with transaction.atomic():
+            for steps, columns in group:
+                steps.update(**columns)
         if write is None:
             return False
         progress.touch(self.run_id)
