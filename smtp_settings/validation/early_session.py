@@ -43,6 +43,11 @@ class EarlySession:
             raise error
         return value, seconds
 
+    def seconds(self, stage: str) -> float | None:
+        """What the stage took on the wire, when it ran here (its failure's time too)."""
+        ended = self._ended.get(stage)
+        return ended[2] if ended is not None else None
+
     def abandon(self) -> None:
         """The run stopped before Connect: the session is cut at once, not waited for."""
         if self._thread.is_alive():

@@ -196,7 +196,7 @@ class Runner:
             # A mailbox's own check keeps its row, whichever stage of its session failed.
             if not key.startswith(MAILBOX_STEP_PREFIX):
                 key = failure.stage
-            self.rows.finish(key, started, self._smtp_failure(failure))
+            self.rows.finish(key, started, self._smtp_failure(failure, key))
             self.rows.skip_after(key, f"Skipped: {self.names[key]} failed.")
             raise _Stopped from None
         self.rows.finish(key, started, outcome)
@@ -354,7 +354,7 @@ class Runner:
             )
             outcome.detail = f"The server queued a test message for {recipient}."
 
-    def _smtp_failure(self, failure: SmtpFailure) -> Outcome:
+    def _smtp_failure(self, failure: SmtpFailure, key: str) -> Outcome:
         return Outcome(
             StepStatus.FAILED,
             failure.message,
@@ -365,6 +365,7 @@ class Runner:
                 else []
             ),
             finding=self._diagnose(failure.stage, kind=failure.kind, answer=failure.answer),
+            seconds=self.early.seconds(key) if self.early is not None else None,
         )
 
     def _tls(self, outcome: Outcome, info: TlsInfo | None, connection: SmtpConnection) -> None:
