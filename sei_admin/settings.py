@@ -129,6 +129,9 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # A file, not memory, so that a test can hand the database to a worker process.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DJANGO_CONN_MAX_AGE", default=0))
+# The worker's connections outlive a task (sei_admin.celery): a Validate run otherwise opens
+# one for its claim, each one a connection and, on PostgreSQL, an authentication.
+SEI_WORKER_CONN_MAX_AGE = env.int("SEI_WORKER_CONN_MAX_AGE", default=60)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # ------------------------------------------------------------------------------
@@ -358,6 +361,9 @@ CELERY_TASK_ROUTES = {
 # A worker reserves one message per process: a busy worker must not hold a Validate run
 # that an idle one could start.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Celery's Django fixup closes every connection around each task unless told to reuse them;
+# sei_admin.celery closes the broken and the expired ones instead (SEI_WORKER_CONN_MAX_AGE).
+CELERY_DB_REUSE_MAX = 10**9
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
