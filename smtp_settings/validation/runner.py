@@ -23,7 +23,6 @@ from email.utils import format_datetime, make_msgid
 from typing import Any
 from urllib.parse import urlsplit
 
-from django.db.models import QuerySet
 from django.utils import timezone
 
 from smtp_settings import diagnosis
@@ -35,7 +34,6 @@ from smtp_settings.models import (
     RunScope,
     StepStatus,
     ValidationRun,
-    ValidationStep,
     readable_secret,
 )
 from smtp_settings.validation import graph_steps, token_check
@@ -96,15 +94,15 @@ class _StepRows:
         self.ended: dict[str, Outcome] = {}
         self.writer = StepWriter(run.pk)
 
-    def _write(self, steps: QuerySet[ValidationStep], **columns: Any) -> None:
-        self.writer.write(steps, {"ended_at": timezone.now(), **columns})
+    def _write(self, keys: list[str], **columns: Any) -> None:
+        self.writer.write(keys, {"ended_at": timezone.now(), **columns})
 
     def finish(self, key: str, started: float, outcome: Outcome) -> None:
 
         self.ended[key] = outcome
         finding = outcome.finding
         self._write(
-            self.run_row.steps.filter(key=key),
+            [key],
             status=outcome.status,
             duration_ms=round(
                 (outcome.seconds if outcome.seconds is not None else time.monotonic() - started)
@@ -124,9 +122,7 @@ class _StepRows:
             return
         for key in keys:
             self.ended[key] = Outcome(StepStatus.SKIPPED, reason)
-        self._write(
-            self.run_row.steps.filter(key__in=keys), status=StepStatus.SKIPPED, detail=reason
-        )
+        self._write(keys, status=StepStatus.SKIPPED, detail=reason)
 
     def skip_after(self, key: str, reason: str) -> None:
         self.skip(self.keys[self.keys.index(key) + 1 :], reason)
