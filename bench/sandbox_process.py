@@ -21,6 +21,9 @@ def _serve(pipe: Connection) -> None:
     world = Sandbox().start()
     world.exchange.handler.allow_anonymous = True  # baselines send without AUTH
     world.app.roles["https://graph.microsoft.com"] = ["Mail.Send"]  # the Graph row sends
+    # As Microsoft's token endpoint does: a client that keeps its session asks again on the
+    # same connection (the console does; a script making a session per run cannot).
+    world.entra.keep_alive = True
     pipe.send(
         {
             "form_values": world.form_values(),

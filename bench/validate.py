@@ -18,12 +18,14 @@ import os
 import secrets
 import smtplib
 import socket
+import sqlite3
 import ssl
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -143,6 +145,9 @@ class Console:
             self.env["REDIS_URL"] = redis_url
         self.processes: list[subprocess.Popen[bytes]] = []
         self.http = requests.Session()
+        self.database = var / "sei_admin.sqlite3"
+        # Per round, ms: web POST, row made → claimed, claimed → verdict, verdict → page.
+        self.phases: list[tuple[float, float, float, float]] = []
 
     def _start(self, *command: str) -> None:
         self.processes.append(
@@ -218,6 +223,7 @@ class Console:
     def validate(self, values: dict[str, str]) -> tuple[float, float, float]:
         """Seconds from the click to: the steps on the page (the POST's answer carries them),
         the first step's result, the verdict."""
+        clicked = time.time()
         started = time.perf_counter()
         response = self.http.post(
             f"{self.base}/administration/smtp/validate/",
@@ -245,8 +251,40 @@ class Console:
             if run["finished"]:
                 if run["status"] != "passed":
                     raise SystemExit(f"P3: the run did not pass: {run['summary']}")
+                self._phases(answer["run"], clicked, shown, clicked + now)
                 return shown, first_step, now
             seen = run["mark"]
+
+    def _phases(self, run_id: str, clicked: float, shown: float, seen: float) -> None:
+        """Where a round's time went, from the run row's own times (same machine's clock)."""
+        if not self.database.exists():  # a console on PostgreSQL: no breakdown
+            return
+        with sqlite3.connect(self.database) as db:
+            row = db.execute(
+                "SELECT created_at, started_at, finished_at FROM smtp_settings_validationrun"
+                " WHERE id = ?",
+                (run_id.replace("-", ""),),
+            ).fetchone()
+        created, started, finished = (
+            datetime.fromisoformat(v).replace(tzinfo=UTC).timestamp() for v in row
+        )
+        self.phases.append(
+            (
+                shown * 1000,
+                (started - created) * 1000,
+                (finished - started) * 1000,
+                (seen - finished) * 1000,
+            )
+        )
+
+
+def _breakdown(phases: list[tuple[float, float, float, float]]) -> str:
+    if not phases:
+        return "no breakdown (the console's database is not SQLite)"
+    names = ("web POST", "row made → claimed", "claimed → verdict written", "verdict → page")
+    return "median ms: " + ", ".join(
+        f"{name} {_median([p[i] for p in phases]):.1f}" for i, name in enumerate(names)
+    )
 
 
 @contextmanager
@@ -278,6 +316,7 @@ def measure(
         with _console(info=info, var=folder, redis_url=broker) as console:
             # Warm-up, not counted: imports in the worker's child, the first TLS handshakes.
             console.validate(values)
+            console.phases.clear()
             bare_validate(values, info["ca_bundle"])
             totals, firsts, samples, tuned_ratios = [], [], [], []
             for round_number in range(rounds):
@@ -293,6 +332,7 @@ def measure(
                 firsts.append(first / bare)
                 tuned_ratios.append(done / tuned)
                 samples.append((bare, shown, first, done, tuned))
+            phases = _breakdown(console.phases)
         detail = (
             "rounds (bare script; console: run shown, first step, verdict; tuned script) ms: "
             + ", ".join(
@@ -331,10 +371,11 @@ def measure(
             {
                 "name": f"P3 against a tuned script, {label}",
                 "measure": "click to verdict ÷ the same script with one TLS context for all runs",
-                "goal": "(for reference)",
+                "goal": "≤ 2 (median)",
                 "values": tuned_ratios,
                 "detail": f"median tuned script {_median([x[4] for x in samples]) * 1000:.0f} ms: "
-                "the protocol's own work, without loading CA files",
+                "the protocol's own work, without loading CA files. Where the console's "
+                "time goes, " + phases,
             }
         )
     return rows

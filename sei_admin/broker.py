@@ -23,9 +23,16 @@ from kombu.transport import filesystem
 from kombu.utils.encoding import bytes_to_str, str_to_bytes
 from kombu.utils.json import dumps, loads
 
+from sei_admin import doorbell
+
 # Readers take only names ending ".<queue>.msg" after the first dot; this prefix hides a
 # message while it is written.
 _WRITING_PREFIX = ".writing-"
+
+
+def _bells_folder(queue_folder: str) -> str:
+    """Beside the queue, not in it: the queue's folder holds messages only."""
+    return os.path.join(os.path.dirname(os.path.abspath(queue_folder)), "bells")
 
 
 class Channel(filesystem.Channel):
@@ -41,6 +48,7 @@ class Channel(filesystem.Channel):
             with contextlib.suppress(OSError):
                 os.unlink(writing)
             raise ChannelError(f"Cannot add file {name!r} to directory") from exc
+        doorbell.ring(_bells_folder(self.data_folder_out))
 
     def _get(self, queue: str) -> Any:
         wanted = f"{queue}.msg"
@@ -82,4 +90,20 @@ class Transport(filesystem.Transport):
     def drain_events(self, connection: Any, timeout: float | None = None) -> Any:
         if timeout is not None and timeout > _LONGEST_DRAIN_SECONDS:  # None blocks: left so
             timeout = _LONGEST_DRAIN_SECONDS
-        return super().drain_events(connection, timeout=timeout)
+        folder = self.client.transport_options.get("data_folder_in")
+        bell = doorbell.bell_for(_bells_folder(folder)) if folder else None
+        if bell is None:
+            return super().drain_events(connection, timeout=timeout)
+        # kombu's loop, with its sleep between looks replaced by a wait on the bell.
+        started = monotonic()
+        while True:
+            try:
+                return self.cycle.get(self._deliver, timeout=timeout)
+            except Empty:
+                wait = self.polling_interval or _LONGEST_DRAIN_SECONDS
+                if timeout is not None:
+                    left = timeout - (monotonic() - started)
+                    if left <= 0:
+                        raise TimeoutError from None
+                    wait = min(wait, left)
+                bell.wait(wait)

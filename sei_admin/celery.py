@@ -8,7 +8,7 @@ import socket
 from typing import Any
 
 from celery import Celery, bootsteps
-from celery.signals import beat_init, task_prerun, worker_ready
+from celery.signals import beat_init, task_postrun, task_prerun, worker_init, worker_ready
 
 from sei_admin.beat_thread import OPTION as BEAT_THREAD_OPTION
 from sei_admin.beat_thread import BeatThread
@@ -75,3 +75,22 @@ def _task_started(sender: Any = None, task_id: str = "", **kwargs: Any) -> None:
     from smtp_settings import enqueue
 
     enqueue.task_started(getattr(sender, "name", ""), task_id or "")
+
+
+@worker_init.connect
+def _keep_connections(**kwargs: Any) -> None:
+    """In the worker only: its database connections live SEI_WORKER_CONN_MAX_AGE seconds."""
+    from django.conf import settings
+
+    for database in settings.DATABASES.values():
+        database["CONN_MAX_AGE"] = settings.SEI_WORKER_CONN_MAX_AGE
+
+
+@task_prerun.connect
+@task_postrun.connect
+def _drop_broken_connections(**kwargs: Any) -> None:
+    # A connection that failed (a database restarted) or outlived its age goes before and
+    # after each task, as Django does around each request.
+    from django.db import close_old_connections
+
+    close_old_connections()

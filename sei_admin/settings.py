@@ -129,6 +129,9 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # A file, not memory, so that a test can hand the database to a worker process.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DJANGO_CONN_MAX_AGE", default=0))
+# The worker's connections outlive a task (sei_admin.celery): a Validate run otherwise opens
+# one for its claim, each one a connection and, on PostgreSQL, an authentication.
+SEI_WORKER_CONN_MAX_AGE = env.int("SEI_WORKER_CONN_MAX_AGE", default=60)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # ------------------------------------------------------------------------------
@@ -293,10 +296,11 @@ else:
         "control_folder": str(_broker_dir / "control"),
         "processed_folder": str(_broker_dir / "processed"),
         "store_processed": False,
-        # How long a queued Validate run can wait for the worker to notice it (half of it on
-        # average, of a click's ~40 ms). A directory listing 50 times a second costs an idle
-        # worker about 1% of a core (measured), 100 times about 2%; Redis pushes instead,
-        # and is what several machines use.
+        # A put rings every worker's bell (sei_admin.doorbell), so an idle worker takes a
+        # message at once; this is how long one waits for a worker that missed its bell (a
+        # busy worker reads it and looks again only after this). A directory listing 100
+        # times a second costs an idle worker about 2% of a core (measured); Redis pushes
+        # instead, and is what several machines use.
         "polling_interval": 0.01,
     }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -357,6 +361,9 @@ CELERY_TASK_ROUTES = {
 # A worker reserves one message per process: a busy worker must not hold a Validate run
 # that an idle one could start.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Celery's Django fixup closes every connection around each task unless told to reuse them;
+# sei_admin.celery closes the broken and the expired ones instead (SEI_WORKER_CONN_MAX_AGE).
+CELERY_DB_REUSE_MAX = 10**9
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"

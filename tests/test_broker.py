@@ -4,6 +4,7 @@ being written, and of readers racing for one message exactly one gets it."""
 from __future__ import annotations
 
 import os
+import select
 import threading
 from pathlib import Path
 from queue import Empty
@@ -96,3 +97,24 @@ def test_racing_readers_get_every_message_whole_and_once(tmp_path: Path) -> None
         reader.join(timeout=60)
     assert not errors, errors[:3]
     assert sorted(got) == list(range(count))
+
+
+def test_a_put_rings_every_consumer_waiting_on_the_folder(tmp_path: Path) -> None:
+    """A consumer hears of a message at once instead of at its next look at the folder; a
+    pipe whose consumer died (SIGKILL, no atexit) is cleared, and ringing it does no harm."""
+    from sei_admin import doorbell
+
+    bells = tmp_path / "bells"
+    bells.mkdir()
+    # Above the largest pid Linux gives out (4194304): no process has it.
+    os.mkfifo(bells / "9999999.bell")
+    with connection(tmp_path) as conn:
+        bell = doorbell.bell_for(str(bells))
+        assert bell is not None
+        assert list(bells.iterdir()) == [bells / f"{os.getpid()}.bell"]
+        assert select.select([bell.descriptor], [], [], 0)[0] == []
+        conn.default_channel._put(QUEUE, {"body": "wake up"})
+        assert select.select([bell.descriptor], [], [], 0)[0] == [bell.descriptor]
+        bell.wait(0)  # what was rung is read away: the next wait waits again
+        assert select.select([bell.descriptor], [], [], 0)[0] == []
+        assert conn.default_channel._get(QUEUE) == {"body": "wake up"}

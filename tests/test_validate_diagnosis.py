@@ -368,6 +368,22 @@ def test_dead_host_fails_within_its_timeout(
     assert 900 <= step["duration_ms"] < 5000
 
 
+def test_a_refused_token_ends_the_run_without_waiting_for_the_smtp_server(
+    sandbox: Any, run_validation: Any, settings: Any, silent_server: int
+) -> None:
+    """Connect and TLS start while the token is asked for; a refused token cuts that session
+    (the server here never answers) and shows nothing of it: the steps after are skipped."""
+    settings.SMTP_NETWORK_TIMEOUT_SECONDS = 600.0  # an uncut session would hold the test
+    values = {
+        **sandbox.form_values(),
+        "port": str(silent_server),
+        "client_secret": "the-secret-id-by-mistake",
+    }
+    result = run_validation(values)
+    failed_at(result, "token", "aadsts_wrong_secret")
+    assert result["by_step"]["connect"]["detail"] == "Skipped: no token was issued."
+
+
 def test_concurrent_connection_limit(sandbox: Any, run_validation: Any) -> None:
     from smtp_settings.mail import oauth
 

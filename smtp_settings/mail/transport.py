@@ -226,11 +226,9 @@ class _Smtp(smtplib.SMTP):
 
 
 class SmtpConnection:
-    """One SMTP session, driven stage by stage.
-
-    ``connect()`` then ``secure()`` then ``authenticate()``; then ``check_sender()``
-    and ``send()`` as often as needed; ``close()`` always.
-    """
+    """One SMTP session, driven stage by stage: ``connect()`` then ``secure()`` then
+    ``authenticate()``; then ``check_sender()`` and ``send()`` as often as needed;
+    ``close()`` always (``cut()`` from another thread ends a stage under way there)."""
 
     def __init__(self, endpoint: SmtpEndpoint) -> None:
         self.endpoint = endpoint
@@ -385,6 +383,9 @@ class SmtpConnection:
             self._smtp.quit()
         except (smtplib.SMTPException, OSError):
             self._smtp.close()
+
+    def cut(self) -> None:
+        self._abort()
 
     # -- helpers ------------------------------------------------------------------
 

@@ -22,6 +22,8 @@ class Outcome:
     answer: str = ""
     facts: list[list[str]] = field(default_factory=list)
     finding: diagnosis.Finding | None = None
+    # What the step took on the wire when it ran ahead of its turn (early_session).
+    seconds: float | None = None
 
 
 class StepRows(Protocol):

@@ -23,7 +23,6 @@ from email.utils import format_datetime, make_msgid
 from typing import Any
 from urllib.parse import urlsplit
 
-from django.db.models import QuerySet
 from django.utils import timezone
 
 from smtp_settings import diagnosis
@@ -35,10 +34,10 @@ from smtp_settings.models import (
     RunScope,
     StepStatus,
     ValidationRun,
-    ValidationStep,
     readable_secret,
 )
 from smtp_settings.validation import graph_steps, token_check
+from smtp_settings.validation.early_session import EarlySession
 from smtp_settings.validation.outcome import Outcome
 from smtp_settings.validation.step_writer import StepWriter
 
@@ -95,16 +94,20 @@ class _StepRows:
         self.ended: dict[str, Outcome] = {}
         self.writer = StepWriter(run.pk)
 
-    def _write(self, steps: QuerySet[ValidationStep], **columns: Any) -> None:
-        self.writer.write(steps, {"ended_at": timezone.now(), **columns})
+    def _write(self, keys: list[str], **columns: Any) -> None:
+        self.writer.write(keys, {"ended_at": timezone.now(), **columns})
 
     def finish(self, key: str, started: float, outcome: Outcome) -> None:
+
         self.ended[key] = outcome
         finding = outcome.finding
         self._write(
-            self.run_row.steps.filter(key=key),
+            [key],
             status=outcome.status,
-            duration_ms=round((time.monotonic() - started) * 1000),
+            duration_ms=round(
+                (outcome.seconds if outcome.seconds is not None else time.monotonic() - started)
+                * 1000
+            ),
             detail=outcome.detail,
             server_answer=outcome.answer,
             facts=outcome.facts,
@@ -119,9 +122,7 @@ class _StepRows:
             return
         for key in keys:
             self.ended[key] = Outcome(StepStatus.SKIPPED, reason)
-        self._write(
-            self.run_row.steps.filter(key__in=keys), status=StepStatus.SKIPPED, detail=reason
-        )
+        self._write(keys, status=StepStatus.SKIPPED, detail=reason)
 
     def skip_after(self, key: str, reason: str) -> None:
         self.skip(self.keys[self.keys.index(key) + 1 :], reason)
@@ -155,6 +156,9 @@ class Runner:
         self.timeout = timeout
         self.token: oauth.Token | None = None
         self.connection: SmtpConnection | None = None
+        self.early: EarlySession | None = None
+        # The run's own SMTP session (``connection`` is the one in use, a mailbox's too).
+        self.session: SmtpConnection | None = None
         self.fill = diagnosis.values_for(self.mail)
         # What the token step established, for the diagnosis of later steps.
         self.evidence = diagnosis.NO_EVIDENCE
@@ -188,7 +192,7 @@ class Runner:
             # A mailbox's own check keeps its row, whichever stage of its session failed.
             if not key.startswith(MAILBOX_STEP_PREFIX):
                 key = failure.stage
-            self.rows.finish(key, started, self._smtp_failure(failure))
+            self.rows.finish(key, started, self._smtp_failure(failure, key))
             self.rows.skip_after(key, f"Skipped: {self.names[key]} failed.")
             raise _Stopped from None
         self.rows.finish(key, started, outcome)
@@ -210,7 +214,12 @@ class Runner:
                 with self.step("token_contents") as outcome:
                     self._token_contents(outcome)
                 return
+            self.connection = self.session = SmtpConnection(
+                endpoint.smtp_endpoint(self.mail, timeout=self.timeout)
+            )
             if self.mail.auth_type == AuthType.OAUTH2:
+                # Connect and TLS need nothing of the token: they go on while it is asked for.
+                self.early = EarlySession(self.session)
                 with self.step("token") as outcome:
                     self._token(outcome)
                 with self.step("token_contents") as outcome:
@@ -218,21 +227,25 @@ class Runner:
             else:
                 reason = f"Skipped: {AuthType(self.mail.auth_type).label} does not use a token."
                 self.rows.skip(["token", "token_contents"], reason)
-            self.connection = SmtpConnection(
-                endpoint.smtp_endpoint(self.mail, timeout=self.timeout)
-            )
-            try:
-                self._smtp_steps(self.connection)
-            finally:
-                self.connection.close()
+            self._smtp_steps(self.session)
+            if self.mailboxes:  # one session at a time: servers limit them per mailbox
+                self.close()
             for index, address in enumerate(self.mailboxes):
                 with self.step(f"{MAILBOX_STEP_PREFIX}{index}") as outcome:
                     self._mailbox(outcome, address)
         except _Stopped:
             pass
         finally:
+            if self.early is not None:  # a token that failed leaves it under way
+                self.early.abandon()
             # Every step's row before the verdict.
             self.rows.writer.close()
+
+    def close(self) -> None:
+        """Ends the run's SMTP session, after the verdict: QUIT's answer is not part of it."""
+        if self.session is not None:
+            self.session, session = None, self.session
+            session.close()
 
     def _mailbox(self, outcome: Outcome, address: str) -> None:
         """Sign in as one more mailbox and have it accepted as sender, on its own session."""
@@ -307,11 +320,18 @@ class Runner:
     def _smtp_steps(self, connection: SmtpConnection) -> None:
         sender = self.mail.sender_email
         with self.step("connect") as outcome:
-            address = connection.connect()
+            if self.early is not None:
+                address, outcome.seconds = self.early.result("connect")
+            else:
+                address = connection.connect()
             outcome.detail = f"Connected to {self.mail.smtp_server} ({address})."
             outcome.answer = connection.greeting
         with self.step("tls") as outcome:
-            self._tls(outcome, connection.secure(), connection)
+            if self.early is not None:
+                info, outcome.seconds = self.early.result("tls")
+            else:
+                info = connection.secure()
+            self._tls(outcome, info, connection)
         with self.step("authenticate") as outcome:
             self._authenticate(outcome, connection)
         recipient = self.run_row.test_recipient
@@ -330,7 +350,7 @@ class Runner:
             )
             outcome.detail = f"The server queued a test message for {recipient}."
 
-    def _smtp_failure(self, failure: SmtpFailure) -> Outcome:
+    def _smtp_failure(self, failure: SmtpFailure, key: str) -> Outcome:
         return Outcome(
             StepStatus.FAILED,
             failure.message,
@@ -341,6 +361,7 @@ class Runner:
                 else []
             ),
             finding=self._diagnose(failure.stage, kind=failure.kind, answer=failure.answer),
+            seconds=self.early.seconds(key) if self.early is not None else None,
         )
 
     def _tls(self, outcome: Outcome, info: TlsInfo | None, connection: SmtpConnection) -> None:

@@ -311,6 +311,7 @@ def _check_guard_rails(user: AbstractBaseUser) -> None:
 
 def validation_run_execute(*, run_id: str) -> None:
     """Run every step of a queued run; always ends it and erases its secret."""
+
     claimed = ValidationRun.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
         status=RunStatus.RUNNING, started_at=timezone.now(), heartbeat_at=timezone.now()
     )
@@ -320,6 +321,7 @@ def validation_run_execute(*, run_id: str) -> None:
     progress.touch(run_id)
     run = ValidationRun.objects.select_related("requested_by").get(pk=run_id)
     outputs: dict[str, Any] = {}
+    runner: Runner | None = None
     try:
         runner = Runner(run, timeout=float(settings.SMTP_NETWORK_TIMEOUT_SECONDS))
         runner.run()
@@ -347,6 +349,8 @@ def validation_run_execute(*, run_id: str) -> None:
             passed=status in (RunStatus.PASSED, RunStatus.WARNING),
         )
     progress.touch(run_id, final=True)
+    if runner is not None:
+        runner.close()
 
 
 def _verdict(run: ValidationRun, runner: Runner) -> tuple[str, str]:

@@ -111,6 +111,10 @@ class EntraStandIn(HttpsStandIn):
         self.trickle_limit = 30.0
         # Appended to every error_description: what a hostile or broken endpoint might say.
         self.description_suffix = ""
+        # Entra keeps a connection open for the next request; the stand-in closes it after
+        # each answer unless told (the bench), so that tests never meet a pooled connection
+        # of a sandbox gone.
+        self.keep_alive = False
         self._stopping = threading.Event()
         self._serve(_handler_for(self), context, port)
 
@@ -314,6 +318,13 @@ def error_body(error: EntraError, suffix: str = "") -> dict[str, Any]:
 def _handler_for(stand_in: EntraStandIn) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "EntraStandIn/1.0"
+        # Headers and body go out in two writes: with Nagle's algorithm a kept connection
+        # would hold the body until the client's delayed ACK (40 ms).
+        disable_nagle_algorithm = True
+
+        @property  # type: ignore[override]
+        def protocol_version(self) -> str:  # read per request: HTTP/1.1 keeps the connection
+            return "HTTP/1.1" if stand_in.keep_alive else "HTTP/1.0"
 
         def log_message(self, format: str, *args: Any) -> None:
             return  # requests carry secrets in their bodies; nothing is logged
