@@ -14,7 +14,9 @@ from django.conf import settings as django_settings
 from django.core import mail
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import CommandError, call_command
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from smtp_settings import outbox, services
@@ -514,3 +516,24 @@ def test_mail_is_accepted_while_the_broker_and_cache_are_away(
         mail.send_mail("While Redis restarts", "Body", SENDER, ["it@x.example"])
     assert Delivery.objects.get().state == DeliveryState.QUEUED
     assert "a worker takes it up later" in caplog.text
+
+
+def test_a_drain_sends_each_message_with_its_own_attachments(sandbox: Any) -> None:
+    """Attachments are read for the whole claim at once: the messages that have some get
+    theirs, the others none, and no message costs a query of its own for them."""
+    save(sandbox.form_values())
+    for n in range(6):
+        message = mail.EmailMessage(f"Part {n}", "Body", SENDER, ["it@x.example"])
+        if n % 3 == 0:
+            message.attach(f"part{n}.txt", f"content of part {n}\n", "text/plain")
+        message.send()
+    with CaptureQueriesContext(connection) as queries:
+        outbox.outbox_deliver_due()
+    assert states() == [DeliveryState.SENT] * 6
+    # One claim of six: which have attachments, then theirs.
+    read = [query for query in queries if "post_office_attachment" in query["sql"]]
+    assert len(read) == 2, [query["sql"] for query in read]
+    for message in delivered(sandbox):
+        n = int(message["Subject"].split()[-1])
+        files = [part.get_filename() for part in message.iter_attachments()]
+        assert files == ([f"part{n}.txt"] if n % 3 == 0 else []), message["Subject"]
