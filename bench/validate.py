@@ -166,6 +166,8 @@ class Console:
             "import django; django.setup();"
             "from django.core.management import call_command; call_command('migrate', verbosity=0);"
             "from django.contrib.auth.models import User; from django.test import Client;"
+            # A second run on the same PostgreSQL database finds the first run's user.
+            "User.objects.filter(username='bench').delete();"
             "u = User.objects.create_superuser('bench', 'bench@sandbox.example', 'a long one 77');"
             "c = Client(); c.force_login(u); print(c.cookies['sessionid'].value)"
         )
