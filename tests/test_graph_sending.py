@@ -239,3 +239,21 @@ def test_the_health_check_reads_a_graph_token_for_graph_settings(graph: Any) -> 
     oauth.forget_applications()
     failed = mail_health_check_run()
     assert failed is not None and not failed.ok and failed.step == "token"
+
+
+def test_held_mail_leaves_at_the_retry_after_mail_send_is_granted(
+    graph: Any, admin_user: Any
+) -> None:
+    """Mail.Send withdrawn: the outbox's token lacks it and Graph refuses (403), mail is
+    held. Granted again in Entra ID: the Retry sends with a new token, not the held one's
+    (it would carry the old roles for up to an hour)."""
+    save_graph(graph)
+    graph.graph.permissions(mail_send=False, smtp_send_as=None)
+    mail.send_mail("Held first", "Body", SENDER, ["it@x.example"])
+    outbox.outbox_deliver_due()
+    held = Delivery.objects.get(email__subject="Held first")
+    assert held.state == DeliveryState.HELD
+    graph.graph.permissions(mail_send=True, smtp_send_as=None)
+    outbox.outbox_retry(email_id=held.pk, user=admin_user)
+    outbox.outbox_deliver_due()
+    assert Delivery.objects.get(email__subject="Held first").state == DeliveryState.SENT

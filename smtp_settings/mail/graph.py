@@ -184,9 +184,11 @@ class GraphTransport:
             )
         token = self._token_for_sending(fresh=False)
         response = self._post(mailbox, body, token)
-        if response.status_code == 401 and token.from_cache:
-            # A cached token Graph no longer takes (consent or roles changed): once more
-            # with a new one.
+        if response.status_code in (401, 403) and token.from_cache:
+            # A cached token Graph no longer takes (401), or one issued before a permission
+            # was granted (403: Mail.Send added in Entra ID since; a token carries the roles
+            # of when it was issued, for up to an hour): once more with a new one, so mail
+            # held for the missing permission leaves at the Retry after the fix.
             endpoint.forget_token(self.mail)
             token = self._token_for_sending(fresh=True)
             response = self._post(mailbox, body, token)
