@@ -145,6 +145,11 @@ def test_before_save_the_page_says_which_change_would_clear_the_stored_secret(
     assert "SMTP Server" in note.inner_text()
     # Its field is hidden with Basic: the note does not ask to type it there.
     assert "does not use it" in note.inner_text() and "enter it again" not in note.inner_text()
+    port = page.get_by_label("Port", exact=True)
+    stored_port = port.input_value()
+    port.fill("2525")
+    assert "other values of Port and SMTP Server, and" in note.inner_text()
+    port.fill(stored_port)
     server.fill(stored_server.upper())  # the same host: no change
     assert note.is_hidden()
     page.get_by_label("Authentication Type", exact=True).select_option("oauth2")

@@ -73,6 +73,10 @@
     if (typeof value !== "string") return value;
     return name === "smtp_server" || name === "client_id" ? value.toLowerCase().replace(/\.$/, "") : value;
   }
+  // "A", "A and B", "A, B and C".
+  function listed(names) {
+    return names.length < 2 ? names.join("") : names.slice(0, -1).join(", ") + " and " + names[names.length - 1];
+  }
   function sayWhatSaveClears() {
     const said = [];
     const bindings = JSON.parse(bindingsData.textContent);
@@ -86,8 +90,8 @@
       });
       if (changed.length) {
         said.push("Save clears the stored " + bindings[field].label + ": it was entered for " +
-          "other values of " + changed.map(function (name) { return labels[name] || name; })
-          .join(", ") + ", and the console never sends it anywhere else. " + (shown
+          "other values of " + listed(changed.map(function (name) { return labels[name] || name; })) +
+          ", and the console never sends it anywhere else. " + (shown
           ? "Undo the change, or enter it again (Entra ID shows a client secret's Value only " +
             "when it is created)."
           : "The authentication type chosen does not use it; choosing that type again later " +
