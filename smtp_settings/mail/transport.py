@@ -12,7 +12,7 @@ import re
 import smtplib
 import socket
 import ssl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from email.generator import BytesGenerator
@@ -25,7 +25,7 @@ from typing import Literal
 from django.utils.encoding import punycode
 
 from external_text import printable
-from smtp_settings.mail import tls, watchdog
+from smtp_settings.mail import pipelining, tls, watchdog
 
 Stage = Literal["connect", "tls", "authenticate", "sender", "send"]
 
@@ -328,13 +328,16 @@ class SmtpConnection:
         sender = envelope_address(sender, stage="sender")
         recipient = envelope_address(recipient, stage="sender")
         with self._deadline(), self._failures():
-            code, text = self._smtp.mail(sender)
-            self._require(code == 250, "sender", "mail_refused", code, text)
-            mail_answer = _answer(code, text)
-            code, text = self._smtp.rcpt(recipient)
-            self._require(code in (250, 251), "sender", "rcpt_refused", code, text)
-            rcpt_answer = _answer(code, text)
-            self._smtp.rset()
+            if pipelining.offered(self._smtp):
+                mail, (rcpt,), _ = pipelining.envelope(self._smtp, sender, [recipient], "rset")
+            else:
+                mail = self._smtp.mail(sender)
+                self._require(mail[0] == 250, "sender", "mail_refused", *mail)
+                rcpt = self._smtp.rcpt(recipient)
+                self._smtp.rset()
+            self._require(mail[0] == 250, "sender", "mail_refused", *mail)
+            self._require(rcpt[0] in (250, 251), "sender", "rcpt_refused", *rcpt)
+        mail_answer, rcpt_answer = _answer(*mail), _answer(*rcpt)
         return mail_answer, rcpt_answer
 
     def send(self, *, sender: str, recipients: list[str], message: Message) -> str:
@@ -355,21 +358,37 @@ class SmtpConnection:
             # Nothing was said to the server: the session stays good for the next message.
             raise unsendable[0]
         with self._deadline(), self._failures():
-            code, text = self._smtp.mail(sender)
-            self._require(code == 250, "send", "mail_refused", code, text)
-            refused = []
-            for recipient in envelope:
-                code, text = self._smtp.rcpt(recipient)
-                if code not in (250, 251):
-                    refused.append(_answer(code, text))
+            mail, rcpts, finish = self._envelope(sender, envelope, payload)
+            self._require(mail[0] == 250, "send", "mail_refused", *mail)
+            refused = [_answer(*rcpt) for rcpt in rcpts if rcpt[0] not in (250, 251)]
             if len(refused) == len(envelope):
                 self._smtp.rset()
                 raise SmtpFailure(
                     "send", "rcpt_refused", "Every recipient was refused.", answer=refused[0]
                 )
-            code, text = self._smtp.data(payload)
+            code, text = finish()
             self._require(code == 250, "send", "data_refused", code, text)
         return _answer(code, text)
+
+    def _envelope(
+        self, sender: str, envelope: list[str], payload: bytes
+    ) -> tuple[pipelining.Reply, list[pipelining.Reply], Callable[[], pipelining.Reply]]:
+        """MAIL's answer, each RCPT's, and what sends the message once they allow it: grouped
+        where the server offers it (one round trip with CHUNKING), else command by command."""
+        smtp = self._smtp
+        if pipelining.chunking_offered(smtp):
+            bdat, chunk = pipelining.last_chunk(payload)
+            mail, rcpts, answer = pipelining.envelope(smtp, sender, envelope, bdat, chunk)
+            return mail, rcpts, lambda: answer  # BDAT's answer is the message's
+        if pipelining.offered(smtp):
+            mail, rcpts, data = pipelining.envelope(smtp, sender, envelope, "data")
+            if data[0] != 354:
+                # What smtplib's data() raises for an answer other than 354.
+                return mail, rcpts, lambda: _raise(_refusal("send", "refused", *data))
+            return mail, rcpts, lambda: pipelining.message(smtp, payload)
+        mail = smtp.mail(sender)
+        rcpts = [smtp.rcpt(recipient) for recipient in envelope] if mail[0] == 250 else []
+        return mail, rcpts, lambda: smtp.data(payload)
 
     def is_alive(self) -> bool:
         """NOOP before reusing a connection: servers drop idle sessions."""
@@ -506,6 +525,10 @@ def _failure_of(
             stage, "disconnected", "The server closed the connection without an answer."
         )
     return SmtpFailure(stage, "protocol", f"The SMTP session failed: {exc}.")
+
+
+def _raise(failure: SmtpFailure) -> pipelining.Reply:
+    raise failure
 
 
 def _refusal(stage: Stage, kind: str, code: int, text: bytes | str) -> SmtpFailure:

@@ -65,6 +65,8 @@ class _Session(Session):
         # answer the client may not have read, or a message being received.
         self.unanswered: int | None = None
         self.in_data = False
+        # A message's BDAT chunks so far.
+        self.chunks: list[bytes] = []
 
     @property
     def login_data(self) -> Any:
@@ -97,6 +99,39 @@ class ExchangeSMTP(SMTP):
             self.session.in_data = False
             raise
         self.session.in_data = False
+
+    async def smtp_BDAT(self, arg: str) -> None:
+        """CHUNKING (RFC 3030), which Exchange offers: ``BDAT <size> [LAST]`` then exactly
+        that many bytes; at LAST the chunks are the message, judged as DATA's."""
+        size, _, last = arg.strip().partition(" ")
+        if not size.isdigit() or last.upper() not in ("", "LAST"):
+            # The bytes that follow cannot be told from commands: the session ends.
+            await self.push("501 5.5.4 Syntax error in BDAT parameters")
+            self.transport.close()
+            return
+        self.session.in_data = True
+        try:
+            chunk = await self._reader.readexactly(int(size))
+        except asyncio.IncompleteReadError:
+            return  # the connection ended mid-chunk: release() counts it
+        self.session.chunks.append(chunk)
+        try:
+            await self.push(await self._chunk_answer(int(size), last_chunk=bool(last)))
+        finally:
+            self.session.in_data = False
+
+    async def _chunk_answer(self, size: int, *, last_chunk: bool) -> str:
+        if not (self.envelope and self.envelope.rcpt_tos):
+            self.session.chunks.clear()
+            return "503 5.5.2 Need rcpt command"
+        if not last_chunk:
+            return f"250 2.0.0 {size} octets received"
+        content = b"".join(self.session.chunks)
+        self.session.chunks.clear()
+        self.envelope.content = self.envelope.original_content = content
+        answer = await self._call_handler_hook("DATA")
+        self._set_post_data_state()
+        return answer
 
     # A token makes the XOAUTH2 response line about 2 KB.
     line_length_limit = 16384
@@ -135,6 +170,10 @@ class ExchangeHandler:
         # An answer to give after STARTTLS, for failures a modern client cannot cause
         # (Exchange's 421 4.7.66 to TLS 1.0/1.1 clients).
         self.after_starttls_answer = ""
+        # Exchange Online offers PIPELINING (RFC 2920) and CHUNKING (RFC 3030); with either
+        # off, clients fall back to DATA, or to one command at a time.
+        self.pipelining = True
+        self.chunking = True
         self.delivered: list[tuple[Envelope, bytes]] = []
         # When each delivered message arrived (time.monotonic()), for rate checks.
         self.received_at: list[float] = []
@@ -239,6 +278,18 @@ class ExchangeHandler:
                 self._sessions[id(session)] = login.lower()
             return AuthResult(success=True, auth_data=login.lower())
         return AuthResult(success=False, handled=False, message="535 5.7.8 Authentication failed")
+
+    async def handle_EHLO(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        session.host_name = hostname
+        offered = ["250-PIPELINING"] * self.pipelining + ["250-CHUNKING"] * self.chunking
+        return [*responses[:-1], *offered, responses[-1]]
 
     # -- the envelope and the message --------------------------------------------
 
