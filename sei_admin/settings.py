@@ -119,6 +119,8 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # In WAL mode, synchronous=NORMAL syncs at checkpoints rather than at every commit
     # (a validation step is one commit): still never corrupt, and a power cut can lose
     # only the last moments' commits.
+    # Its transactions wait for the lock by trying every 0.1 ms (sei_admin/sqlite_writers).
+    DATABASES["default"]["ENGINE"] = "sei_admin.sqlite_writers"
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {
             "timeout": 20,

@@ -43,7 +43,7 @@ def _outbox_backend(settings: Any) -> None:
 def database_url_for_workers() -> str:
     """The URL of the database this test runs on, for a worker in another process."""
     db = connection.settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
+    if connection.vendor == "sqlite":
         return f"sqlite:///{db['NAME']}"
     password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
     return f"postgres://{db['USER']}{password}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"

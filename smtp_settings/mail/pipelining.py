@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import smtplib
+from collections.abc import Callable
 
 Reply = tuple[int, bytes]
 
@@ -77,3 +78,28 @@ def message(smtp: smtplib.SMTP, payload: bytes) -> Reply:
         stuffed += b"\r\n"
     smtp.send(stuffed + b".\r\n")
     return smtp.getreply()
+
+
+def mail_transaction(
+    smtp: smtplib.SMTP, sender: str, recipients: list[str], payload: bytes
+) -> tuple[Reply, list[Reply], Callable[[], Reply]]:
+    """MAIL's answer, each RCPT's, and what sends the message once they allow it (its call
+    returns the server's final answer): grouped where the server offers it, one round trip
+    with CHUNKING; else command by command, as smtplib sends them."""
+    if chunking_offered(smtp):
+        bdat, chunk = last_chunk(payload)
+        mail, rcpts, answer = envelope(smtp, sender, recipients, bdat, chunk)
+        return mail, rcpts, lambda: answer  # BDAT's answer is the message's
+    if offered(smtp):
+        mail, rcpts, data = envelope(smtp, sender, recipients, "data")
+        if data[0] != 354:
+            return mail, rcpts, lambda: _refused_data(data)
+        return mail, rcpts, lambda: message(smtp, payload)
+    mail = smtp.mail(sender)
+    rcpts = [smtp.rcpt(recipient) for recipient in recipients] if mail[0] == 250 else []
+    return mail, rcpts, lambda: smtp.data(payload)
+
+
+def _refused_data(data: Reply) -> Reply:
+    # What smtplib's data() raises for an answer other than 354.
+    raise smtplib.SMTPDataError(*data)

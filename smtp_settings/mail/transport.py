@@ -12,7 +12,7 @@ import re
 import smtplib
 import socket
 import ssl
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from email.generator import BytesGenerator
@@ -358,7 +358,7 @@ class SmtpConnection:
             # Nothing was said to the server: the session stays good for the next message.
             raise unsendable[0]
         with self._deadline(), self._failures():
-            mail, rcpts, finish = self._envelope(sender, envelope, payload)
+            mail, rcpts, finish = pipelining.mail_transaction(self._smtp, sender, envelope, payload)
             self._require(mail[0] == 250, "send", "mail_refused", *mail)
             refused = [_answer(*rcpt) for rcpt in rcpts if rcpt[0] not in (250, 251)]
             if len(refused) == len(envelope):
@@ -369,26 +369,6 @@ class SmtpConnection:
             code, text = finish()
             self._require(code == 250, "send", "data_refused", code, text)
         return _answer(code, text)
-
-    def _envelope(
-        self, sender: str, envelope: list[str], payload: bytes
-    ) -> tuple[pipelining.Reply, list[pipelining.Reply], Callable[[], pipelining.Reply]]:
-        """MAIL's answer, each RCPT's, and what sends the message once they allow it: grouped
-        where the server offers it (one round trip with CHUNKING), else command by command."""
-        smtp = self._smtp
-        if pipelining.chunking_offered(smtp):
-            bdat, chunk = pipelining.last_chunk(payload)
-            mail, rcpts, answer = pipelining.envelope(smtp, sender, envelope, bdat, chunk)
-            return mail, rcpts, lambda: answer  # BDAT's answer is the message's
-        if pipelining.offered(smtp):
-            mail, rcpts, data = pipelining.envelope(smtp, sender, envelope, "data")
-            if data[0] != 354:
-                # What smtplib's data() raises for an answer other than 354.
-                return mail, rcpts, lambda: _raise(_refusal("send", "refused", *data))
-            return mail, rcpts, lambda: pipelining.message(smtp, payload)
-        mail = smtp.mail(sender)
-        rcpts = [smtp.rcpt(recipient) for recipient in envelope] if mail[0] == 250 else []
-        return mail, rcpts, lambda: smtp.data(payload)
 
     def is_alive(self) -> bool:
         """NOOP before reusing a connection: servers drop idle sessions."""
@@ -525,10 +505,6 @@ def _failure_of(
             stage, "disconnected", "The server closed the connection without an answer."
         )
     return SmtpFailure(stage, "protocol", f"The SMTP session failed: {exc}.")
-
-
-def _raise(failure: SmtpFailure) -> pipelining.Reply:
-    raise failure
 
 
 def _refusal(stage: Stage, kind: str, code: int, text: bytes | str) -> SmtpFailure:
