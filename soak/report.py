@@ -93,9 +93,14 @@ def table(result: dict[str, Any]) -> str:
     ]
     if broker.get("cut_at") is not None:
         resumed = broker.get("resumed_after")
+        if not broker["left_after_cut"]:
+            after = "nothing was left to deliver when it was back"
+        elif resumed is None:
+            after = "delivery never resumed after it was back"
+        else:
+            after = f"delivery resumed {resumed:.1f} s after it was back"
         lines.append(
-            f"| broker cut | at {broker['cut_at']:.0f} s for {broker['cut_seconds']:g} s; "
-            f"delivery resumed {resumed if resumed is not None else 'never'} s after it was back |"
+            f"| broker cut | at {broker['cut_at']:.0f} s for {broker['cut_seconds']:g} s; {after} |"
         )
     else:
         lines.append(f"| broker cut | {result.get('cut_note') or 'none'} |")

@@ -88,8 +88,26 @@ def test_the_sandbox_counts_connections_that_end_right_after_an_accepted_message
     mid_message.send(b"X-Soak-Id: two\r\n")  # half a message, then gone
     mid_message.close()
 
+    # The same with CHUNKING, as the console sends: BDAT's 250 is the message's.
+    chunked = _session(sandbox)
+    payload = message.replace("one", "three").encode()
+    chunked.send(
+        b"MAIL FROM:<a@sandbox.example>\r\nRCPT TO:<b@x.example>\r\n"
+        + f"BDAT {len(payload)} LAST\r\n".encode()
+        + payload
+    )
+    assert [chunked.getreply()[0] for _ in range(3)] == [250, 250, 250]
+    chunked.close()
+    half_chunk = _session(sandbox)
+    half_chunk.send(b"MAIL FROM:<a@sandbox.example>\r\nRCPT TO:<b@x.example>\r\n")
+    half_chunk.getreply(), half_chunk.getreply()
+    half_chunk.send(f"BDAT {len(payload)} LAST\r\n".encode() + payload[:10])
+    half_chunk.close()
+
     # The server handles each connection's end on its own thread.
-    wait_for(lambda: handler.dropped_in_data and handler.dropped_after_data, timeout=10)
-    assert len(handler.delivered) == 3
-    assert handler.dropped_after_data == [2]
-    assert handler.dropped_in_data == 1
+    wait_for(
+        lambda: handler.dropped_in_data == 2 and len(handler.dropped_after_data) == 2, timeout=10
+    )
+    assert len(handler.delivered) == 4
+    assert handler.dropped_after_data == [2, 3]
+    assert handler.dropped_in_data == 2
