@@ -81,7 +81,7 @@ def test_a_certificate_made_here_validates_once_uploaded_and_then_sends(
     assert token_step(after).status == "passed", token_step(after).detail
     assert after.status in ("passed", "warning")
     # The verdict names what was tested, in a sentence (it read "Note: Tested credential").
-    assert f"This run tested the credential {made.name}" in after.summary
+    assert f"This run tested this credential: {made.name}" in after.summary
     assert "Note:" not in after.summary
 
     assert admin_client.post(f"{CREDENTIALS}/{made.pk}/promote/").status_code == 302

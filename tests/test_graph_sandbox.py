@@ -145,6 +145,8 @@ def test_the_switches_throttle_graph_and_put_a_mailbox_out_of_the_apps_scope(
     switch(sandbox, f"in-scope?mailbox={SENDER}")
     assert send(sandbox, token, mime()).status_code == 202
     assert switch(sandbox, "out-of-scope?mailbox=nobody@sandbox.example").status_code == 404
+    unnamed = switch(sandbox, "out-of-scope")
+    assert unnamed.status_code == 400 and "?mailbox=" in unnamed.text
     assert switch(sandbox, "throttle?requests=many").status_code == 400
 
 

@@ -645,6 +645,10 @@ class _DeliveryRun:
         return str(state)
 
 
+def _messages(count: int) -> str:
+    return f"{count} message{'' if count == 1 else 's'}"
+
+
 def _hold_all(run: _DeliveryRun, explained: dict[str, Any], error: DeliveryError) -> None:
     """Every other message would fail the same way: they wait too, without an attempt
     (the rest of this drain's batch with them)."""
@@ -652,10 +656,10 @@ def _hold_all(run: _DeliveryRun, explained: dict[str, Any], error: DeliveryError
     held = Delivery.objects.filter(state__in=Delivery.PENDING).update(
         state=DeliveryState.HELD, **explained
     )
-    logger.warning("Outbox held (%s messages besides this one): %s", held, error.message)
+    logger.warning("Outbox held (%s besides this one): %s", _messages(held), error.message)
     entry = activity_record(
         kind=Kind.OUTBOX_HELD,
-        summary=f"Outbox held: {held + 1} message(s) wait for working settings. {error.message}",
+        summary=f"Outbox held: {_messages(held + 1)} wait for working settings. {error.message}",
     )
     outbox_turned.send(
         sender=Delivery, turn="held", summary=entry.summary, at=entry.at, entry_id=entry.pk
@@ -673,10 +677,10 @@ def outbox_release_held(
         state=DeliveryState.QUEUED, next_attempt_at=timezone.now()
     )
     if released:
-        logger.info("Outbox: %s held messages released", released)
+        logger.info("Outbox: %s released from the hold", _messages(released))
         entry = activity_record(
             kind=Kind.OUTBOX_RELEASED,
-            summary=f"Released {released} held message(s): {reason}.",
+            summary=f"Released {_messages(released)} from the hold: {reason}.",
             actor=by,
         )
         outbox_turned.send(

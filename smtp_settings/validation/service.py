@@ -64,7 +64,7 @@ def _candidate_extras(
     """Notes said with the verdict and the extra mailboxes, kept on the candidate; the
     extra mailboxes returned (a full run's only)."""
     if candidate.get("credential"):
-        notes = [f"This run tested the credential {candidate['credential']}.", *(notes or [])]
+        notes = [f"This run tested this credential: {candidate['credential']}.", *(notes or [])]
     if notes:
         candidate["notes"] = list(notes)
     extra = mailboxes if scope == RunScope.FULL and mailboxes else []

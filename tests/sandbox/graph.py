@@ -90,6 +90,10 @@ class GraphStandIn(HttpsStandIn):
         """Put ``mailbox`` out of (or back into) the Graph scope of every app of its tenant
         (or of ``client_id``'s), as RBAC for Applications or an application access policy
         would; returns the apps' client IDs changed."""
+        if not mailbox:
+            raise GraphError(
+                400, "ErrorInvalidRequest", "Name the mailbox: add ?mailbox=<address>."
+            )
         found = self.directory.mailbox(mailbox)
         if found is None:
             raise GraphError(404, "ErrorInvalidUser", f"No mailbox {mailbox} in the sandbox.")
