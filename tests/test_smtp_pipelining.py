@@ -145,3 +145,18 @@ def test_the_sender_check_is_one_write_where_pipelining_is_offered(
     assert mail.startswith("250") and rcpt.startswith("250")
     assert (refused.value.stage, refused.value.kind) == ("sender", "mail_refused")
     assert len(sandbox.exchange.handler.delivered) == 1
+
+
+def test_many_recipients_go_in_groups_the_server_can_answer_while_it_reads(
+    sandbox: Any, writes: list[bytes]
+) -> None:
+    recipients = [f"r{n}@elsewhere.example" for n in range(150)]
+    with session(sandbox, True, True) as connection:
+        writes.clear()
+        connection.send(sender=SENDER, recipients=recipients, message=message())
+        sent = list(writes)
+    # MAIL and 99 RCPT, then 51 RCPT and BDAT with the message.
+    assert [chunk.count(b"\r\nrcpt TO:") + chunk.startswith(b"rcpt") for chunk in sent] == [99, 51]
+    assert sent[0].startswith(b"mail FROM:") and b"bdat " in sent[1]
+    envelope, content = sandbox.exchange.handler.delivered[-1]
+    assert envelope.rcpt_tos == recipients and content == wire_bytes(message())
