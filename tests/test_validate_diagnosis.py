@@ -7,6 +7,7 @@ step that failed, the cause and the fix (PowerShell filled in where one applies)
 from __future__ import annotations
 
 import errno
+import re
 import socket
 import ssl
 import threading
@@ -288,7 +289,7 @@ def test_token_contents_are_shown(sandbox: Any, run_validation: Any) -> None:
     assert facts["Roles"] == "SMTP.SendAsApp"
     assert facts["Tenant"] == TENANT_ID and facts["Application"] == CLIENT_ID
     assert facts["Service principal object ID"] == sandbox.app.service_principal_id
-    assert facts["Expires"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", facts["Expires"])
 
 
 # -- reaching the SMTP server ------------------------------------------------------------

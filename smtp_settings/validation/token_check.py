@@ -69,7 +69,9 @@ def claim_facts(claims: dict[str, Any]) -> list[list[str]]:
     ]
     expires = claims.get("exp")
     if isinstance(expires, int | float):
-        facts.append(["Expires", datetime.fromtimestamp(expires, tz=UTC).isoformat()])
+        # Read by people: the date and time in UTC, not an ISO timestamp.
+        at = datetime.fromtimestamp(expires, tz=UTC)
+        facts.append(["Expires", at.strftime("%Y-%m-%d %H:%M:%S UTC")])
     return facts
 
 
