@@ -364,12 +364,14 @@ def _verdict(run: ValidationRun, runner: Runner) -> tuple[str, str]:
     if warnings:
         return RunStatus.WARNING, f"Every step passed, with warnings at {', '.join(warnings)}."
     send = runner.ended.get("send")
-    sent = run.test_recipient and send is not None and send.status == StepStatus.PASSED
-    return RunStatus.PASSED, (
-        f"Every step passed; a test message went to {run.test_recipient}."
-        if sent
-        else "Every step passed."
-    )
+    if run.test_recipient and send is not None and send.status == StepStatus.PASSED:
+        return RunStatus.PASSED, f"Every step passed; a test message went to {run.test_recipient}."
+    if not run.test_recipient and send is not None and send.status == StepStatus.SKIPPED:
+        # Not "every step": whether this mailbox may really send is only shown by a send.
+        return RunStatus.PASSED, (
+            "Every step it ran passed; no test message was sent (Send test email to was empty)."
+        )
+    return RunStatus.PASSED, "Every step passed."
 
 
 # -- reading runs (web) -----------------------------------------------------------------
