@@ -216,8 +216,9 @@ TABLE: tuple[Diagnosis, ...] = (
         "graph_throttled",
         "send",
         "Microsoft Graph is throttling this app or mailbox (429), or is busy (503/504).",
-        "Nothing to change: the outbox waits as long as Graph's Retry-After says and tries "
-        "again. If it lasts, spread bulk mail over time.",
+        "Nothing to change in Entra ID or Exchange: wait as long as Graph's Retry-After says "
+        "(the outbox does, then tries again) before you run Validate again. If it lasts, "
+        "spread bulk mail over time.",
         kinds="graph_throttled graph_busy",
     ),
     _row(
