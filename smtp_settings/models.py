@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import json
 import uuid
+from datetime import datetime
 from typing import Any, ClassVar
 
 from django.conf import settings
@@ -510,6 +511,13 @@ class Delivery(models.Model):
         if self.state == DeliveryState.FAILED:
             return self.diagnosis != WITHDRAWN
         return self.state in (DeliveryState.DEFERRED, DeliveryState.HELD)
+
+    @property
+    def waits_until(self) -> datetime | None:
+        """When a waiting message is tried next, if not now: a retry's backoff, or, never
+        tried yet, its mailbox's limits (connections, sends a minute, a server's Retry-After)."""
+        waiting = self.state in self.PENDING and self.next_attempt_at is not None
+        return self.next_attempt_at if waiting and self.next_attempt_at > timezone.now() else None
 
     @property
     def sent_through_fallback(self) -> bool:

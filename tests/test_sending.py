@@ -319,7 +319,9 @@ def test_the_rate_limit_is_never_exceeded(sandbox: Any, settings: Any) -> None:
     assert times[-1] - times[0] >= 5.9 - 0.15  # and the whole burst took its 5.9 s
 
 
-def test_a_mailbox_with_every_connection_taken_waits(sandbox: Any, settings: Any) -> None:
+def test_a_mailbox_with_every_connection_taken_waits(
+    sandbox: Any, settings: Any, admin_client: Client
+) -> None:
     settings.SMTP_MAX_CONNECTIONS = 1
     save(sandbox.form_values())
     from django.utils import timezone
@@ -333,6 +335,16 @@ def test_a_mailbox_with_every_connection_taken_waits(sandbox: Any, settings: Any
     report = outbox.outbox_deliver_due(budget_seconds=1)
     assert report["postponed"] == 1 and sandbox.exchange.delivered == []
     assert states() == [DeliveryState.QUEUED]
+    # The pages say why a message never tried waits, and until when.
+    waiting = Delivery.objects.get()
+    listed = admin_client.get(reverse("smtp_settings:outbox")).content.decode()
+    row = listed[listed.index('data-label="Status"') :][:600]
+    assert "0 attempts" in row and "its mailbox's limit" in row, row
+    page = admin_client.get(
+        reverse("smtp_settings:outbox_message", args=[waiting.pk])
+    ).content.decode()
+    assert f'id="message-next-try"><time datetime="{waiting.next_attempt_at.isoformat()}' in page
+    assert "not tried yet, it waits for its mailbox's limits" in page
     other.delete()
     Delivery.objects.update(next_attempt_at=timezone.now())
     outbox.outbox_deliver_due()
