@@ -659,7 +659,8 @@ def _hold_all(run: _DeliveryRun, explained: dict[str, Any], error: DeliveryError
     logger.warning("Outbox held (%s besides this one): %s", _messages(held), error.message)
     entry = activity_record(
         kind=Kind.OUTBOX_HELD,
-        summary=f"Outbox held: {_messages(held + 1)} wait for working settings. {error.message}",
+        summary=f"Outbox held: {_messages(held + 1)} {'wait' if held else 'waits'} for working "
+        f"settings. {error.message}",
     )
     outbox_turned.send(
         sender=Delivery, turn="held", summary=entry.summary, at=entry.at, entry_id=entry.pk
