@@ -331,7 +331,7 @@ def test_the_status_block_tells_the_saved_settings_validation_from_trials(
     # Saved again with a change: no validation of these yet.
     save({**values, "use_sender_email": ""})
     changed = status().split('id="status-validation"')[1].split("</dd>")[0]
-    assert "None of these values" in changed
+    assert "Not run on the saved settings yet" in changed
 
 
 def test_a_secret_date_past_entras_24_months_is_refused_next_to_the_field(
