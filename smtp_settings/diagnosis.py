@@ -159,7 +159,8 @@ TABLE: tuple[Diagnosis, ...] = (
         "or lacks admin consent (Graph then answers 403 ErrorAccessDenied), or Exchange "
         "Online grants it through RBAC for Applications, which never shows in the token: "
         "only a test send tells which.",
-        "Validate with an address in Send test email to. If the send is refused: "
+        "Let a test send decide: the Test send step below, or Validate with an address in "
+        "Send test email to if it was empty. If the send is refused: "
         + GRAPH_ROLE_FIX
         + " Or, to keep the app to listed mailboxes, run the setup assistant's step 5 "
         "PowerShell (RBAC for Applications) instead.",
