@@ -130,3 +130,12 @@ def test_manage_smtp_names_each_input_once(admin_client: Client) -> None:
     page = admin_client.get(reverse("smtp_settings:manage")).content.decode()
     ids = re.findall(r'\sid="([^"]+)"', page)
     assert ids and len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
+
+
+def test_choosing_basic_says_before_save_that_it_ends_for_microsoft_365(
+    admin_client: Client,
+) -> None:
+    saved(smtp_server="smtp.office365.com", auth_type="oauth2")
+    page = admin_client.get(reverse("smtp_settings:manage")).content.decode()
+    # Shown by the page's script when Basic is chosen (the rows of another type hide).
+    assert 'data-auth="basic" id="basic-ending-hint"' in page and "550 5.7.30" in page
