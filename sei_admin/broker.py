@@ -53,7 +53,13 @@ class Channel(filesystem.Channel):
     def _get(self, queue: str) -> Any:
         wanted = f"{queue}.msg"
         claimed_folder = self._claim_folder()
-        for name in sorted(os.listdir(self.data_folder_in)):
+        try:
+            names = sorted(os.listdir(self.data_folder_in))
+        except FileNotFoundError:
+            # The folder is away (moved aside, a volume not mounted yet): an empty queue until
+            # it is back. Raised on, it stopped the worker for good ("Unrecoverable error").
+            raise Empty() from None
+        for name in names:
             if name.partition(".")[2] != wanted:
                 continue
             claimed = os.path.join(claimed_folder, name)

@@ -60,6 +60,19 @@ def test_a_message_being_written_is_not_taken(tmp_path: Path) -> None:
         assert os.listdir(tmp_path / "processed") == []
 
 
+def test_a_queue_folder_gone_for_a_while_reads_as_empty_and_then_as_before(
+    tmp_path: Path,
+) -> None:
+    with connection(tmp_path) as conn:
+        channel = conn.default_channel
+        channel._put(QUEUE, {"body": "waits"})
+        (tmp_path / "queue").rename(tmp_path / "away")  # as make soak cuts this broker
+        with pytest.raises(Empty):
+            channel._get(QUEUE)
+        (tmp_path / "away").rename(tmp_path / "queue")
+        assert channel._get(QUEUE) == {"body": "waits"}
+
+
 def test_racing_readers_get_every_message_whole_and_once(tmp_path: Path) -> None:
     """Large messages written while four readers poll: kombu's own transport hands some of
     them over half-written (issue #1551); this one none, and none twice."""
