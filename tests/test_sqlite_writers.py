@@ -4,7 +4,9 @@ SQLite's own wait. Run on a SQLite file of their own, whatever database the suit
 
 from __future__ import annotations
 
+import itertools
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -78,12 +80,16 @@ def test_a_transaction_waits_for_the_lock_and_then_writes(database: Path) -> Non
     thread.start()
     assert locked.wait(5)
     second = writer(database)
-    statements: list[str] = []
-    second.connection.set_trace_callback(statements.append)
+    tries: list[float] = []
+    second.connection.set_trace_callback(
+        lambda sql: tries.append(time.monotonic()) if sql == "BEGIN IMMEDIATE" else None
+    )
     threading.Timer(0.05, waiting.set).start()  # the first commits while the second waits
     begin(second)
-    # Tried again and again, not left to SQLite's handler (which sleeps 1, 2, 5... ms).
-    assert statements.count("BEGIN IMMEDIATE") > 1
+    # Tried again and again, not left to SQLite's handler (which sleeps 1, 2, 5... ms), and
+    # soon less often: after five tries at least 2 ms apart (a long wait costs little CPU).
+    assert len(tries) > 6
+    assert min(later - earlier for earlier, later in itertools.pairwise(tries[5:])) >= 0.0019
     second.connection.execute("INSERT INTO note VALUES ('second')")
     end(second)
     thread.join(5)
