@@ -126,7 +126,8 @@ def main() -> int:
     print(text)
     path = report.save(result, text, OUT)
     print(f"\nSaved to {path} (and .json); worker logs in {logs}")
-    return 0 if all(goal["met"] for goal in result["goals"]) else 1
+    # A goal not measured (None) fails nothing; one missed does.
+    return 0 if all(goal["met"] is not False for goal in result["goals"]) else 1
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ def goals(result: dict[str, Any]) -> list[dict[str, Any]]:
             {
                 "goal": "after the broker is back, delivery resumes ≤ claim + sweep",
                 "value": "not measured: nothing was left to deliver (more SOAK_MESSAGES)",
-                "met": True,
+                "met": None,  # neither met nor failed: say so rather than "yes"
             }
         )
     elif result["broker"].get("cut_at") is not None:
@@ -106,7 +106,8 @@ def table(result: dict[str, Any]) -> str:
         lines.append(f"| broker cut | {result.get('cut_note') or 'none'} |")
     lines += ["", "| goal | value | met |", "|---|---|---|"]
     for goal in result["goals"]:
-        lines.append(f"| {goal['goal']} | {goal['value']} | {'yes' if goal['met'] else '**no**'} |")
+        met = {True: "yes", False: "**no**", None: "not measured"}[goal["met"]]
+        lines.append(f"| {goal['goal']} | {goal['value']} | {met} |")
     lines += [
         "",
         "Kills between DATA and the answer: connections that the server saw end without QUIT "

@@ -111,3 +111,22 @@ def test_the_sandbox_counts_connections_that_end_right_after_an_accepted_message
     assert len(handler.delivered) == 4
     assert handler.dropped_after_data == [2, 3]
     assert handler.dropped_in_data == 2
+
+
+def test_a_cut_with_nothing_left_to_deliver_is_reported_as_not_measured() -> None:
+    from soak import report
+
+    result = {
+        "claim_seconds": 10.0,
+        "sweep_seconds": 30.0,
+        "kills": [],
+        "lost": 0,
+        "stuck": {},
+        "duplicates": 0,
+        "kills_between_data_and_answer": 0,
+        "unexplained_duplicates": [],
+        "broker": {"cut_at": 24.0, "cut_seconds": 10.0, "resumed_after": None, "left_after_cut": 0},
+    }
+    cut = report.goals(result)[-1]
+    # Neither "yes" (nothing was shown) nor a failure of the run.
+    assert cut["met"] is None and cut["value"].startswith("not measured")
