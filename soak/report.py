@@ -75,7 +75,7 @@ def table(result: dict[str, Any]) -> str:
         f"| duplicates | {result['duplicates']} {result['duplicate_ids'] or ''} |",
         f"| lost | {result['lost']} |",
         f"| stuck rows by state | {result['stuck'] or 0} |",
-        f"| drain time | {result['drain_seconds']:.1f} s |",
+        f"| drain time (queued → last arrival) | {result['drain_seconds']:.1f} s |",
         f"| messages/s | {result['messages_per_second']:.1f} |",
         f"| kills | {len(kills)} |",
         f"| kills between DATA and the answer | {result['kills_between_data_and_answer']} |",

@@ -199,7 +199,9 @@ def _count(
     by_pk = {pk: soak_id for soak_id, pk in rows.items()}
     duplicates = {soak_id: n - 1 for soak_id, n in counts.items() if n > 1}
     last = max((at for soak_id, at in got.arrivals if soak_id in rows), default=queued_at)
-    drain = (finished_at or last) - queued_at
+    # Queued to the last arrival, as the server saw it: the run itself may go on after it
+    # (the broker still away, the last rows' marks).
+    drain = last - queued_at
     stuck = Counter(
         Delivery.objects.filter(pk__in=rows.values())
         .exclude(state=DeliveryState.SENT)
