@@ -119,11 +119,18 @@ def test_refusals_read_as_they_did_command_by_command(sandbox: Any, way: str) ->
             )
         assert header.value.kind == "data_refused"
         assert header.value.answer.startswith(SEND_AS_HEADER.split(";")[0])
-        # One refused recipient of two: the other gets it; then the session still sends.
-        connection.send(
+        # One refused recipient of two: the other gets it, the answer says who did not;
+        # then the session still sends.
+        partly = connection.send(
             sender=SENDER,
             recipients=["refused@elsewhere.example", "a@elsewhere.example"],
             message=message(),
+        )
+        first, missed = partly.split("\n")
+        assert first.startswith("250 2.0.0 OK")
+        assert (
+            missed
+            == "Not sent to refused@elsewhere.example: 550 5.1.10 RESOLVER.ADR.RecipientNotFound"
         )
         connection.send(sender=SENDER, recipients=["b@elsewhere.example"], message=message())
     assert [envelope.rcpt_tos for envelope, _ in handler.delivered] == [
@@ -160,3 +167,17 @@ def test_many_recipients_go_in_groups_the_server_can_answer_while_it_reads(
     assert sent[0].startswith(b"mail FROM:") and b"bdat " in sent[1]
     envelope, content = sandbox.exchange.handler.delivered[-1]
     assert envelope.rcpt_tos == recipients and content == wire_bytes(message())
+
+
+def test_a_recipient_smtp_cannot_carry_is_named_in_the_answer(sandbox: Any) -> None:
+    with session(sandbox, True, True) as connection:
+        answer = connection.send(
+            sender=SENDER,
+            recipients=["a@elsewhere.example", "jörg@elsewhere.example"],
+            message=message(),
+        )
+    first, missed = answer.split("\n")
+    assert first.startswith("250 2.0.0 OK")
+    assert "jörg@elsewhere.example cannot be sent to" in missed
+    envelope, _ = sandbox.exchange.handler.delivered[-1]
+    assert envelope.rcpt_tos == ["a@elsewhere.example"]

@@ -146,6 +146,17 @@ def envelope_address(address: str, *, stage: Stage) -> str:
         ) from None
 
 
+def _envelope_of(recipients: list[str]) -> tuple[list[str], list[SmtpFailure]]:
+    """The recipients as RCPT TO carries them, and a failure for each it cannot carry."""
+    envelope, unsendable = [], []
+    for recipient in recipients:
+        try:
+            envelope.append(envelope_address(recipient, stage="send"))
+        except SmtpFailure as failure:
+            unsendable.append(failure)
+    return envelope, unsendable
+
+
 EXCERPT_LENGTH = 100
 _REPLY_START = re.compile(rb"^\d{3}([ -]|\r?$)")
 
@@ -341,34 +352,36 @@ class SmtpConnection:
         return mail_answer, rcpt_answer
 
     def send(self, *, sender: str, recipients: list[str], message: Message) -> str:
-        """Send ``message`` to ``recipients``; returns the server's queue answer.
+        """Send ``message`` to ``recipients``; returns the server's queue answer, followed by
+        a line for each recipient it did not go to (refused, or not carried).
 
         Recipients travel in the envelope only, so Bcc addresses never reach a header.
         """
         self._stage = "send"
         payload = wire_bytes(message)
         sender = envelope_address(sender, stage="send")
-        envelope, unsendable = [], []
-        for recipient in recipients:
-            try:
-                envelope.append(envelope_address(recipient, stage="send"))
-            except SmtpFailure as failure:
-                unsendable.append(failure)
+        envelope, unsendable = _envelope_of(recipients)
         if not envelope:
             # Nothing was said to the server: the session stays good for the next message.
             raise unsendable[0]
         with self._deadline(), self._failures():
             mail, rcpts, finish = pipelining.mail_transaction(self._smtp, sender, envelope, payload)
             self._require(mail[0] == 250, "send", "mail_refused", *mail)
-            refused = [_answer(*rcpt) for rcpt in rcpts if rcpt[0] not in (250, 251)]
+            refused = [
+                (address, _answer(*rcpt))
+                for address, rcpt in zip(envelope, rcpts, strict=True)
+                if rcpt[0] not in (250, 251)
+            ]
             if len(refused) == len(envelope):
                 self._smtp.rset()
                 raise SmtpFailure(
-                    "send", "rcpt_refused", "Every recipient was refused.", answer=refused[0]
+                    "send", "rcpt_refused", "Every recipient was refused.", answer=refused[0][1]
                 )
             code, text = finish()
             self._require(code == 250, "send", "data_refused", code, text)
-        return _answer(code, text)
+        # The message went; whoever it did not go to is said with it, not dropped silently.
+        missed = [f"Not sent to {address}: {answer}" for address, answer in refused]
+        return "\n".join([_answer(code, text), *missed, *(f.message for f in unsendable)])
 
     def is_alive(self) -> bool:
         """NOOP before reusing a connection: servers drop idle sessions."""
