@@ -779,7 +779,7 @@ def outbox_withdraw(*, subject: str, reason: str) -> int:
     if withdrawn:
         failed = Delivery.objects.filter(pk__in=ids, state=DeliveryState.FAILED, last_error=reason)
         Email.objects.filter(pk__in=failed.values("pk")).update(status=STATUS.failed)
-        logger.info("Outbox: %s message(s) withdrawn: %s", withdrawn, reason)
+        logger.info("Outbox: %s withdrawn: %s", _messages(withdrawn), reason)
     return withdrawn
 
 
