@@ -393,6 +393,11 @@ def test_the_outbox_page_lists_counts_and_acts(sandbox: Any, admin_client: Clien
     lost = Delivery.objects.get(email__subject="Lost")
     detail = admin_client.get(reverse("smtp_settings:outbox_message", args=[lost.pk]))
     assert "Secret-free body" in detail.content.decode()
+    fine = Delivery.objects.get(email__subject="Fine")
+    sent = admin_client.get(reverse("smtp_settings:outbox_message", args=[fine.pk])).content
+    # Which way it left, named as the fallback's is.
+    route = f"the primary connection: SMTP 127.0.0.1:{sandbox.exchange.port} as {SENDER}"
+    assert route in sent.decode()
 
     action = reverse("smtp_settings:outbox_action", args=[lost.pk])
     admin_client.post(action, {"action": "retry"})

@@ -40,7 +40,7 @@ from smtp_settings.links import ALERT_HEADER, headers_mark
 from smtp_settings.mail.backend import EmailBackend
 from smtp_settings.mail.endpoint import MailSettings
 from smtp_settings.mail.errors import DeliveryError, TemporaryFailure
-from smtp_settings.models import WITHDRAWN, Delivery, DeliveryState
+from smtp_settings.models import WITHDRAWN, Delivery, DeliveryState, route_text
 from smtp_settings.outbox import fallback, priority, throttle, writes
 from smtp_settings.sending import saved_mail_settings
 from smtp_settings.signals import outbox_turned
@@ -245,11 +245,15 @@ def _record_sent(
     *,
     connection: str = fallback.PRIMARY,
     primary_failure: dict[str, str] | None = None,
+    route: str = "",
 ) -> None:
     # Written before the next message goes: a worker killed after this loses nothing
     # and sends nothing twice. Sent through the fallback, the row keeps why the primary
-    # could not (``primary_failure``: last_error, diagnosis, cause, fix, routes).
+    # could not (``primary_failure``: last_error, diagnosis, cause, fix, routes); through
+    # the primary, the way it left (``route``), which its page names.
     why = {"last_error": "", "diagnosis": "", "cause": "", "fix": "", "routes": {}}
+    if route:
+        why["routes"] = {fallback.PRIMARY: {"route": route}}
     why.update(primary_failure or {})
     writes.run_atomically(
         [
@@ -551,7 +555,8 @@ class _DeliveryRun:
                 ),
                 mailbox,
             )
-        _record_sent(delivery, answer, mailbox)
+        route = route_text(self.mail, mailbox) if self.mail else ""
+        _record_sent(delivery, answer, mailbox, route=route)
         return "sent"
 
     def _lease(self, mailbox: str) -> bool:
