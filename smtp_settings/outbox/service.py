@@ -245,15 +245,15 @@ def _record_sent(
     *,
     connection: str = fallback.PRIMARY,
     primary_failure: dict[str, str] | None = None,
-    route: str = "",
+    primary: MailSettings | None = None,
 ) -> None:
     # Written before the next message goes: a worker killed after this loses nothing
     # and sends nothing twice. Sent through the fallback, the row keeps why the primary
     # could not (``primary_failure``: last_error, diagnosis, cause, fix, routes); through
-    # the primary, the way it left (``route``), which its page names.
+    # the ``primary`` connection's settings, the way it left, which its page names.
     why = {"last_error": "", "diagnosis": "", "cause": "", "fix": "", "routes": {}}
-    if route:
-        why["routes"] = {fallback.PRIMARY: {"route": route}}
+    if primary is not None:
+        why["routes"] = {fallback.PRIMARY: {"route": route_text(primary, mailbox)}}
     why.update(primary_failure or {})
     writes.run_atomically(
         [
@@ -555,8 +555,7 @@ class _DeliveryRun:
                 ),
                 mailbox,
             )
-        route = route_text(self.mail, mailbox) if self.mail else ""
-        _record_sent(delivery, answer, mailbox, route=route)
+        _record_sent(delivery, answer, mailbox, primary=self.mail)
         return "sent"
 
     def _lease(self, mailbox: str) -> bool:
