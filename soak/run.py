@@ -133,7 +133,10 @@ def run(
             broker_away = cut_from is not None and (
                 restored_at is None or receiver.now().first_arrival_after(restored_at) is None
             )
-            # A kill waits while the broker is away: its figure would measure the cut.
+            # A kill waits while the broker is away (its figure would measure the cut), and
+            # once the cut is due (each kill holds the cut back until its messages arrived:
+            # kills one after another would keep it back until nothing was left to deliver).
+            broker_away = broker_away or (cut is not None and cut_from is None and now >= cut_at)
             kills_left = not config.kills or len(kills) < config.kills
             if config.kill_after_messages:
                 arrived = len(receiver.now().arrivals)
