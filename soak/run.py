@@ -136,14 +136,14 @@ def run(
             # A kill waits while the broker is away (its figure would measure the cut), and
             # once the cut is due (each kill holds the cut back until its messages arrived:
             # kills one after another would keep it back until nothing was left to deliver).
-            broker_away = broker_away or (cut is not None and cut_from is None and now >= cut_at)
+            cut_due = cut_from is None and now >= cut_at
             kills_left = not config.kills or len(kills) < config.kills
             if config.kill_after_messages:
                 arrived = len(receiver.now().arrivals)
                 kill_due = arrived >= config.kill_after_messages * (len(kills) + 1)
             else:
                 kill_due = now >= next_kill
-            if kill_due and kills_left and not broker_away:
+            if kill_due and kills_left and not (broker_away or cut_due):
                 kills.append(_kill(processes, len(kills) % config.workers, queued_at))
                 next_kill = time.monotonic() + config.kill_every
             # Done when every message arrived and no row waits, the broker being back.

@@ -100,6 +100,20 @@ def mail_transaction(
     return mail, rcpts, lambda: smtp.data(payload)
 
 
+def sender_check(smtp: smtplib.SMTP, sender: str, recipient: str) -> tuple[Reply, Reply]:
+    """MAIL's and RCPT's answers, then RSET: grouped where the server offers it, else one by
+    one, with no RCPT after a refused MAIL (its answer is then a stand-in, never judged)."""
+    if offered(smtp):
+        mail, (rcpt,), _ = envelope(smtp, sender, [recipient], "rset")
+        return mail, rcpt
+    mail = smtp.mail(sender)
+    if mail[0] != 250:
+        return mail, (0, b"")
+    rcpt = smtp.rcpt(recipient)
+    smtp.rset()
+    return mail, rcpt
+
+
 def _refused_data(data: Reply) -> Reply:
     # What smtplib's data() raises for an answer other than 354.
     raise smtplib.SMTPDataError(*data)

@@ -339,13 +339,7 @@ class SmtpConnection:
         sender = envelope_address(sender, stage="sender")
         recipient = envelope_address(recipient, stage="sender")
         with self._deadline(), self._failures():
-            if pipelining.offered(self._smtp):
-                mail, (rcpt,), _ = pipelining.envelope(self._smtp, sender, [recipient], "rset")
-            else:
-                mail = self._smtp.mail(sender)
-                self._require(mail[0] == 250, "sender", "mail_refused", *mail)
-                rcpt = self._smtp.rcpt(recipient)
-                self._smtp.rset()
+            mail, rcpt = pipelining.sender_check(self._smtp, sender, recipient)
             self._require(mail[0] == 250, "sender", "mail_refused", *mail)
             self._require(rcpt[0] in (250, 251), "sender", "rcpt_refused", *rcpt)
         mail_answer, rcpt_answer = _answer(*mail), _answer(*rcpt)
