@@ -148,7 +148,7 @@ def test_before_save_the_page_says_which_change_would_clear_the_stored_secret(
     port = page.get_by_label("Port", exact=True)
     stored_port = port.input_value()
     port.fill("2525")
-    assert "other values of Port and SMTP Server, and" in note.inner_text()
+    assert "other values of SMTP Server and Port, and" in note.inner_text()
     port.fill(stored_port)
     server.fill(stored_server.upper())  # the same host: no change
     assert note.is_hidden()

@@ -84,7 +84,12 @@
       const entered = form.querySelector("#id_" + field);
       const shown = entered && !entered.disabled; // hidden: the chosen type does not use it
       if (shown && entered.value) return; // a new one replaces it
-      const changed = Object.keys(bindings[field].bound).filter(function (name) {
+      // In the form's order: the stored bindings' key order depends on the database
+      // (PostgreSQL's jsonb sorts keys by length).
+      const bound = Object.keys(bindings[field].bound);
+      const inOrder = Object.keys(labels).filter(function (name) { return bound.includes(name); })
+        .concat(bound.filter(function (name) { return !(name in labels); }));
+      const changed = inOrder.filter(function (name) {
         const now = typed(name);
         return now !== undefined && now !== stored(name, bindings[field].bound[name]);
       });
