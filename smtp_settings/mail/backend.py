@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from email.message import Message
 from email.utils import make_msgid, parseaddr
 from typing import Any
@@ -27,6 +28,13 @@ from smtp_settings.mail import endpoint
 from smtp_settings.mail.errors import DeliveryError, MessageRefused
 from smtp_settings.mail.transport import ehlo_name
 from smtp_settings.mail.transports import Transport, transport_for
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    mailbox: str
+    recipients: list[str]
+    message: Message
 
 
 def _domain(address: str) -> str:
@@ -159,11 +167,30 @@ class EmailBackend(BaseEmailBackend):
 
     # -- one message ---------------------------------------------------------------
 
-    def deliver(self, message: EmailMessage) -> str:
-        """Send one message; returns the server's answer ("" when it has no recipient)."""
+    def deliver(self, message: EmailMessage, *, meanwhile: Callable[[], None] | None = None) -> str:
+        """Send one message; returns the server's answer ("" when it has no recipient).
+        ``meanwhile``: see ``Transport.send``."""
+        return self.send_outgoing(self.outgoing(message), meanwhile=meanwhile)
+
+    def send_outgoing(
+        self, outgoing: Outgoing | None, *, meanwhile: Callable[[], None] | None = None
+    ) -> str:
+        """Send a message written by ``outgoing``; its server's answer."""
+        if outgoing is None:
+            return ""
+        return self.transport.send(
+            mailbox=outgoing.mailbox,
+            recipients=outgoing.recipients,
+            message=outgoing.message,
+            meanwhile=meanwhile,
+        )
+
+    def outgoing(self, message: EmailMessage) -> Outgoing | None:
+        """The message as it will leave: its mailbox, envelope recipients and MIME (None
+        when it has no recipient). Written before its turn, it waits no longer than that."""
         recipients = message.recipients()
         if not recipients:
-            return ""
+            return None
         mailbox = self.mailbox_for(message)
         try:
             wire = self._wire_message(message, mailbox)
@@ -176,7 +203,7 @@ class EmailBackend(BaseEmailBackend):
                 stage="send",
                 kind="unwritable",
             ) from None
-        return self.transport.send(mailbox=mailbox, recipients=recipients, message=wire)
+        return Outgoing(mailbox, recipients, wire)
 
     def _wire_message(self, message: EmailMessage, mailbox: str) -> Message:
         """The MIME message to send, built from a copy: the caller's message is not changed."""

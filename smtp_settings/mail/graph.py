@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import time
+from collections.abc import Callable
 from email.generator import BytesGenerator
 from email.message import Message
 from email.utils import getaddresses, parsedate_to_datetime
@@ -172,7 +173,15 @@ class GraphTransport:
     def open(self, mailbox: str) -> None:
         self._token_for_sending(fresh=False)
 
-    def send(self, *, mailbox: str, recipients: list[str], message: Message) -> str:
+    def send(
+        self,
+        *,
+        mailbox: str,
+        recipients: list[str],
+        message: Message,
+        meanwhile: Callable[[], None] | None = None,
+    ) -> str:
+        # ``meanwhile`` is left: requests writes the call and reads its answer as one.
         body = base64.b64encode(mime_bytes(message, recipients))
         if len(body) > LARGEST_REQUEST_BYTES:
             raise MessageRefused(

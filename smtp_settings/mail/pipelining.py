@@ -14,6 +14,8 @@ import smtplib
 from collections.abc import Callable
 
 Reply = tuple[int, bytes]
+# The caller's work done while the server works on a message (``transports.Transport.send``).
+Meanwhile = Callable[[], None] | None
 
 # Commands per write: the server answers while it reads, and a group so large that its
 # answers filled both sides' buffers would stall the two of them (Exchange takes at most
@@ -39,10 +41,16 @@ def last_chunk(payload: bytes) -> tuple[str, bytes]:
 
 
 def envelope(
-    smtp: smtplib.SMTP, sender: str, recipients: list[str], last: str, then: bytes = b""
+    smtp: smtplib.SMTP,
+    sender: str,
+    recipients: list[str],
+    last: str,
+    then: bytes = b"",
+    meanwhile: Meanwhile = None,
 ) -> tuple[Reply, list[Reply], Reply]:
     """MAIL FROM, RCPT TO for each recipient, then ``last`` ("data", "rset" or a BDAT with
     its chunk ``then``), grouped; the answers to MAIL, to each RCPT and to ``last``.
+    ``meanwhile`` runs once the last group is written, before its answers are read.
 
     A DATA the server accepted although MAIL or every RCPT was refused (RFC 2920 asks
     servers not to) is ended at once with a lone dot: nothing of the message is sent. A BDAT
@@ -60,7 +68,10 @@ def envelope(
             # What smtplib's putcmd refuses too: a line break would start another command.
             raise ValueError("A line break in an SMTP command is not allowed.")
         lines = "".join(f"{command}\r\n" for command in group).encode("ascii")
-        smtp.send(lines + then if start + _GROUP >= len(commands) else lines)
+        written_all = start + _GROUP >= len(commands)
+        smtp.send(lines + then if written_all else lines)
+        if written_all and meanwhile is not None:
+            meanwhile()
         replies += [smtp.getreply() for _ in group]
     mail, *rcpts, final = replies
     nothing_to_send = mail[0] != 250 or not any(code in (250, 251) for code, _ in rcpts)
@@ -70,31 +81,38 @@ def envelope(
     return mail, rcpts, final
 
 
-def message(smtp: smtplib.SMTP, payload: bytes) -> Reply:
+def message(smtp: smtplib.SMTP, payload: bytes, meanwhile: Meanwhile = None) -> Reply:
     """The message after DATA's 354, dot-stuffed and ended as smtplib's ``data`` ends it;
     the server's answer to it."""
     stuffed = _LEADING_DOT.sub(b"..", payload)
     if not stuffed.endswith(b"\r\n"):
         stuffed += b"\r\n"
     smtp.send(stuffed + b".\r\n")
+    if meanwhile is not None:
+        meanwhile()
     return smtp.getreply()
 
 
 def mail_transaction(
-    smtp: smtplib.SMTP, sender: str, recipients: list[str], payload: bytes
+    smtp: smtplib.SMTP,
+    sender: str,
+    recipients: list[str],
+    payload: bytes,
+    meanwhile: Meanwhile = None,
 ) -> tuple[Reply, list[Reply], Callable[[], Reply]]:
     """MAIL's answer, each RCPT's, and what sends the message once they allow it (its call
     returns the server's final answer): grouped where the server offers it, one round trip
-    with CHUNKING; else command by command, as smtplib sends them."""
+    with CHUNKING; else command by command, as smtplib sends them. ``meanwhile`` runs while
+    the server has the message (grouped ways only: smtplib writes and reads in one call)."""
     if chunking_offered(smtp):
         bdat, chunk = last_chunk(payload)
-        mail, rcpts, answer = envelope(smtp, sender, recipients, bdat, chunk)
+        mail, rcpts, answer = envelope(smtp, sender, recipients, bdat, chunk, meanwhile)
         return mail, rcpts, lambda: answer  # BDAT's answer is the message's
     if offered(smtp):
         mail, rcpts, data = envelope(smtp, sender, recipients, "data")
         if data[0] != 354:
             return mail, rcpts, lambda: _refused_data(data)
-        return mail, rcpts, lambda: message(smtp, payload)
+        return mail, rcpts, lambda: message(smtp, payload, meanwhile)
     mail = smtp.mail(sender)
     rcpts = [smtp.rcpt(recipient) for recipient in recipients] if mail[0] == 250 else []
     return mail, rcpts, lambda: smtp.data(payload)

@@ -13,6 +13,7 @@ from email.message import Message
 from smtp_settings.mail import endpoint
 from smtp_settings.mail.errors import classify
 from smtp_settings.mail.oauth import Token, TokenError
+from smtp_settings.mail.pipelining import Meanwhile
 from smtp_settings.mail.transport import SmtpConnection, SmtpFailure
 
 # A session idle for longer than this is checked with NOOP before it carries a message.
@@ -42,10 +43,19 @@ class SmtpTransport:
     def open(self, mailbox: str) -> None:
         self._session(mailbox)
 
-    def send(self, *, mailbox: str, recipients: list[str], message: Message) -> str:
+    def send(
+        self,
+        *,
+        mailbox: str,
+        recipients: list[str],
+        message: Message,
+        meanwhile: Meanwhile = None,
+    ) -> str:
         session = self._session(mailbox)
         try:
-            answer = session.connection.send(sender=mailbox, recipients=recipients, message=message)
+            answer = session.connection.send(
+                sender=mailbox, recipients=recipients, message=message, meanwhile=meanwhile
+            )
         except SmtpFailure as failure:
             if failure.kind in _BROKEN_KINDS or failure.answer.startswith("421"):
                 self.close(mailbox)

@@ -167,6 +167,31 @@ def printable_excerpt(text: bytes | str) -> str:
     return "".join(ch for ch in decoded if ch.isprintable())[:EXCERPT_LENGTH]
 
 
+def _refused(envelope: list[str], rcpts: list[tuple[int, bytes]]) -> list[tuple[str, str]]:
+    """The recipients the server refused, each with its answer."""
+    return [
+        (address, _answer(*rcpt))
+        for address, rcpt in zip(envelope, rcpts, strict=True)
+        if rcpt[0] not in (250, 251)
+    ]
+
+
+def _sent_answer(answer: str, refused: list[tuple[str, str]], unsendable: list[SmtpFailure]) -> str:
+    # The message went; whoever it did not go to is said with it, not dropped silently.
+    missed = [f"Not sent to {address}: {why}" for address, why in refused]
+    return "\n".join([answer, *missed, *(failure.message for failure in unsendable)])
+
+
+def _mechanism_missing(connection: SmtpConnection, what: str) -> SmtpFailure:
+    offered = " ".join(connection.mechanisms) or "no AUTH at all"
+    return SmtpFailure(
+        "authenticate",
+        "mechanism_missing",
+        f"The server {what} (it offers: {offered}).",
+        answer=connection._ehlo_answer(),
+    )
+
+
 def _answer(code: int, text: bytes | str) -> str:
     """A server's reply as the console quotes it: its lines (smtplib joins them with LF),
     none of its control characters."""
@@ -319,7 +344,7 @@ class SmtpConnection:
         with self._deadline(), self._failures():
             if credentials.kind == "oauth2":
                 if "XOAUTH2" not in offered:
-                    raise self._mechanism_missing("does not offer AUTH XOAUTH2")
+                    raise _mechanism_missing(self, "does not offer AUTH XOAUTH2")
                 # The two-step dialogue: a token makes the one-line form about 2 KB,
                 # longer than some servers accept on the AUTH line.
                 code, text = self._smtp.auth(
@@ -329,7 +354,7 @@ class SmtpConnection:
                 )
             else:
                 if not {"LOGIN", "PLAIN"} & set(offered):
-                    raise self._mechanism_missing("offers neither AUTH LOGIN nor AUTH PLAIN")
+                    raise _mechanism_missing(self, "offers neither AUTH LOGIN nor AUTH PLAIN")
                 code, text = self._smtp.login(credentials.username, credentials.secret)
         return _answer(code, text)
 
@@ -345,12 +370,18 @@ class SmtpConnection:
         mail_answer, rcpt_answer = _answer(*mail), _answer(*rcpt)
         return mail_answer, rcpt_answer
 
-    def send(self, *, sender: str, recipients: list[str], message: Message) -> str:
+    def send(
+        self,
+        *,
+        sender: str,
+        recipients: list[str],
+        message: Message,
+        meanwhile: pipelining.Meanwhile = None,
+    ) -> str:
         """Send ``message`` to ``recipients``; returns the server's queue answer, followed by
-        a line for each recipient it did not go to (refused, or not carried).
-
-        Recipients travel in the envelope only, so Bcc addresses never reach a header.
-        """
+        a line for each recipient it did not go to (refused, or not carried). ``meanwhile``
+        runs while the server has the message, when the commands go grouped. Recipients
+        travel in the envelope only, so Bcc addresses never reach a header."""
         self._stage = "send"
         payload = wire_bytes(message)
         sender = envelope_address(sender, stage="send")
@@ -359,13 +390,11 @@ class SmtpConnection:
             # Nothing was said to the server: the session stays good for the next message.
             raise unsendable[0]
         with self._deadline(), self._failures():
-            mail, rcpts, finish = pipelining.mail_transaction(self._smtp, sender, envelope, payload)
+            mail, rcpts, finish = pipelining.mail_transaction(
+                self._smtp, sender, envelope, payload, meanwhile
+            )
             self._require(mail[0] == 250, "send", "mail_refused", *mail)
-            refused = [
-                (address, _answer(*rcpt))
-                for address, rcpt in zip(envelope, rcpts, strict=True)
-                if rcpt[0] not in (250, 251)
-            ]
+            refused = _refused(envelope, rcpts)
             if len(refused) == len(envelope):
                 self._smtp.rset()
                 raise SmtpFailure(
@@ -373,9 +402,7 @@ class SmtpConnection:
                 )
             code, text = finish()
             self._require(code == 250, "send", "data_refused", code, text)
-        # The message went; whoever it did not go to is said with it, not dropped silently.
-        missed = [f"Not sent to {address}: {answer}" for address, answer in refused]
-        return "\n".join([_answer(code, text), *missed, *(f.message for f in unsendable)])
+        return _sent_answer(_answer(code, text), refused, unsendable)
 
     def is_alive(self) -> bool:
         """NOOP before reusing a connection: servers drop idle sessions."""
@@ -414,15 +441,6 @@ class SmtpConnection:
             self._require(code == 220, self._stage, "greeting_refused", code, text)
             code, text = self._smtp.ehlo()
             self._require(code == 250, self._stage, "ehlo_refused", code, text)
-
-    def _mechanism_missing(self, what: str) -> SmtpFailure:
-        offered = " ".join(self.mechanisms) or "no AUTH at all"
-        return SmtpFailure(
-            "authenticate",
-            "mechanism_missing",
-            f"The server {what} (it offers: {offered}).",
-            answer=self._ehlo_answer(),
-        )
 
     def _ehlo_answer(self) -> str:
         response = self._smtp.ehlo_resp

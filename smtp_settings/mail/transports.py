@@ -9,6 +9,7 @@ in ``transport_for``, and its choice in the settings' ``transport`` values.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from email.message import Message
 from typing import Protocol
 
@@ -28,8 +29,18 @@ class Transport(Protocol):
         """Sign in for ``mailbox`` now (connect, authenticate, or get a token)."""
         ...
 
-    def send(self, *, mailbox: str, recipients: list[str], message: Message) -> str:
-        """Deliver ``message`` (Bcc recipients among ``recipients``); the server's answer."""
+    def send(
+        self,
+        *,
+        mailbox: str,
+        recipients: list[str],
+        message: Message,
+        meanwhile: Callable[[], None] | None = None,
+    ) -> str:
+        """Deliver ``message`` (Bcc recipients among ``recipients``); the server's answer.
+        ``meanwhile``, if the transport can, runs once while the server works on the message
+        (between writing it and reading the answer): the outbox prepares its next message
+        there. It must not raise; a transport that cannot wait in between never calls it."""
         ...
 
     def close(self, mailbox: str) -> None:
