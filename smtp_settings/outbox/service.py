@@ -41,7 +41,7 @@ from smtp_settings.mail.backend import EmailBackend
 from smtp_settings.mail.endpoint import MailSettings
 from smtp_settings.mail.errors import DeliveryError, TemporaryFailure
 from smtp_settings.models import WITHDRAWN, Delivery, DeliveryState, route_text
-from smtp_settings.outbox import fallback, priority, throttle, writes
+from smtp_settings.outbox import fallback, priority, sent_marks, throttle, writes, written_ahead
 from smtp_settings.sending import saved_mail_settings
 from smtp_settings.signals import outbox_turned
 
@@ -120,6 +120,7 @@ def outbox_deliver_due(*, budget_seconds: float | None = None) -> Counter[str]:
     a minute (a postponed message, a deferred one, another worker's claim that may lapse),
     a later task carries on at that time."""
     budget = budget_seconds or settings.SMTP_OUTBOX_DRAIN_SECONDS
+    sent_marks.sent_marks_catch_up()
     run = _DeliveryRun(deadline=time.monotonic() + budget)
     began = timezone.now()
     report = run.drain()
@@ -242,6 +243,7 @@ def _record_sent(
     delivery: Delivery,
     answer: str,
     mailbox: str,
+    marks: sent_marks.SentMarks,
     *,
     connection: str = fallback.PRIMARY,
     primary_failure: dict[str, str] | None = None,
@@ -251,10 +253,12 @@ def _record_sent(
     # and sends nothing twice. Sent through the fallback, the row keeps why the primary
     # could not (``primary_failure``: last_error, diagnosis, cause, fix, routes); through
     # the ``primary`` connection's settings, the way it left, which its page names.
+    # post_office's status and Log row follow with the drain's next marks (sent_marks).
     why = {"last_error": "", "diagnosis": "", "cause": "", "fix": "", "routes": {}}
     if primary is not None:
         why["routes"] = {fallback.PRIMARY: {"route": route_text(primary, mailbox)}}
     why.update(primary_failure or {})
+    sent_at = timezone.now()
     writes.run_atomically(
         [
             writes.update_row(
@@ -262,19 +266,16 @@ def _record_sent(
                 delivery.pk,
                 state=DeliveryState.SENT,
                 attempts=delivery.attempts + 1,
-                sent_at=timezone.now(),
+                sent_at=sent_at,
                 claimed_until=None,
                 mailbox=mailbox,
                 connection=connection,
                 last_answer=answer,
                 **why,
-            ),
-            writes.update_row(Email, delivery.pk, status=STATUS.sent),
-            writes.insert_row(
-                Log, email_id=delivery.pk, status=STATUS.sent, message=answer or "sent"
-            ),
+            )
         ]
     )
+    marks.add(delivery.pk, answer, sent_at)
 
 
 _ATTEMPT_RESULTS = {
@@ -348,7 +349,7 @@ def _via_fallback(run: _DeliveryRun, delivery: Delivery, error: DeliveryError) -
         stands, routes = fallback.both_failed(
             error, second, primary=run.mail, fallback=run.fallback.mail
         )
-        state = run._failed(delivery, stands, "")
+        state = _failed(run, delivery, stands, "")
         fallback.note_routes(delivery.pk, state, routes)
         return state
     finding = _finding(error, run.mail)
@@ -356,6 +357,7 @@ def _via_fallback(run: _DeliveryRun, delivery: Delivery, error: DeliveryError) -
         delivery,
         sent.answer,
         sent.mailbox,
+        run.marks,
         connection=fallback.FALLBACK,
         primary_failure=fallback.sent_instead(error, finding, primary=run.mail, sent=sent),
     )
@@ -423,6 +425,8 @@ class _DeliveryRun:
         self._look_again_at = 0.0
         self.links = priority.LinksQueued()
         self.fallback = fallback.Fallback(self.holder)
+        self.marks = sent_marks.SentMarks()
+        self.ahead = written_ahead.WrittenAhead()
 
     @property
     def backend(self) -> EmailBackend:
@@ -444,6 +448,7 @@ class _DeliveryRun:
         if self.links.outrank(self.batch):
             self._release_batch()
         if not self.batch:
+            self.marks.flush()
             self.links.claiming()
             claimed = _claim_batch(settings.SMTP_OUTBOX_CLAIM_BATCH)
             with self._lock:
@@ -459,6 +464,7 @@ class _DeliveryRun:
             first = [self.batch.popleft()] if keep_first and self.batch else []
             rest = [delivery.pk for delivery in self.batch]
             self.batch = deque(first)
+            self.ahead.forget()
         _release(rest)
 
     def drain(self) -> Counter[str]:
@@ -489,6 +495,7 @@ class _DeliveryRun:
                 self._ask_for_a_helper()
         finally:
             renewer.stop()
+            self.marks.flush()
             self._release_batch()
             if self._backend is not None:
                 self._backend.close()
@@ -516,10 +523,10 @@ class _DeliveryRun:
     def _deliver(self, delivery: Delivery) -> str:
         if self.fallback.primary_down is not None:  # this drain saw the primary fail
             return _via_fallback(self, delivery, self.fallback.primary_down)
-        message = delivery.email.email_message()
         mailbox = ""
         try:
-            mailbox = self.backend.mailbox_for(message)
+            message, outgoing = self.ahead.take(delivery, self.backend)
+            mailbox = outgoing.mailbox if outgoing else self.backend.mailbox_for(message)
             if not self._lease(mailbox):
                 return self._postpone(
                     delivery, timezone.now() + timedelta(seconds=_LEASE_WAIT_SECONDS)
@@ -532,20 +539,21 @@ class _DeliveryRun:
                 return self._postpone(delivery, slot.at)
             if wait > 0:
                 time.sleep(wait)
-            answer = self.backend.deliver(message)
+            answer = self.backend.send_outgoing(outgoing, meanwhile=self._meanwhile)
         except DeliveryError as error:
             if error.disposition != "fail" and mailbox:
                 self._drop_session(mailbox)
             if fallback.takes_over_from(error) and self.fallback.available():
                 return _via_fallback(self, delivery, error)
-            return self._failed(delivery, error, mailbox)
+            return _failed(self, delivery, error, mailbox)
         except Exception as exc:
             # A fault of ours, not the server's: the message is deferred with the error's type
             # only (its text could quote a credential), and the worker goes on.
             logger.error("Outbox message %s: unexpected %s", delivery.pk, type(exc).__name__)
             if mailbox:
                 self._drop_session(mailbox)
-            return self._failed(
+            return _failed(
+                self,
                 delivery,
                 TemporaryFailure(
                     f"The console failed on this message ({type(exc).__name__}); it will try "
@@ -555,8 +563,18 @@ class _DeliveryRun:
                 ),
                 mailbox,
             )
-        _record_sent(delivery, answer, mailbox, primary=self.mail)
+        _record_sent(delivery, answer, mailbox, self.marks, primary=self.mail)
         return "sent"
+
+    def _meanwhile(self) -> None:
+        """While the server has a message: the next one written, or post_office's marks."""
+        with self._lock:
+            upcoming = self.batch[1] if len(self.batch) > 1 else None
+        if upcoming is None or not self.ahead.write(upcoming, self.backend):
+            try:
+                self.marks.flush()
+            except Exception:  # the next drain writes them (sent_marks_catch_up)
+                logger.warning("Outbox: post_office's marks not written now")
 
     def _lease(self, mailbox: str) -> bool:
         # A lease held is renewed by the renewer with the claims.
@@ -598,55 +616,55 @@ class _DeliveryRun:
         )
         return "postponed"
 
-    @transaction.atomic
-    def _failed(self, delivery: Delivery, error: DeliveryError, mailbox: str) -> str:
-        mail = self.mail
-        finding = _finding(error, mail)
-        attempts = delivery.attempts + 1
-        state = _disposition(error, attempts, mail)
-        explained = {
-            "claimed_until": None,
-            "last_answer": error.answer,
-            "last_error": error.message,
-            "diagnosis": finding.key if finding else "",
-            "cause": finding.cause if finding else "",
-            "fix": finding.fix if finding else "",
-            "routes": fallback.primary_failed(mail, error, finding),
-        }
-        columns: dict[str, Any] = {
-            "state": state,
-            "attempts": attempts,
-            "mailbox": mailbox,
-            **explained,
-        }
-        if state == DeliveryState.DEFERRED:
-            # The server's own "try again in" (429/503 Retry-After) is kept to, else backoff.
-            wait = (
-                timedelta(seconds=error.retry_after)
-                if error.retry_after is not None
-                else _backoff(attempts)
-            )
-            columns["next_attempt_at"] = timezone.now() + wait
-        if error.retry_after is not None and mailbox:
-            # Every message to this mailbox waits as long, in every worker, not this one only.
-            throttle.defer_mailbox(mailbox, error.retry_after)
-        Delivery.objects.filter(pk=delivery.pk).update(**columns)
-        Log.objects.create(
-            email_id=delivery.pk,
-            status=STATUS.failed,
-            # What the attempt led to and why, in post_office's own column (its admin shows it).
-            exception_type=f"{state}: {finding.key if finding else error.kind}",
-            message=error.answer or error.message,
+
+@transaction.atomic
+def _failed(run: _DeliveryRun, delivery: Delivery, error: DeliveryError, mailbox: str) -> str:
+    """The attempt failed: deferred, held (with every pending message) or failed, and why."""
+    mail = run.mail
+    finding = _finding(error, mail)
+    attempts = delivery.attempts + 1
+    state = _disposition(error, attempts, mail)
+    explained = {
+        "claimed_until": None,
+        "last_answer": error.answer,
+        "last_error": error.message,
+        "diagnosis": finding.key if finding else "",
+        "cause": finding.cause if finding else "",
+        "fix": finding.fix if finding else "",
+        "routes": fallback.primary_failed(mail, error, finding),
+    }
+    columns: dict[str, Any] = {
+        "state": state,
+        "attempts": attempts,
+        "mailbox": mailbox,
+        **explained,
+    }
+    if state == DeliveryState.DEFERRED:
+        # The server's own "try again in" (429/503 Retry-After) is kept to, else backoff.
+        wait = (
+            timedelta(seconds=error.retry_after)
+            if error.retry_after is not None
+            else _backoff(attempts)
         )
-        if state == DeliveryState.FAILED:
-            _record_failed(delivery.pk, error, finding)
-        if state == DeliveryState.HELD:
-            _hold_all(self, explained, error)
-        else:
-            logger.info(
-                "Outbox message %s %s: %s", delivery.pk, state, error.answer or error.message
-            )
-        return str(state)
+        columns["next_attempt_at"] = timezone.now() + wait
+    if error.retry_after is not None and mailbox:
+        # Every message to this mailbox waits as long, in every worker, not this one only.
+        throttle.defer_mailbox(mailbox, error.retry_after)
+    Delivery.objects.filter(pk=delivery.pk).update(**columns)
+    Log.objects.create(
+        email_id=delivery.pk,
+        status=STATUS.failed,
+        # What the attempt led to and why, in post_office's own column (its admin shows it).
+        exception_type=f"{state}: {finding.key if finding else error.kind}",
+        message=error.answer or error.message,
+    )
+    if state == DeliveryState.FAILED:
+        _record_failed(delivery.pk, error, finding)
+    if state == DeliveryState.HELD:
+        _hold_all(run, explained, error)
+    else:
+        logger.info("Outbox message %s %s: %s", delivery.pk, state, error.answer or error.message)
+    return str(state)
 
 
 def _messages(count: int) -> str:

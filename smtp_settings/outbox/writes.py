@@ -110,11 +110,15 @@ def run_returning_keys(statement: Statement, model: type[Model]) -> list[Any]:
 
 def run_atomically(statements: list[Statement]) -> None:
     """The statements, all or none."""
-    if connection.vendor == "postgresql" and len(statements) > 1:
+    if connection.vendor == "postgresql":
+        # One statement, all or none by itself: no BEGIN and COMMIT (two more round trips).
         *first, (last, _) = statements
         chained = ", ".join(f"step{n} AS ({sql})" for n, (sql, _) in enumerate(first))
         with connection.cursor() as cursor:
-            cursor.execute(f"WITH {chained} {last}", [p for _, ps in statements for p in ps])
+            cursor.execute(
+                f"WITH {chained} {last}" if first else last,
+                [p for _, ps in statements for p in ps],
+            )
         return
     with transaction.atomic(), connection.cursor() as cursor:
         for sql, params in statements:
