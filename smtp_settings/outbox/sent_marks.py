@@ -29,6 +29,9 @@ from smtp_settings.outbox import writes
 
 # A live drain writes its marks at least this often (and at the end of each batch).
 _FLUSH_EVERY_SECONDS = 1.0
+# A drain looks for marks a killed worker left at most this often (per process).
+_CATCH_UP_EVERY_SECONDS = 30.0
+_caught_up_at = -_CATCH_UP_EVERY_SECONDS
 
 
 @dataclass(frozen=True)
@@ -87,18 +90,48 @@ class SentMarks:
         _write(pending)
 
 
+def sent_marks_catch_up_now_and_then() -> None:
+    """``sent_marks_catch_up``, at most every ``_CATCH_UP_EVERY_SECONDS`` in this process:
+    every drain starts with it, and drains start many times a minute."""
+    global _caught_up_at
+    if time.monotonic() - _caught_up_at >= _CATCH_UP_EVERY_SECONDS:
+        _caught_up_at = time.monotonic()
+        sent_marks_catch_up()
+
+
 def sent_marks_catch_up() -> int:
     """Marks left unwritten by a drain that stopped before writing them (a killed worker):
-    sent messages whose post_office status is still not "sent", sent longer ago than a live
-    drain keeps its marks. Few rows are ever unmarked, and the status column is indexed."""
-    before = timezone.now() - timedelta(seconds=max(_FLUSH_EVERY_SECONDS * 5, 1.0))
-    rows = (
-        Delivery.objects.filter(
-            state=DeliveryState.SENT,
-            sent_at__lt=before,
-            email__status__in=[STATUS.queued, STATUS.requeued],
-        )
-        .values_list("pk", "last_answer", "sent_at")
-        .order_by("pk")[: settings.SMTP_OUTBOX_CLAIM_BATCH * 50]
+    sent messages whose post_office status is still "queued", sent longer ago than a live
+    drain keeps its marks."""
+    before = timezone.now() - timedelta(seconds=_FLUSH_EVERY_SECONDS * 5)
+    rows = Delivery.objects.filter(pk__in=_unmarked(before)).values_list(
+        "pk", "last_answer", "sent_at"
     )
     return _write([SentMark(pk, answer, sent_at) for pk, answer, sent_at in rows])
+
+
+def _unmarked(before: datetime) -> list[int]:
+    """Keys of messages sent before ``before`` whose status still says queued. Read from the
+    queued messages (the status column's index: the pending ones, few), not from the sent
+    ones (every message of the retention period): SQLite's planner took the sent rows'
+    index, and CROSS JOIN keeps it to the order written (PostgreSQL plans it as any join)."""
+    email, delivery = Email._meta, Delivery._meta
+    quote = connection.ops.quote_name
+    sql = (
+        f"SELECT d.{quote(delivery.pk.column)} FROM {quote(email.db_table)} e "  # noqa: S608
+        f"CROSS JOIN {quote(delivery.db_table)} d "
+        f"WHERE d.{quote(delivery.pk.column)} = e.{quote(email.pk.column)} "
+        f"AND e.{quote(email.get_field('status').column)} IN (%s, %s) "
+        f"AND d.{quote(delivery.get_field('state').column)} = %s "
+        f"AND d.{quote(delivery.get_field('sent_at').column)} < %s LIMIT %s"
+    )
+    params = [
+        STATUS.queued,
+        STATUS.requeued,
+        DeliveryState.SENT,
+        connection.ops.adapt_datetimefield_value(before),
+        settings.SMTP_OUTBOX_CLAIM_BATCH * 50,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [row[0] for row in cursor.fetchall()]

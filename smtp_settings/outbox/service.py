@@ -120,7 +120,7 @@ def outbox_deliver_due(*, budget_seconds: float | None = None) -> Counter[str]:
     a minute (a postponed message, a deferred one, another worker's claim that may lapse),
     a later task carries on at that time."""
     budget = budget_seconds or settings.SMTP_OUTBOX_DRAIN_SECONDS
-    sent_marks.sent_marks_catch_up()
+    sent_marks.sent_marks_catch_up_now_and_then()
     run = _DeliveryRun(deadline=time.monotonic() + budget)
     began = timezone.now()
     report = run.drain()
