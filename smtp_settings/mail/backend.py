@@ -34,7 +34,8 @@ from smtp_settings.mail.transports import Transport, transport_for
 class Outgoing:
     mailbox: str
     recipients: list[str]
-    message: Message
+    # As the transport carries it (``Transport.written``).
+    payload: bytes
 
 
 def _domain(address: str) -> str:
@@ -181,19 +182,20 @@ class EmailBackend(BaseEmailBackend):
         return self.transport.send(
             mailbox=outgoing.mailbox,
             recipients=outgoing.recipients,
-            message=outgoing.message,
+            message=outgoing.payload,
             meanwhile=meanwhile,
         )
 
     def outgoing(self, message: EmailMessage) -> Outgoing | None:
-        """The message as it will leave: its mailbox, envelope recipients and MIME (None
-        when it has no recipient). Written before its turn, it waits no longer than that."""
+        """The message as it will leave: its mailbox, envelope recipients and bytes as the
+        transport carries them (None when it has no recipient). Written before its turn, it
+        waits no longer than that."""
         recipients = message.recipients()
         if not recipients:
             return None
         mailbox = self.mailbox_for(message)
         try:
-            wire = self._wire_message(message, mailbox)
+            payload = self.transport.written(self._wire_message(message, mailbox), recipients)
         except (UnicodeError, ValueError) as exc:
             # Django could not write a header (an address it cannot parse or encode): this
             # message's fault, and its text may quote anything; the type says enough.
@@ -203,7 +205,7 @@ class EmailBackend(BaseEmailBackend):
                 stage="send",
                 kind="unwritable",
             ) from None
-        return Outgoing(mailbox, recipients, wire)
+        return Outgoing(mailbox, recipients, payload)
 
     def _wire_message(self, message: EmailMessage, mailbox: str) -> Message:
         """The MIME message to send, built from a copy: the caller's message is not changed."""

@@ -173,15 +173,8 @@ class GraphTransport:
     def open(self, mailbox: str) -> None:
         self._token_for_sending(fresh=False)
 
-    def send(
-        self,
-        *,
-        mailbox: str,
-        recipients: list[str],
-        message: Message,
-        meanwhile: Callable[[], None] | None = None,
-    ) -> str:
-        # ``meanwhile`` is left: requests writes the call and reads its answer as one.
+    def written(self, message: Message, recipients: list[str]) -> bytes:
+        """The request's body: the MIME in base64, within Graph's size for one request."""
         body = base64.b64encode(mime_bytes(message, recipients))
         if len(body) > LARGEST_REQUEST_BYTES:
             raise MessageRefused(
@@ -191,6 +184,18 @@ class GraphTransport:
                 stage="send",
                 kind="graph_too_large",
             )
+        return body
+
+    def send(
+        self,
+        *,
+        mailbox: str,
+        recipients: list[str],
+        message: Message | bytes,
+        meanwhile: Callable[[], None] | None = None,
+    ) -> str:
+        # ``meanwhile`` is left: requests writes the call and reads its answer as one.
+        body = message if isinstance(message, bytes) else self.written(message, recipients)
         token = self._token_for_sending(fresh=False)
         response = self._post(mailbox, body, token)
         if response.status_code in (401, 403) and token.from_cache:

@@ -14,7 +14,7 @@ from smtp_settings.mail import endpoint
 from smtp_settings.mail.errors import classify
 from smtp_settings.mail.oauth import Token, TokenError
 from smtp_settings.mail.pipelining import Meanwhile
-from smtp_settings.mail.transport import SmtpConnection, SmtpFailure
+from smtp_settings.mail.transport import SmtpConnection, SmtpFailure, wire_bytes
 
 # A session idle for longer than this is checked with NOOP before it carries a message.
 IDLE_CHECK_SECONDS = 1.0
@@ -43,12 +43,15 @@ class SmtpTransport:
     def open(self, mailbox: str) -> None:
         self._session(mailbox)
 
+    def written(self, message: Message, recipients: list[str]) -> bytes:
+        return wire_bytes(message)
+
     def send(
         self,
         *,
         mailbox: str,
         recipients: list[str],
-        message: Message,
+        message: Message | bytes,
         meanwhile: Meanwhile = None,
     ) -> str:
         session = self._session(mailbox)

@@ -375,15 +375,15 @@ class SmtpConnection:
         *,
         sender: str,
         recipients: list[str],
-        message: Message,
+        message: Message | bytes,
         meanwhile: pipelining.Meanwhile = None,
     ) -> str:
-        """Send ``message`` to ``recipients``; returns the server's queue answer, followed by
-        a line for each recipient it did not go to (refused, or not carried). ``meanwhile``
-        runs while the server has the message, when the commands go grouped. Recipients
-        travel in the envelope only, so Bcc addresses never reach a header."""
+        """Send ``message`` (or its ``wire_bytes``) to ``recipients``; returns the server's
+        queue answer, followed by a line for each recipient it did not go to (refused, or not
+        carried). ``meanwhile`` runs while the server has the message, when the commands go
+        grouped. Recipients travel in the envelope only: Bcc addresses never reach a header."""
         self._stage = "send"
-        payload = wire_bytes(message)
+        payload = message if isinstance(message, bytes) else wire_bytes(message)
         sender = envelope_address(sender, stage="send")
         envelope, unsendable = _envelope_of(recipients)
         if not envelope:

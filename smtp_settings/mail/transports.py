@@ -29,18 +29,24 @@ class Transport(Protocol):
         """Sign in for ``mailbox`` now (connect, authenticate, or get a token)."""
         ...
 
+    def written(self, message: Message, recipients: list[str]) -> bytes:
+        """``message`` as this transport carries it; a message it cannot carry is a
+        ``MessageRefused`` here already. The outbox writes a message ahead of its turn."""
+        ...
+
     def send(
         self,
         *,
         mailbox: str,
         recipients: list[str],
-        message: Message,
+        message: Message | bytes,
         meanwhile: Callable[[], None] | None = None,
     ) -> str:
-        """Deliver ``message`` (Bcc recipients among ``recipients``); the server's answer.
-        ``meanwhile``, if the transport can, runs once while the server works on the message
-        (between writing it and reading the answer): the outbox prepares its next message
-        there. It must not raise; a transport that cannot wait in between never calls it."""
+        """Deliver ``message`` (Bcc recipients among ``recipients``), or what ``written``
+        made of it; the server's answer. ``meanwhile``, if the transport can, runs once
+        while the server works on the message (between writing it and reading the answer):
+        the outbox writes its next message there. It must not raise; a transport that cannot
+        wait in between never calls it."""
         ...
 
     def close(self, mailbox: str) -> None:
