@@ -9,12 +9,14 @@ from typing import Any
 
 @dataclass(frozen=True)
 class SoakConfig:
-    messages: int = 6000
+    # Enough to outlast the first kill's wait for its claims and the cut after it: at
+    # 500 messages a second, 6000 were all delivered before the broker came back.
+    messages: int = 20000
     workers: int = 2
     # A worker is SIGKILLed (and started again) this often; 0: never.
     kill_every: float = 15.0
     # Instead of by time: a kill each time this many more messages have arrived (0: by time).
-    # The default: a drain of 200+ messages a second would end before a timed kill came.
+    # The default: a drain of 500 messages a second would end before a timed kill came.
     kill_after_messages: int = 1000
     # At most this many kills; 0: as many as the run's length allows.
     kills: int = 0
