@@ -151,3 +151,32 @@ def _delivered(sandbox: Any) -> list[Any]:
     import email
 
     return [email.message_from_bytes(content) for _, content in sandbox.exchange.delivered]
+
+
+def test_marks_that_cannot_be_written_stop_nothing_and_are_written_later(
+    sandbox: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django.db import OperationalError
+
+    from smtp_settings.models import MailboxLease
+
+    save(sandbox.form_values())
+    for n in range(3):
+        mail.send_mail(f"Unmarked {n}", "Body", SENDER, [f"it{n}@x.example"])
+    written = sent_marks._write
+
+    def refused(marks: list[Any]) -> int:
+        raise OperationalError("database is locked")
+
+    monkeypatch.setattr(sent_marks, "_write", refused)
+
+    assert outbox.outbox_deliver_due()["sent"] == 3
+
+    # The messages are sent and the drain let go of its connection lease as ever.
+    assert set(Delivery.objects.values_list("state", flat=True)) == {DeliveryState.SENT}
+    assert not MailboxLease.objects.exists()
+    assert not Email.objects.filter(status=STATUS.sent).exists()
+    monkeypatch.setattr(sent_marks, "_write", written)
+    Delivery.objects.update(sent_at=timezone.now() - timedelta(minutes=1))
+    assert sent_marks.sent_marks_catch_up() == 3
+    assert Email.objects.filter(status=STATUS.sent).count() == 3

@@ -15,17 +15,20 @@ first: only rows whose status is not yet "sent" are changed, and only those get 
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 from post_office.models import STATUS, Email, Log
 
 from smtp_settings.models import Delivery, DeliveryState
 from smtp_settings.outbox import writes
+
+logger = logging.getLogger(__name__)
 
 # A live drain writes its marks at least this often (and at the end of each batch).
 _FLUSH_EVERY_SECONDS = 1.0
@@ -86,8 +89,15 @@ class SentMarks:
             self.flush()
 
     def flush(self) -> None:
+        """Writes the pending marks. Never raises: the messages are sent whatever happens
+        here, and marks not written now are written by a later drain."""
+        if not self.pending:
+            return
         pending, self.pending = self.pending, []
-        _write(pending)
+        try:
+            _write(pending)
+        except DatabaseError as exc:
+            logger.warning("Outbox: post_office's marks not written now (%s)", type(exc).__name__)
 
 
 def sent_marks_catch_up_now_and_then() -> None:
@@ -96,7 +106,10 @@ def sent_marks_catch_up_now_and_then() -> None:
     global _caught_up_at
     if time.monotonic() - _caught_up_at >= _CATCH_UP_EVERY_SECONDS:
         _caught_up_at = time.monotonic()
-        sent_marks_catch_up()
+        try:
+            sent_marks_catch_up()
+        except DatabaseError as exc:  # the drain goes on; a later one looks again
+            logger.warning("Outbox: post_office's marks not caught up (%s)", type(exc).__name__)
 
 
 def sent_marks_catch_up() -> int:

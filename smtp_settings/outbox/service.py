@@ -495,12 +495,12 @@ class _DeliveryRun:
                 self._ask_for_a_helper()
         finally:
             renewer.stop()
-            self.marks.flush()
             self._release_batch()
             if self._backend is not None:
                 self._backend.close()
             self.fallback.close()
             throttle.release_leases(list(self.leases.values()))
+            self.marks.flush()
         return self.report
 
     def _others_waiting(self) -> bool:
@@ -571,10 +571,7 @@ class _DeliveryRun:
         with self._lock:
             upcoming = self.batch[1] if len(self.batch) > 1 else None
         if upcoming is None or not self.ahead.write(upcoming, self.backend):
-            try:
-                self.marks.flush()
-            except Exception:  # the next drain writes them (sent_marks_catch_up)
-                logger.warning("Outbox: post_office's marks not written now")
+            self.marks.flush()
 
     def _lease(self, mailbox: str) -> bool:
         # A lease held is renewed by the renewer with the claims.
