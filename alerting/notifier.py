@@ -50,8 +50,11 @@ def send(
         plugin = _plugin(url)
     except UnusableDestination as error:
         return Outcome(False, str(error))
-    plugin.socket_connect_timeout = min(_SOCKET_SECONDS, deadline_seconds)
-    plugin.socket_read_timeout = min(_SOCKET_SECONDS, deadline_seconds)
+    # Never shorter than the deadline itself: a socket timing out at the same moment would
+    # race the deadline and a silent server read as a "connection error" (seen under load).
+    # They still end the thread soon after the deadline has answered.
+    socket_seconds = min(_SOCKET_SECONDS, deadline_seconds + 1.0)
+    plugin.socket_connect_timeout = plugin.socket_read_timeout = socket_seconds
     result: list[bool] = []
     with apprise.LogCapture(level=logging.WARNING) as log:
         worker = threading.Thread(
