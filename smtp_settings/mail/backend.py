@@ -168,10 +168,9 @@ class EmailBackend(BaseEmailBackend):
 
     # -- one message ---------------------------------------------------------------
 
-    def deliver(self, message: EmailMessage, *, meanwhile: Callable[[], None] | None = None) -> str:
-        """Send one message; returns the server's answer ("" when it has no recipient).
-        ``meanwhile``: see ``Transport.send``."""
-        return self.send_outgoing(self.outgoing(message), meanwhile=meanwhile)
+    def deliver(self, message: EmailMessage) -> str:
+        """Send one message; returns the server's answer ("" when it has no recipient)."""
+        return self.send_outgoing(self.outgoing(message))
 
     def send_outgoing(
         self, outgoing: Outgoing | None, *, meanwhile: Callable[[], None] | None = None
